@@ -1,0 +1,1 @@
+export type * from './ovq/types.js';

@@ -1,0 +1,2 @@
+// Intentionally empty: this package is specified by an open issue and has no implementation yet.
+export {};
