@@ -1,1 +1,16 @@
+// @ovq/core: OVQ-attention's math and its exact float64 reference.
+export * from './gmr/index.js';
+export { type OvqGradients, ovqAttentionBackward } from './ovq/backward.js';
+export { absorbPending, farthestPointSpawn, nearestRow, randomSpawn } from './ovq/dictionary.js';
+export { growthTarget, growthValue, spawnCount } from './ovq/growth.js';
+export { readState } from './ovq/read.js';
+export { type OvqForwardOptions, ovqAppend, ovqAttention } from './ovq/reference.js';
+export { mulberry32Step } from './ovq/rng.js';
+export {
+  deserializeOvqState,
+  OVQ_STATE_FORMAT_VERSION,
+  serializeOvqState,
+} from './ovq/serialize.js';
+export { createOvqState, OvqState, setOvqCapacity } from './ovq/state.js';
 export type * from './ovq/types.js';
+export { OvqInputError, resolveOvqConfig, validateSeq } from './validate.js';

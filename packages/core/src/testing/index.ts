@@ -1,14 +1,13 @@
 // Test helpers shared by every @ovq package (exported as `@ovq/core/testing`).
+import { mulberry32Step } from '../ovq/rng.js';
 
-/** A small, fast, seedable PRNG (mulberry32) so tests and benchmarks are reproducible. */
+/** A seedable uniform generator (mulberry32) so tests and benchmarks are reproducible. */
 export function createRng(seed: number): () => number {
-  let a = seed >>> 0;
+  let state = seed >>> 0;
   return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    const step = mulberry32Step(state);
+    state = step.state;
+    return step.value;
   };
 }
 
@@ -31,7 +30,14 @@ export function randomSeq(
   seqLen: number,
   keyDim: number,
   valueDim: number,
-): { q: Float64Array; k: Float64Array; v: Float64Array; seqLen: number; keyDim: number; valueDim: number } {
+): {
+  q: Float64Array;
+  k: Float64Array;
+  v: Float64Array;
+  seqLen: number;
+  keyDim: number;
+  valueDim: number;
+} {
   const rng = createRng(seed);
   return {
     q: randn(rng, seqLen * keyDim),

@@ -1,0 +1,8 @@
+export { componentNllDerivatives, hardAssign, newtonStep } from './em.js';
+export {
+  componentLogDensity,
+  conditionalMean,
+  type GaussianMixture,
+  mixtureFromDictionary,
+  responsibilities,
+} from './mixture.js';
