@@ -1,2 +1,4 @@
-// Intentionally empty: this package is specified by an open issue and has no implementation yet.
-export {};
+export type { Dims, FloatArray, SeqInput } from './common.js';
+export { STATE_FORMAT, STATE_VERSION } from './common.js';
+export * from './softmax/index.js';
+export { BaselineInputError } from './validate.js';

@@ -1,0 +1,148 @@
+// Shared types and small numeric helpers (row normalisation, RoPE, state serialisation).
+import { inputError } from './validate.js';
+
+export type FloatArray = Float32Array | Float64Array;
+export type Dims = { keyDim: number; valueDim: number };
+
+/** One head of one sequence, as in @ovq/core's `Seq`: row-major [seqLen, keyDim] q/k, [seqLen, valueDim] v. */
+export type SeqInput = {
+  q: FloatArray;
+  k: FloatArray;
+  v: FloatArray;
+  seqLen: number;
+  keyDim: number;
+  valueDim: number;
+};
+
+/** Same floor as @ovq/core: x / max(‖x‖, 1e-12). */
+export const NORM_EPS = 1e-12;
+
+/** Copies `x` ([rows, dim]) into `out` with every row scaled to unit L2 norm; returns the norms used. */
+export function normalizeRows<A extends FloatArray>(
+  x: ArrayLike<number>,
+  rows: number,
+  dim: number,
+  out: A,
+): A {
+  const norms = new (out.constructor as new (n: number) => A)(rows);
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    let s = 0;
+    for (let i = 0; i < dim; i++) s += x[o + i] * x[o + i];
+    const n = Math.max(Math.sqrt(s), NORM_EPS);
+    norms[r] = n;
+    for (let i = 0; i < dim; i++) out[o + i] = x[o + i] / n;
+  }
+  return norms;
+}
+
+/** Backward of x̂ = x / max(‖x‖, eps): dx = (dx̂ − x̂(x̂·dx̂)) / ‖x‖, or dx̂/eps below the floor. In place. */
+export function normalizeRowsBackward(
+  xHat: ArrayLike<number>,
+  norms: ArrayLike<number>,
+  rows: number,
+  dim: number,
+  grad: FloatArray,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    const n = norms[r];
+    if (n <= NORM_EPS) {
+      for (let i = 0; i < dim; i++) grad[o + i] /= NORM_EPS;
+      continue;
+    }
+    let d = 0;
+    for (let i = 0; i < dim; i++) d += xHat[o + i] * grad[o + i];
+    for (let i = 0; i < dim; i++) grad[o + i] = (grad[o + i] - xHat[o + i] * d) / n;
+  }
+}
+
+/** Rotates interleaved pairs (x[2i], x[2i+1]) of each row by angle pos·base^(−2i/dim); sign −1 undoes it. */
+export function applyRope(
+  x: FloatArray,
+  rows: number,
+  dim: number,
+  firstPosition: number,
+  base: number,
+  sign: 1 | -1,
+): void {
+  const half = dim >> 1;
+  const freq = new Float64Array(half);
+  for (let i = 0; i < half; i++) freq[i] = base ** ((-2 * i) / dim);
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    const p = firstPosition + r;
+    for (let i = 0; i < half; i++) {
+      const theta = p * freq[i];
+      const c = Math.cos(theta);
+      const s = sign * Math.sin(theta);
+      const a = x[o + 2 * i];
+      const b = x[o + 2 * i + 1];
+      x[o + 2 * i] = a * c - b * s;
+      x[o + 2 * i + 1] = a * s + b * c;
+    }
+  }
+}
+
+/** Serialised states carry this tag and version; anything else is rejected on load. */
+export const STATE_FORMAT = 'ovq-baselines-state';
+export const STATE_VERSION = 1;
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+export function serializeFields(mixer: string, fields: Record<string, unknown>): string {
+  const body: Record<string, Json> = { format: STATE_FORMAT, version: STATE_VERSION, mixer };
+  for (const [key, value] of Object.entries(fields)) {
+    body[key] =
+      value instanceof Float64Array || value instanceof Float32Array || value instanceof Int32Array
+        ? Array.from(value)
+        : (value as Json);
+  }
+  return JSON.stringify(body);
+}
+
+/** Parses and checks the envelope (format, version, mixer); fields are checked by the mixer. */
+export function parseStateEnvelope(text: string, mixer: string): Record<string, unknown> {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    inputError(`serialized state is not valid JSON; expected the output of serialize…State`);
+  }
+  if (typeof body !== 'object' || body === null) inputError('serialized state is not an object');
+  const b = body as Record<string, unknown>;
+  if (b.format !== STATE_FORMAT) {
+    inputError(`serialized state has format ${String(b.format)}; expected ${STATE_FORMAT}`);
+  }
+  if (b.version !== STATE_VERSION) {
+    inputError(`serialized state has version ${String(b.version)}; expected ${STATE_VERSION}`);
+  }
+  if (b.mixer !== mixer)
+    inputError(`serialized state is for mixer ${String(b.mixer)}; expected ${mixer}`);
+  return b;
+}
+
+/** Reads a numeric array field of a parsed state, checking its length. */
+export function readNumbers(
+  body: Record<string, unknown>,
+  field: string,
+  length: number,
+): Float64Array {
+  const x = body[field];
+  if (!Array.isArray(x) || x.some((n) => typeof n !== 'number' || !Number.isFinite(n))) {
+    inputError(`serialized state field ${field} is not an array of finite numbers`);
+  }
+  if (x.length !== length)
+    inputError(`serialized state field ${field} has ${x.length} values; expected ${length}`);
+  return Float64Array.from(x as number[]);
+}
+
+/** The input as Float32 (no copy when it already is). */
+export function toFloat32(x: ArrayLike<number>): Float32Array {
+  return x instanceof Float32Array ? x : Float32Array.from(x);
+}
+
+/** The input as Float64 (no copy when it already is). */
+export function toFloat64(x: ArrayLike<number>): Float64Array {
+  return x instanceof Float64Array ? x : Float64Array.from(x);
+}

@@ -1,0 +1,149 @@
+// Float64 reference for causal softmax attention: a plain loop over time, the ground truth.
+import { applyRope, type FloatArray, normalizeRowsBackward, type SeqInput } from '../common.js';
+import { checkDOutput, checkSameConfig, checkSeq, checkState } from '../validate.js';
+import {
+  createSoftmaxState,
+  nextSoftmaxState,
+  prepareQK,
+  resolveSoftmaxConfig,
+  type SoftmaxConfig,
+  type SoftmaxState,
+} from './state.js';
+
+/**
+ * y_t = Σ_{s ≤ t, s > t−W} softmax_s(β q̃_t·k̃_s) v_s with q̃, k̃ optionally normalised and rotated.
+ * Continues from `initialState` when given (its config must equal `config`); returns a new state.
+ */
+export function softmaxAttention(
+  seq: SeqInput,
+  config?: SoftmaxConfig,
+  initialState?: SoftmaxState,
+): { output: Float64Array; state: SoftmaxState } {
+  checkSeq(seq, initialState);
+  const state = initialState ?? createSoftmaxState(seq, config);
+  if (initialState) {
+    checkState(initialState, 'softmax');
+    if (config !== undefined)
+      checkSameConfig(state.config, resolveSoftmaxConfig(config, seq.keyDim));
+  }
+  const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
+  const c = state.config;
+  const q = prepareQK(seq.q, T, dk, state.position, c, new Float64Array(T * dk)).processed;
+  const kNew = prepareQK(seq.k, T, dk, state.position, c, new Float64Array(T * dk)).processed;
+  const n0 = state.length;
+  const keys = new Float64Array((n0 + T) * dk);
+  keys.set(state.keys);
+  keys.set(kNew, n0 * dk);
+  const values = new Float64Array((n0 + T) * dv);
+  values.set(state.values);
+  values.set(seq.v, n0 * dv);
+  const W = c.window ?? Number.POSITIVE_INFINITY;
+  const output = new Float64Array(T * dv);
+  const logits = new Float64Array(n0 + T);
+  for (let t = 0; t < T; t++) {
+    const self = n0 + t;
+    const lo = Math.max(0, self - W + 1);
+    let max = Number.NEGATIVE_INFINITY;
+    for (let s = lo; s <= self; s++) {
+      let d = 0;
+      for (let i = 0; i < dk; i++) d += q[t * dk + i] * keys[s * dk + i];
+      logits[s] = c.beta * d;
+      if (logits[s] > max) max = logits[s];
+    }
+    let sum = 0;
+    for (let s = lo; s <= self; s++) sum += Math.exp(logits[s] - max);
+    for (let s = lo; s <= self; s++) {
+      const p = Math.exp(logits[s] - max) / sum;
+      for (let j = 0; j < dv; j++) output[t * dv + j] += p * values[s * dv + j];
+    }
+  }
+  return { output, state: nextSoftmaxState(state, kNew, seq.v, T) };
+}
+
+/** Streams `seq` into `state` (mutated only after every check passed); returns the outputs. */
+export function softmaxAppend(state: SoftmaxState, seq: SeqInput): Float64Array {
+  checkState(state, 'softmax');
+  const { output, state: next } = softmaxAttention(seq, undefined, state);
+  Object.assign(state, next);
+  return output;
+}
+
+/** Exact float64 gradients of ⟨dOutput, output⟩ for a call from an empty state. */
+export function softmaxAttentionBackward(
+  seq: SeqInput,
+  config: SoftmaxConfig | undefined,
+  dOutput: FloatArray,
+): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+  checkSeq(seq);
+  const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
+  checkDOutput(dOutput, T, dv);
+  const c = resolveSoftmaxConfig(config, dk);
+  const qp = prepareQK(seq.q, T, dk, 0, c, new Float64Array(T * dk));
+  const kp = prepareQK(seq.k, T, dk, 0, c, new Float64Array(T * dk));
+  const q = qp.processed;
+  const k = kp.processed;
+  const v = seq.v;
+  const W = c.window ?? Number.POSITIVE_INFINITY;
+  const gq = new Float64Array(T * dk);
+  const gk = new Float64Array(T * dk);
+  const gv = new Float64Array(T * dv);
+  const p = new Float64Array(T);
+  const dp = new Float64Array(T);
+  for (let t = 0; t < T; t++) {
+    const lo = Math.max(0, t - W + 1);
+    let max = Number.NEGATIVE_INFINITY;
+    for (let s = lo; s <= t; s++) {
+      let d = 0;
+      for (let i = 0; i < dk; i++) d += q[t * dk + i] * k[s * dk + i];
+      p[s] = c.beta * d;
+      if (p[s] > max) max = p[s];
+    }
+    let sum = 0;
+    for (let s = lo; s <= t; s++) sum += p[s] = Math.exp(p[s] - max);
+    let mean = 0;
+    for (let s = lo; s <= t; s++) {
+      p[s] /= sum;
+      let d = 0;
+      for (let j = 0; j < dv; j++) d += dOutput[t * dv + j] * v[s * dv + j];
+      dp[s] = d;
+      mean += p[s] * d;
+    }
+    for (let s = lo; s <= t; s++) {
+      const ds = c.beta * p[s] * (dp[s] - mean);
+      for (let i = 0; i < dk; i++) {
+        gq[t * dk + i] += ds * k[s * dk + i];
+        gk[s * dk + i] += ds * q[t * dk + i];
+      }
+      for (let j = 0; j < dv; j++) gv[s * dv + j] += p[s] * dOutput[t * dv + j];
+    }
+  }
+  finishQKGradients(c, qp, kp, gq, gk, T, dk);
+  return { dq: gq, dk: gk, dv: gv };
+}
+
+/** Chains gradients w.r.t. processed q/k back through RoPE (inverse rotation) and normalisation. */
+export function finishQKGradients(
+  c: { normalize: boolean; rope: { base: number } | null },
+  qp: { processed: FloatArray; norms: FloatArray | null },
+  kp: { processed: FloatArray; norms: FloatArray | null },
+  gq: FloatArray,
+  gk: FloatArray,
+  T: number,
+  dk: number,
+): void {
+  if (c.rope) {
+    applyRope(gq, T, dk, 0, c.rope.base, -1);
+    applyRope(gk, T, dk, 0, c.rope.base, -1);
+  }
+  if (c.normalize) {
+    // The normalised (unrotated) rows are needed: undo the rotation on a copy of the processed rows.
+    const qHat = qp.processed.slice();
+    const kHat = kp.processed.slice();
+    if (c.rope) {
+      applyRope(qHat, T, dk, 0, c.rope.base, -1);
+      applyRope(kHat, T, dk, 0, c.rope.base, -1);
+    }
+    normalizeRowsBackward(qHat, qp.norms!, T, dk, gq);
+    normalizeRowsBackward(kHat, kp.norms!, T, dk, gk);
+  }
+}

@@ -1,0 +1,176 @@
+// Softmax attention config, KV-cache state (streaming), serialisation and state size.
+import {
+  applyRope,
+  type Dims,
+  type FloatArray,
+  normalizeRows,
+  parseStateEnvelope,
+  readNumbers,
+  serializeFields,
+} from '../common.js';
+import { checkInteger, checkPositive, inputError } from '../validate.js';
+
+export type SoftmaxConfig = {
+  /** Logit scale β; default 1/√keyDim. */
+  beta?: number;
+  /** L2-normalise queries and keys first (as OVQ does); default false. */
+  normalize?: boolean;
+  /** Sliding window W: token t reads tokens t−W+1 … t; default unlimited. */
+  window?: number;
+  /** Rotary position embedding applied inside (interleaved pairs, angle p·base^(−2i/d)). */
+  rope?: { base: number };
+};
+
+export type ResolvedSoftmaxConfig = {
+  beta: number;
+  normalize: boolean;
+  /** null = unlimited. */
+  window: number | null;
+  rope: { base: number } | null;
+};
+
+/** The KV cache: processed (normalised, rotated) keys and raw values of the last min(T, W) tokens. */
+export type SoftmaxState = {
+  mixer: 'softmax';
+  keyDim: number;
+  valueDim: number;
+  config: ResolvedSoftmaxConfig;
+  /** Tokens seen so far (the RoPE position of the next token). */
+  position: number;
+  /** Rows held in keys/values. */
+  length: number;
+  keys: Float64Array;
+  values: Float64Array;
+};
+
+export function resolveSoftmaxConfig(
+  config: SoftmaxConfig | undefined,
+  keyDim: number,
+): ResolvedSoftmaxConfig {
+  const c = config ?? {};
+  const beta = c.beta === undefined ? 1 / Math.sqrt(keyDim) : checkPositive('config.beta', c.beta);
+  const window =
+    c.window === undefined || c.window === Number.POSITIVE_INFINITY
+      ? null
+      : checkInteger('config.window', c.window, 1);
+  let rope: { base: number } | null = null;
+  if (c.rope !== undefined && c.rope !== null) {
+    rope = { base: checkPositive('config.rope.base', c.rope.base) };
+    if (keyDim % 2 !== 0) inputError(`keyDim is ${keyDim}; RoPE needs an even keyDim`);
+  }
+  return { beta, normalize: c.normalize ?? false, window, rope };
+}
+
+export function createSoftmaxState(dims: Dims, config?: SoftmaxConfig): SoftmaxState {
+  const keyDim = checkInteger('dims.keyDim', dims.keyDim, 1);
+  const valueDim = checkInteger('dims.valueDim', dims.valueDim, 1);
+  return {
+    mixer: 'softmax',
+    keyDim,
+    valueDim,
+    config: resolveSoftmaxConfig(config, keyDim),
+    position: 0,
+    length: 0,
+    keys: new Float64Array(0),
+    values: new Float64Array(0),
+  };
+}
+
+/** Numbers held after T tokens: T·(dk + dv), or min(T, W)·(dk + dv) with a window (ALGORITHM.md §6). */
+export function softmaxStateSize(dims: Dims, config: SoftmaxConfig | undefined, T: number): number {
+  const c = resolveSoftmaxConfig(config, dims.keyDim);
+  const rows = c.window === null ? T : Math.min(T, c.window);
+  return rows * (dims.keyDim + dims.valueDim);
+}
+
+/** Queries/keys as the logits see them: optionally normalised, then rotated at their positions. */
+export function prepareQK<A extends FloatArray>(
+  x: FloatArray,
+  rows: number,
+  dim: number,
+  firstPosition: number,
+  config: ResolvedSoftmaxConfig,
+  out: A,
+): { processed: A; norms: A | null } {
+  let norms: A | null = null;
+  if (config.normalize) norms = normalizeRows(x, rows, dim, out);
+  else out.set(x);
+  if (config.rope) applyRope(out, rows, dim, firstPosition, config.rope.base, 1);
+  return { processed: out, norms };
+}
+
+/** The state after appending processed keys/values: keeps the last min(total, W) rows. */
+export function nextSoftmaxState(
+  state: SoftmaxState,
+  keys: FloatArray,
+  values: FloatArray,
+  added: number,
+): SoftmaxState {
+  const { keyDim: dk, valueDim: dv } = state;
+  const total = state.length + added;
+  const keep = state.config.window === null ? total : Math.min(total, state.config.window);
+  const drop = total - keep;
+  const newKeys = new Float64Array(keep * dk);
+  const newValues = new Float64Array(keep * dv);
+  for (let r = drop; r < total; r++) {
+    const fromState = r < state.length;
+    const src = fromState ? r : r - state.length;
+    newKeys.set(
+      (fromState ? state.keys : keys).subarray(src * dk, (src + 1) * dk),
+      (r - drop) * dk,
+    );
+    newValues.set(
+      (fromState ? state.values : values).subarray(src * dv, (src + 1) * dv),
+      (r - drop) * dv,
+    );
+  }
+  return {
+    ...state,
+    position: state.position + added,
+    length: keep,
+    keys: newKeys,
+    values: newValues,
+  };
+}
+
+export function serializeSoftmaxState(state: SoftmaxState): string {
+  return serializeFields('softmax', {
+    keyDim: state.keyDim,
+    valueDim: state.valueDim,
+    config: state.config,
+    position: state.position,
+    length: state.length,
+    keys: state.keys,
+    values: state.values,
+  });
+}
+
+export function deserializeSoftmaxState(text: string): SoftmaxState {
+  const b = parseStateEnvelope(text, 'softmax');
+  const keyDim = checkInteger('state.keyDim', b.keyDim, 1);
+  const valueDim = checkInteger('state.valueDim', b.valueDim, 1);
+  const raw = (b.config ?? {}) as ResolvedSoftmaxConfig;
+  const config = resolveSoftmaxConfig(
+    {
+      beta: raw.beta,
+      normalize: raw.normalize,
+      window: raw.window ?? undefined,
+      rope: raw.rope ?? undefined,
+    },
+    keyDim,
+  );
+  const position = checkInteger('state.position', b.position, 0);
+  const length = checkInteger('state.length', b.length, 0);
+  if (length > position)
+    inputError(`state.length is ${length}; expected ≤ state.position = ${position}`);
+  return {
+    mixer: 'softmax',
+    keyDim,
+    valueDim,
+    config,
+    position,
+    length,
+    keys: readNumbers(b, 'keys', length * keyDim),
+    values: readNumbers(b, 'values', length * valueDim),
+  };
+}

@@ -1,0 +1,75 @@
+// Shared test scaffolding: sequences with extra per-token inputs, random splits, FD gradient checks.
+import {
+  assertClose,
+  centralDifferences,
+  createRng,
+  dot,
+  randn,
+  randomSeq,
+} from '@ovq/core/testing';
+
+export { assertClose, createRng, dot, randn, randomSeq };
+
+/** Float32 copy of a sequence (what a fast path sees), values rounded once. */
+export function toF32<S extends Record<string, unknown>>(seq: S): S {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(seq)) {
+    out[key] = value instanceof Float64Array ? Float32Array.from(value) : value;
+  }
+  return out as S;
+}
+
+/** Float64 copy of a sequence rounded through Float32, so reference and fast path see equal inputs. */
+export function roundedF64<S extends Record<string, unknown>>(seq: S): S {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(seq)) {
+    out[key] = value instanceof Float64Array ? Float64Array.from(Float32Array.from(value)) : value;
+  }
+  return out as S;
+}
+
+/** Sub-sequence [a, b) of every per-token array (rows of width `width[key]`). */
+export function slice<S extends { seqLen: number }>(
+  seq: S,
+  a: number,
+  b: number,
+  widths: Record<string, number>,
+): S {
+  const out: Record<string, unknown> = { ...seq, seqLen: b - a };
+  for (const [key, w] of Object.entries(widths)) {
+    out[key] = ((seq as Record<string, unknown>)[key] as Float64Array).slice(a * w, b * w);
+  }
+  return out as S;
+}
+
+/** Random cut points splitting [0, T) into pieces (some of length 1), always including 0 and T. */
+export function randomSplits(T: number, seed: number): number[] {
+  const rng = createRng(seed);
+  const cuts = new Set<number>([0, T]);
+  const n = Math.min(T - 1, 5);
+  while (cuts.size < n + 2) cuts.add(1 + Math.floor(rng() * (T - 1)));
+  if (T > 2) cuts.add(1);
+  return [...cuts].sort((x, y) => x - y);
+}
+
+/** Finite-difference gradient of ⟨dOut, f()⟩ w.r.t. x, compared to `analytic` (RMS ratio). */
+export function checkGradient(
+  name: string,
+  f: () => ArrayLike<number>,
+  dOut: ArrayLike<number>,
+  x: Float64Array,
+  analytic: ArrayLike<number>,
+  ratio = 1e-6,
+  h = 1e-6,
+): void {
+  const fd = centralDifferences(() => dot(dOut, f()), x, h);
+  assertClose(name, fd, analytic, ratio);
+}
+
+/** Uniform values in (lo, hi), Float64. */
+export function uniform(seed: number, n: number, lo: number, hi: number): Float64Array {
+  const rng = createRng(seed);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rng();
+  return out;
+}
