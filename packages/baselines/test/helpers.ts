@@ -73,3 +73,28 @@ export function uniform(seed: number, n: number, lo: number, hi: number): Float6
   for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rng();
   return out;
 }
+
+/**
+ * RMS ratio check whose denominator never drops below `floor` per element: for gradients that
+ * vanish by cancellation (dq of a one-token linear attention is ~eps), relative error is noise.
+ */
+export function assertCloseFloor(
+  name: string,
+  ref: ArrayLike<number>,
+  actual: ArrayLike<number>,
+  ratio: number,
+  floor = 1e-4,
+): void {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (!Number.isFinite(ref[i]) || !Number.isFinite(actual[i])) {
+      throw new Error(`${name}: non-finite value at ${i} (ref ${ref[i]}, actual ${actual[i]})`);
+    }
+    num += (ref[i] - actual[i]) ** 2;
+    den += ref[i] * ref[i];
+  }
+  if (ref.length !== actual.length) throw new Error(`${name}: length ${actual.length}, expected ${ref.length}`);
+  const err = Math.sqrt(num / Math.max(den, floor * floor * ref.length));
+  if (!(err <= ratio)) throw new Error(`${name}: RMS ratio (floored) ${err.toExponential(3)} > ${ratio}`);
+}
