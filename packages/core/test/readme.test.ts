@@ -9,7 +9,10 @@ it('the README example runs and prints what it promises', async () => {
   const readme = readFileSync(resolve(__dirname, '../../../README.md'), 'utf8');
   const block = readme.match(/## Using `@ovq\/core`\s+```ts\n([\s\S]*?)```/);
   expect(block, 'README has a ts example under "Using @ovq/core"').not.toBeNull();
-  const source = block![1].replace("from '@ovq/core'", `from '${resolve(__dirname, '../src/index.ts')}'`);
+  const source = block![1].replace(
+    "from '@ovq/core'",
+    `from '${resolve(__dirname, '../src/index.ts')}'`,
+  );
   const file = join(mkdtempSync(join(tmpdir(), 'ovq-readme-')), 'example.ts');
   writeFileSync(file, source);
   const lines: string[] = [];
