@@ -1,7 +1,8 @@
 // The main job until the benchmark runner lands: OVQ-attention and causal softmax attention on
 // one synthetic recall sequence, reporting how much state each keeps and how well each recalls.
-import { createRng, randn } from '@ovq/core/testing';
+
 import { type OvqConfig, ovqAttention } from '@ovq/core';
+import { createRng, randn } from '@ovq/core/testing';
 
 export type RecallDemoOptions = {
   seqLen: number;
@@ -76,7 +77,12 @@ export function recallSequence(o: RecallDemoOptions) {
 }
 
 /** Fraction of queries whose output is closer (cosine) to the right fact's value than to any other. */
-function recallAccuracy(output: Float64Array, factValues: Float64Array, queryAt: number[], dim: number): number {
+function recallAccuracy(
+  output: Float64Array,
+  factValues: Float64Array,
+  queryAt: number[],
+  dim: number,
+): number {
   let hits = 0;
   queryAt.forEach((t, i) => {
     const y = output.subarray(t * dim, (t + 1) * dim);
