@@ -94,7 +94,9 @@ export function assertCloseFloor(
     num += (ref[i] - actual[i]) ** 2;
     den += ref[i] * ref[i];
   }
-  if (ref.length !== actual.length) throw new Error(`${name}: length ${actual.length}, expected ${ref.length}`);
+  if (ref.length !== actual.length)
+    throw new Error(`${name}: length ${actual.length}, expected ${ref.length}`);
   const err = Math.sqrt(num / Math.max(den, floor * floor * ref.length));
-  if (!(err <= ratio)) throw new Error(`${name}: RMS ratio (floored) ${err.toExponential(3)} > ${ratio}`);
+  if (!(err <= ratio))
+    throw new Error(`${name}: RMS ratio (floored) ${err.toExponential(3)} > ${ratio}`);
 }

@@ -11,7 +11,18 @@ import {
   linearStateSize,
   serializeLinearState,
 } from '../src/index.js';
-import { assertClose, assertCloseFloor, checkGradient, createRng, randn, randomSeq, randomSplits, roundedF64, slice, toF32 } from './helpers.js';
+import {
+  assertClose,
+  assertCloseFloor,
+  checkGradient,
+  createRng,
+  randn,
+  randomSeq,
+  randomSplits,
+  roundedF64,
+  slice,
+  toF32,
+} from './helpers.js';
 
 const TOL = 1e-5;
 
@@ -115,9 +126,9 @@ describe('linear attention streaming, causality, gradients, errors', () => {
     );
     expect(() => linearAttention(seq, { eps: -1 })).toThrow('config.eps is -1');
     expect(serializeLinearState(state)).toBe(before);
-    expect(() => deserializeLinearState(before.replace('"mixer":"linear"', '"mixer":"softmax"'))).toThrow(
-      'expected linear',
-    );
+    expect(() =>
+      deserializeLinearState(before.replace('"mixer":"linear"', '"mixer":"softmax"')),
+    ).toThrow('expected linear');
     expect(linearStateSize({ keyDim: 64, valueDim: 64 }, {}, 65536)).toBe(64 * 64 + 64);
   });
 });

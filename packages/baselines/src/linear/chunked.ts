@@ -60,7 +60,12 @@ export function linearAttentionChunked(
   }
   return {
     output: out,
-    state: { ...base, position: base.position + T, kv: Float64Array.from(kv), kSum: Float64Array.from(kSum) },
+    state: {
+      ...base,
+      position: base.position + T,
+      kv: Float64Array.from(kv),
+      kSum: Float64Array.from(kSum),
+    },
   };
 }
 

@@ -81,7 +81,8 @@ export function linearAttentionBackward(
     let den = eps;
     for (let i = 0; i < dk; i++) den += fq[t * dk + i] * kSum[i];
     y.fill(0);
-    for (let i = 0; i < dk; i++) for (let j = 0; j < dv; j++) y[j] += (fq[t * dk + i] * kv[i * dv + j]) / den;
+    for (let i = 0; i < dk; i++)
+      for (let j = 0; j < dv; j++) y[j] += (fq[t * dk + i] * kv[i * dv + j]) / den;
     let dyy = 0;
     for (let j = 0; j < dv; j++) {
       dNum[t * dv + j] = dOutput[t * dv + j] / den;
