@@ -2,7 +2,6 @@ import { poisoned } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
   createDecayLinearState,
-  type DecaySeq,
   decayLinearAppend,
   decayLinearAttention,
   decayLinearAttentionBackward,
@@ -28,7 +27,7 @@ import {
 
 const TOL = 1e-5;
 
-function decaySeq(seed: number, T: number, dk: number, dv: number, lo = 0.8): DecaySeq {
+function decaySeq(seed: number, T: number, dk: number, dv: number, lo = 0.8) {
   return { ...randomSeq(seed, T, dk, dv), decay: uniform(seed + 1, T, lo, 1) };
 }
 
@@ -133,7 +132,7 @@ describe('decay-linear streaming, causality, gradients, errors', () => {
     checkGradient('dq', f, dOut, seq.q, g.dq);
     checkGradient('dk', f, dOut, seq.k, g.dk);
     checkGradient('dv', f, dOut, seq.v, g.dv);
-    checkGradient('dDecay', f, dOut, seq.decay as Float64Array, g.dDecay);
+    checkGradient('dDecay', f, dOut, seq.decay, g.dDecay);
   });
 
   it('bad input: clear error, state unchanged; stateSize', () => {
