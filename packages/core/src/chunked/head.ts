@@ -1,0 +1,344 @@
+// The working state of one head on the chunked path: the dictionary in the layouts the kernels
+// want, the pending chunk, and the absorb step (decide, apply, undo). Allocated once per call and
+// reused across heads, so nothing here grows with the sequence length.
+import { spawnCount } from '../ovq/growth.js';
+import { randomSpawn } from '../ovq/dictionary.js';
+import { OvqState } from '../ovq/state.js';
+import type { ResolvedOvqConfig } from '../ovq/types.js';
+import { matmulABt } from './kernels.js';
+
+/**
+ * The dictionary and pending buffer of one head.
+ * - `keys` [rowsCap, keyDim] and `valuesT` [valueDim, rowsCap] (transposed) are what the forward
+ *   read multiplies; `values` and `keysT` serve the backward products.
+ * - `keyAcc`/`valueAcc` are float64: for `update: 'mean'` they hold the running SUMS of the rows'
+ *   members (so an absorb is undone by a subtraction, and rows are their exact means); for `ema`
+ *   they hold the rows themselves.
+ */
+export class HeadWorkspace {
+  readonly keyDim: number;
+  readonly valueDim: number;
+  readonly chunkSize: number;
+  readonly rowsCap: number;
+  config: ResolvedOvqConfig;
+  size = 0;
+  tokensSeen = 0;
+  rngState = 0;
+  pendingCount = 0;
+  readonly keys: Float32Array;
+  readonly keysT: Float32Array;
+  readonly values: Float32Array;
+  readonly valuesT: Float32Array;
+  readonly keyAcc: Float64Array;
+  readonly valueAcc: Float64Array;
+  readonly counts: Float64Array;
+  /** Per-row logit bias: ln c_i, minus β·½‖D_k[i]‖² for the Gaussian read. */
+  readonly rowBias: Float32Array;
+  /** ½‖D_k[i]‖², used by the Gaussian read and by the nearest-row search. */
+  readonly halfNorms: Float32Array;
+  readonly pendKeys: Float32Array;
+  readonly pendKeysT: Float32Array;
+  readonly pendValues: Float32Array;
+  readonly pendValuesT: Float32Array;
+  readonly pendHalfNorms: Float32Array;
+  // Absorb scratch: scores [C, rowsCap], nearest distances and rows, touched-row marks.
+  private readonly scores: Float32Array;
+  private readonly bestDist: Float64Array;
+  private readonly bestRow: Int32Array;
+  private readonly picked: Uint8Array;
+  private readonly touched: Int32Array;
+  private readonly mark: Uint8Array;
+  private readonly members: Float64Array;
+  private emaSums: Float64Array | null = null;
+
+  constructor(keyDim: number, valueDim: number, config: ResolvedOvqConfig, rowsCap: number) {
+    const C = config.chunkSize;
+    this.keyDim = keyDim;
+    this.valueDim = valueDim;
+    this.chunkSize = C;
+    this.rowsCap = rowsCap;
+    this.config = config;
+    this.keys = new Float32Array(rowsCap * keyDim);
+    this.keysT = new Float32Array(keyDim * rowsCap);
+    this.values = new Float32Array(rowsCap * valueDim);
+    this.valuesT = new Float32Array(valueDim * rowsCap);
+    this.keyAcc = new Float64Array(rowsCap * keyDim);
+    this.valueAcc = new Float64Array(rowsCap * valueDim);
+    this.counts = new Float64Array(rowsCap);
+    this.rowBias = new Float32Array(rowsCap);
+    this.halfNorms = new Float32Array(rowsCap);
+    this.pendKeys = new Float32Array(C * keyDim);
+    this.pendKeysT = new Float32Array(keyDim * C);
+    this.pendValues = new Float32Array(C * valueDim);
+    this.pendValuesT = new Float32Array(valueDim * C);
+    this.pendHalfNorms = new Float32Array(C);
+    this.scores = new Float32Array(C * rowsCap);
+    this.bestDist = new Float64Array(C);
+    this.bestRow = new Int32Array(C);
+    this.picked = new Uint8Array(C);
+    this.touched = new Int32Array(C);
+    this.mark = new Uint8Array(rowsCap);
+    this.members = new Float64Array(rowsCap);
+  }
+
+  /** Bytes held by this workspace (the benchmark's explicit memory account). */
+  get bytes(): number {
+    const { rowsCap: n, keyDim: dk, valueDim: dv, chunkSize: C } = this;
+    return n * (4 * (2 * dk + 2 * dv) + 8 * (dk + dv) + 8 + 4 + 4 + 1 + 8) + C * (4 * (2 * dk + 2 * dv + 1) + 8 + 4 + 1 + 4) + C * n * 4 + (this.emaSums ? this.emaSums.byteLength : 0);
+  }
+
+  /** Resets to an empty stream (reusing the buffers for another head). */
+  reset(config: ResolvedOvqConfig): void {
+    this.config = config;
+    this.size = 0;
+    this.tokensSeen = 0;
+    this.pendingCount = 0;
+    this.rngState = config.seed >>> 0;
+  }
+
+  /** Loads a float64 OvqState (rows, counts, pending buffer, counters). */
+  load(state: OvqState, config: ResolvedOvqConfig): void {
+    this.reset(config);
+    const { keyDim: dk, valueDim: dv } = this;
+    const mean = config.update.kind === 'mean';
+    const counts = state.counts;
+    const keys = state.centroidKeys;
+    const values = state.centroidValues;
+    for (let i = 0; i < state.size; i++) {
+      const c = counts[i];
+      this.counts[i] = c;
+      // Sums are rebuilt from means; exact up to one float64 rounding per element.
+      const scale = mean ? c : 1;
+      for (let d = 0; d < dk; d++) this.keyAcc[i * dk + d] = keys[i * dk + d] * scale;
+      for (let d = 0; d < dv; d++) this.valueAcc[i * dv + d] = values[i * dv + d] * scale;
+    }
+    this.size = state.size;
+    for (let i = 0; i < state.size; i++) this.refreshRow(i);
+    this.pendingCount = state.pendingCount;
+    for (let j = 0; j < state.pendingCount; j++) {
+      for (let d = 0; d < dk; d++) this.pendKeys[j * dk + d] = state.pendingKeys[j * dk + d];
+      for (let d = 0; d < dv; d++) this.pendValues[j * dv + d] = state.pendingValues[j * dv + d];
+      this.refreshPending(j);
+    }
+    this.tokensSeen = state.tokensSeen;
+    this.rngState = state.rngState;
+  }
+
+  /** The current stream as a float64 OvqState (rows are the exact means of their sums). */
+  toState(): OvqState {
+    const { keyDim: dk, valueDim: dv } = this;
+    const state = new OvqState(dk, dv, { ...this.config });
+    state.reserve(this.size);
+    const mean = this.config.update.kind === 'mean';
+    const key = new Float64Array(dk);
+    const value = new Float64Array(dv);
+    for (let i = 0; i < this.size; i++) {
+      const inv = mean ? 1 / this.counts[i] : 1;
+      for (let d = 0; d < dk; d++) key[d] = this.keyAcc[i * dk + d] * inv;
+      for (let d = 0; d < dv; d++) value[d] = this.valueAcc[i * dv + d] * inv;
+      state.pushRow(key, 0, value, 0, this.counts[i]);
+    }
+    for (let j = 0; j < this.pendingCount * dk; j++) state.pendingKeys[j] = this.pendKeys[j];
+    for (let j = 0; j < this.pendingCount * dv; j++) state.pendingValues[j] = this.pendValues[j];
+    state.pendingCount = this.pendingCount;
+    state.tokensSeen = this.tokensSeen;
+    state.rngState = this.rngState;
+    return state;
+  }
+
+  /** Re-derives the float32 copies, ½‖μ‖² and the logit bias of row i from its float64 data. */
+  refreshRow(i: number): void {
+    const { keyDim: dk, valueDim: dv, rowsCap } = this;
+    const c = this.counts[i];
+    const inv = this.config.update.kind === 'mean' ? 1 / c : 1;
+    let sq = 0;
+    for (let d = 0; d < dk; d++) {
+      const x = Math.fround(this.keyAcc[i * dk + d] * inv);
+      this.keys[i * dk + d] = x;
+      this.keysT[d * rowsCap + i] = x;
+      sq += x * x;
+    }
+    for (let d = 0; d < dv; d++) {
+      const x = this.valueAcc[i * dv + d] * inv;
+      this.values[i * dv + d] = x;
+      this.valuesT[d * rowsCap + i] = x;
+    }
+    this.halfNorms[i] = 0.5 * sq;
+    const gaussian = this.config.read === 'gaussian';
+    this.rowBias[i] = Math.log(c) - (gaussian ? this.config.beta * 0.5 * sq : 0);
+  }
+
+  /** Re-derives the transposed copies and ½‖k̂‖² of pending slot j. */
+  refreshPending(j: number): void {
+    const { keyDim: dk, valueDim: dv, chunkSize: C } = this;
+    let sq = 0;
+    for (let d = 0; d < dk; d++) {
+      const x = this.pendKeys[j * dk + d];
+      this.pendKeysT[d * C + j] = x;
+      sq += x * x;
+    }
+    for (let d = 0; d < dv; d++) this.pendValuesT[d * C + j] = this.pendValues[j * dv + d];
+    this.pendHalfNorms[j] = 0.5 * sq;
+  }
+
+  /**
+   * Decides the absorb of the full pending buffer (ALGORITHM.md §4.3 a–c) and writes it to
+   * tape[at … at+C): the row each token joins, or ~row (= −row−1) for a token that seeds a row.
+   * Seeds get rows size, size+1, … in pick order, so the tape alone recovers the trace.
+   */
+  decideAbsorb(tape: Int32Array, at: number): void {
+    const { keyDim: dk, chunkSize: P, rowsCap } = this;
+    const n = this.size;
+    const cfg = this.config;
+    const m = spawnCount(cfg.growth, cfg.capacity, this.tokensSeen, n, P);
+    const { bestDist, bestRow, picked, pendKeys } = this;
+    // Nearest existing row per token: argmin ½‖μ‖² − k̂·μ (one C×n×d product, ties lowest row).
+    if (n > 0) {
+      const S = this.scores;
+      matmulABt(pendKeys, 0, dk, P, this.keys, 0, dk, n, dk, S, 0, rowsCap, false);
+      for (let j = 0; j < P; j++) {
+        const base = j * rowsCap;
+        let best = Number.POSITIVE_INFINITY;
+        let arg = -1;
+        for (let i = 0; i < n; i++) {
+          const e = this.halfNorms[i] - S[base + i];
+          if (e < best) {
+            best = e;
+            arg = i;
+          }
+        }
+        bestDist[j] = Math.max(0, 2 * (this.pendHalfNorms[j] + best));
+        bestRow[j] = arg;
+      }
+    } else {
+      bestDist.fill(Number.POSITIVE_INFINITY);
+      bestRow.fill(-1);
+    }
+    picked.fill(0);
+    let randomPicks: number[] | null = null;
+    if (cfg.spawn === 'random' && m > 0) {
+      const r = randomSpawn(P, m, this.rngState);
+      randomPicks = r.picks;
+      this.rngState = r.rngState;
+    }
+    for (let s = 0; s < m; s++) {
+      let pick: number;
+      if (cfg.spawn === 'farthest') {
+        pick = -1;
+        for (let j = 0; j < P; j++) {
+          if (!picked[j] && (pick < 0 || bestDist[j] > bestDist[pick])) pick = j;
+        }
+      } else {
+        pick = randomPicks ? randomPicks[s] : s;
+      }
+      picked[pick] = 1;
+      const row = n + s;
+      tape[at + pick] = ~row;
+      // Distances to the new row: a later (higher) row wins only when strictly nearer.
+      const pb = pick * dk;
+      for (let j = 0; j < P; j++) {
+        const jb = j * dk;
+        let dist = 0;
+        for (let d = 0; d < dk; d++) {
+          const diff = pendKeys[jb + d] - pendKeys[pb + d];
+          dist += diff * diff;
+        }
+        if (dist < bestDist[j]) {
+          bestDist[j] = dist;
+          bestRow[j] = row;
+        }
+      }
+    }
+    for (let j = 0; j < P; j++) if (!picked[j]) tape[at + j] = bestRow[j];
+  }
+
+  /** Applies a decided absorb (spawn, batch M-step) and clears the pending buffer. */
+  applyAbsorb(tape: Int32Array, at: number): void {
+    const { keyDim: dk, valueDim: dv, chunkSize: P, pendKeys, pendValues } = this;
+    const { keyAcc, valueAcc, counts, mark, touched, members } = this;
+    const mean = this.config.update.kind === 'mean';
+    let touchedCount = 0;
+    let size = this.size;
+    for (let j = 0; j < P; j++) {
+      const code = tape[at + j];
+      if (code >= 0) continue;
+      const row = ~code;
+      counts[row] = 1;
+      for (let d = 0; d < dk; d++) keyAcc[row * dk + d] = pendKeys[j * dk + d];
+      for (let d = 0; d < dv; d++) valueAcc[row * dv + d] = pendValues[j * dv + d];
+      if (row >= size) size = row + 1;
+      mark[row] = 1;
+      touched[touchedCount++] = row;
+    }
+    this.size = size;
+    let sums = keyAcc;
+    let vsums = valueAcc;
+    if (!mean) {
+      // EMA needs each row's member mean before it moves: gather sums in a side buffer.
+      if (!this.emaSums) this.emaSums = new Float64Array(this.rowsCap * (dk + dv));
+      sums = this.emaSums;
+      vsums = this.emaSums.subarray(this.rowsCap * dk);
+    }
+    for (let j = 0; j < P; j++) {
+      const row = tape[at + j];
+      if (row < 0) continue;
+      if (!mark[row]) {
+        mark[row] = 1;
+        touched[touchedCount++] = row;
+      }
+      members[row] += 1;
+      for (let d = 0; d < dk; d++) sums[row * dk + d] += pendKeys[j * dk + d];
+      for (let d = 0; d < dv; d++) vsums[row * dv + d] += pendValues[j * dv + d];
+    }
+    for (let t = 0; t < touchedCount; t++) {
+      const row = touched[t];
+      const mi = members[row];
+      counts[row] += mi;
+      if (!mean && mi > 0) {
+        // Same formula as the reference: D ← D + Σx·η/m − η·D.
+        const rate = (this.config.update as { rate: number }).rate;
+        const step = rate / mi;
+        for (let d = 0; d < dk; d++) {
+          const a = row * dk + d;
+          keyAcc[a] += sums[a] * step - rate * keyAcc[a];
+          sums[a] = 0;
+        }
+        for (let d = 0; d < dv; d++) {
+          const a = row * dv + d;
+          valueAcc[a] += vsums[a] * step - rate * valueAcc[a];
+          vsums[a] = 0;
+        }
+      }
+      members[row] = 0;
+      mark[row] = 0;
+      this.refreshRow(row);
+    }
+    this.pendingCount = 0;
+  }
+
+  /**
+   * Undoes `applyAbsorb` for `update: 'mean'` (subtract the members' sums and counts, drop the
+   * spawned rows) and restores the pending buffer's contents, which the caller re-staged.
+   */
+  undoAbsorb(tape: Int32Array, at: number, sizeBefore: number): void {
+    const { keyDim: dk, valueDim: dv, chunkSize: P, pendKeys, pendValues } = this;
+    const { keyAcc, valueAcc, counts, mark, touched } = this;
+    let touchedCount = 0;
+    for (let j = 0; j < P; j++) {
+      const row = tape[at + j];
+      if (row < 0 || row >= sizeBefore) continue;
+      counts[row] -= 1;
+      for (let d = 0; d < dk; d++) keyAcc[row * dk + d] -= pendKeys[j * dk + d];
+      for (let d = 0; d < dv; d++) valueAcc[row * dv + d] -= pendValues[j * dv + d];
+      if (!mark[row]) {
+        mark[row] = 1;
+        touched[touchedCount++] = row;
+      }
+    }
+    this.size = sizeBefore;
+    for (let t = 0; t < touchedCount; t++) {
+      mark[touched[t]] = 0;
+      this.refreshRow(touched[t]);
+    }
+  }
+}

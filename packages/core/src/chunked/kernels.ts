@@ -1,0 +1,192 @@
+// The Float32 inner loops of the chunked path. Every dense product is phrased as one kernel,
+// C = A·Bᵀ over contiguous rows, so that a single register-blocked loop serves the forward read,
+// the assignment and every backward product. Kernels take only Float32Array so V8 keeps them
+// monomorphic; the arithmetic itself runs in float64 registers (JS numbers) and rounds on store.
+
+/**
+ * Out[oOff + r·oStride + i] (+)= Σ_d A[aOff + r·aStride + d] · B[bOff + i·bStride + d]
+ * for r < rows, i < cols, d < dim. Blocked 4 rows × 2 cols: 8 accumulators stay in registers and
+ * each loaded element feeds 2 or 4 multiply-adds.
+ */
+export function matmulABt(
+  A: Float32Array,
+  aOff: number,
+  aStride: number,
+  rows: number,
+  B: Float32Array,
+  bOff: number,
+  bStride: number,
+  cols: number,
+  dim: number,
+  Out: Float32Array,
+  oOff: number,
+  oStride: number,
+  accumulate: boolean,
+): void {
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const a0 = aOff + r * aStride;
+    const a1 = a0 + aStride;
+    const a2 = a1 + aStride;
+    const a3 = a2 + aStride;
+    const o0 = oOff + r * oStride;
+    const o1 = o0 + oStride;
+    const o2 = o1 + oStride;
+    const o3 = o2 + oStride;
+    let i = 0;
+    for (; i + 2 <= cols; i += 2) {
+      const b0 = bOff + i * bStride;
+      const b1 = b0 + bStride;
+      let s00 = 0;
+      let s01 = 0;
+      let s10 = 0;
+      let s11 = 0;
+      let s20 = 0;
+      let s21 = 0;
+      let s30 = 0;
+      let s31 = 0;
+      for (let d = 0; d < dim; d++) {
+        const x0 = B[b0 + d];
+        const x1 = B[b1 + d];
+        const y0 = A[a0 + d];
+        s00 += y0 * x0;
+        s01 += y0 * x1;
+        const y1 = A[a1 + d];
+        s10 += y1 * x0;
+        s11 += y1 * x1;
+        const y2 = A[a2 + d];
+        s20 += y2 * x0;
+        s21 += y2 * x1;
+        const y3 = A[a3 + d];
+        s30 += y3 * x0;
+        s31 += y3 * x1;
+      }
+      if (accumulate) {
+        Out[o0 + i] += s00;
+        Out[o0 + i + 1] += s01;
+        Out[o1 + i] += s10;
+        Out[o1 + i + 1] += s11;
+        Out[o2 + i] += s20;
+        Out[o2 + i + 1] += s21;
+        Out[o3 + i] += s30;
+        Out[o3 + i + 1] += s31;
+      } else {
+        Out[o0 + i] = s00;
+        Out[o0 + i + 1] = s01;
+        Out[o1 + i] = s10;
+        Out[o1 + i + 1] = s11;
+        Out[o2 + i] = s20;
+        Out[o2 + i + 1] = s21;
+        Out[o3 + i] = s30;
+        Out[o3 + i + 1] = s31;
+      }
+    }
+    if (i < cols) {
+      const b0 = bOff + i * bStride;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let d = 0; d < dim; d++) {
+        const x0 = B[b0 + d];
+        s0 += A[a0 + d] * x0;
+        s1 += A[a1 + d] * x0;
+        s2 += A[a2 + d] * x0;
+        s3 += A[a3 + d] * x0;
+      }
+      if (accumulate) {
+        Out[o0 + i] += s0;
+        Out[o1 + i] += s1;
+        Out[o2 + i] += s2;
+        Out[o3 + i] += s3;
+      } else {
+        Out[o0 + i] = s0;
+        Out[o1 + i] = s1;
+        Out[o2 + i] = s2;
+        Out[o3 + i] = s3;
+      }
+    }
+  }
+  // Leftover rows (rows mod 4): one row against 4 columns at a time.
+  for (; r < rows; r++) {
+    const a0 = aOff + r * aStride;
+    const o0 = oOff + r * oStride;
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) {
+      const b0 = bOff + i * bStride;
+      const b1 = b0 + bStride;
+      const b2 = b1 + bStride;
+      const b3 = b2 + bStride;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let d = 0; d < dim; d++) {
+        const y = A[a0 + d];
+        s0 += y * B[b0 + d];
+        s1 += y * B[b1 + d];
+        s2 += y * B[b2 + d];
+        s3 += y * B[b3 + d];
+      }
+      if (accumulate) {
+        Out[o0 + i] += s0;
+        Out[o0 + i + 1] += s1;
+        Out[o0 + i + 2] += s2;
+        Out[o0 + i + 3] += s3;
+      } else {
+        Out[o0 + i] = s0;
+        Out[o0 + i + 1] = s1;
+        Out[o0 + i + 2] = s2;
+        Out[o0 + i + 3] = s3;
+      }
+    }
+    for (; i < cols; i++) {
+      const b0 = bOff + i * bStride;
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += A[a0 + d] * B[b0 + d];
+      if (accumulate) Out[o0 + i] += s;
+      else Out[o0 + i] = s;
+    }
+  }
+}
+
+/** Dst[dOff + c·dStride + r] = Src[sOff + r·sStride + c] for r < rows, c < cols. */
+export function transpose(
+  Src: Float32Array,
+  sOff: number,
+  sStride: number,
+  rows: number,
+  cols: number,
+  Dst: Float32Array,
+  dOff: number,
+  dStride: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const s = sOff + r * sStride;
+    for (let c = 0; c < cols; c++) Dst[dOff + c * dStride + r] = Src[s + c];
+  }
+}
+
+/**
+ * Writes x̂ = x / max(‖x‖, 1e-12) (or x itself when `normalize` is false) for one row into
+ * dst[dOff…] and returns ‖x‖ (the raw norm; the backward pass needs it for the clamp).
+ */
+export function normalizeRowInto(
+  src: ArrayLike<number>,
+  sOff: number,
+  dim: number,
+  dst: Float32Array,
+  dOff: number,
+  normalize: boolean,
+): number {
+  if (!normalize) {
+    for (let d = 0; d < dim; d++) dst[dOff + d] = src[sOff + d];
+    return 1;
+  }
+  let sq = 0;
+  for (let d = 0; d < dim; d++) sq += src[sOff + d] * src[sOff + d];
+  const norm = Math.sqrt(sq);
+  const inv = 1 / Math.max(norm, 1e-12);
+  for (let d = 0; d < dim; d++) dst[dOff + d] = src[sOff + d] * inv;
+  return norm;
+}

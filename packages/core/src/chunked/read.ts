@@ -1,0 +1,98 @@
+// The chunk read (ALGORITHM.md §4.2, chunked form): every query of a chunk against the dictionary
+// as of the chunk start plus the causal in-chunk keys, as two small GEMMs around one softmax.
+import type { HeadWorkspace } from './head.js';
+import { matmulABt } from './kernels.js';
+
+/** Scratch for reading one chunk: queries, logits/weights [C, rowsCap + C], softmax sums. */
+export class ReadScratch {
+  readonly qHat: Float32Array;
+  readonly weights: Float32Array;
+  readonly bias: Float32Array;
+  readonly outAcc: Float32Array;
+  readonly invSum: Float64Array;
+  readonly qNorm: Float64Array;
+
+  constructor(chunkSize: number, rowsCap: number, keyDim: number, valueDim: number) {
+    this.qHat = new Float32Array(chunkSize * keyDim);
+    this.weights = new Float32Array(chunkSize * (rowsCap + chunkSize));
+    this.bias = new Float32Array(rowsCap + chunkSize);
+    this.outAcc = new Float32Array(chunkSize * valueDim);
+    this.invSum = new Float64Array(chunkSize);
+    this.qNorm = new Float64Array(chunkSize);
+  }
+
+  get bytes(): number {
+    return (
+      this.qHat.byteLength +
+      this.weights.byteLength +
+      this.bias.byteLength +
+      this.outAcc.byteLength +
+      this.invSum.byteLength +
+      this.qNorm.byteLength
+    );
+  }
+}
+
+/**
+ * Softmax weights of `rows` queries (scratch.qHat rows 0…rows−1, the r-th at pending slot
+ * p0 + r) over the n dictionary rows and pending slots 0…p0+r, written unnormalised to
+ * scratch.weights [rows, n + p0 + rows] (masked slots are 0) with 1/Σ in scratch.invSum.
+ * Returns the row stride of the weights.
+ */
+export function chunkSoftmax(ws: HeadWorkspace, s: ReadScratch, rows: number, p0: number): number {
+  const { keyDim: dk, size: n } = ws;
+  const P = p0 + rows;
+  const stride = n + P;
+  const W = s.weights;
+  const bias = s.bias;
+  const beta = ws.config.beta;
+  matmulABt(s.qHat, 0, dk, rows, ws.keys, 0, dk, n, dk, W, 0, stride, false);
+  matmulABt(s.qHat, 0, dk, rows, ws.pendKeys, 0, dk, P, dk, W, n, stride, false);
+  for (let i = 0; i < n; i++) bias[i] = ws.rowBias[i];
+  const gaussian = ws.config.read === 'gaussian';
+  for (let j = 0; j < P; j++) bias[n + j] = gaussian ? -beta * ws.pendHalfNorms[j] : 0;
+  for (let r = 0; r < rows; r++) {
+    const base = r * stride;
+    const live = n + p0 + r + 1;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < live; i++) {
+      const l = beta * W[base + i] + bias[i];
+      W[base + i] = l;
+      if (l > max) max = l;
+    }
+    let sum = 0;
+    for (let i = 0; i < live; i++) {
+      const e = Math.exp(W[base + i] - max);
+      W[base + i] = e;
+      sum += e;
+    }
+    for (let i = live; i < stride; i++) W[base + i] = 0;
+    s.invSum[r] = 1 / sum;
+  }
+  return stride;
+}
+
+/**
+ * Reads `rows` staged queries and writes their outputs to out[outOff …] ([rows, valueDim]).
+ * The weighted sum runs against the transposed value tables, so it is the same A·Bᵀ kernel.
+ */
+export function readChunk(
+  ws: HeadWorkspace,
+  s: ReadScratch,
+  rows: number,
+  p0: number,
+  out: Float32Array,
+  outOff: number,
+): void {
+  const { valueDim: dv, size: n, rowsCap, chunkSize: C } = ws;
+  const P = p0 + rows;
+  const stride = chunkSoftmax(ws, s, rows, p0);
+  const acc = s.outAcc;
+  matmulABt(s.weights, 0, stride, rows, ws.valuesT, 0, rowsCap, dv, n, acc, 0, dv, false);
+  matmulABt(s.weights, n, stride, rows, ws.pendValuesT, 0, C, dv, P, acc, 0, dv, true);
+  for (let r = 0; r < rows; r++) {
+    const inv = s.invSum[r];
+    const o = outOff + r * dv;
+    for (let d = 0; d < dv; d++) out[o + d] = acc[r * dv + d] * inv;
+  }
+}
