@@ -1,2 +1,2 @@
-// Intentionally empty: this package is specified by an open issue and has no implementation yet.
-export {};
+// @ovq/train: tasks, hybrid models and the training loop for OVQ-attention experiments.
+export * from './tasks/index.js';
