@@ -1,2 +1,3 @@
-// Intentionally empty: this package is specified by an open issue and has no implementation yet.
-export {};
+// @ovq/tfjs: OVQ-attention and its baselines as TensorFlow.js ops (with gradients) and layers.
+export { OvqTfjsInputError } from './errors.js';
+export { type OvqOpConfig, ovqAttention, resolveOvqOpConfig } from './ops/ovq.js';
