@@ -5,3 +5,4 @@ export * from './gated-deltanet/index.js';
 export * from './linear/index.js';
 export * from './softmax/index.js';
 export { BaselineInputError } from './validate.js';
+export * from './vq/index.js';

@@ -1,0 +1,12 @@
+export { vqAttentionBlocked, vqAttentionBlockedBackward } from './blocked.js';
+export { type VqGradients, vqAppend, vqAttention, vqAttentionBackward } from './reference.js';
+export {
+  createVqState,
+  deserializeVqState,
+  type ResolvedVqConfig,
+  serializeVqState,
+  type VqConfig,
+  type VqSeq,
+  type VqState,
+  vqStateSize,
+} from './state.js';

@@ -1,0 +1,192 @@
+// Float64 reference for Transformer-VQ attention: a plain loop over time.
+import type { FloatArray } from '../common.js';
+import { checkDOutput, checkSameConfig, checkState } from '../validate.js';
+import {
+  checkVqSeq,
+  createVqState,
+  nearestCode,
+  resolveVqConfig,
+  type VqConfig,
+  type VqSeq,
+  type VqState,
+} from './state.js';
+
+/**
+ * Keys are replaced by their nearest code c_{z_s}. Query t in block b = ⌊t/L⌋ reads, in one softmax,
+ * every token of blocks b−1 and b up to t (logit β q_t·c_{z_s}, value v_s) and one row per code for
+ * all older tokens (logit β q_t·c_j + ln n_j, value Σv/n_j). This equals causal softmax attention
+ * over the quantised keys; the block split only decides where gradients go (see backward).
+ */
+export function vqAttention(
+  seq: VqSeq,
+  config: VqConfig | undefined,
+  initialState?: VqState,
+): { output: Float64Array; state: VqState } {
+  if (initialState) checkState(initialState, 'vq');
+  const c = initialState ? initialState.config : resolveVqConfig(config, seq.keyDim);
+  if (initialState && config !== undefined) checkSameConfig(c, resolveVqConfig(config, seq.keyDim));
+  checkVqSeq(seq, c, initialState);
+  const base = initialState ?? createVqState(seq, c);
+  const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
+  const { codebookSize: S, blockLength: L, beta } = c;
+  const cb = seq.codebook;
+  const counts = base.counts.slice();
+  const sums = base.valueSums.slice();
+  const codes = [...base.recentCodes];
+  const values = [...base.recentValues];
+  let firstRecent = base.position - base.recentLength; // stream position of codes[0]
+  const output = new Float64Array(T * dv);
+  const codeLogit = new Float64Array(S);
+  for (let t = 0; t < T; t++) {
+    const p = base.position + t;
+    const cacheEnd = Math.max(0, (Math.floor(p / L) - 1) * L);
+    while (firstRecent < cacheEnd) {
+      const z = codes.shift()!;
+      counts[z] += 1;
+      for (let j = 0; j < dv; j++) sums[z * dv + j] += values[j];
+      values.splice(0, dv);
+      firstRecent++;
+    }
+    codes.push(nearestCode(seq.k, t * dk, cb, S, dk));
+    for (let j = 0; j < dv; j++) values.push(seq.v[t * dv + j]);
+    for (let z = 0; z < S; z++) {
+      let d = 0;
+      for (let i = 0; i < dk; i++) d += seq.q[t * dk + i] * cb[z * dk + i];
+      codeLogit[z] = beta * d;
+    }
+    let max = Number.NEGATIVE_INFINITY;
+    for (let z = 0; z < S; z++)
+      if (counts[z] > 0) max = Math.max(max, codeLogit[z] + Math.log(counts[z]));
+    for (const z of codes) max = Math.max(max, codeLogit[z]);
+    let sum = 0;
+    const y = output.subarray(t * dv, (t + 1) * dv);
+    for (let z = 0; z < S; z++) {
+      if (counts[z] === 0) continue;
+      const w = Math.exp(codeLogit[z] - max); // e^{ℓ + ln n}·(Σv/n) = e^{ℓ}·Σv
+      sum += w * counts[z];
+      for (let j = 0; j < dv; j++) y[j] += w * sums[z * dv + j];
+    }
+    for (let r = 0; r < codes.length; r++) {
+      const w = Math.exp(codeLogit[codes[r]] - max);
+      sum += w;
+      for (let j = 0; j < dv; j++) y[j] += w * values[r * dv + j];
+    }
+    for (let j = 0; j < dv; j++) y[j] /= sum;
+  }
+  return {
+    output,
+    state: {
+      ...base,
+      position: base.position + T,
+      counts,
+      valueSums: sums,
+      recentLength: codes.length,
+      recentCodes: Float64Array.from(codes),
+      recentValues: Float64Array.from(values),
+    },
+  };
+}
+
+/** Streams `seq` into `state` (mutated only after every check passed); returns the outputs. */
+export function vqAppend(state: VqState, seq: VqSeq): Float64Array {
+  checkState(state, 'vq');
+  const { output, state: next } = vqAttention(seq, undefined, state);
+  Object.assign(state, next);
+  return output;
+}
+
+export type VqGradients<A> = { dq: A; dk: A; dv: A; dCodebook: A };
+
+/**
+ * Float64 gradients from an empty state. Discrete code choices are constants. The raw (current and
+ * previous block) keys are straight-through estimates k + sg(c_z − k): their logit gradient goes to
+ * dk. The per-code cache rows use the codebook itself: their logit gradient goes to dCodebook, and
+ * the value sums pass p/n·dy to every cached value. The total derivative with respect to the
+ * codebook (keys held fixed) is therefore dCodebook + Σ_{s: z_s = j} dk_s.
+ */
+export function vqAttentionBackward(
+  seq: VqSeq,
+  config: VqConfig,
+  dOutput: FloatArray,
+): VqGradients<Float64Array> {
+  const c = resolveVqConfig(config, seq.keyDim);
+  checkVqSeq(seq, c);
+  const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
+  checkDOutput(dOutput, T, dv);
+  const { codebookSize: S, blockLength: L, beta } = c;
+  const cb = seq.codebook;
+  const q = seq.q;
+  const z = new Int32Array(T);
+  for (let t = 0; t < T; t++) z[t] = nearestCode(seq.k, t * dk, cb, S, dk);
+  const g: VqGradients<Float64Array> = {
+    dq: new Float64Array(T * dk),
+    dk: new Float64Array(T * dk),
+    dv: new Float64Array(T * dv),
+    dCodebook: new Float64Array(S * dk),
+  };
+  const counts = new Float64Array(S);
+  const sums = new Float64Array(S * dv);
+  const codeLogit = new Float64Array(S);
+  const pCode = new Float64Array(S);
+  const pTok = new Float64Array(T);
+  let cached = 0;
+  for (let t = 0; t < T; t++) {
+    const cacheEnd = Math.max(0, (Math.floor(t / L) - 1) * L);
+    for (; cached < cacheEnd; cached++) {
+      counts[z[cached]] += 1;
+      for (let j = 0; j < dv; j++) sums[z[cached] * dv + j] += seq.v[cached * dv + j];
+    }
+    for (let s = 0; s < S; s++) {
+      let d = 0;
+      for (let i = 0; i < dk; i++) d += q[t * dk + i] * cb[s * dk + i];
+      codeLogit[s] = beta * d;
+    }
+    let max = Number.NEGATIVE_INFINITY;
+    for (let s = 0; s < S; s++)
+      if (counts[s] > 0) max = Math.max(max, codeLogit[s] + Math.log(counts[s]));
+    for (let s = cacheEnd; s <= t; s++) max = Math.max(max, codeLogit[z[s]]);
+    let sum = 0;
+    for (let s = 0; s < S; s++)
+      sum += pCode[s] = counts[s] > 0 ? Math.exp(codeLogit[s] + Math.log(counts[s]) - max) : 0;
+    for (let s = cacheEnd; s <= t; s++) sum += pTok[s] = Math.exp(codeLogit[z[s]] - max);
+    const dy = dOutput.subarray(t * dv, (t + 1) * dv);
+    // D = dy·y with y = Σ_j p_j mean_j + Σ_s p_s v_s.
+    let D = 0;
+    for (let s = 0; s < S; s++) {
+      if (counts[s] === 0) continue;
+      pCode[s] /= sum;
+      for (let j = 0; j < dv; j++) D += pCode[s] * dy[j] * (sums[s * dv + j] / counts[s]);
+    }
+    for (let s = cacheEnd; s <= t; s++) {
+      pTok[s] /= sum;
+      for (let j = 0; j < dv; j++) D += pTok[s] * dy[j] * seq.v[s * dv + j];
+    }
+    for (let s = 0; s < S; s++) {
+      if (counts[s] === 0) continue;
+      let dp = 0;
+      for (let j = 0; j < dv; j++) dp += dy[j] * (sums[s * dv + j] / counts[s]);
+      const ds = beta * pCode[s] * (dp - D);
+      for (let i = 0; i < dk; i++) {
+        g.dq[t * dk + i] += ds * cb[s * dk + i];
+        g.dCodebook[s * dk + i] += ds * q[t * dk + i];
+      }
+    }
+    for (let s = 0; s < cacheEnd; s++) {
+      const w = pCode[z[s]] / counts[z[s]];
+      for (let j = 0; j < dv; j++) g.dv[s * dv + j] += w * dy[j];
+    }
+    for (let s = cacheEnd; s <= t; s++) {
+      let dp = 0;
+      for (let j = 0; j < dv; j++) {
+        dp += dy[j] * seq.v[s * dv + j];
+        g.dv[s * dv + j] += pTok[s] * dy[j];
+      }
+      const ds = beta * pTok[s] * (dp - D);
+      for (let i = 0; i < dk; i++) {
+        g.dq[t * dk + i] += ds * cb[z[s] * dk + i];
+        g.dk[s * dk + i] += ds * q[t * dk + i];
+      }
+    }
+  }
+  return g;
+}

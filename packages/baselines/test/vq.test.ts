@@ -1,0 +1,190 @@
+import { poisoned } from '@ovq/core/testing';
+import { describe, expect, it } from 'vitest';
+import {
+  createVqState,
+  deserializeVqState,
+  serializeVqState,
+  softmaxAttention,
+  type VqConfig,
+  vqAppend,
+  vqAttention,
+  vqAttentionBackward,
+  vqAttentionBlocked,
+  vqAttentionBlockedBackward,
+  vqStateSize,
+} from '../src/index.js';
+import {
+  assertClose,
+  checkGradient,
+  createRng,
+  randn,
+  randomSeq,
+  randomSplits,
+  roundedF64,
+  slice,
+  toF32,
+} from './helpers.js';
+
+const TOL = 1e-5;
+
+function vqSeq(seed: number, T: number, dk: number, dv: number, S: number) {
+  return { ...randomSeq(seed, T, dk, dv), codebook: randn(createRng(seed + 9), S * dk) };
+}
+
+describe('vqAttentionBlocked = vqAttention (outputs, state, gradients)', () => {
+  it.each([
+    ['T1-d64-S16-L8', 1, 64, 64, 16, 8],
+    ['T63-d60-S32-L16', 63, 60, 60, 32, 16],
+    ['T500-d64-S64-L64', 500, 64, 64, 64, 64],
+    ['T1000-d60-S128-L32', 1000, 60, 32, 128, 32],
+  ])('%s', (_id, T, dk, dv, S, L) => {
+    const seq = roundedF64(vqSeq(T + dk, T, dk, dv, S));
+    const config: VqConfig = { codebookSize: S, blockLength: L, beta: 0.3 };
+    const ref = vqAttention(seq, config);
+    const out = poisoned(T * dv);
+    const fast = vqAttentionBlocked(toF32(seq), config, { out });
+    expect(fast.output).toBe(out);
+    assertClose('output', ref.output, fast.output, TOL);
+    assertClose('state.counts', ref.state.counts, fast.state.counts, 0);
+    assertClose('state.valueSums', ref.state.valueSums, fast.state.valueSums, TOL);
+    assertClose('state.recentValues', ref.state.recentValues, fast.state.recentValues, TOL);
+    expect(Array.from(fast.state.recentCodes)).toEqual(Array.from(ref.state.recentCodes));
+    const dOut = randn(createRng(T), T * dv);
+    const g = vqAttentionBackward(seq, config, dOut);
+    const gf = vqAttentionBlockedBackward(toF32(seq), config, Float32Array.from(dOut));
+    assertClose('dq', g.dq, gf.dq, TOL);
+    assertClose('dk', g.dk, gf.dk, TOL);
+    assertClose('dv', g.dv, gf.dv, TOL);
+    if (T > 2 * L) assertClose('dCodebook', g.dCodebook, gf.dCodebook, TOL);
+    else expect(Array.from(gf.dCodebook).every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe('VQ-attention against independent definitions', () => {
+  it('codebook = all keys gives causal softmax attention (T40-d8-L8)', () => {
+    const seq = randomSeq(51, 40, 8, 5);
+    const vq = vqAttention(
+      { ...seq, codebook: seq.k },
+      { codebookSize: 40, blockLength: 8, beta: 0.6 },
+    );
+    const ref = softmaxAttention(seq, { beta: 0.6 });
+    assertClose('output', ref.output, vq.output, 1e-12);
+  });
+
+  it('equals softmax attention over the quantised keys for any block length (T50-d6-S7)', () => {
+    const seq = vqSeq(52, 50, 6, 4, 7);
+    const quantised = new Float64Array(seq.k.length);
+    for (let t = 0; t < 50; t++) {
+      let best = 0;
+      let bestD = Number.POSITIVE_INFINITY;
+      for (let j = 0; j < 7; j++) {
+        let d = 0;
+        for (let i = 0; i < 6; i++) d += (seq.k[t * 6 + i] - seq.codebook[j * 6 + i]) ** 2;
+        if (d < bestD) [best, bestD] = [j, d];
+      }
+      quantised.set(seq.codebook.subarray(best * 6, best * 6 + 6), t * 6);
+    }
+    const ref = softmaxAttention({ ...seq, k: quantised }, { beta: 1 }).output;
+    for (const L of [1, 3, 8, 64]) {
+      assertClose(
+        `L=${L}`,
+        ref,
+        vqAttention(seq, { codebookSize: 7, blockLength: L, beta: 1 }).output,
+        1e-12,
+      );
+    }
+  });
+});
+
+describe('VQ-attention streaming, causality, gradients, errors', () => {
+  const config: VqConfig = { codebookSize: 5, blockLength: 4, beta: 0.8 };
+  const widths = { q: 6, k: 6, v: 4 };
+  it('random splits = one call (T45-d6-S5-L4)', () => {
+    const seq = vqSeq(53, 45, 6, 4, 5);
+    const whole = vqAttention(seq, config);
+    for (const seed of [1, 2, 3]) {
+      const cuts = randomSplits(45, seed);
+      let state = createVqState(seq, config);
+      const parts: number[] = [];
+      for (let i = 0; i + 1 < cuts.length; i++) {
+        const piece = { ...slice(seq, cuts[i], cuts[i + 1], widths), codebook: seq.codebook };
+        if (i % 2 === 0) parts.push(...vqAppend(state, piece));
+        else {
+          const r = vqAttentionBlocked(toF32(piece), undefined, { state });
+          state = r.state;
+          parts.push(...r.output);
+        }
+        state = deserializeVqState(serializeVqState(state));
+      }
+      assertClose('outputs', whole.output, parts, 1e-6);
+      assertClose('final sums', whole.state.valueSums, state.valueSums, 1e-6);
+      expect(Array.from(state.counts)).toEqual(Array.from(whole.state.counts));
+    }
+  });
+
+  it('causality: changing token 20 leaves outputs < 20 unchanged', () => {
+    const seq = vqSeq(54, 30, 6, 4, 5);
+    const a = vqAttention(seq, config).output;
+    seq.v[20 * 4] += 1;
+    const b = vqAttention(seq, config).output;
+    expect(Array.from(b.slice(0, 80))).toEqual(Array.from(a.slice(0, 80)));
+    expect(b[80]).not.toBe(a[80]);
+  });
+
+  it('gradients match float64 central differences (T14-d4-S3-L3)', () => {
+    const seq = vqSeq(55, 14, 4, 3, 3);
+    const cfg: VqConfig = { codebookSize: 3, blockLength: 3, beta: 0.9 };
+    const dOut = randn(createRng(9), 14 * 3);
+    const g = vqAttentionBackward(seq, cfg, dOut);
+    const f = () => vqAttention(seq, cfg).output;
+    checkGradient('dq', f, dOut, seq.q, g.dq);
+    checkGradient('dv', f, dOut, seq.v, g.dv);
+    // Moving the codebook moves the cache logits (dCodebook) and every quantised raw key (dk, straight-through).
+    const total = g.dCodebook.slice();
+    for (let t = 0; t < 14; t++) {
+      let best = 0;
+      let bestD = Number.POSITIVE_INFINITY;
+      for (let j = 0; j < 3; j++) {
+        let d = 0;
+        for (let i = 0; i < 4; i++) d += (seq.k[t * 4 + i] - seq.codebook[j * 4 + i]) ** 2;
+        if (d < bestD) [best, bestD] = [j, d];
+      }
+      for (let i = 0; i < 4; i++) total[best * 4 + i] += g.dk[t * 4 + i];
+    }
+    checkGradient('dCodebook + scatter(dk)', f, dOut, seq.codebook, total);
+    expect(Math.hypot(...g.dCodebook)).toBeGreaterThan(0);
+    expect(Math.hypot(...g.dk)).toBeGreaterThan(0);
+  });
+
+  it('straight-through dk is the gradient w.r.t. the quantised keys fed as free raw keys (T6, one block)', () => {
+    // With T ≤ 2L there is no cache: output = softmax over quantised keys, so dk = ∂/∂k̂ exactly.
+    const seq = vqSeq(56, 6, 4, 3, 3);
+    const cfg: VqConfig = { codebookSize: 3, blockLength: 4, beta: 0.9 };
+    const dOut = randn(createRng(10), 18);
+    const g = vqAttentionBackward(seq, cfg, dOut);
+    const { state } = vqAttention(seq, cfg);
+    const kq = new Float64Array(24);
+    for (let t = 0; t < 6; t++)
+      kq.set(seq.codebook.subarray(state.recentCodes[t] * 4, state.recentCodes[t] * 4 + 4), t * 4);
+    const f = () => softmaxAttention({ ...seq, k: kq }, { beta: 0.9 }).output;
+    checkGradient('dk', f, dOut, kq, g.dk);
+  });
+
+  it('bad input: clear error, state unchanged; stateSize', () => {
+    const seq = vqSeq(57, 10, 6, 4, 5);
+    const state = createVqState(seq, config);
+    vqAppend(state, seq);
+    const before = serializeVqState(state);
+    expect(() => vqAppend(state, { ...seq, codebook: seq.codebook.slice(1) })).toThrow(
+      'codebook has 29 values; expected codebookSize*keyDim = 30',
+    );
+    expect(() => vqAttention(seq, { codebookSize: 0 })).toThrow('config.codebookSize is 0');
+    expect(serializeVqState(state)).toBe(before);
+    expect(() =>
+      deserializeVqState(before.replace('"recentLength":6', '"recentLength":5')),
+    ).toThrow('state.recentLength is 5');
+    expect(
+      vqStateSize({ keyDim: 64, valueDim: 64 }, { codebookSize: 512, blockLength: 64 }, 65536),
+    ).toBe(512 * 129 + 128 * 128);
+  });
+});
