@@ -11,7 +11,7 @@ export type HeadRef = {
   keyDim: number;
   valueDim: number;
   head: number;
-  /** Extra inputs of this head: one value (per head) or seqLen values (per token). */
+  /** Extra inputs of this head: its slice of a per-head input, or seqLen values (per token). */
   extras: Float64Array[];
 };
 
@@ -67,7 +67,9 @@ export function checkMixer(c: MixerCase, dOut: tf.Tensor, ratio = 1e-4): void {
         valueDim: dv,
         head: h,
         extras: c.extras.map((e, i) =>
-          e.kind === 'perHead' ? ex[i].slice(h, h + 1) : ex[i].slice(bh * T, (bh + 1) * T),
+          e.kind === 'perHead'
+            ? ex[i].slice((h * ex[i].length) / heads, ((h + 1) * ex[i].length) / heads)
+            : ex[i].slice(bh * T, (bh + 1) * T),
         ),
       };
       yRef.set(c.forward(head), bh * T * dv);
@@ -76,8 +78,10 @@ export function checkMixer(c: MixerCase, dOut: tf.Tensor, ratio = 1e-4): void {
       gk.set(g.dk, bh * T * dk);
       gv.set(g.dv, bh * T * dv);
       c.extras.forEach((e, i) => {
-        if (e.kind === 'perHead') gEx[i][h] += g.extras[i][0];
-        else gEx[i].set(g.extras[i], bh * T);
+        if (e.kind === 'perHead') {
+          const w = ex[i].length / heads;
+          for (let j = 0; j < w; j++) gEx[i][h * w + j] += g.extras[i][j];
+        } else gEx[i].set(g.extras[i], bh * T);
       });
     }
   }

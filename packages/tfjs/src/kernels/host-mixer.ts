@@ -3,7 +3,8 @@
 // gradient that calls the mixer's own backward (a reverse scan), never tfjs autodiff through a loop.
 //
 // Tensor layout: q, k [batch, heads, seqLen, keyDim]; v [batch, heads, seqLen, valueDim]; extra
-// inputs are per head ([heads], e.g. OVQ's β) or per token ([batch, heads, seqLen], e.g. a decay).
+// inputs are per head ([heads, ...], e.g. OVQ's β or a VQ codebook) or per token
+// ([batch, heads, seqLen], e.g. a decay).
 import {
   type DataType,
   engine,
@@ -28,13 +29,13 @@ export type HeadData = {
   valueDim: number;
   /** Index of the head (for per-head parameters). */
   head: number;
-  /** Extra inputs of this head, in `extras` order: one value (per head) or seqLen values. */
+  /** Extra inputs of this head, in `extras` order: its slice of a per-head input, or seqLen values. */
   extras: Float32Array[];
 };
 
 export type ExtraInput = { name: string; kind: 'perHead' | 'perToken' };
 
-/** Gradients of ⟨dOutput, output⟩ for one head; extras in `extras` order (1 or seqLen values). */
+/** Gradients of ⟨dOutput, output⟩ for one head; extras in `extras` order, shaped like HeadData's. */
 export type HeadGradients = {
   dq: ArrayLike<number>;
   dk: ArrayLike<number>;
@@ -88,6 +89,9 @@ type Batched = {
   k: Float32Array;
   v: Float32Array;
   extras: Float32Array[];
+  /** Values per head of each per-head extra (product of its shape after the first axis). */
+  extraWidth: number[];
+  extraShape: number[][];
 };
 
 function gather(backend: HostBackend, inputs: NamedTensorInfoMap, extras: readonly ExtraInput[]) {
@@ -104,6 +108,10 @@ function gather(backend: HostBackend, inputs: NamedTensorInfoMap, extras: readon
     k: read(backend, inputs.k as TensorInfo),
     v: read(backend, v),
     extras: extras.map((e) => read(backend, inputs[e.name] as TensorInfo)),
+    extraShape: extras.map((e) => (inputs[e.name] as TensorInfo).shape),
+    extraWidth: extras.map((e) =>
+      (inputs[e.name] as TensorInfo).shape.slice(1).reduce((a, b) => a * b, 1),
+    ),
   };
   return batched;
 }
@@ -121,7 +129,7 @@ function headView(x: Batched, extras: readonly ExtraInput[], b: number, h: numbe
     head: h,
     extras: extras.map((e, i) =>
       e.kind === 'perHead'
-        ? x.extras[i].subarray(h, h + 1)
+        ? x.extras[i].subarray(h * x.extraWidth[i], (h + 1) * x.extraWidth[i])
         : x.extras[i].subarray(bh * T, (bh + 1) * T),
     ),
   };
@@ -170,9 +178,7 @@ function backwardKernel<C>(mixer: HostMixer<C>) {
     const dq = new Float32Array(batch * heads * T * dk);
     const dkAll = new Float32Array(batch * heads * T * dk);
     const dvAll = new Float32Array(batch * heads * T * dv);
-    const dExtras = mixer.extras.map((e) =>
-      e.kind === 'perHead' ? new Float64Array(heads) : new Float64Array(batch * heads * T),
-    );
+    const dExtras = x.extras.map((e) => new Float64Array(e.length));
     for (let b = 0; b < batch; b++) {
       for (let h = 0; h < heads; h++) {
         const bh = b * heads + h;
@@ -186,8 +192,10 @@ function backwardKernel<C>(mixer: HostMixer<C>) {
         dvAll.set(g.dv, bh * T * dv);
         mixer.extras.forEach((e, i) => {
           // A per-head parameter is shared by the batch: its gradient is the sum over sequences.
-          if (e.kind === 'perHead') dExtras[i][h] += g.extras[i][0];
-          else dExtras[i].set(g.extras[i], bh * T);
+          if (e.kind === 'perHead') {
+            const w = x.extraWidth[i];
+            for (let j = 0; j < w; j++) dExtras[i][h * w + j] += g.extras[i][j];
+          } else dExtras[i].set(g.extras[i], bh * T);
         });
       }
     }
@@ -195,13 +203,7 @@ function backwardKernel<C>(mixer: HostMixer<C>) {
       write(host, [batch, heads, T, dk], dq),
       write(host, [batch, heads, T, dk], dkAll),
       write(host, [batch, heads, T, dv], dvAll),
-      ...mixer.extras.map((e, i) =>
-        write(
-          host,
-          e.kind === 'perHead' ? [heads] : [batch, heads, T],
-          Float32Array.from(dExtras[i]),
-        ),
-      ),
+      ...dExtras.map((d, i) => write(host, x.extraShape[i], Float32Array.from(d))),
     ];
   };
 }

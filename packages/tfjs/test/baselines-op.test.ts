@@ -1,0 +1,139 @@
+import * as B from '@ovq/baselines';
+import { createRng } from '@ovq/core/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  decayLinearAttention,
+  gatedDeltaNet,
+  linearAttention,
+  softmaxAttention,
+  vqAttention,
+} from '../src/index.js';
+import { HOST_BACKENDS, randomTensor, tf, useBackend, WEBGPU_SKIP_REASON } from './backends.js';
+import { checkMixer, type HeadRef, type MixerCase } from './mixer-check.js';
+
+const [Bt, H, T, dk, dv] = [2, 2, 37, 6, 5];
+const seq = (h: HeadRef) => ({
+  q: h.q,
+  k: h.k,
+  v: h.v,
+  seqLen: h.seqLen,
+  keyDim: h.keyDim,
+  valueDim: h.valueDim,
+});
+
+/** Uniform values in (lo, hi) as a [batch, heads, seqLen] tensor. */
+function uniform(rng: () => number, lo: number, hi: number): tf.Tensor {
+  const x = new Float32Array(Bt * H * T).map(() => lo + (hi - lo) * rng());
+  return tf.tensor(x, [Bt, H, T]);
+}
+
+type Case = Omit<MixerCase, 'batch' | 'heads' | 'seqLen' | 'keyDim' | 'valueDim' | 'q' | 'k' | 'v'>;
+
+function cases(rng: () => number): Case[] {
+  const swa = { window: 5, rope: { base: 10000 }, normalize: true, beta: 2 };
+  const vq = { codebookSize: 4, blockLength: 8 };
+  return [
+    {
+      name: 'softmax SWA W5 + RoPE + normalise',
+      extras: [],
+      op: (q, k, v) => softmaxAttention(q, k, v, swa),
+      forward: (h) => B.softmaxAttention(seq(h), swa).output,
+      backward: (h, dy) => ({ ...B.softmaxAttentionBackward(seq(h), swa, dy), extras: [] }),
+    },
+    {
+      name: 'softmax full, default β',
+      extras: [],
+      op: (q, k, v) => softmaxAttention(q, k, v),
+      forward: (h) => B.softmaxAttention(seq(h)).output,
+      backward: (h, dy) => ({ ...B.softmaxAttentionBackward(seq(h), undefined, dy), extras: [] }),
+    },
+    {
+      name: 'linear',
+      extras: [],
+      op: (q, k, v) => linearAttention(q, k, v),
+      forward: (h) => B.linearAttention(seq(h)).output,
+      backward: (h, dy) => ({ ...B.linearAttentionBackward(seq(h), undefined, dy), extras: [] }),
+    },
+    {
+      name: 'decay linear',
+      extras: [{ tensor: uniform(rng, 0.5, 1), kind: 'perToken' }],
+      op: (q, k, v, a) => decayLinearAttention(q, k, v, a, { scale: 0.5 }),
+      forward: (h) =>
+        B.decayLinearAttention({ ...seq(h), decay: h.extras[0] }, { scale: 0.5 }).output,
+      backward: (h, dy) => {
+        const g = B.decayLinearAttentionBackward(
+          { ...seq(h), decay: h.extras[0] },
+          { scale: 0.5 },
+          dy,
+        );
+        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dDecay] };
+      },
+    },
+    {
+      name: 'gated deltanet',
+      extras: [
+        { tensor: uniform(rng, 0.6, 1), kind: 'perToken' },
+        { tensor: uniform(rng, 0.1, 1.5), kind: 'perToken' },
+      ],
+      op: (q, k, v, a, b) => gatedDeltaNet(q, k, v, a, b),
+      forward: (h) => B.gatedDeltaNet({ ...seq(h), alpha: h.extras[0], beta: h.extras[1] }).output,
+      backward: (h, dy) => {
+        const g = B.gatedDeltaNetBackward(
+          { ...seq(h), alpha: h.extras[0], beta: h.extras[1] },
+          undefined,
+          dy,
+        );
+        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dAlpha, g.dBeta] };
+      },
+    },
+    {
+      name: 'vq (S4, L8)',
+      extras: [{ tensor: randomTensor(rng, [H, 4, dk]), kind: 'perHead' }],
+      op: (q, k, v, cb) => vqAttention(q, k, v, cb, vq),
+      forward: (h) => B.vqAttention({ ...seq(h), codebook: h.extras[0] }, vq).output,
+      backward: (h, dy) => {
+        const g = B.vqAttentionBackward({ ...seq(h), codebook: h.extras[0] }, vq, dy);
+        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
+      },
+    },
+  ];
+}
+
+describe.each(HOST_BACKENDS)('baseline ops on %s', (backend) => {
+  afterAll(() => tf.setBackend('cpu'));
+  const names = cases(createRng(1)).map((c) => c.name);
+  it.each(names)(
+    `%s matches @ovq/baselines' float64 reference (outputs, tf.grad), no leaks B${Bt}-H${H}-T${T}-dk${dk}-dv${dv}`,
+    async (name) => {
+      await useBackend(backend);
+      const rng = createRng(11);
+      const c = cases(rng).find((x) => x.name === name)!;
+      const q = randomTensor(rng, [Bt, H, T, dk]);
+      const k = randomTensor(rng, [Bt, H, T, dk]);
+      const v = randomTensor(rng, [Bt, H, T, dv]);
+      const dOut = randomTensor(rng, [Bt, H, T, dv]);
+      checkMixer({ ...c, batch: Bt, heads: H, seqLen: T, keyDim: dk, valueDim: dv, q, k, v }, dOut);
+      tf.dispose([q, k, v, dOut, ...c.extras.map((e) => e.tensor)]);
+    },
+  );
+
+  it('names the argument on bad shapes and values', async () => {
+    await useBackend(backend);
+    const q = tf.zeros([1, 2, 4, 3]);
+    expect(() => decayLinearAttention(q, q, q, tf.ones([1, 2, 5]))).toThrow(
+      /decayLinearAttention: decay: has shape \[1, 2, 5\]; expected \[batch, heads, seqLen\] = \[1, 2, 4\]/,
+    );
+    expect(() => decayLinearAttention(q, q, q, tf.zeros([1, 2, 4]))).toThrow(
+      /decay\[0\] is 0; expected a value in \(0, 1\]/,
+    );
+    expect(() => vqAttention(q, q, q, tf.zeros([2, 3, 3]), { codebookSize: 4 })).toThrow(
+      /codebook: has shape \[2, 3, 3\]/,
+    );
+    expect(() => softmaxAttention(q, q, q, { window: 0 })).toThrow(/config.window/);
+    tf.dispose(q);
+  });
+});
+
+describe('baseline ops on webgpu', () => {
+  it.skip(`skipped: ${WEBGPU_SKIP_REASON}`, () => {});
+});
