@@ -1,2 +1,9 @@
 // @ovq/train: tasks, hybrid models and the training loop for OVQ-attention experiments.
+export * from './checkpoint/checkpoint.js';
+export * from './loop/loss.js';
+export * from './loop/task-spec.js';
+export * from './loop/train.js';
+export * from './model/decoder.js';
+export * from './model/mixers.js';
+export * from './optim/adamw.js';
 export * from './tasks/index.js';
