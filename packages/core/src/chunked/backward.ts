@@ -6,7 +6,14 @@
 // checkpoints taken every ⌈√absorbs⌉ chunks. No per-chunk snapshots.
 import type { OvqConfig, OvqTrace, Seq } from '../ovq/types.js';
 import { requireFiniteArray, resolveOvqConfig, validateSeq } from '../validate.js';
-import { type AbsorbTape, checkOut, createTape, rowsNeeded, stageTokens, traceFromTape } from './forward.js';
+import {
+  type AbsorbTape,
+  checkOut,
+  createTape,
+  rowsNeeded,
+  stageTokens,
+  traceFromTape,
+} from './forward.js';
 import { HeadWorkspace } from './head.js';
 import { matmulABt, transpose } from './kernels.js';
 import { chunkSoftmax, ReadScratch } from './read.js';
@@ -68,8 +75,10 @@ export class BackwardScratch extends ReadScratch {
 
   override get bytes(): number {
     let total = super.bytes;
-    for (const a of [this.dl, this.wT, this.gOut, this.gOutT, this.qT, this.u, this.pendGrad]) total += a.byteLength;
-    for (const a of [this.rowGradK, this.rowGradV, this.dkHat, this.dvChunk, this.kNorm]) total += a.byteLength;
+    for (const a of [this.dl, this.wT, this.gOut, this.gOutT, this.qT, this.u, this.pendGrad])
+      total += a.byteLength;
+    for (const a of [this.rowGradK, this.rowGradV, this.dkHat, this.dvChunk, this.kNorm])
+      total += a.byteLength;
     for (const a of [this.colSum, this.gk, this.gv, this.members]) total += a.byteLength;
     return total;
   }
@@ -173,7 +182,13 @@ function absorbBackward(ws: HeadWorkspace, b: BackwardScratch, tape: AbsorbTape,
  * dOutput in b.gOut): adds into b.dkHat/b.dvChunk, folds row gradients into G and writes dq.
  * Returns this chunk's ∂L/∂β.
  */
-function readBackward(ws: HeadWorkspace, b: BackwardScratch, rows: number, dq: Float32Array, dqOff: number): number {
+function readBackward(
+  ws: HeadWorkspace,
+  b: BackwardScratch,
+  rows: number,
+  dq: Float32Array,
+  dqOff: number,
+): number {
   const { keyDim: dk, valueDim: dv, size: n, rowsCap, chunkSize: C } = ws;
   const beta = ws.config.beta;
   const gaussian = ws.config.read === 'gaussian';
@@ -305,7 +320,16 @@ export function backwardHead(
     dbeta += readBackward(ws, b, rows, grads.dq, kOff + t0 * dk);
     for (let r = 0; r < rows; r++) {
       const at = kOff + (t0 + r) * dk;
-      normalizeBackwardInto(ws.pendKeys, b.dkHat, r * dk, dk, b.kNorm[r], ws.config.normalize, grads.dk, at);
+      normalizeBackwardInto(
+        ws.pendKeys,
+        b.dkHat,
+        r * dk,
+        dk,
+        b.kNorm[r],
+        ws.config.normalize,
+        grads.dk,
+        at,
+      );
       const vo = vOff + (t0 + r) * dv;
       for (let d = 0; d < dv; d++) grads.dv[vo + d] = b.dvChunk[r * dv + d];
     }
@@ -329,9 +353,18 @@ export function ovqAttentionChunkedBackward(
   requireFiniteArray('dOutput', dOutput, T * valueDim, 'seqLen*valueDim');
   const out = options.out ?? {};
   const grads = {
-    dq: out.dq === undefined ? new Float32Array(T * keyDim) : checkOut(out.dq, T * keyDim, 'options.out.dq', 'seqLen*keyDim'),
-    dk: out.dk === undefined ? new Float32Array(T * keyDim) : checkOut(out.dk, T * keyDim, 'options.out.dk', 'seqLen*keyDim'),
-    dv: out.dv === undefined ? new Float32Array(T * valueDim) : checkOut(out.dv, T * valueDim, 'options.out.dv', 'seqLen*valueDim'),
+    dq:
+      out.dq === undefined
+        ? new Float32Array(T * keyDim)
+        : checkOut(out.dq, T * keyDim, 'options.out.dq', 'seqLen*keyDim'),
+    dk:
+      out.dk === undefined
+        ? new Float32Array(T * keyDim)
+        : checkOut(out.dk, T * keyDim, 'options.out.dk', 'seqLen*keyDim'),
+    dv:
+      out.dv === undefined
+        ? new Float32Array(T * valueDim)
+        : checkOut(out.dv, T * valueDim, 'options.out.dv', 'seqLen*valueDim'),
   };
   const C = resolved.chunkSize;
   const rowsCap = rowsNeeded(resolved, T);

@@ -131,30 +131,50 @@ export function checkContinuable(
   argument: string,
 ): OvqState {
   if (!(state instanceof OvqState)) {
-    throw new OvqInputError(argument, 'expected an OvqState (createOvqState, ovqAttention, ovqAttentionChunked or deserializeOvqState)');
+    throw new OvqInputError(
+      argument,
+      'expected an OvqState (createOvqState, ovqAttention, ovqAttentionChunked or deserializeOvqState)',
+    );
   }
   if (state.keyDim !== keyDim || state.valueDim !== valueDim) {
-    throw new OvqInputError(argument, `has keyDim ${state.keyDim}, valueDim ${state.valueDim}; the sequence has keyDim ${keyDim}, valueDim ${valueDim}`);
+    throw new OvqInputError(
+      argument,
+      `has keyDim ${state.keyDim}, valueDim ${state.valueDim}; the sequence has keyDim ${keyDim}, valueDim ${valueDim}`,
+    );
   }
   for (const key of ['chunkSize', 'beta', 'spawn', 'read', 'normalize', 'seed'] as const) {
     if (state.config[key] !== config[key]) {
-      throw new OvqInputError(`config.${key}`, `got ${String(config[key])}; ${argument} was created with ${String(state.config[key])} (only capacity may change between calls)`);
+      throw new OvqInputError(
+        `config.${key}`,
+        `got ${String(config[key])}; ${argument} was created with ${String(state.config[key])} (only capacity may change between calls)`,
+      );
     }
   }
   for (const key of ['growth', 'update'] as const) {
     const a = JSON.stringify(config[key]);
     const b = JSON.stringify(state.config[key]);
     if (a !== b) {
-      throw new OvqInputError(`config.${key}`, `got ${a}; ${argument} was created with ${b} (only capacity may change between calls)`);
+      throw new OvqInputError(
+        `config.${key}`,
+        `got ${a}; ${argument} was created with ${b} (only capacity may change between calls)`,
+      );
     }
   }
   return state;
 }
 
 /** Checks a caller-provided output buffer. */
-export function checkOut(out: unknown, length: number, argument: string, shape: string): Float32Array {
+export function checkOut(
+  out: unknown,
+  length: number,
+  argument: string,
+  shape: string,
+): Float32Array {
   if (!(out instanceof Float32Array)) {
-    throw new OvqInputError(argument, `got ${typeof out}; expected a Float32Array of ${shape} = ${length} values`);
+    throw new OvqInputError(
+      argument,
+      `got ${typeof out}; expected a Float32Array of ${shape} = ${length} values`,
+    );
   }
   if (out.length !== length) {
     throw new OvqInputError(argument, `has ${out.length} values; expected ${shape} = ${length}`);

@@ -1,8 +1,9 @@
 // The working state of one head on the chunked path: the dictionary in the layouts the kernels
 // want, the pending chunk, and the absorb step (decide, apply, undo). Allocated once per call and
 // reused across heads, so nothing here grows with the sequence length.
-import { spawnCount } from '../ovq/growth.js';
+
 import { randomSpawn } from '../ovq/dictionary.js';
+import { spawnCount } from '../ovq/growth.js';
 import { OvqState } from '../ovq/state.js';
 import type { ResolvedOvqConfig } from '../ovq/types.js';
 import { matmulABt } from './kernels.js';
@@ -84,7 +85,12 @@ export class HeadWorkspace {
   /** Bytes held by this workspace (the benchmark's explicit memory account). */
   get bytes(): number {
     const { rowsCap: n, keyDim: dk, valueDim: dv, chunkSize: C } = this;
-    return n * (4 * (2 * dk + 2 * dv) + 8 * (dk + dv) + 8 + 4 + 4 + 1 + 8) + C * (4 * (2 * dk + 2 * dv + 1) + 8 + 4 + 1 + 4) + C * n * 4 + (this.emaSums ? this.emaSums.byteLength : 0);
+    return (
+      n * (4 * (2 * dk + 2 * dv) + 8 * (dk + dv) + 8 + 4 + 4 + 1 + 8) +
+      C * (4 * (2 * dk + 2 * dv + 1) + 8 + 4 + 1 + 4) +
+      C * n * 4 +
+      (this.emaSums ? this.emaSums.byteLength : 0)
+    );
   }
 
   /** Resets to an empty stream (reusing the buffers for another head). */
