@@ -1,0 +1,9 @@
+export {
+  type AcquiredDevice,
+  type AcquireOptions,
+  acquireDevice,
+  getGpu,
+  type NodeBackend,
+} from './acquire.js';
+export { checkRequiredLimits, type DeviceCaps, queryCaps, REQUIRED } from './limits.js';
+export { chooseVariant, tileRows, type Variant } from './variants.js';

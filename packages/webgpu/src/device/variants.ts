@@ -1,0 +1,40 @@
+// Kernel variants chosen from the device's limits: workgroup size and how many rows of keys and
+// values a workgroup can stage in workgroup memory.
+import type { DeviceCaps } from './limits.js';
+
+export type Variant = {
+  /** Threads per workgroup for 1-D kernels (one thread per query, row or token). */
+  workgroupSize: number;
+  /** Bytes of workgroup storage a kernel may use. */
+  workgroupStorage: number;
+};
+
+export function chooseVariant(caps: DeviceCaps): Variant {
+  // One thread per query/row/token: 64 fits every adapter (compat's default allows 128) and is a
+  // multiple of every subgroup size; larger groups only add idle threads for chunk-sized work.
+  const workgroupSize = Math.min(64, caps.maxInvocations, caps.maxWorkgroupSizeX);
+  return { workgroupSize, workgroupStorage: caps.maxWorkgroupStorage };
+}
+
+/**
+ * Staged rows per tile. Small on purpose: SwiftShader's compile time grows steeply with workgroup
+ * memory (64 rows of d = 64: 6 s per pipeline, 8 rows: 0.5 s), and with one thread per query a
+ * 16-row tile already shares each load across the whole workgroup.
+ */
+export const TILE_CAP = 16;
+
+/**
+ * Rows of `floatsPerRow` floats that fit in workgroup storage, as a power of two in [1, cap].
+ * `reservedFloats` are used by other shared arrays of the same kernel.
+ */
+export function tileRows(
+  variant: Variant,
+  floatsPerRow: number,
+  cap: number,
+  reservedFloats = 0,
+): number {
+  const avail = Math.floor(variant.workgroupStorage / 4) - reservedFloats;
+  let rows = 1;
+  while (rows * 2 <= cap && rows * 2 * floatsPerRow <= avail) rows *= 2;
+  return rows;
+}

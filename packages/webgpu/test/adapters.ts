@@ -1,0 +1,86 @@
+// The adapters these tests run on: every WebGPU route present on this machine (Dawn in Node:
+// OpenGL ES compatibility mode on Mesa llvmpipe, and Vulkan, which is SwiftShader here and the
+// real driver on a GPU machine). An absent adapter skips with a printed reason, except under CI,
+// where it fails. OVQ_WEBGPU_ADAPTERS=opengles,vulkan picks a subset.
+import { existsSync, mkdirSync } from 'node:fs';
+import { acquireDevice } from '../src/device/acquire.js';
+import { GpuContext } from '../src/gpu/context.js';
+
+export type AdapterName = 'opengles' | 'vulkan';
+
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const REAL_VULKAN_ICDS = [
+  '/usr/share/vulkan/icd.d/nvidia_icd.json',
+  '/etc/vulkan/icd.d/nvidia_icd.json',
+];
+
+function prepareEnvironment(): void {
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  if (!process.env.XDG_RUNTIME_DIR) {
+    const dir = '/tmp/ovq-xdg-runtime';
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  }
+  // Without a GPU driver, Vulkan means SwiftShader (Debian's chromium ships its ICD).
+  if (
+    !process.env.VK_ICD_FILENAMES &&
+    !REAL_VULKAN_ICDS.some(existsSync) &&
+    existsSync(SWIFTSHADER)
+  ) {
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+  }
+}
+
+export type Adapter = {
+  name: AdapterName;
+  ctx: GpuContext | null;
+  reason: string;
+  description: string;
+};
+
+async function open(name: AdapterName): Promise<Adapter> {
+  try {
+    const acquired = await acquireDevice(
+      name === 'opengles'
+        ? { nodeBackend: 'opengles', featureLevel: 'compatibility' }
+        : { nodeBackend: 'vulkan', featureLevel: 'core' },
+    );
+    const info = acquired.adapterInfo;
+    return {
+      name,
+      ctx: new GpuContext(acquired.device, { poisonOutputs: true }),
+      reason: '',
+      description:
+        `${name}: ${info.vendor} ${info.architecture} ${info.device} ${info.description}`.trim(),
+    };
+  } catch (error) {
+    return { name, ctx: null, reason: String(error), description: name };
+  }
+}
+
+const cache = new Map<AdapterName, Promise<Adapter>>();
+
+/** Opens (once per test file) each requested adapter; absent ones carry the reason. */
+export async function adapters(): Promise<Adapter[]> {
+  prepareEnvironment();
+  const wanted = (process.env.OVQ_WEBGPU_ADAPTERS ?? 'opengles,vulkan')
+    .split(',')
+    .map((s) => s.trim()) as AdapterName[];
+  const out: Adapter[] = [];
+  for (const name of wanted) {
+    if (!cache.has(name)) cache.set(name, open(name));
+    out.push(await (cache.get(name) as Promise<Adapter>));
+  }
+  for (const a of out) {
+    if (!a.ctx) {
+      const message = `[webgpu tests] adapter ${a.name} absent: ${a.reason}`;
+      if (process.env.CI)
+        throw new Error(`${message} (CI requires every adapter; run .ci/webgpu-setup.sh)`);
+      console.warn(`${message}; its tests are skipped`);
+    }
+  }
+  return out;
+}
+
+/** Names for `describe.each`: resolved at collection time so absent adapters show as skipped. */
+export const present = await adapters();
