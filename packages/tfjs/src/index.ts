@@ -1,5 +1,16 @@
 // @ovq/tfjs: OVQ-attention and its baselines as TensorFlow.js ops (with gradients) and layers.
 export { OvqTfjsInputError } from './errors.js';
+export { MixerLayer, type MixerLayerArgs } from './layers/base.js';
+export { GatedDeltaNet, type GatedDeltaNetArgs } from './layers/gated-deltanet.js';
+export {
+  DecayLinearAttention,
+  type DecayLinearAttentionArgs,
+  LinearAttention,
+  type LinearAttentionArgs,
+} from './layers/linear.js';
+export { OvqAttention, type OvqAttentionArgs } from './layers/ovq.js';
+export { SoftmaxAttention, type SoftmaxAttentionArgs } from './layers/softmax.js';
+export { VqAttention, type VqAttentionArgs } from './layers/vq.js';
 export {
   decayLinearAttention,
   gatedDeltaNet,
@@ -8,3 +19,5 @@ export {
   vqAttention,
 } from './ops/baselines.js';
 export { type OvqOpConfig, ovqAttention, resolveOvqOpConfig } from './ops/ovq.js';
+export { type DictionaryHealth, dictionaryHealth } from './streaming/ovq-health.js';
+export type { MixerStreamState } from './streaming/state.js';
