@@ -1,18 +1,12 @@
 // Shared types and small numeric helpers (row normalisation, RoPE, state serialisation).
+import type { Seq } from '@ovq/core';
 import { inputError } from './validate.js';
 
 export type FloatArray = Float32Array | Float64Array;
 export type Dims = { keyDim: number; valueDim: number };
 
-/** One head of one sequence, as in @ovq/core's `Seq`: row-major [seqLen, keyDim] q/k, [seqLen, valueDim] v. */
-export type SeqInput = {
-  q: FloatArray;
-  k: FloatArray;
-  v: FloatArray;
-  seqLen: number;
-  keyDim: number;
-  valueDim: number;
-};
+/** One head of one sequence: @ovq/core's `Seq` (row-major [seqLen, keyDim] q/k, [seqLen, valueDim] v). */
+export type SeqInput = Seq;
 
 /** Same floor as @ovq/core: x / max(‖x‖, 1e-12). */
 export const NORM_EPS = 1e-12;
