@@ -6,3 +6,18 @@ export type { HeadsDims } from './gpu/validate.js';
 export * from './ops/attention.js';
 export * from './ops/linear.js';
 export * from './ops/matmul.js';
+export { decodeTrace, type OvqInput, ovqAppend, ovqAttention } from './ovq/api.js';
+export {
+  type AbsorbMeta,
+  CHUNKS_PER_SUBMIT,
+  type ForwardRecord,
+  ovqForwardGpu,
+} from './ovq/forward.js';
+export {
+  createGpuOvqState,
+  GpuOvqState,
+  type OvqStateDims,
+  readOvqState,
+  serializeGpuOvqState,
+  uploadOvqState,
+} from './ovq/state.js';

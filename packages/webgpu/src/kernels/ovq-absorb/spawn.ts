@@ -1,0 +1,132 @@
+// Absorb steps 2–3, one workgroup per head: spawn m rows from the chunk (farthest-point
+// selection, or picks given by the host for 'first'/'random'), then assign every other token to
+// its nearest row among the old rows (from OvqNearestProgram) and the new ones (ties: lowest row,
+// so an old row wins a tie). Decisions go to `trace` [heads, A, 2C]: the row of each token, then
+// the spawned tokens in pick order (first m entries). The argmax is a fixed-shape tree reduction: the same bits every run.
+import type { Binding, Program } from '../../gpu/program.js';
+import { dimConsts, loadVecFn, POS_BIG } from '../wgsl.js';
+
+export class OvqSpawnAssignProgram implements Program {
+  readonly shaderKey: string;
+  readonly bindings: Binding[] = [
+    { name: 'kw', kind: 'read' },
+    { name: 'vw', kind: 'read' },
+    { name: 'nearest', kind: 'read' },
+    { name: 'picks', kind: 'read', type: 'i32' },
+    { name: 'Dk', kind: 'rw' },
+    { name: 'Dv', kind: 'rw' },
+    { name: 'cnt', kind: 'rw' },
+    { name: 'trace', kind: 'rw', type: 'i32' },
+  ];
+  readonly params = [
+    ['L', 'u32'],
+    ['cs', 'u32'],
+    ['n', 'u32'],
+    ['m', 'u32'],
+    ['a', 'u32'],
+    ['A', 'u32'],
+    ['N', 'u32'],
+    ['farthest', 'u32'],
+  ] as const;
+  readonly workgroupSize: readonly [number, number, number];
+
+  constructor(
+    readonly dk: number,
+    readonly dv: number,
+    readonly chunk: number,
+    readonly wg: number,
+  ) {
+    this.shaderKey = `ovq-spawn-assign-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
+    this.workgroupSize = [wg, 1, 1];
+  }
+
+  body(): string {
+    const { dk, dv, chunk } = this;
+    return /* wgsl */ `
+${dimConsts('DK', dk)}
+const DV: u32 = ${dv}u;
+const C: u32 = ${chunk}u;
+var<workgroup> Dist: array<f32, ${chunk}>;
+var<workgroup> NewBest: array<f32, ${chunk}>;
+var<workgroup> NewArg: array<i32, ${chunk}>;
+var<workgroup> SeedRow: array<i32, ${chunk}>;
+var<workgroup> RedVal: array<f32, WG_X>;
+var<workgroup> RedIdx: array<u32, WG_X>;
+var<workgroup> Pick: u32;
+${loadVecFn('ldKw', 'kw', 'DK', dk)}
+fn sqDist(a: u32, b: u32) -> f32 {
+  var d2 = 0.0;
+  for (var i = 0u; i < DK4; i++) { let df = ldKw(a, i) - ldKw(b, i); d2 = d2 + dot(df, df); }
+  return d2;
+}
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let head = wid.x;
+  let tid = lid.x;
+  let rowBase = head * P.L + P.cs;
+  for (var j = tid; j < C; j += WG_X) {
+    Dist[j] = nearest[head * 2u * C + j];
+    NewBest[j] = ${POS_BIG};
+    NewArg[j] = -1;
+    SeedRow[j] = -1;
+  }
+  workgroupBarrier();
+  for (var r = 0u; r < P.m; r++) {
+    if (P.farthest == 1u) {
+      // Largest distance among unpicked tokens; ties go to the lowest index.
+      var bv = -1.0;
+      var bi = 0xffffffffu;
+      for (var j = tid; j < C; j += WG_X) {
+        if (SeedRow[j] < 0 && (bi == 0xffffffffu || Dist[j] > bv)) { bv = Dist[j]; bi = j; }
+      }
+      RedVal[tid] = bv;
+      RedIdx[tid] = bi;
+      workgroupBarrier();
+      for (var stride = WG_X / 2u; stride > 0u; stride = stride / 2u) {
+        if (tid < stride) {
+          let ov = RedVal[tid + stride];
+          let oi = RedIdx[tid + stride];
+          let mi = RedIdx[tid];
+          if (oi != 0xffffffffu && (mi == 0xffffffffu || ov > RedVal[tid] || (ov == RedVal[tid] && oi < mi))) {
+            RedVal[tid] = ov;
+            RedIdx[tid] = oi;
+          }
+        }
+        workgroupBarrier();
+      }
+      if (tid == 0u) { Pick = RedIdx[0]; }
+    } else {
+      if (tid == 0u) { Pick = u32(picks[P.a * C + r]); }
+    }
+    workgroupBarrier();
+    let pick = Pick;
+    let row = P.n + r;
+    if (tid == 0u) {
+      SeedRow[pick] = i32(row);
+      trace[(head * P.A + P.a) * 2u * C + C + r] = i32(pick);
+      cnt[head * P.N + row] = 1.0;
+    }
+    for (var d = tid; d < DK; d += WG_X) { Dk[(head * P.N + row) * DK + d] = kw[(rowBase + pick) * DK + d]; }
+    for (var d = tid; d < DV; d += WG_X) { Dv[(head * P.N + row) * DV + d] = vw[(rowBase + pick) * DV + d]; }
+    for (var j = tid; j < C; j += WG_X) {
+      let dn = sqDist((rowBase + j) * DK, (rowBase + pick) * DK);
+      Dist[j] = min(Dist[j], dn);
+      // Strictly closer only: among new rows the earlier (lower) row keeps a tie.
+      if (dn < NewBest[j]) { NewBest[j] = dn; NewArg[j] = i32(row); }
+    }
+    workgroupBarrier();
+  }
+  for (var j = tid; j < C; j += WG_X) {
+    var z = SeedRow[j];
+    if (z < 0) {
+      z = i32(nearest[head * 2u * C + C + j]);
+      // Old rows have lower indices, so a new row must be strictly closer to win.
+      if (NewArg[j] >= 0 && (z < 0 || NewBest[j] < nearest[head * 2u * C + j])) { z = NewArg[j]; }
+    }
+    trace[(head * P.A + P.a) * 2u * C + j] = z;
+  }
+}
+`;
+  }
+}

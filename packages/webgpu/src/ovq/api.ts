@@ -1,0 +1,81 @@
+// Convenience level: Float32Arrays in and out, one read-back per call. Layout of every array:
+// [batchHeads, seqLen, dim] row-major (batch-major, then head: index (b·H + h)·T·d + t·d + i).
+import type { OvqConfig, OvqState, OvqTrace } from '@ovq/core';
+import type { GpuContext } from '../gpu/context.js';
+import { WebGpuError } from '../gpu/errors.js';
+import { TensorScope } from '../gpu/tensor.js';
+import { checkArray, checkDims, type HeadsDims, requireNonNegativeInt } from '../gpu/validate.js';
+import { type ForwardRecord, ovqForwardGpu } from './forward.js';
+import { createGpuOvqState, type GpuOvqState, readOvqState } from './state.js';
+
+export type OvqInput = HeadsDims & { q: Float32Array; k: Float32Array; v: Float32Array };
+
+/** Decodes the GPU's decisions into one OvqTrace per head (replayable by @ovq/core). */
+export function decodeTrace(
+  record: ForwardRecord,
+  trace: Int32Array,
+  batchHeads: number,
+  chunkSize: number,
+): OvqTrace[] {
+  const A = Math.max(1, record.absorbs.length);
+  const C = chunkSize;
+  return Array.from({ length: batchHeads }, (_, h) =>
+    record.absorbs.map((meta, a) => {
+      const base = (h * A + a) * 2 * C;
+      return {
+        sizeBefore: meta.sizeBefore,
+        spawned: Array.from(trace.subarray(base + C, base + C + meta.spawned)),
+        assignment: Array.from(trace.subarray(base, base + C)),
+      };
+    }),
+  );
+}
+
+/** Appends tokens to a GPU state; returns their outputs and the absorb decisions per head. */
+export async function ovqAppend(
+  state: GpuOvqState,
+  input: { q: Float32Array; k: Float32Array; v: Float32Array; seqLen: number },
+): Promise<{ output: Float32Array; trace: OvqTrace[] }> {
+  state.assertAlive();
+  const ctx = state.ctx;
+  await ctx.assertUsableAsync();
+  const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
+  const T = requireNonNegativeInt('seqLen', input.seqLen);
+  const q = checkArray('q', input.q, [bh, T, dk], 'batchHeads*seqLen*keyDim');
+  const k = checkArray('k', input.k, [bh, T, dk], 'batchHeads*seqLen*keyDim');
+  const v = checkArray('v', input.v, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  const scope = new TensorScope();
+  let record: ForwardRecord | null = null;
+  try {
+    const tq = scope.track(ctx.upload(q, [bh, T, dk], 'f32', 'q'));
+    const tk = scope.track(ctx.upload(k, [bh, T, dk], 'f32', 'k'));
+    const tv = scope.track(ctx.upload(v, [bh, T, dv], 'f32', 'v'));
+    const out = scope.track(ctx.output([bh, T, dv], 'f32', 'out'));
+    record = ovqForwardGpu(state, { q: tq, k: tk, v: tv, seqLen: T }, out);
+    const output = await ctx.readF32(out);
+    const trace = decodeTrace(record, await ctx.readI32(record.trace), bh, state.config.chunkSize);
+    await ctx.checkErrors();
+    return { output, trace };
+  } finally {
+    record?.scope.dispose();
+    scope.dispose();
+  }
+}
+
+/** OVQ-attention over [batchHeads] independent heads from empty dictionaries. */
+export async function ovqAttention(
+  ctx: GpuContext,
+  input: OvqInput,
+  config: OvqConfig,
+): Promise<{ output: Float32Array; trace: OvqTrace[]; state: OvqState[] }> {
+  const dims = checkDims(input);
+  if (!config || typeof config !== 'object')
+    throw new WebGpuError('config', `got ${String(config)}; expected an OvqConfig`);
+  const state = createGpuOvqState(ctx, dims, config);
+  try {
+    const { output, trace } = await ovqAppend(state, { ...input, seqLen: dims.seqLen });
+    return { output, trace, state: await readOvqState(state) };
+  } finally {
+    state.dispose();
+  }
+}

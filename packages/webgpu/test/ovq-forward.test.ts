@@ -1,0 +1,202 @@
+// OVQ forward on every adapter present against the @ovq/core float64 reference: outputs and the
+// final state (size, counts, rows, pending buffer), NaN-poisoned outputs, odd shapes, every
+// option, determinism and streaming splits.
+import { ovqAppend as refAppend, serializeOvqState } from '@ovq/core';
+import { assertClose } from '@ovq/core/testing';
+import { describe, expect, it } from 'vitest';
+import { ovqAppend, ovqAttention } from '../src/ovq/api.js';
+import { createGpuOvqState, readOvqState, uploadOvqState } from '../src/ovq/state.js';
+import { present } from './adapters.js';
+import {
+  type Case,
+  caseName,
+  compareStates,
+  headSeq,
+  makeInput,
+  reference,
+  TOL,
+} from './ovq-helpers.js';
+
+const CASES: Case[] = [
+  { bh: 3, T: 1, dk: 64, dv: 64, config: { chunkSize: 7, capacity: 8, beta: 4 } },
+  {
+    bh: 3,
+    T: 63,
+    dk: 60,
+    dv: 64,
+    config: { chunkSize: 7, capacity: 16, beta: 5, read: 'gaussian' },
+  },
+  { bh: 3, T: 500, dk: 64, dv: 60, config: { chunkSize: 64, capacity: 32, beta: 6 } },
+  {
+    bh: 3,
+    T: 500,
+    dk: 60,
+    dv: 64,
+    config: {
+      chunkSize: 7,
+      capacity: 24,
+      beta: 3,
+      spawn: 'random',
+      seed: 5,
+      growth: { kind: 'log', alpha: 4 },
+      update: { kind: 'ema', rate: 0.3 },
+    },
+  },
+  {
+    bh: 3,
+    T: 63,
+    dk: 64,
+    dv: 64,
+    config: { chunkSize: 7, capacity: 64, beta: 8, spawn: 'first', growth: 'full' },
+  },
+];
+
+for (const adapter of present) {
+  const suite = adapter.ctx ? describe : describe.skip;
+  suite(`OVQ forward on ${adapter.description}`, () => {
+    const ctx = adapter.ctx!;
+
+    it.each(CASES.map((c) => [caseName(c), c] as const))(
+      'matches the reference: %s',
+      async (_name, c) => {
+        const input = makeInput(100, c);
+        const gpu = await ovqAttention(ctx, input, c.config);
+        const ref = reference(input, c.config, gpu.trace);
+        if (ref.flips > 0)
+          console.info(
+            `[${caseName(c)}] ${ref.flips} absorb decisions differ from an unreplayed reference (near-ties)`,
+          );
+        assertClose('output', ref.output, gpu.output, TOL);
+        compareStates(ref.states, gpu.state);
+      },
+    );
+
+    it('is deterministic: two runs give identical bits', async () => {
+      const c = CASES[2];
+      const input = makeInput(7, c);
+      const a = await ovqAttention(ctx, input, c.config);
+      const b = await ovqAttention(ctx, input, c.config);
+      expect(Buffer.from(a.output.buffer).equals(Buffer.from(b.output.buffer))).toBe(true);
+      expect(a.trace).toEqual(b.trace);
+      a.state.forEach((s, h) => {
+        expect(
+          Buffer.from(new Float64Array(s.centroidKeys).buffer).equals(
+            Buffer.from(new Float64Array(b.state[h].centroidKeys).buffer),
+          ),
+        ).toBe(true);
+      });
+    });
+
+    it('streaming in pieces equals one call, and the state round-trips through @ovq/core', async () => {
+      const c: Case = {
+        bh: 3,
+        T: 63,
+        dk: 60,
+        dv: 64,
+        config: { chunkSize: 7, capacity: 16, beta: 5 },
+      };
+      const input = makeInput(11, c);
+      const whole = await ovqAttention(ctx, input, c.config);
+      const state = createGpuOvqState(ctx, input, c.config);
+      const cuts = [0, 1, 10, 11, 30, 63];
+      const pieces: Float32Array[] = [];
+      let moved = state;
+      for (let i = 0; i + 1 < cuts.length; i++) {
+        const [t0, t1] = [cuts[i], cuts[i + 1]];
+        const slice = (x: Float32Array, d: number) => {
+          const out = new Float32Array(c.bh * (t1 - t0) * d);
+          for (let h = 0; h < c.bh; h++)
+            out.set(x.subarray((h * c.T + t0) * d, (h * c.T + t1) * d), h * (t1 - t0) * d);
+          return out;
+        };
+        const r = await ovqAppend(moved, {
+          q: slice(input.q, c.dk),
+          k: slice(input.k, c.dk),
+          v: slice(input.v, c.dv),
+          seqLen: t1 - t0,
+        });
+        pieces.push(r.output);
+        if (i === 2) {
+          // Move the stream GPU → CPU (serialized) → GPU mid-way.
+          const bytes = (await readOvqState(moved)).map(serializeOvqState);
+          moved.dispose();
+          moved = uploadOvqState(ctx, bytes);
+        }
+      }
+      // Reassemble [BH, T, dv] from the pieces.
+      const joined = new Float32Array(c.bh * c.T * c.dv);
+      let t0 = 0;
+      pieces.forEach((p, i) => {
+        const len = cuts[i + 1] - cuts[i];
+        for (let h = 0; h < c.bh; h++)
+          joined.set(p.subarray(h * len * c.dv, (h + 1) * len * c.dv), (h * c.T + t0) * c.dv);
+        t0 += len;
+      });
+      assertClose('streamed output', whole.output, joined, 1e-5);
+      compareStates(whole.state, await readOvqState(moved));
+      moved.dispose();
+    });
+
+    it('continues a CPU stream on the GPU (upload of a @ovq/core state)', async () => {
+      const c: Case = {
+        bh: 3,
+        T: 40,
+        dk: 64,
+        dv: 64,
+        config: { chunkSize: 7, capacity: 8, beta: 4 },
+      };
+      const input = makeInput(21, c);
+      const cpuStates = Array.from({ length: c.bh }, (_, h) => {
+        const seq = headSeq(input, h, c.T, c.dk, c.dv);
+        return { seq, state: refCreate(c) };
+      });
+      const T1 = 19;
+      for (const { seq, state } of cpuStates) {
+        refAppend(state, {
+          q: seq.q.subarray(0, T1 * c.dk),
+          k: seq.k.subarray(0, T1 * c.dk),
+          v: seq.v.subarray(0, T1 * c.dv),
+          seqLen: T1,
+        });
+      }
+      const gpuState = uploadOvqState(
+        ctx,
+        cpuStates.map((s) => s.state.clone()),
+      );
+      const rest = (x: Float32Array, d: number) => {
+        const out = new Float32Array(c.bh * (c.T - T1) * d);
+        for (let h = 0; h < c.bh; h++)
+          out.set(x.subarray((h * c.T + T1) * d, (h + 1) * c.T * d), h * (c.T - T1) * d);
+        return out;
+      };
+      const gpu = await ovqAppend(gpuState, {
+        q: rest(input.q, c.dk),
+        k: rest(input.k, c.dk),
+        v: rest(input.v, c.dv),
+        seqLen: c.T - T1,
+      });
+      const refOut = cpuStates.map(({ seq, state }) =>
+        refAppend(state, {
+          q: seq.q.subarray(T1 * c.dk),
+          k: seq.k.subarray(T1 * c.dk),
+          v: seq.v.subarray(T1 * c.dv),
+          seqLen: c.T - T1,
+        }),
+      );
+      const flat = new Float64Array(refOut.reduce((n, o) => n + o.length, 0));
+      refOut.forEach((o, h) => flat.set(o, h * o.length));
+      assertClose('continued output', flat, gpu.output, TOL);
+      compareStates(
+        cpuStates.map((s) => s.state),
+        await readOvqState(gpuState),
+      );
+      gpuState.dispose();
+    });
+  });
+}
+
+import { createOvqState } from '@ovq/core';
+
+function refCreate(c: Case) {
+  return createOvqState({ keyDim: c.dk, valueDim: c.dv }, c.config);
+}
