@@ -2,6 +2,7 @@
 export { OvqTfjsInputError } from './errors.js';
 export { MixerLayer, type MixerLayerArgs } from './layers/base.js';
 export { GatedDeltaNet, type GatedDeltaNetArgs } from './layers/gated-deltanet.js';
+export { KvmAttention, type KvmAttentionArgs } from './layers/kvm.js';
 export {
   DecayLinearAttention,
   type DecayLinearAttentionArgs,
@@ -14,6 +15,7 @@ export { VqAttention, type VqAttentionArgs } from './layers/vq.js';
 export {
   decayLinearAttention,
   gatedDeltaNet,
+  kvmAttention,
   linearAttention,
   softmaxAttention,
   vqAttention,

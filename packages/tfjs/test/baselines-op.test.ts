@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   decayLinearAttention,
   gatedDeltaNet,
+  kvmAttention,
   linearAttention,
   softmaxAttention,
   vqAttention,
@@ -32,6 +33,13 @@ type Case = Omit<MixerCase, 'batch' | 'heads' | 'seqLen' | 'keyDim' | 'valueDim'
 function cases(rng: () => number): Case[] {
   const swa = { window: 5, rope: { base: 10000 }, normalize: true, beta: 2 };
   const vq = { codebookSize: 4, blockLength: 8 };
+  const kvm = {
+    window: 8,
+    blockSize: 4,
+    beta: 3,
+    budget: { kind: 'sqrt', scale: 1.5 },
+    sinks: 2,
+  } as const;
   return [
     {
       name: 'softmax SWA W5 + RoPE + normalise',
@@ -95,6 +103,13 @@ function cases(rng: () => number): Case[] {
         const g = B.vqAttentionBackward({ ...seq(h), codebook: h.extras[0] }, vq, dy);
         return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
       },
+    },
+    {
+      name: 'kvm (W8, B4, sqrt budget, 2 sinks)',
+      extras: [],
+      op: (q, k, v) => kvmAttention(q, k, v, kvm),
+      forward: (h) => B.kvmAttention(seq(h), kvm).output,
+      backward: (h, dy) => ({ ...B.kvmAttentionBackward(seq(h), kvm, dy), extras: [] }),
     },
   ];
 }

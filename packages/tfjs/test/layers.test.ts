@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DecayLinearAttention,
   GatedDeltaNet,
+  KvmAttention,
   LinearAttention,
   type MixerLayer,
   OvqAttention,
@@ -74,6 +75,19 @@ const factories: Factory[] = [
         codebookSize: 5,
         blockLength: 4,
         seed: 7,
+      }) as MixerLayer<unknown>,
+  },
+  {
+    name: 'KvmAttention',
+    make: () =>
+      new KvmAttention({
+        heads: 2,
+        keyDim: 4,
+        window: 4,
+        blockSize: 2,
+        budget: { kind: 'sqrt', scale: 1 },
+        sinks: 1,
+        seed: 8,
       }) as MixerLayer<unknown>,
   },
 ];

@@ -7,6 +7,9 @@ import {
   type GatedDeltaNetConfig,
   gatedDeltaNetChunked,
   gatedDeltaNetChunkedBackward,
+  type KvmConfig,
+  kvmAttentionBlocked,
+  kvmAttentionBlockedBackward,
   type LinearConfig,
   linearAttentionChunked,
   linearAttentionChunkedBackward,
@@ -91,4 +94,15 @@ export const vqMixer: HostMixer<VqConfig> = {
     const g = vqAttentionBlockedBackward({ ...seqOf(head), codebook: head.extras[0] }, config, dy);
     return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
   },
+};
+
+export const kvmMixer: HostMixer<KvmConfig> = {
+  kernelName: 'OvqKvmAttention',
+  extras: [],
+  parseConfig: parse,
+  forward: (head, config) => kvmAttentionBlocked(seqOf(head), config).output,
+  backward: (head, config, dy) => ({
+    ...kvmAttentionBlockedBackward(seqOf(head), config, dy),
+    extras: [],
+  }),
 };

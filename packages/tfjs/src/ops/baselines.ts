@@ -5,6 +5,7 @@
 import type {
   DecayLinearConfig,
   GatedDeltaNetConfig,
+  KvmConfig,
   LinearConfig,
   SoftmaxConfig,
   VqConfig,
@@ -14,6 +15,7 @@ import { describeShape, OvqTfjsInputError } from '../errors.js';
 import {
   decayLinearMixer,
   gatedDeltaNetMixer,
+  kvmMixer,
   linearMixer,
   softmaxMixer,
   vqMixer,
@@ -102,4 +104,13 @@ export function vqAttention(
     );
   }
   return runHostMixer(vqMixer, { q, k, v, codebook }, config) as Tensor4D;
+}
+
+/**
+ * Key-Value Means attention (@ovq/baselines' KVM): one softmax over sink tokens, compressed
+ * key/value-mean rows and a raw block window; `config` needs window, beta and budget.
+ */
+export function kvmAttention(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig): Tensor4D {
+  checkQkv('kvmAttention', q, k, v);
+  return runHostMixer(kvmMixer, { q, k, v }, config) as Tensor4D;
 }
