@@ -141,3 +141,90 @@ describe.each(factories)('$name layer', ({ make }) => {
     tf.dispose([x, full, streamed, ...pieces]);
   });
 });
+
+describe.each(factories)('$name layer: training step', ({ make }) => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('an optimizer step updates every weight and leaks no tensor', () => {
+    const layer = make();
+    const x = randomTensor(createRng(5), [B, T, D]);
+    (layer.apply(x) as tf.Tensor).dispose();
+    const before = layer.getWeights().map((w) => w.dataSync().slice());
+    const optimizer = tf.train.adam(1e-2);
+    const count = tf.memory().numTensors;
+    for (let i = 0; i < 2; i++) {
+      optimizer.minimize(() => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar);
+    }
+    // Adam creates its two moment slots per weight on the first step; nothing else may remain.
+    expect(tf.memory().numTensors - count).toBe(2 * layer.trainableWeights.length);
+    layer.getWeights().forEach((w, i) => {
+      expect(Array.from(w.dataSync())).not.toEqual(Array.from(before[i]));
+    });
+    optimizer.dispose();
+    x.dispose();
+  });
+});
+
+describe('streaming state and OVQ dictionary health', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('OVQ state stays bounded while a long stream grows; health adds up', () => {
+    const layer = new OvqAttention({ heads: 2, keyDim: 4, chunkSize: 8, capacity: 10, seed: 9 });
+    const x = randomTensor(createRng(6), [1, 203, D]);
+    (layer.apply(tf.slice(x, [0, 0, 0], [1, 8, D])) as tf.Tensor).dispose();
+    const health = layer.dictionaryHealthOf(x as tf.Tensor3D);
+    expect(health).toHaveLength(2);
+    for (const h of health) {
+      expect(h.size).toBeLessThanOrEqual(10);
+      expect(h.capacity).toBe(10);
+      expect(h.tokensAbsorbed).toBe(200);
+      expect(h.pending).toBe(3);
+      expect(h.countMean * h.size).toBeCloseTo(200, 9);
+      expect(h.countMin).toBeGreaterThanOrEqual(1);
+      expect(h.countMax).toBeGreaterThanOrEqual(h.countMean);
+      expect(h.neverUpdated).toBeLessThanOrEqual(h.size);
+      expect(h.usageEntropy).toBeGreaterThan(0);
+      expect(h.usageEntropy).toBeLessThanOrEqual(Math.log(h.size) + 1e-12);
+    }
+    // dk = dv = 4: N·(dk + dv + 1) + C·(dk + dv) per head, independent of T once T ≥ N, C.
+    expect(layer.stateSize(1_000)).toBe(2 * (10 * 9 + 8 * 8));
+    expect(layer.stateSize(1_000_000)).toBe(layer.stateSize(1_000));
+    x.dispose();
+  });
+
+  it('stateSize follows ALGORITHM.md §6 for the baselines', () => {
+    const full = new SoftmaxAttention({ heads: 2, keyDim: 4 });
+    const swa = new SoftmaxAttention({ heads: 2, keyDim: 4, window: 16 });
+    const lin = new LinearAttention({ heads: 2, keyDim: 4 });
+    const gdn = new GatedDeltaNet({ heads: 2, keyDim: 4 });
+    expect(full.stateSize(100)).toBe(2 * 100 * 8);
+    expect(swa.stateSize(100)).toBe(2 * 16 * 8);
+    expect(lin.stateSize(100)).toBe(2 * (16 + 4));
+    expect(gdn.stateSize(100)).toBe(2 * 16);
+  });
+
+  it('rejects bad arguments with the argument named', () => {
+    expect(() => new OvqAttention({ heads: 0, keyDim: 4 })).toThrow(
+      /OvqAttention: heads: got 0; expected a positive integer/,
+    );
+    expect(() => new OvqAttention({ heads: 1, keyDim: 4, capacity: -1 })).toThrow(
+      /config.capacity/,
+    );
+    expect(() => new SoftmaxAttention({ heads: 1, keyDim: 3, ropeBase: 10000 })).toThrow(
+      /even keyDim/,
+    );
+    const a = new LinearAttention({ heads: 1, keyDim: 4 });
+    const b = new OvqAttention({ heads: 1, keyDim: 4 });
+    const x = tf.zeros([1, 3, D]);
+    (a.apply(x) as tf.Tensor).dispose();
+    (b.apply(x) as tf.Tensor).dispose();
+    expect(() => a.step(x, b.createState(1) as never)).toThrow(
+      /LinearAttention.step: state: is not a state of this layer/,
+    );
+    expect(() => a.step(x, a.createState(2))).toThrow(
+      /has batch 1; the state was created for batch 2/,
+    );
+    expect(() => a.apply(tf.zeros([1, 3, D + 1]))).toThrow();
+    x.dispose();
+  });
+});
