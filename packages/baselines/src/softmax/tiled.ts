@@ -12,6 +12,42 @@ import {
   type SoftmaxState,
 } from './state.js';
 
+/** a[ao..ao+n)·b[bo..bo+n) with four partial sums (breaks the add dependency chain; ~2× in V8). */
+function dot32(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let x = 0;
+  for (; x + 3 < n; x += 4) {
+    s0 += a[ao + x] * b[bo + x];
+    s1 += a[ao + x + 1] * b[bo + x + 1];
+    s2 += a[ao + x + 2] * b[bo + x + 2];
+    s3 += a[ao + x + 3] * b[bo + x + 3];
+  }
+  for (; x < n; x++) s0 += a[ao + x] * b[bo + x];
+  return s0 + s1 + (s2 + s3);
+}
+
+/** y[yo..yo+n) += a · x[xo..xo+n). */
+function axpy32(
+  a: number,
+  x: Float32Array,
+  xo: number,
+  y: Float32Array,
+  yo: number,
+  n: number,
+): void {
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    y[yo + i] += a * x[xo + i];
+    y[yo + i + 1] += a * x[xo + i + 1];
+    y[yo + i + 2] += a * x[xo + i + 2];
+    y[yo + i + 3] += a * x[xo + i + 3];
+  }
+  for (; i < n; i++) y[yo + i] += a * x[xo + i];
+}
+
 /** Query/key tile edge: a 64×64 score tile plus its rows stay in L1/L2. */
 export const SOFTMAX_TILE = 64;
 
@@ -53,9 +89,7 @@ function tiledForward(
         const r = i - i0;
         let m = rowMax[r];
         for (let j = lo; j <= hi; j++) {
-          let d = 0;
-          for (let x = 0, qo = i * dk, ko = j * dk; x < dk; x++) d += q[qo + x] * keys[ko + x];
-          const s = beta * d;
+          const s = beta * dot32(q, i * dk, keys, j * dk, dk);
           scores[j - lo] = s;
           if (s > m) m = s;
         }
@@ -66,7 +100,7 @@ function tiledForward(
         for (let j = lo; j <= hi; j++) {
           const p = Math.exp(scores[j - lo] - m);
           sum += p;
-          for (let y = 0, vo = j * dv; y < dv; y++) acc[ao + y] += p * values[vo + y];
+          axpy32(p, values, j * dv, acc, ao, dv);
         }
         rowMax[r] = m;
         rowSum[r] = sum;
@@ -171,19 +205,12 @@ export function softmaxAttentionTiledBackward(
       for (let j = lo; j <= hi; j++) {
         const ko = j * dk;
         const vo = j * dv;
-        let d = 0;
-        for (let x = 0; x < dk; x++) d += q[qo + x] * k[ko + x];
-        const p = Math.exp(c.beta * d - lse[i]);
-        let dp = 0;
-        for (let x = 0; x < dv; x++) {
-          dp += dy[yo + x] * v[vo + x];
-          gv[vo + x] += p * dy[yo + x];
-        }
+        const p = Math.exp(c.beta * dot32(q, qo, k, ko, dk) - lse[i]);
+        const dp = dot32(dy, yo, v, vo, dv);
+        axpy32(p, dy, yo, gv, vo, dv);
         const ds = c.beta * p * (dp - rowDot[i]);
-        for (let x = 0; x < dk; x++) {
-          gq[qo + x] += ds * k[ko + x];
-          gk[ko + x] += ds * q[qo + x];
-        }
+        axpy32(ds, k, ko, gq, qo, dk);
+        axpy32(ds, q, qo, gk, ko, dk);
       }
     }
   }
