@@ -104,10 +104,14 @@ export function evictTokens<A extends FloatArray>(
   const { dk, dv } = rows;
   const n0 = rows.n;
   const add = Math.min(m, Math.max(0, budgetRows(config.budget, tau) - n0));
+  // One similarity pass against the old rows serves both novelty and the merge winner.
+  const bestOld = new Int32Array(m);
+  const bestOldSim = new Float64Array(m);
   const novelty = new Float64Array(m);
-  for (let j = 0; j < m; j++)
-    novelty[j] =
-      n0 === 0 ? Number.POSITIVE_INFINITY : 1 - mostSimilar(rows, n0, k, (first + j) * dk)[1];
+  for (let j = 0; j < m; j++) {
+    [bestOld[j], bestOldSim[j]] = mostSimilar(rows, n0, k, (first + j) * dk);
+    novelty[j] = n0 === 0 ? Number.POSITIVE_INFINITY : 1 - bestOldSim[j];
+  }
   const order = Array.from({ length: m }, (_, j) => j).sort(
     (a, b) => novelty[b] - novelty[a] || a - b,
   );
@@ -129,8 +133,21 @@ export function evictTokens<A extends FloatArray>(
     merged[j] = 0;
   }
   rows.n = n0 + add;
-  for (let j = 0; j < m; j++)
-    if (merged[j]) assignment[j] = mostSimilar(rows, rows.n, k, (first + j) * dk)[0];
+  for (let j = 0; j < m; j++) {
+    if (!merged[j]) continue;
+    // Winner over old rows (known) and the appended ones; a new row wins only if strictly closer.
+    let best = bestOld[j];
+    let bestSim = bestOldSim[j];
+    for (let i = n0; i < rows.n; i++) {
+      let s = 0;
+      for (let x = 0; x < dk; x++) s += k[(first + j) * dk + x] * rows.K[i * dk + x];
+      if (s > bestSim) {
+        bestSim = s;
+        best = i;
+      }
+    }
+    assignment[j] = best;
+  }
   const sumK = new Float64Array(rows.n * dk);
   const sumV = new Float64Array(rows.n * dv);
   const sumNorm = new Float64Array(rows.n);
