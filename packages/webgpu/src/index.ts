@@ -6,7 +6,14 @@ export type { HeadsDims } from './gpu/validate.js';
 export * from './ops/attention.js';
 export * from './ops/linear.js';
 export * from './ops/matmul.js';
-export { decodeTrace, type OvqInput, ovqAppend, ovqAttention } from './ovq/api.js';
+export {
+  decodeTrace,
+  type OvqInput,
+  ovqAppend,
+  ovqAttention,
+  ovqAttentionBackward,
+} from './ovq/api.js';
+export { type OvqGradTensors, ovqBackwardGpu } from './ovq/backward.js';
 export {
   type AbsorbMeta,
   CHUNKS_PER_SUBMIT,

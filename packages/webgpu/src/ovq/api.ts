@@ -5,6 +5,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { WebGpuError } from '../gpu/errors.js';
 import { TensorScope } from '../gpu/tensor.js';
 import { checkArray, checkDims, type HeadsDims, requireNonNegativeInt } from '../gpu/validate.js';
+import { ovqBackwardGpu } from './backward.js';
 import { type ForwardRecord, ovqForwardGpu } from './forward.js';
 import { createGpuOvqState, type GpuOvqState, readOvqState } from './state.js';
 
@@ -77,5 +78,66 @@ export async function ovqAttention(
     return { output, trace, state: await readOvqState(state) };
   } finally {
     state.dispose();
+  }
+}
+
+/**
+ * Gradients of ⟨dOutput, output⟩ w.r.t. q, k, v [BH, T, d] and β (per head and total), for
+ * OVQ-attention from empty dictionaries. Also returns the forward output.
+ */
+export async function ovqAttentionBackward(
+  ctx: GpuContext,
+  input: OvqInput,
+  config: OvqConfig,
+  dOutput: Float32Array,
+): Promise<{
+  output: Float32Array;
+  dq: Float32Array;
+  dk: Float32Array;
+  dv: Float32Array;
+  dbeta: number;
+  dbetaPerHead: Float32Array;
+}> {
+  const { batchHeads: bh, seqLen: T, keyDim: dk, valueDim: dv } = checkDims(input);
+  const q = checkArray('q', input.q, [bh, T, dk], 'batchHeads*seqLen*keyDim');
+  const k = checkArray('k', input.k, [bh, T, dk], 'batchHeads*seqLen*keyDim');
+  const v = checkArray('v', input.v, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  const g = checkArray('dOutput', dOutput, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  if (!config || typeof config !== 'object')
+    throw new WebGpuError('config', `got ${String(config)}; expected an OvqConfig`);
+  await ctx.assertUsableAsync();
+  const state = createGpuOvqState(ctx, input, config);
+  const scope = new TensorScope();
+  try {
+    const t = {
+      q: scope.track(ctx.upload(q, [bh, T, dk], 'f32', 'q')),
+      k: scope.track(ctx.upload(k, [bh, T, dk], 'f32', 'k')),
+      v: scope.track(ctx.upload(v, [bh, T, dv], 'f32', 'v')),
+    };
+    const dout = scope.track(ctx.upload(g, [bh, T, dv], 'f32', 'dOutput'));
+    const out = scope.track(ctx.output([bh, T, dv], 'f32', 'out'));
+    const grads = {
+      dq: scope.track(ctx.output([bh, T, dk], 'f32', 'dq')),
+      dk: scope.track(ctx.output([bh, T, dk], 'f32', 'dk')),
+      dv: scope.track(ctx.output([bh, T, dv], 'f32', 'dv')),
+      dbeta: scope.track(ctx.output([bh], 'f32', 'dbeta')),
+    };
+    ovqBackwardGpu(state, { ...t, seqLen: T }, dout, out, grads);
+    const dbetaPerHead = await ctx.readF32(grads.dbeta);
+    let dbeta = 0;
+    for (const x of dbetaPerHead) dbeta += x;
+    const result = {
+      output: await ctx.readF32(out),
+      dq: await ctx.readF32(grads.dq),
+      dk: await ctx.readF32(grads.dk),
+      dv: await ctx.readF32(grads.dv),
+      dbeta,
+      dbetaPerHead,
+    };
+    await ctx.checkErrors();
+    return result;
+  } finally {
+    state.dispose();
+    scope.dispose();
   }
 }

@@ -1,0 +1,168 @@
+// OVQ backward on the GPU (ALGORITHM.md §5): the forward is re-run (keeping its working buffers,
+// the log-sum-exps and the absorb decisions), then chunks are walked in reverse carrying
+// G[i] = Σ_later ∂L/∂row_i / count_i. Each absorb is undone by subtracting its members from
+// running sums, so no per-chunk snapshot of the dictionary is stored.
+
+import { TILE_CAP, tileRows } from '../device/variants.js';
+import type { GpuContext } from '../gpu/context.js';
+import { WebGpuError } from '../gpu/errors.js';
+import { ceilDiv } from '../gpu/program.js';
+import type { Recorder } from '../gpu/recorder.js';
+import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
+import { checkTensor } from '../gpu/validate.js';
+import {
+  OvqGradOutProgram,
+  OvqPackDictionaryProgram,
+  OvqScatterGradProgram,
+  OvqStatsProgram,
+  OvqSumBetaProgram,
+  OvqUndoCountsProgram,
+  OvqUndoProgram,
+} from '../kernels/ovq-backward/prep.js';
+import { OvqColumnGradProgram, OvqQueryGradProgram } from '../kernels/ovq-backward/read-grad.js';
+import { NormalizeBackwardProgram } from '../kernels/rows/rows.js';
+import { CHUNKS_PER_SUBMIT, type ForwardRecord, ovqForwardGpu } from './forward.js';
+import type { GpuOvqState } from './state.js';
+
+export type OvqGradTensors = { dq: GpuTensor; dk: GpuTensor; dv: GpuTensor; dbeta: GpuTensor };
+
+function twoD(rows: number, wg: number): [number, number] {
+  const groups = ceilDiv(rows, wg);
+  return [Math.min(groups, 65535), ceilDiv(groups, 65535)];
+}
+
+/**
+ * GPU level: gradients of ⟨dout, output⟩ for a sequence processed from the empty `state` (which
+ * ends holding the final dictionary). Writes dq, dk [BH,T,dk], dv [BH,T,dv] and per-head dβ [BH].
+ * Also writes the forward output to `out`.
+ */
+export function ovqBackwardGpu(
+  state: GpuOvqState,
+  input: { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number },
+  dout: GpuTensor,
+  out: GpuTensor,
+  grads: OvqGradTensors,
+): void {
+  state.assertAlive();
+  const cfg = state.config;
+  if (cfg.update.kind !== 'mean') {
+    throw new WebGpuError(
+      'config.update',
+      `is ${JSON.stringify(cfg.update)}; the GPU backward supports 'mean' only (an EMA absorb cannot be undone by subtraction)`,
+    );
+  }
+  if (state.tokensSeen !== 0 || state.size !== 0) {
+    throw new WebGpuError(
+      'state',
+      `has seen ${state.tokensSeen} tokens; the backward starts from an empty state`,
+    );
+  }
+  const ctx: GpuContext = state.ctx;
+  const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
+  const T = input.seqLen;
+  checkTensor('dout', dout, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  checkTensor('dq', grads.dq, [bh, T, dk], 'batchHeads*seqLen*keyDim');
+  checkTensor('dk', grads.dk, [bh, T, dk], 'batchHeads*seqLen*keyDim');
+  checkTensor('dv', grads.dv, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  checkTensor('dbeta', grads.dbeta, [bh], 'batchHeads');
+  const fwd: ForwardRecord = ovqForwardGpu(state, input, out);
+  const scope = new TensorScope();
+  try {
+    encodeBackward(ctx, state, fwd, scope, input, dout, out, grads);
+  } finally {
+    ctx.disposeWhenDone(scope);
+    ctx.disposeWhenDone(fwd.scope);
+  }
+}
+
+function encodeBackward(
+  ctx: GpuContext,
+  state: GpuOvqState,
+  fwd: ForwardRecord,
+  scope: TensorScope,
+  input: { q: GpuTensor; k: GpuTensor },
+  dout: GpuTensor,
+  out: GpuTensor,
+  grads: OvqGradTensors,
+): void {
+  const cfg = state.config;
+  const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
+  const C = cfg.chunkSize;
+  const { L, absorbs } = fwd;
+  const T = L;
+  const N = state.rowsAllocated;
+  const A = Math.max(1, absorbs.length);
+  const wg = ctx.variant.workgroupSize;
+  const E = dk + dv;
+  const padded = 4 * Math.ceil(dk / 4) + 4 * Math.ceil(dv / 4);
+  const tile = tileRows(ctx.variant, padded + 2, TILE_CAP);
+  const prog = {
+    pack: new OvqPackDictionaryProgram(dk, dv, wg),
+    stats: new OvqStatsProgram(dv, wg),
+    scatter: new OvqScatterGradProgram(dk, dv, C, wg),
+    undo: new OvqUndoProgram(dk, dv, C, wg),
+    undoCounts: new OvqUndoCountsProgram(dk, dv, C, wg),
+    query: new OvqQueryGradProgram(dk, dv, cfg.read, wg, tile),
+    column: new OvqColumnGradProgram(dk, dv, cfg.read, wg, tile),
+    sumBeta: new OvqSumBetaProgram(),
+    gradOut: new OvqGradOutProgram(dk, dv, cfg.normalize, wg),
+    normQ: new NormalizeBackwardProgram(dk, wg),
+  };
+  const BD = scope.track(ctx.tensor([bh, N, E + 1], 'f32', 'backwardDictionary'));
+  const S = scope.track(ctx.tensor([bh, N, E], 'f32', 'rowSums'));
+  const G = scope.track(ctx.tensor([bh, N, E], 'f32', 'carriedGrad'));
+  const dKV = scope.track(ctx.tensor([bh, L, E], 'f32', 'dKV'));
+  const dqh = scope.track(ctx.tensor([bh, T, dk], 'f32', 'dqHat'));
+  const stats = scope.track(ctx.tensor([bh, T, 4], 'f32', 'stats'));
+
+  let rec: Recorder = ctx.recorder();
+  let n = fwd.sizeAfter;
+  rec.dispatch(prog.pack, [state.keys, state.values, state.counts, BD, S], { rows: n, N }, [
+    ceilDiv(n * (E + 1), wg),
+    bh,
+  ]);
+  rec.dispatch(prog.stats, [fwd.lse, out, dout, stats], { rows: bh * T }, twoD(bh * T, wg));
+  const chunks = ceilDiv(L, C);
+  for (let c = chunks - 1; c >= 0; c--) {
+    const cs = c * C;
+    const ce = Math.min(cs + C, L);
+    if (c < absorbs.length) {
+      const meta = absorbs[c];
+      const rows = meta.sizeBefore + meta.spawned;
+      rec.dispatch(prog.scatter, [fwd.trace, G, dKV], { L, cs, a: c, A, N }, [
+        ceilDiv(C * E, wg),
+        bh,
+      ]);
+      rec.dispatch(prog.undo, [fwd.kw, fwd.vw, fwd.trace, BD, S], { L, cs, rows, a: c, A, N }, [
+        ceilDiv(rows * E, wg),
+        bh,
+      ]);
+      rec.dispatch(prog.undoCounts, [fwd.trace, BD], { rows, a: c, A, N }, [ceilDiv(rows, wg), bh]);
+      n = meta.sizeBefore;
+    }
+    const params = { L, T, cs, qs: cs, qe: ce, n, N, beta: cfg.beta };
+    rec.dispatch(prog.query, [fwd.qh, fwd.kw, fwd.vw, BD, dout, stats, dqh], params, [
+      ceilDiv(ce - cs, wg),
+      bh,
+    ]);
+    rec.dispatch(prog.column, [fwd.qh, fwd.kw, fwd.vw, BD, dout, stats, G, dKV], params, [
+      ceilDiv(n + ce - cs, wg),
+      bh,
+    ]);
+    if (c % CHUNKS_PER_SUBMIT === 0) {
+      rec.submit();
+      rec = ctx.recorder();
+    }
+  }
+  rec.dispatch(prog.sumBeta, [stats, grads.dbeta], { T, heads: bh }, [ceilDiv(bh, 64)]);
+  rec.dispatch(
+    prog.gradOut,
+    [input.k, dKV, grads.dk, grads.dv],
+    { rows: bh * T },
+    twoD(bh * T, wg),
+  );
+  if (cfg.normalize)
+    rec.dispatch(prog.normQ, [input.q, dqh, grads.dq], { rows: bh * T }, twoD(bh * T, wg));
+  else rec.copy(dqh, 0, grads.dq, 0, bh * T * dk);
+  rec.submit();
+}
