@@ -183,6 +183,14 @@ describe('VQ-attention streaming, causality, gradients, errors', () => {
     expect(() =>
       deserializeVqState(before.replace('"recentLength":6', '"recentLength":5')),
     ).toThrow('state.recentLength is 5');
+    const counts = `"counts":[${Array.from(state.counts).join(',')}]`;
+    const tampered = before.replace(
+      counts,
+      counts.replace(/\d+\]$/, (x) => `${Number.parseInt(x) + 1}]`),
+    );
+    expect(() => deserializeVqState(tampered)).toThrow(
+      'state.counts sum to 5; expected position − recentLength = 4',
+    );
     expect(
       vqStateSize({ keyDim: 64, valueDim: 64 }, { codebookSize: 512, blockLength: 64 }, 65536),
     ).toBe(512 * 129 + 128 * 128);

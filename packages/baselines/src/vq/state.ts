@@ -137,13 +137,24 @@ export function deserializeVqState(text: string): VqState {
       inputError(`state.recentCodes has ${z}; expected integers in [0, ${config.codebookSize})`);
     }
   }
+  const counts = readNumbers(b, 'counts', config.codebookSize);
+  let cached = 0;
+  for (const n of counts) {
+    if (!Number.isInteger(n) || n < 0) inputError(`state.counts has ${n}; expected integers ≥ 0`);
+    cached += n;
+  }
+  if (cached !== position - recentLength) {
+    inputError(
+      `state.counts sum to ${cached}; expected position − recentLength = ${position - recentLength}`,
+    );
+  }
   return {
     mixer: 'vq',
     keyDim,
     valueDim,
     config,
     position,
-    counts: readNumbers(b, 'counts', config.codebookSize),
+    counts,
     valueSums: readNumbers(b, 'valueSums', config.codebookSize * valueDim),
     recentLength,
     recentCodes,
