@@ -186,7 +186,7 @@ describe('VQ-attention streaming, causality, gradients, errors', () => {
     const counts = `"counts":[${Array.from(state.counts).join(',')}]`;
     const tampered = before.replace(
       counts,
-      counts.replace(/\d+\]$/, (x) => `${Number.parseInt(x) + 1}]`),
+      counts.replace(/\d+\]$/, (x) => `${Number.parseInt(x, 10) + 1}]`),
     );
     expect(() => deserializeVqState(tampered)).toThrow(
       'state.counts sum to 5; expected position − recentLength = 4',
