@@ -3,7 +3,7 @@
 // real driver on a GPU machine). An absent adapter skips with a printed reason, except under CI,
 // where it fails. OVQ_WEBGPU_ADAPTERS=opengles,vulkan picks a subset.
 import { existsSync, mkdirSync } from 'node:fs';
-import { acquireDevice } from '../src/device/acquire.js';
+import { type AcquireOptions, acquireDevice } from '../src/device/acquire.js';
 import { GpuContext } from '../src/gpu/context.js';
 
 export type AdapterName = 'opengles' | 'vulkan';
@@ -38,13 +38,16 @@ export type Adapter = {
   description: string;
 };
 
+/** acquireDevice options for each route. */
+export function routeOptions(name: AdapterName): AcquireOptions {
+  return name === 'opengles'
+    ? { nodeBackend: 'opengles', featureLevel: 'compatibility' }
+    : { nodeBackend: 'vulkan', featureLevel: 'core' };
+}
+
 async function open(name: AdapterName): Promise<Adapter> {
   try {
-    const acquired = await acquireDevice(
-      name === 'opengles'
-        ? { nodeBackend: 'opengles', featureLevel: 'compatibility' }
-        : { nodeBackend: 'vulkan', featureLevel: 'core' },
-    );
+    const acquired = await acquireDevice(routeOptions(name));
     const info = acquired.adapterInfo;
     return {
       name,

@@ -184,7 +184,9 @@ for (const adapter of present) {
         }),
       );
       const flat = new Float64Array(refOut.reduce((n, o) => n + o.length, 0));
-      refOut.forEach((o, h) => flat.set(o, h * o.length));
+      refOut.forEach((o, h) => {
+        flat.set(o, h * o.length);
+      });
       assertClose('continued output', flat, gpu.output, TOL);
       compareStates(
         cpuStates.map((s) => s.state),

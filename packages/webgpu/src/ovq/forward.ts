@@ -133,7 +133,9 @@ export function ovqForwardGpu(
   const trace = scope.track(ctx.tensor([bh, A, 2 * C], 'i32', 'trace'));
   const nearest = scope.track(ctx.tensor([bh, 2 * C], 'f32', 'nearest'));
   const picks = new Int32Array(A * C);
-  hostPicks.forEach((list, a) => picks.set(list, a * C));
+  hostPicks.forEach((list, a) => {
+    picks.set(list, a * C);
+  });
   const picksT = scope.track(ctx.upload(picks, [A, C], 'i32', 'picks'));
 
   let rec: Recorder = ctx.recorder();

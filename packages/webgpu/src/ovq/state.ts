@@ -95,8 +95,11 @@ export class GpuOvqState {
       }
       rec.submit();
     }
-    const scope = { dispose: () => [old.keys, old.values, old.counts].forEach((t) => t.dispose()) };
-    this.ctx.device.queue.onSubmittedWorkDone().then(scope.dispose, scope.dispose);
+    // The old buffers stay alive until the copies above have run.
+    const release = () => {
+      for (const t of [old.keys, old.values, old.counts]) t?.dispose();
+    };
+    this.ctx.device.queue.onSubmittedWorkDone().then(release, release);
   }
 
   private allocate(rows: number): void {
