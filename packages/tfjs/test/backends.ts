@@ -1,5 +1,5 @@
-// Backend set-up for the tests: cpu always, wasm when its binary loads, webgpu never here (see
-// WEBGPU_SKIP_REASON). Absence is reported, never silent.
+// Backend set-up for the tests: cpu always, wasm when its binary loads; webgpu is started by
+// webgpu-setup.ts in its own test file. Absence is reported, never silent.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -39,9 +39,9 @@ export async function useBackend(name: string): Promise<void> {
 
 export const HOST_BACKENDS = ['cpu', 'wasm'] as const;
 
-/** Why the webgpu op tests are skipped (printed by the test that skips). */
+/** Why the webgpu baseline-op tests are skipped (printed by the test that skips). */
 export const WEBGPU_SKIP_REASON =
-  'webgpu: @ovq/webgpu exports no OVQ-attention (or baseline mixer) kernel yet, so @ovq/tfjs registers no webgpu kernels; see README "Backends"';
+  'webgpu: @ovq/webgpu has no kernels for the @ovq/baselines mixers (see README "Backends"); only ovqAttention runs on webgpu (webgpu.test.ts)';
 
 /** A float32 tensor of standard-normal values from a seeded generator. */
 export function randomTensor(rng: () => number, shape: number[]): tf.Tensor {

@@ -41,15 +41,15 @@ export type MixerCase = {
   };
 };
 
-const f64 = (t: tf.Tensor) => Float64Array.from(t.dataSync());
+const f64 = async (t: tf.Tensor) => Float64Array.from(await t.data());
 
-export function checkMixer(c: MixerCase, dOut: tf.Tensor, ratio = 1e-4): void {
+export async function checkMixer(c: MixerCase, dOut: tf.Tensor, ratio = 1e-4): Promise<void> {
   const { batch, heads, seqLen: T, keyDim: dk, valueDim: dv } = c;
-  const q = f64(c.q);
-  const k = f64(c.k);
-  const v = f64(c.v);
-  const ex = c.extras.map((e) => f64(e.tensor));
-  const dy = f64(dOut);
+  const q = await f64(c.q);
+  const k = await f64(c.k);
+  const v = await f64(c.v);
+  const ex = await Promise.all(c.extras.map((e) => f64(e.tensor)));
+  const dy = await f64(dOut);
   const yRef = new Float64Array(batch * heads * T * dv);
   const gq = new Float64Array(q.length);
   const gk = new Float64Array(k.length);
@@ -94,13 +94,13 @@ export function checkMixer(c: MixerCase, dOut: tf.Tensor, ratio = 1e-4): void {
     )(inputs);
     return [out, g] as const;
   });
-  assertClose(`${c.name} output`, yRef, y.dataSync(), ratio);
-  assertClose(`${c.name} dq`, gq, grads[0].dataSync(), ratio);
-  assertClose(`${c.name} dk`, gk, grads[1].dataSync(), ratio);
-  assertClose(`${c.name} dv`, gv, grads[2].dataSync(), ratio);
-  c.extras.forEach((_, i) => {
-    assertClose(`${c.name} d(extra ${i})`, gEx[i], grads[3 + i].dataSync(), ratio);
-  });
+  assertClose(`${c.name} output`, yRef, await y.data(), ratio);
+  assertClose(`${c.name} dq`, gq, await grads[0].data(), ratio);
+  assertClose(`${c.name} dk`, gk, await grads[1].data(), ratio);
+  assertClose(`${c.name} dv`, gv, await grads[2].data(), ratio);
+  for (let i = 0; i < c.extras.length; i++) {
+    assertClose(`${c.name} d(extra ${i})`, gEx[i], await grads[3 + i].data(), ratio);
+  }
   tf.dispose([y, ...grads]);
   const after = tf.memory().numTensors;
   if (after !== before) throw new Error(`${c.name}: ${after - before} tensors leaked`);

@@ -1,9 +1,22 @@
 // The public OVQ-attention op: validates, then runs the registered kernel (gradient included).
 import { resolveOvqConfig } from '@ovq/core';
 import type { Tensor, Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
+import {
+  engine,
+  maximum,
+  mul,
+  reshape,
+  rsqrt,
+  scalar,
+  square,
+  sum,
+  tidy,
+  zeros,
+} from '@tensorflow/tfjs-core';
 import { OvqTfjsInputError } from '../errors.js';
 import { runHostMixer } from '../kernels/host-mixer.js';
 import { type OvqOpConfig, ovqMixer } from '../kernels/ovq.js';
+import { ensureWebGpuOvq, WEBGPU_KERNEL } from '../kernels/webgpu-ovq.js';
 import { checkPerHead, checkQkv } from './validate.js';
 
 export type { OvqOpConfig };
@@ -26,6 +39,7 @@ export function resolveOvqOpConfig(config: OvqOpConfig): OvqOpConfig {
  * v [batch, heads, seqLen, valueDim]; `beta` is the inverse temperature per head, shape [heads],
  * every value > 0. Returns [batch, heads, seqLen, valueDim]. Each sequence starts from an empty
  * dictionary. Differentiable in q, k, v and β (the discrete absorb decisions are constants).
+ * Backends: cpu and wasm (every option); webgpu ('dot' read; the backward needs update 'mean').
  */
 export function ovqAttention(
   q: Tensor,
@@ -37,5 +51,41 @@ export function ovqAttention(
   const dims = checkQkv('ovqAttention', q, k, v);
   checkPerHead('ovqAttention', 'beta', beta, dims);
   const resolved = resolveOvqOpConfig(config);
+  if (engine().backendName === 'webgpu') return ovqAttentionWebGpu(q, k, v, beta, resolved);
   return runHostMixer(ovqMixer, { q, k, v, beta: beta as Tensor1D }, resolved) as Tensor4D;
+}
+
+/** x / max(‖x‖, 1e-12) over the last axis, written so that its gradient is finite at x = 0. */
+function l2Normalize(x: Tensor): Tensor {
+  return mul(x, rsqrt(maximum(sum(square(x), -1, true), scalar(1e-24))));
+}
+
+/** The webgpu route: β and the normalisation as tfjs ops around the @ovq/webgpu kernel. */
+function ovqAttentionWebGpu(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  beta: Tensor,
+  config: OvqOpConfig,
+): Tensor4D {
+  if (config.read === 'gaussian') {
+    throw new OvqTfjsInputError(
+      'ovqAttention: config.read',
+      "is 'gaussian'; the webgpu backend supports 'dot' only (β is folded into the queries, which the Gaussian read's −β‖μ‖²/2 term does not allow); use cpu or wasm",
+    );
+  }
+  const [B, H, T] = q.shape;
+  if (T === 0) return zeros([B, H, 0, v.shape[3] as number]);
+  ensureWebGpuOvq();
+  return tidy(() => {
+    const qHat = config.normalize === false ? q : l2Normalize(q);
+    const kHat = config.normalize === false ? k : l2Normalize(k);
+    const qScaled = mul(qHat, reshape(beta, [1, H, 1, 1]));
+    const kernelConfig = { ...config, normalize: false, beta: 1 };
+    return engine().runKernel(
+      WEBGPU_KERNEL,
+      { q: qScaled, k: kHat, v },
+      { config: JSON.stringify(kernelConfig) },
+    ) as Tensor4D;
+  });
 }
