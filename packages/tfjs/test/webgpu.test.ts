@@ -1,8 +1,8 @@
 // ovqAttention on the tfjs webgpu backend (Dawn in Node), against @ovq/core: outputs and tf.grads.
 import { ovqAttention as coreOvq, ovqAttentionBackward as coreOvqBackward } from '@ovq/core';
-import { createRng } from '@ovq/core/testing';
+import { assertClose, createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ovqAttention, softmaxAttention } from '../src/index.js';
+import { OvqAttention, ovqAttention, softmaxAttention } from '../src/index.js';
 import { randomTensor, tf } from './backends.js';
 import { checkMixer } from './mixer-check.js';
 import { startWebGpu } from './webgpu-setup.js';
@@ -56,6 +56,33 @@ describe.skipIf(reason !== null)('ovqAttention op on webgpu', () => {
       tf.dispose([beta, q, k, v, dOut]);
     });
   }
+
+  it('OvqAttention layer: the webgpu call equals stepAsync (host @ovq/core streaming); a training step leaks nothing', async () => {
+    const layer = new OvqAttention({
+      heads: 2,
+      keyDim: 4,
+      chunkSize: 4,
+      capacity: 6,
+      outputGate: true,
+      seed: 1,
+    });
+    const x = randomTensor(createRng(3), [2, 19, 12]);
+    const full = layer.apply(x) as tf.Tensor;
+    const state = layer.createState(2);
+    const a = await layer.stepAsync(tf.slice(x, [0, 0, 0], [2, 7, 12]), state);
+    const b = await layer.stepAsync(tf.slice(x, [0, 7, 0], [2, 12, 12]), state);
+    const streamed = tf.concat([a, b], 1);
+    assertClose('webgpu call vs stepAsync', await full.data(), await streamed.data(), 1e-4);
+    const optimizer = tf.train.sgd(0.1);
+    const before = await layer.getWeights()[0].data();
+    optimizer.minimize(() => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar);
+    const count = tf.memory().numTensors;
+    optimizer.minimize(() => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar);
+    expect(tf.memory().numTensors).toBe(count);
+    expect(Array.from(await layer.getWeights()[0].data())).not.toEqual(Array.from(before));
+    tf.dispose([x, full, a, b, streamed]);
+    optimizer.dispose();
+  });
 
   it('explains what the webgpu backend does not support', () => {
     const q = tf.zeros([1, 1, 4, 2]);

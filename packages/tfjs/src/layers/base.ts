@@ -16,7 +16,7 @@ import {
 import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
 import { describeShape, OvqTfjsInputError } from '../errors.js';
 import type { HeadData } from '../kernels/host-mixer.js';
-import { type ExtraKind, type MixerStreamState, readHeads } from '../streaming/state.js';
+import { type ExtraKind, headViews, type MixerStreamState } from '../streaming/state.js';
 
 export type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
 type Kwargs = Parameters<layers.Layer['call']>[1];
@@ -180,39 +180,66 @@ export abstract class MixerLayer<S> extends layers.Layer {
   /**
    * Streams x [batch, n, modelDim] (n ≥ 1 new tokens; one at a time for generation) through
    * `state`, which is updated in place, and returns the outputs [batch, n, modelDim]. Any split
-   * of a sequence into steps gives the same outputs as one full-sequence call.
+   * of a sequence into steps gives the same outputs as one full-sequence call. Reads the new
+   * tokens' projections with dataSync: on backends without synchronous reads (webgpu) use
+   * `stepAsync`.
    */
   step(x: Tensor, state: MixerStreamState<S>): Tensor3D {
+    const { input, tensors } = this.prepareStep(x, state, 'step');
+    return this.finishStep(
+      input,
+      state,
+      tensors,
+      tensors.map((t) => t.dataSync()),
+    );
+  }
+
+  /** `step` with an asynchronous read of the new tokens' projections (any backend). */
+  async stepAsync(x: Tensor, state: MixerStreamState<S>): Promise<Tensor3D> {
+    const { input, tensors } = this.prepareStep(x, state, 'stepAsync');
+    const values = await Promise.all(tensors.map((t) => t.data()));
+    return this.finishStep(input, state, tensors, values as ArrayLike<number>[]);
+  }
+
+  private prepareStep(x: Tensor, state: MixerStreamState<S>, method: string) {
+    const where = `${this.getClassName()}.${method}`;
     if (!this.built) {
       throw new OvqTfjsInputError(
-        `${this.getClassName()}.step`,
+        where,
         'the layer is not built; call it (or its model) on an input first',
       );
     }
     const input = this.checkInput(x);
     if (state?.layer !== this.getClassName() || state.heads !== this.heads) {
       throw new OvqTfjsInputError(
-        `${this.getClassName()}.step: state`,
+        `${where}: state`,
         `is not a state of this layer; expected the result of createState(batch)`,
       );
     }
     if (input.shape[0] !== state.batch) {
       throw new OvqTfjsInputError(
-        `${this.getClassName()}.step: x`,
+        `${where}: x`,
         `has batch ${input.shape[0]}; the state was created for batch ${state.batch}`,
       );
     }
+    const tensors = tidy(() => [
+      this.toHeads(input, this.wq.read(), this.keyDim),
+      this.toHeads(input, this.wk.read(), this.keyDim),
+      this.toHeads(input, this.wv.read(), this.valueDim),
+      ...this.extraInputs(input),
+    ]);
+    return { input, tensors };
+  }
+
+  private finishStep(
+    input: Tensor3D,
+    state: MixerStreamState<S>,
+    tensors: Tensor[],
+    values: ArrayLike<number>[],
+  ): Tensor3D {
     const [B, n] = input.shape;
     const { heads: H, valueDim: dv } = this;
-    const host = readHeads(
-      tidy(() => [
-        this.toHeads(input, this.wq.read(), this.keyDim),
-        this.toHeads(input, this.wk.read(), this.keyDim),
-        this.toHeads(input, this.wv.read(), this.valueDim),
-        ...this.extraInputs(input),
-      ]),
-      this.extraKinds,
-    );
+    const host = headViews(tensors, values, this.extraKinds);
     const out = new Float32Array(B * H * n * dv);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {

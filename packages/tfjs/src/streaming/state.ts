@@ -20,17 +20,21 @@ export type MixerStreamState<S> = {
 export type ExtraKind = 'perHead' | 'perToken';
 
 /**
- * Reads q, k [B, H, n, dk], v [B, H, n, dv] and extra inputs (per token [B, H, n] or per head
- * [H, …]) to host memory, disposes the tensors (not variables), and returns per-[batch, head] views.
+ * Per-[batch, head] views of q, k [B, H, n, dk], v [B, H, n, dv] and extra inputs (per token
+ * [B, H, n] or per head [H, …]), given their values already read to host memory (`values[i]` of
+ * `tensors[i]`, by dataSync or by an awaited data()). Disposes the tensors, except variables.
  */
-export function readHeads(tensors: Tensor[], kinds: readonly ExtraKind[]) {
-  const [q, k, v, ...extras] = tensors;
+export function headViews(
+  tensors: Tensor[],
+  values: ArrayLike<number>[],
+  kinds: readonly ExtraKind[],
+) {
+  const [q, , v, ...extras] = tensors;
   const [, H, n, dk] = q.shape;
   const dv = v.shape[3] as number;
-  const qs = q.dataSync() as Float32Array;
-  const ks = k.dataSync() as Float32Array;
-  const vs = v.dataSync() as Float32Array;
-  const xs = extras.map((e) => e.dataSync() as Float32Array);
+  const [qs, ks, vs, ...xs] = values.map((x) =>
+    x instanceof Float32Array ? x : Float32Array.from(x),
+  );
   const widths = extras.map((e, i) =>
     kinds[i] === 'perHead' ? e.size / (e.shape[0] as number) : n,
   );
