@@ -11,7 +11,10 @@ export function batchLoss(output: tf.Tensor, batch: Batch): tf.Scalar {
       const logits = tf.reshape(output, [batch.batch * batch.seqLen, batch.vocabSize]);
       const logProbs = tf.logSoftmax(logits);
       const picked = tf.sum(
-        tf.mul(logProbs, tf.oneHot(tf.tensor1d(safeTargets, 'int32'), batch.vocabSize)),
+        tf.mul(
+          logProbs,
+          tf.cast(tf.oneHot(tf.tensor1d(safeTargets, 'int32'), batch.vocabSize), 'float32'),
+        ),
         -1,
       );
       const w = tf.tensor1d(weights);

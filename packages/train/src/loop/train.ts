@@ -271,3 +271,34 @@ export function validateTrainConfig(c: TrainConfig): void {
     );
   }
 }
+
+/** Rebuilds the model a checkpoint was trained with and loads its weights (for eval and sampling). */
+export async function loadTrainedModel(
+  path: string,
+  createMixer: MixerFactory,
+): Promise<{ model: Decoder; config: TrainConfig; step: number }> {
+  const { readFile } = await import('node:fs/promises');
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch {
+    throw new Error(
+      `checkpoint: cannot read ${path}; pass the ckpt.bin written by "ovq-train run"`,
+    );
+  }
+  const c = decodeCheckpoint(bytes, path);
+  const config = c.config as TrainConfig;
+  validateTrainConfig(config);
+  const model = new Decoder(
+    { ...config.model, ...taskShape(config.task), seed: config.seed },
+    createMixer,
+  );
+  model.build(Math.min(config.seqLen, 16));
+  for (const [name, variable] of model.variables) {
+    const t = c.weights.get(name);
+    if (!t) throw new Error(`${path}: checkpoint has no weight "${name}"`);
+    variable.assign(t);
+  }
+  for (const t of [...c.weights.values(), ...c.m.values(), ...c.v.values()]) t.dispose();
+  return { model, config, step: c.step };
+}

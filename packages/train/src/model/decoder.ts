@@ -36,6 +36,9 @@ export type MixerLayer = {
   apply(x: tf.Tensor): tf.Tensor | tf.Tensor[] | unknown;
   readonly trainableWeights: { name: string; read(): tf.Tensor }[];
   stateSize?(seqLen: number): number;
+  /** Streaming inference (constant memory per token where the mixer has a fixed-size state). */
+  createState?(batch: number): unknown;
+  step?(x: tf.Tensor, state: unknown): tf.Tensor;
 };
 
 export type MixerFactory = (
@@ -143,11 +146,34 @@ export class Decoder {
 
   /** Logits [B, T, vocab] for token inputs [B, T], or predictions [B, T, outputDim] for vectors. */
   forward(inputs: tf.Tensor): tf.Tensor {
+    return this.run(inputs, (l, x) => this.mixers[l].apply(x) as tf.Tensor);
+  }
+
+  /** One streaming state per layer for `batch` sequences (see `step`). */
+  createStreamState(batch: number): unknown[] {
+    return this.mixers.map((m, l) => {
+      if (!m.createState || !m.step)
+        throw new Error(`layer ${l} (${this.kinds[l]}) has no streaming step`);
+      return m.createState(batch);
+    });
+  }
+
+  /** Streams the next tokens [B, n] through every layer's state; same outputs as `forward`. */
+  step(inputs: tf.Tensor, states: unknown[]): tf.Tensor {
+    return this.run(inputs, (l, x) => this.mixers[l].step!(x, states[l]));
+  }
+
+  private run(inputs: tf.Tensor, mix: (layer: number, x: tf.Tensor) => tf.Tensor): tf.Tensor {
     const W = (name: string) => this.own.get(name)!;
     const tokens = this.config.vocabSize !== undefined;
-    let h = tokens ? tf.gather(W('embedding'), inputs) : this.dense(inputs, W('input_projection'));
+    // One-hot · E rather than gather: gather's gradient needs UnsortedSegmentSum, which the wasm
+    // backend lacks, and the vocabularies here are small. (wasm's float32 oneHot returns zeros:
+    // build it as int32 and cast.)
+    let h = tokens
+      ? this.dense(tf.cast(tf.oneHot(inputs, this.config.vocabSize!), 'float32'), W('embedding'))
+      : this.dense(inputs, W('input_projection'));
     for (let l = 0; l < this.kinds.length; l++) {
-      const mixed = this.mixers[l].apply(this.rmsNorm(h, W(`block${l}.norm1`))) as tf.Tensor;
+      const mixed = mix(l, this.rmsNorm(h, W(`block${l}.norm1`)));
       h = tf.add(h, mixed);
       const x = this.rmsNorm(h, W(`block${l}.norm2`));
       const gate = this.dense(x, W(`block${l}.mlp_gate`));

@@ -1,0 +1,107 @@
+// The work behind each ovq-train command.
+import { join } from 'node:path';
+import {
+  createTasks,
+  createTfjsMixer,
+  evaluate,
+  loadTrainedModel,
+  type TrainConfig,
+  train,
+} from '@ovq/train';
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from './backend.js';
+import type { Progress } from './progress.js';
+
+function describeEval(r: {
+  seqLen: number;
+  loss: number;
+  metric: number;
+  metricName: string;
+}): string {
+  const metric =
+    r.metricName === 'accuracy'
+      ? `accuracy ${(100 * r.metric).toFixed(1)}%`
+      : `mse ${r.metric.toFixed(4)}`;
+  return `  len ${String(r.seqLen).padStart(5)}  loss ${r.loss.toFixed(4)}  ${metric}`;
+}
+
+export async function runTraining(
+  config: TrainConfig,
+  backend: string,
+  out: string,
+  resume: boolean,
+  progress: Progress,
+) {
+  const active = await useBackend(backend);
+  progress.message(
+    `training ${config.model.mixers} × ${config.model.layers} layers on ${config.task.name} (backend ${active}) → ${out}`,
+  );
+  const result = await train(config, {
+    createMixer: createTfjsMixer,
+    checkpointPath: join(out, 'ckpt.bin'),
+    metricsPath: join(out, 'metrics.jsonl'),
+    resume,
+    onEvent: (e) => {
+      if (e.type === 'step') progress.step(e);
+      else if (e.type === 'eval')
+        progress.message(
+          `eval @ step ${e.results[0].step}\n${e.results.map(describeEval).join('\n')}`,
+        );
+    },
+  });
+  const sizes = result.model.stateSize(config.seqLen);
+  progress.message(
+    `state numbers per layer at T=${config.seqLen}: ${sizes.map((s, l) => `${result.model.kinds[l]}=${s}`).join(', ')}`,
+  );
+  result.model.dispose();
+}
+
+export async function runEval(
+  checkpoint: string,
+  flags: { lengths?: string; batches?: string; backend?: string },
+  progress: Progress,
+) {
+  await useBackend(flags.backend ?? 'cpu');
+  const { model, config, step } = await loadTrainedModel(checkpoint, createTfjsMixer);
+  const lengths = (flags.lengths ?? '1,4,8').split(',').map(Number);
+  const batches = Number(flags.batches ?? 4);
+  const { evaluation } = await createTasks(config.task);
+  progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on ${config.task.name}`);
+  for (const m of lengths) {
+    progress.message(
+      describeEval(
+        evaluate(model, evaluation, config.seqLen * m, batches, config.evalBatchSize, step),
+      ),
+    );
+  }
+  model.dispose();
+}
+
+export async function runSample(
+  checkpoint: string,
+  flags: {
+    prompt?: string;
+    tokens?: string;
+    temperature?: string;
+    seed?: string;
+    backend?: string;
+  },
+  progress: Progress,
+) {
+  await useBackend(flags.backend ?? 'cpu');
+  const { model, config } = await loadTrainedModel(checkpoint, createTfjsMixer);
+  if (config.task.name !== 'byte-lm')
+    throw new Error(
+      `--checkpoint: sampling needs a byte-lm model; this one was trained on ${config.task.name}`,
+    );
+  const { sampleBytes } = await import('@ovq/train');
+  const text = await sampleBytes(model, {
+    prompt: new TextEncoder().encode(flags.prompt ?? 'The '),
+    tokens: Number(flags.tokens ?? 200),
+    temperature: Number(flags.temperature ?? 0.8),
+    seed: Number(flags.seed ?? 0),
+  });
+  progress.message(new TextDecoder().decode(text));
+  model.dispose();
+  tf.disposeVariables();
+}

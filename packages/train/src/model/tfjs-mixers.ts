@@ -1,0 +1,54 @@
+// The mixers of @ovq/tfjs behind the decoder's MixerFactory. SWA gets RoPE; every long-range
+// mixer is NoPE. OVQ, KVM and VQ are given comparable memory (capacity / row budget / codes).
+import {
+  DecayLinearAttention,
+  GatedDeltaNet,
+  KvmAttention,
+  LinearAttention,
+  OvqAttention,
+  SoftmaxAttention,
+  VqAttention,
+} from '@ovq/tfjs';
+import type { MixerFactory, MixerLayer } from './decoder.js';
+
+export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex }, o) => {
+  const base = { heads, keyDim: dModel / heads, seed: 1000 + 10 * layerIndex };
+  const window = o.window ?? 16;
+  const capacity = o.ovqCapacity ?? 64;
+  let layer: unknown;
+  switch (kind) {
+    case 'swa':
+      layer = new SoftmaxAttention({ ...base, window, ropeBase: o.ropeBase ?? 10000 });
+      break;
+    case 'softmax':
+      layer = new SoftmaxAttention(base);
+      break;
+    case 'ovq':
+      layer = new OvqAttention({ ...base, capacity, chunkSize: o.ovqChunkSize ?? 16 });
+      break;
+    case 'linear':
+      layer = new LinearAttention(base);
+      break;
+    case 'decay':
+      layer = new DecayLinearAttention(base);
+      break;
+    case 'gdn':
+      layer = new GatedDeltaNet(base);
+      break;
+    case 'vq':
+      layer = new VqAttention({
+        ...base,
+        codebookSize: o.vqCodes ?? capacity,
+        blockLength: o.ovqChunkSize ?? 16,
+      });
+      break;
+    case 'kvm':
+      layer = new KvmAttention({
+        ...base,
+        window,
+        budget: { kind: 'saturating', rows: o.kvmBudget ?? capacity },
+      });
+      break;
+  }
+  return layer as MixerLayer;
+};

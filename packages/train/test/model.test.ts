@@ -1,0 +1,93 @@
+import '@tensorflow/tfjs';
+import { assertClose } from '@ovq/core/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createTfjsMixer, Decoder, MIXER_KINDS, mixerSchedule, sampleBytes } from '../src/index.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('decoder with every @ovq/tfjs mixer', () => {
+  for (const kind of MIXER_KINDS) {
+    it(`swa,${kind}: streaming step() over a sequence equals forward()`, () => {
+      const model = new Decoder(
+        {
+          vocabSize: 20,
+          dModel: 8,
+          heads: 2,
+          layers: 2,
+          mixers: `swa,${kind}`,
+          mixerOptions: { window: 4, ovqCapacity: 4, ovqChunkSize: 4 },
+          seed: 3,
+        },
+        createTfjsMixer,
+      );
+      model.build();
+      const tokens = Int32Array.from({ length: 2 * 13 }, (_, i) => (i * 7) % 20);
+      const full = tf.tidy(() => model.forward(tf.tensor2d(tokens, [2, 13], 'int32')).dataSync());
+      const states = model.createStreamState(2);
+      const streamed = new Float32Array(2 * 13 * 20);
+      // Pieces of 5, 1, 7 tokens: any split must match the full call.
+      let at = 0;
+      for (const n of [5, 1, 7]) {
+        const piece = Int32Array.from(
+          { length: 2 * n },
+          (_, i) => tokens[Math.floor(i / n) * 13 + at + (i % n)],
+        );
+        const out = tf.tidy(() =>
+          model.step(tf.tensor2d(piece, [2, n], 'int32'), states).dataSync(),
+        );
+        for (let b = 0; b < 2; b++)
+          streamed.set(out.subarray(b * n * 20, (b + 1) * n * 20), (b * 13 + at) * 20);
+        at += n;
+      }
+      assertClose(`${kind} logits`, full, streamed, 1e-4);
+      expect(model.stateSize(64).every((s) => s > 0)).toBe(true);
+      model.dispose();
+    });
+  }
+
+  it('the OVQ layer state stays bounded while softmax grows with T', () => {
+    const make = (mixers: string) =>
+      new Decoder(
+        {
+          vocabSize: 8,
+          dModel: 8,
+          heads: 2,
+          layers: 1,
+          mixers,
+          mixerOptions: { ovqCapacity: 16 },
+          seed: 1,
+        },
+        createTfjsMixer,
+      );
+    const ovq = make('ovq');
+    const softmax = make('softmax');
+    expect(ovq.stateSize(1 << 16)[0]).toBe(ovq.stateSize(1 << 12)[0]);
+    expect(softmax.stateSize(1 << 16)[0]).toBe(16 * softmax.stateSize(1 << 12)[0]);
+  });
+
+  it('samples bytes with a constant-memory streaming state', async () => {
+    const model = new Decoder(
+      { vocabSize: 256, dModel: 8, heads: 2, layers: 2, mixers: 'swa,ovq', seed: 2 },
+      createTfjsMixer,
+    );
+    model.build();
+    const before = tf.memory().numTensors;
+    const text = await sampleBytes(model, {
+      prompt: new TextEncoder().encode('The '),
+      tokens: 12,
+      temperature: 0.8,
+      seed: 1,
+    });
+    expect(text.length).toBe(16);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rejects an unknown mixer before building anything', () => {
+    expect(() => mixerSchedule('swa,mamba', 2)).toThrow(
+      /unknown mixer "mamba" in "swa,mamba"; choose from swa, softmax, ovq/,
+    );
+  });
+});
