@@ -77,7 +77,7 @@ export function recallSequence(o: RecallDemoOptions) {
 }
 
 /** Fraction of queries whose output is closer (cosine) to the right fact's value than to any other. */
-function recallAccuracy(
+export function recallAccuracy(
   output: Float64Array,
   factValues: Float64Array,
   queryAt: number[],

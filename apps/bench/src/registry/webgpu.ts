@@ -1,0 +1,223 @@
+// WebGPU entries from @ovq/webgpu, one per adapter Dawn can open here. Timings include the upload
+// of q/k/v and the read-back of the outputs (the ops' public async API). Without a GPU these are
+// software adapters (llvmpipe, SwiftShader): they prove the kernels run, not how fast GPUs are.
+import { existsSync, mkdirSync } from 'node:fs';
+import { denseStateForwardFlops, modeFlops, softmaxForwardFlops } from './flops.js';
+import { makeDOutput, makeSeq, rmsRatio, worstGradientRms } from './inputs.js';
+import type { CheckResult, Dims, Implementation, Skipped } from './types.js';
+
+type Mod = Record<string, unknown>;
+type Fn = (...args: unknown[]) => Promise<unknown>;
+type Input = Dims & {
+  batchHeads: number;
+  seqLen: number;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+};
+
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const CHECK_DIMS: Dims = { keyDim: 16, valueDim: 12 };
+const CHECK_T = 203;
+const TOLERANCE = 1e-4;
+
+export type AdapterInfo = { name: string; description: string; error?: string };
+
+function prepareEnvironment(): void {
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  if (!process.env.XDG_RUNTIME_DIR) {
+    mkdirSync('/tmp/ovq-xdg-runtime', { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = '/tmp/ovq-xdg-runtime';
+  }
+  if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) {
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+  }
+}
+
+function input(T: number, dims: Dims, seed: number): Input {
+  const s = makeSeq(seed, T, dims);
+  return {
+    batchHeads: 1,
+    seqLen: T,
+    ...dims,
+    q: s.q as Float32Array,
+    k: s.k as Float32Array,
+    v: s.v as Float32Array,
+  };
+}
+
+function gpuEntry(
+  mixer: 'softmax' | 'linear',
+  adapter: string,
+  config: string,
+  forward: (x: Input) => Promise<Float32Array>,
+  backward: ((x: Input, dOut: Float32Array) => Promise<Record<string, unknown>>) | undefined,
+  check: () => Promise<CheckResult>,
+  flops: (T: number, d: Dims) => number,
+  stateSize: (T: number, d: Dims) => number,
+): Implementation {
+  return {
+    name: `${mixer}/webgpu-${adapter}`,
+    mixer,
+    implementation: `webgpu-${adapter}`,
+    config,
+    hasBackward: backward !== undefined,
+    check,
+    async setup(T, dims) {
+      const x = input(T, dims, 1);
+      const dOut = makeDOutput(1, T, dims.valueDim);
+      return {
+        forward: () => forward(x),
+        forwardBackward: backward
+          ? async () => {
+              await forward(x);
+              return backward(x, dOut);
+            }
+          : undefined,
+      };
+    },
+    flops: (T, d, mode) => modeFlops(flops(T, d), mode),
+    stateSize,
+  };
+}
+
+export async function webgpuImplementations(): Promise<{
+  implementations: Implementation[];
+  skipped: Skipped[];
+  adapters: AdapterInfo[];
+}> {
+  const implementations: Implementation[] = [];
+  const skipped: Skipped[] = [];
+  const adapters: AdapterInfo[] = [];
+  const skipAll = (reason: string, implementation = 'webgpu') => {
+    for (const mixer of ['ovq', 'softmax', 'linear'] as const) {
+      skipped.push({ name: `${mixer}/${implementation}`, mixer, implementation, reason });
+    }
+  };
+  let gpu: Mod;
+  let baselines: Mod;
+  try {
+    prepareEnvironment();
+    gpu = (await import('@ovq/webgpu')) as Mod;
+    baselines = (await import('@ovq/baselines')) as Mod;
+  } catch (error) {
+    skipAll(`@ovq/webgpu failed to load: ${String(error)}`);
+    return { implementations, skipped, adapters };
+  }
+  const acquire = gpu.acquireDevice as
+    | ((o: object) => Promise<{ device: unknown; adapterInfo: Record<string, string> }>)
+    | undefined;
+  const Context = gpu.GpuContext as (new (device: unknown) => unknown) | undefined;
+  if (!acquire || !Context) {
+    skipAll('@ovq/webgpu does not export acquireDevice/GpuContext yet');
+    return { implementations, skipped, adapters };
+  }
+  const attnFwd = gpu.attentionForward as Fn | undefined;
+  const attnBwd = gpu.attentionBackward as Fn | undefined;
+  const linFwd = gpu.linearAttention as Fn | undefined;
+  const ovqFwd = (gpu.ovqAttentionForward ?? gpu.ovqAttentionGpu) as Fn | undefined;
+  const routes = [
+    { name: 'vulkan', options: { nodeBackend: 'vulkan', featureLevel: 'core' } },
+    { name: 'opengles', options: { nodeBackend: 'opengles', featureLevel: 'compatibility' } },
+  ];
+  for (const route of routes) {
+    let ctx: unknown;
+    try {
+      const acquired = await acquire(route.options);
+      ctx = new Context(acquired.device);
+      const i = acquired.adapterInfo;
+      adapters.push({
+        name: route.name,
+        description: `${i.vendor} ${i.architecture} ${i.device} ${i.description}`.trim(),
+      });
+    } catch (error) {
+      adapters.push({ name: route.name, description: '', error: String(error) });
+      skipAll(`no ${route.name} adapter: ${String(error).slice(0, 160)}`, `webgpu-${route.name}`);
+      continue;
+    }
+    if (!ovqFwd) {
+      skipped.push({
+        name: `ovq/webgpu-${route.name}`,
+        mixer: 'ovq',
+        implementation: `webgpu-${route.name}`,
+        reason: '@ovq/webgpu does not export an OVQ forward (ovqAttentionForward) yet',
+      });
+    }
+    const ref = baselines.softmaxAttention as (s: unknown, c: object) => { output: Float64Array };
+    const refBwd = baselines.softmaxAttentionBackward as (
+      s: unknown,
+      c: object,
+      d: Float32Array,
+    ) => Record<string, unknown>;
+    if (attnFwd && ref) {
+      const scaleOf = (d: Dims) => 1 / Math.sqrt(d.keyDim);
+      const fwd = async (x: Input) =>
+        ((await attnFwd(ctx, x, scaleOf(x))) as { output: Float32Array }).output;
+      const bwd = attnBwd
+        ? async (x: Input, dOut: Float32Array) =>
+            (await attnBwd(ctx, x, scaleOf(x), dOut)) as Record<string, unknown>
+        : undefined;
+      implementations.push(
+        gpuEntry(
+          'softmax',
+          route.name,
+          'causal, β=1/√dk',
+          fwd,
+          bwd,
+          async () => {
+            const x = input(CHECK_T, CHECK_DIMS, 7);
+            const forwardRms = rmsRatio(ref(x, {}).output, await fwd(x));
+            let backwardRms: number | null = null;
+            if (bwd && refBwd) {
+              const dOut = makeDOutput(7, CHECK_T, CHECK_DIMS.valueDim);
+              backwardRms = worstGradientRms(refBwd(x, {}, dOut), await bwd(x, dOut)).rms;
+            }
+            return {
+              ok: forwardRms < TOLERANCE && (backwardRms === null || backwardRms < 10 * TOLERANCE),
+              forwardRms,
+              backwardRms,
+              tolerance: TOLERANCE,
+              detail: `vs float64 softmaxAttention on T=${CHECK_T}`,
+            };
+          },
+          (T, d) => softmaxForwardFlops(T, d),
+          (T, d) => T * (d.keyDim + d.valueDim),
+        ),
+      );
+    }
+    // The GPU kernel is the identity-feature, unnormalised form y_t = Σ_{s≤t}(q_t·k_s)v_s, i.e.
+    // decay-linear attention with every a_t = 1: check it against that reference.
+    const decayRef = baselines.decayLinearAttention as
+      | ((s: unknown, c: object) => { output: Float64Array })
+      | undefined;
+    const linRef = decayRef
+      ? (x: Input) => decayRef({ ...x, decay: new Float64Array(x.seqLen).fill(1) }, { scale: 1 })
+      : undefined;
+    if (linFwd && linRef) {
+      const fwd = async (x: Input) => (await linFwd(ctx, x, 64)) as Float32Array;
+      implementations.push(
+        gpuEntry(
+          'linear',
+          route.name,
+          'identity features, no normaliser, chunk 64',
+          fwd,
+          undefined,
+          async () => {
+            const x = input(CHECK_T, CHECK_DIMS, 7);
+            const forwardRms = rmsRatio(linRef(x).output, await fwd(x));
+            return {
+              ok: forwardRms < TOLERANCE,
+              forwardRms,
+              backwardRms: null,
+              tolerance: TOLERANCE,
+              detail: `vs float64 decayLinearAttention (a=1, scale 1) on T=${CHECK_T}`,
+            };
+          },
+          (T, d) => denseStateForwardFlops('linear', T, d),
+          (_T, d) => d.keyDim * d.valueDim,
+        ),
+      );
+    }
+  }
+  return { implementations, skipped, adapters };
+}

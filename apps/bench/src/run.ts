@@ -1,0 +1,147 @@
+// Runs one suite end to end: registry, suite(s), JSON + HTML report, optional comparison.
+import { join } from 'node:path';
+import { compareReports, formatComparison } from './compare.js';
+import type { RecallDemoOptions } from './recall-demo.js';
+import { loadRegistry, selectImplementations } from './registry/index.js';
+import { consoleReporter, type Reporter } from './report/format.js';
+import { writeHtml } from './report/html.js';
+import {
+  type BenchReport,
+  gitInfo,
+  machineInfo,
+  packageVersions,
+  REPORT_SCHEMA,
+  readReport,
+  writeJson,
+} from './report/json.js';
+import { type AblateOptions, DEFAULT_ABLATE, runAblate } from './suites/ablate.js';
+import { headlines } from './suites/headlines.js';
+import { DEFAULT_LM, runLm } from './suites/lm.js';
+import { QUICK_ABLATE, QUICK_RECALL, QUICK_SPEED, quickImplementations } from './suites/quick.js';
+import { DEFAULT_RECALL, runRecall } from './suites/recall.js';
+import {
+  DEFAULT_SYNTHETIC_RECALL,
+  runSyntheticRecall,
+  type SyntheticRecallOptions,
+} from './suites/recall-synthetic.js';
+import { DEFAULT_SPEED, runSpeed, type SpeedOptions } from './suites/speed.js';
+import { loadTrainApi } from './suites/train-api.js';
+
+export type Suite = 'quick' | 'speed' | 'recall' | 'ablate' | 'lm';
+
+export type RunOptions = {
+  suite: Suite;
+  out: string;
+  /** Overrides of the suite's speed settings (from flags). */
+  speed: Partial<SpeedOptions>;
+  seeds?: number[];
+  /** Overrides of the synthetic recall sequence (recall fallback, ablate, quick). */
+  sequence?: Partial<RecallDemoOptions>;
+  impl: string[];
+  base?: string;
+  command: string[];
+};
+
+export async function runSuite(
+  o: RunOptions,
+  reporter: Reporter = consoleReporter,
+): Promise<{ report: BenchReport; json: string; html: string }> {
+  const started = performance.now();
+  const quick = o.suite === 'quick';
+  const speedOptions: SpeedOptions = { ...(quick ? QUICK_SPEED : DEFAULT_SPEED), ...o.speed };
+  const wantsRegistry = quick || o.suite === 'speed';
+  const registry = wantsRegistry
+    ? await loadRegistry({ webgpu: speedOptions.webgpu, tfjs: speedOptions.tfjs })
+    : { implementations: [], skipped: [], adapters: [] };
+  let impls = selectImplementations(registry.implementations, o.impl);
+  if (quick) impls = quickImplementations(impls);
+  const report: BenchReport = {
+    schema: REPORT_SCHEMA,
+    suite: o.suite,
+    createdAt: new Date().toISOString(),
+    command: o.command,
+    wallSeconds: 0,
+    machine: machineInfo(),
+    adapters: registry.adapters,
+    versions: packageVersions(),
+    git: gitInfo(),
+    config: {},
+    implementations: impls.map(({ name, mixer, implementation, config }) => ({
+      name,
+      mixer,
+      implementation,
+      config,
+    })),
+    skipped: selectImplementations(registry.skipped, o.impl),
+  };
+  reporter.line(
+    `ovq-bench ${o.suite} — ${report.machine.cpuModel} ×${report.machine.cpuCount}, Node ${report.machine.node}, commit ${report.git.commit?.slice(0, 10) ?? 'unknown'}`,
+  );
+  reporter.line('');
+  if (wantsRegistry) {
+    report.config.speed = speedOptions;
+    report.speed = await runSpeed(impls, report.skipped, speedOptions, reporter);
+    reporter.line('');
+  }
+  const recallOptions: SyntheticRecallOptions = {
+    ...(quick ? QUICK_RECALL : DEFAULT_SYNTHETIC_RECALL),
+    ...(o.seeds ? { seeds: o.seeds } : {}),
+  };
+  recallOptions.sequence = { ...recallOptions.sequence, ...o.sequence };
+  if (o.suite === 'recall') {
+    report.config.recall = DEFAULT_RECALL;
+    report.recall = await runRecall(DEFAULT_RECALL, reporter);
+    reporter.line('');
+  }
+  if (quick || (o.suite === 'recall' && report.recall?.status === 'skipped')) {
+    // Without @ovq/train the recall headline comes from the untrained comparison, labelled so.
+    if (quick) {
+      const { api, missing } = await loadTrainApi();
+      const reason = api.trainRecall
+        ? 'trained recall is not part of quick (run `ovq-bench recall`)'
+        : `@ovq/train not available (${missing ?? '@ovq/train does not export trainRecall'})`;
+      report.recall = { status: 'skipped', reason };
+      reporter.line(
+        `recall (trained): skipped: ${reason}; showing the untrained synthetic comparison`,
+      );
+    }
+    report.config.syntheticRecall = recallOptions;
+    report.syntheticRecall = await runSyntheticRecall(recallOptions, reporter);
+    reporter.line('');
+  }
+  if (quick || o.suite === 'ablate') {
+    const ablate: AblateOptions = {
+      ...(quick ? QUICK_ABLATE : DEFAULT_ABLATE),
+      ...(o.seeds ? { seeds: o.seeds } : {}),
+    };
+    ablate.sequence = { ...ablate.sequence, ...o.sequence };
+    report.config.ablate = ablate;
+    report.ablate = runAblate(ablate, reporter);
+    reporter.line('');
+  }
+  if (o.suite === 'lm') {
+    report.config.lm = DEFAULT_LM;
+    report.lm = await runLm(DEFAULT_LM, reporter);
+  }
+  if (quick) {
+    report.headlines = headlines(report.speed, report.syntheticRecall);
+    reporter.line('Headline claims:');
+    for (const h of report.headlines) {
+      reporter.line(
+        `  [${h.held === null ? 'n/a' : h.held ? 'held' : 'NOT held'}] ${h.claim} — ${h.evidence}`,
+      );
+    }
+    reporter.line('');
+  }
+  report.wallSeconds = (performance.now() - started) / 1000;
+  const json = join(o.out, `${o.suite}.json`);
+  const html = join(o.out, `${o.suite}.html`);
+  writeJson(json, report);
+  writeHtml(html, report);
+  reporter.line(`wrote ${json} and ${html} (${report.wallSeconds.toFixed(0)} s)`);
+  if (o.base) {
+    reporter.line('');
+    reporter.line(formatComparison(compareReports(readReport(o.base), report), o.base, json));
+  }
+  return { report, json, html };
+}

@@ -1,0 +1,121 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { silentReporter } from '../src/report/format.js';
+import { renderHtml, writeHtml } from '../src/report/html.js';
+import { type BenchReport, REPORT_SCHEMA, readReport, writeJson } from '../src/report/json.js';
+import { runSuite } from '../src/run.js';
+import { browserMissing, renderPlots } from './browser.js';
+import { FIXTURE, fixtureReport } from './fixture.js';
+
+const out = mkdtempSync(join(tmpdir(), 'ovq-bench-test-'));
+
+// One tiny real quick run shared by the tests below (seconds, not minutes).
+const quick = runSuite(
+  {
+    suite: 'quick',
+    out,
+    speed: { Ts: [128, 256], repeats: 2, dims: { keyDim: 8, valueDim: 8 } },
+    seeds: [1],
+    sequence: { seqLen: 512, pairs: 8, distractorClusters: 16 },
+    impl: [],
+    command: ['ovq-bench', 'quick', '(test)'],
+  },
+  silentReporter,
+);
+
+describe('JSON results file', () => {
+  it('records machine, versions, git commit, config and every measurement', async () => {
+    const { json } = await quick;
+    const r = readReport(json) as BenchReport;
+    expect(r.schema).toBe(REPORT_SCHEMA);
+    expect(r.suite).toBe('quick');
+    expect(r.machine.cpuCount).toBeGreaterThan(0);
+    expect(r.machine.cpuModel.length).toBeGreaterThan(0);
+    expect(r.machine.node).toBe(process.versions.node);
+    expect(r.versions['@ovq/core']).toMatch(/^\d+\.\d+\.\d+/);
+    expect(r.versions['@ovq/bench']).toMatch(/^\d+\.\d+\.\d+/);
+    expect(r.git.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(r.config).toHaveProperty('speed');
+    expect(r.config).toHaveProperty('syntheticRecall');
+    expect(r.config).toHaveProperty('ablate');
+    expect(Array.isArray(r.adapters)).toBe(true);
+    expect(r.skipped.length).toBeGreaterThan(0);
+    for (const s of r.skipped) expect(s.reason).toBeTruthy();
+    const ok = r.speed!.rows.filter((row) => row.status === 'ok');
+    expect(ok.length).toBeGreaterThan(0);
+    for (const row of ok) {
+      expect(row.timing!.samples.length).toBe(2);
+      expect(row.tokensPerSecond!.p20).toBeLessThanOrEqual(row.tokensPerSecond!.p80);
+      expect(row.stateNumbers).toBeGreaterThan(0);
+    }
+    expect(r.speed!.checks.every((c) => c.ok)).toBe(true);
+    expect(r.syntheticRecall!.label).toMatch(/untrained/);
+    expect(r.recall).toMatchObject({ status: 'skipped' });
+    expect(r.ablate!.rows.length).toBeGreaterThanOrEqual(9);
+    expect(r.headlines!.map((h) => h.claim)).toEqual([
+      'OVQ scales linearly in T',
+      'OVQ keeps constant memory',
+      'OVQ recalls better than fixed-state mixers',
+    ]);
+  });
+
+  it('writes non-finite numbers as strings instead of invalid JSON', () => {
+    const report = fixtureReport();
+    report.speed!.checks[0].forwardRms = Number.POSITIVE_INFINITY;
+    const path = join(out, 'inf.json');
+    writeJson(path, report);
+    expect(JSON.parse(readFileSync(path, 'utf8')).speed.checks[0].forwardRms).toBe('Infinity');
+  });
+});
+
+describe('HTML report', () => {
+  it('is self-contained: inline SVG, no scripts or external assets', () => {
+    const html = renderHtml(fixtureReport());
+    expect(html).not.toMatch(/<script|<link|src=|href="http/);
+    expect(html.match(/<svg class="plot"/g)).toHaveLength(4);
+  });
+
+  it.skipIf(browserMissing())(
+    'renders every plot with the expected series and marks (fixture)',
+    async () => {
+      const path = join(out, 'fixture.html');
+      writeHtml(path, fixtureReport());
+      const plots = await renderPlots(path);
+      const byId = Object.fromEntries(plots.map((p) => [p.id, p]));
+      expect(Object.keys(byId).sort()).toEqual(['ablate', 'memory', 'recall', 'speed']);
+      for (const p of plots) {
+        expect(p.width * p.height, p.id).toBeGreaterThan(0);
+        expect(p.contentWidth * p.contentHeight, p.id).toBeGreaterThan(0);
+        expect(p.visibleMarks, p.id).toBe(p.marks);
+      }
+      const nT = FIXTURE.Ts.length;
+      // One series per implementation and mode; the skipped T=16384 row draws nothing.
+      expect(byId.speed.series).toBe(FIXTURE.impls.length + FIXTURE.backward.length);
+      expect(byId.speed.seriesMarks).toEqual(
+        Array(FIXTURE.impls.length + FIXTURE.backward.length).fill(nT),
+      );
+      // Two series per probed implementation: bytes held (solid) and peak RSS growth (dashed).
+      expect(byId.memory.series).toBe(2 * FIXTURE.memory.length);
+      expect(byId.memory.marks).toBe(2 * FIXTURE.memory.length * nT);
+      expect(byId.recall.seriesMarks).toEqual(Object.values(FIXTURE.recallMixers));
+      expect(byId.ablate.marks).toBe(FIXTURE.ablations);
+    },
+  );
+
+  it.skipIf(browserMissing())('renders the plots of a real quick run', async () => {
+    const { html, report } = await quick;
+    const plots = await renderPlots(html);
+    expect(plots.map((p) => p.id).sort()).toEqual(['ablate', 'recall', 'speed']);
+    for (const p of plots) {
+      expect(p.width * p.height, p.id).toBeGreaterThan(0);
+      expect(p.series, p.id).toBeGreaterThan(0);
+      expect(p.visibleMarks, p.id).toBe(p.marks);
+    }
+    const speedSeries = new Set(
+      report.speed!.rows.filter((r) => r.status === 'ok').map((r) => `${r.impl} ${r.mode}`),
+    );
+    expect(plots.find((p) => p.id === 'speed')!.series).toBe(speedSeries.size);
+  });
+});
