@@ -26,40 +26,38 @@ export const TASK_NAMES = [
   'byte-lm',
 ] as const;
 
-/** The training and evaluation tasks of a spec (they differ only for byte-lm's document split). */
-export async function createTasks(spec: TaskSpec): Promise<{ train: Task; evaluation: Task }> {
+/** The task of a synthetic spec (everything but byte-lm, whose corpus loads asynchronously). */
+export function createTasksSync(spec: Exclude<TaskSpec, { name: 'byte-lm' }>): Task {
   switch (spec.name) {
-    case 'mqar': {
-      const t = mqarTask(spec);
-      return { train: t, evaluation: t };
-    }
-    case 'basic-recall': {
-      const t = basicRecallTask(spec);
-      return { train: t, evaluation: t };
-    }
-    case 'positional-recall': {
-      const t = positionalRecallTask(spec);
-      return { train: t, evaluation: t };
-    }
-    case 'linear-regression': {
-      const t = linearRegressionTask(spec);
-      return { train: t, evaluation: t };
-    }
-    case 'byte-lm': {
-      const docs = spec.corpus ? await loadTextDocuments(spec.corpus) : await loadBrownCorpus();
-      const { train, validation } = splitDocuments(docs, spec.validationFraction ?? 0.1);
-      if (validation.length === 0)
-        throw new Error(`task.corpus: ${spec.corpus} has too few documents to hold out validation`);
-      return {
-        train: byteLmTask(train, 'byte-lm-train'),
-        evaluation: byteLmTask(validation, 'byte-lm-validation'),
-      };
-    }
+    case 'mqar':
+      return mqarTask(spec);
+    case 'basic-recall':
+      return basicRecallTask(spec);
+    case 'positional-recall':
+      return positionalRecallTask(spec);
+    case 'linear-regression':
+      return linearRegressionTask(spec);
     default:
       throw new Error(
         `task.name: unknown task ${JSON.stringify((spec as { name: unknown }).name)}; choose from ${TASK_NAMES.join(', ')}`,
       );
   }
+}
+
+/** The training and evaluation tasks of a spec (they differ only for byte-lm's document split). */
+export async function createTasks(spec: TaskSpec): Promise<{ train: Task; evaluation: Task }> {
+  if (spec.name !== 'byte-lm') {
+    const task = createTasksSync(spec);
+    return { train: task, evaluation: task };
+  }
+  const docs = spec.corpus ? await loadTextDocuments(spec.corpus) : await loadBrownCorpus();
+  const { train, validation } = splitDocuments(docs, spec.validationFraction ?? 0.1);
+  if (validation.length === 0)
+    throw new Error(`task.corpus: ${spec.corpus} has too few documents to hold out validation`);
+  return {
+    train: byteLmTask(train, 'byte-lm-train'),
+    evaluation: byteLmTask(validation, 'byte-lm-validation'),
+  };
 }
 
 /** Model input/output sizes a task needs. */

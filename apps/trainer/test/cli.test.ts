@@ -1,0 +1,109 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { buildRunConfig } from '../src/config.js';
+import { main } from '../src/main.js';
+
+function captureStdout() {
+  const out: string[] = [];
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+    out.push(String(s));
+    return true;
+  });
+  return { out, restore: () => spy.mockRestore() };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('ovq-train', () => {
+  it('--help lists the options of each command', async () => {
+    for (const [command, flag] of [
+      ['run', '--mixers'],
+      ['eval', '--lengths'],
+      ['sample', '--temperature'],
+    ]) {
+      const { out, restore } = captureStdout();
+      expect(await main([command, '--help'])).toBe(0);
+      restore();
+      expect(out.join('')).toContain(`usage: ovq-train ${command}`);
+      expect(out.join('')).toContain(flag);
+    }
+  });
+
+  it('bad configs fail before any training, saying what to change', () => {
+    expect(() => buildRunConfig({ mixers: 'swa,mamba' })).toThrow(/unknown mixer "mamba"/);
+    expect(() => buildRunConfig({ task: 'mqar', len: '63' })).toThrow(
+      /seqLen is 63; expected an even number/,
+    );
+    expect(() => buildRunConfig({ task: 'byte-lm', corpus: '/no/such/corpus' })).toThrow(
+      /--corpus: \/no\/such\/corpus does not exist/,
+    );
+    expect(() => buildRunConfig({ config: '/no/such.json' })).toThrow(
+      /--config: \/no\/such\.json does not exist/,
+    );
+    expect(() => buildRunConfig({ 'd-model': '30', heads: '4' })).toThrow(
+      /--d-model: 30 is not divisible by --heads 4/,
+    );
+    expect(() => buildRunConfig({ backend: 'tpu' })).toThrow(/--backend: got "tpu"/);
+    expect(() => buildRunConfig({ lr: 'fast' })).toThrow(/--lr: got "fast"; expected a number/);
+    expect(() => buildRunConfig({ task: 'sudoku' })).toThrow(/--task: unknown task "sudoku"/);
+    const dir = mkdtempSync(join(tmpdir(), 'ovq-cfg-'));
+    writeFileSync(join(dir, 'bad.json'), '{ "steps": ');
+    expect(() => buildRunConfig({ config: join(dir, 'bad.json') })).toThrow(/is not valid JSON/);
+  });
+
+  it('a JSON config is read and flags override it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ovq-cfg-'));
+    const file = join(dir, 'run.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ steps: 7, task: { name: 'basic-recall', vocabSize: 40, numPairs: 3 } }),
+    );
+    const { config } = buildRunConfig({ config: file, len: '32' });
+    expect(config.steps).toBe(7);
+    expect(config.seqLen).toBe(32);
+    expect(config.task).toEqual({ name: 'basic-recall', vocabSize: 40, numPairs: 3 });
+  });
+
+  it('run writes config, metrics and a checkpoint that eval reads back', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ovq-run-'));
+    const { out: lines, restore } = captureStdout();
+    const args = [
+      '--task',
+      'mqar',
+      '--vocab',
+      '16',
+      '--pairs',
+      '2',
+      '--len',
+      '16',
+      '--batch',
+      '2',
+      '--steps',
+      '4',
+    ];
+    const code = await main(['run', ...args, '--eval-every', '2', '--d-model', '8', '--out', out]);
+    const evalCode = await main([
+      'eval',
+      '--checkpoint',
+      join(out, 'ckpt.bin'),
+      '--lengths',
+      '1,2',
+      '--batches',
+      '1',
+    ]);
+    restore();
+    expect(code).toBe(0);
+    expect(evalCode).toBe(0);
+    expect(existsSync(join(out, 'config.json'))).toBe(true);
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(metrics.filter((l) => l.includes('"type":"step"'))).toHaveLength(4);
+    const text = lines.join('');
+    expect(text).toMatch(/step 4\/4 {2}loss \d+\.\d{4}/);
+    expect(text).toMatch(/ckpt\.bin: step 4, swa,ovq on mqar/);
+    expect(text).toMatch(/len {4}32 {2}loss/);
+  });
+});
