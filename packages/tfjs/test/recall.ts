@@ -2,7 +2,7 @@
 // Sequence: P (key, value) pairs as adjacent tokens k₁ v₁ … k_P v_P, then Q queries k_i; the target at
 // each query is the value that followed k_i. Keys are ids [0, K), values [K, K + V).
 import { createRng } from '@ovq/core/testing';
-import { OvqAttention, SoftmaxAttention } from '../src/index.js';
+import { GatedDeltaNet, LinearAttention, OvqAttention, SoftmaxAttention } from '../src/index.js';
 import { tf } from './backends.js';
 
 export type RecallTask = { keys: number; values: number; pairs: number; queries: number };
@@ -33,7 +33,7 @@ export function makeBatch(task: RecallTask, batch: number, rng: () => number) {
   return { tokens, targets, T };
 }
 
-export type ModelKind = 'swa+ovq' | 'swa+swa';
+export type ModelKind = 'swa+ovq' | 'swa+swa' | 'swa+linear' | 'swa+gdn';
 
 export function buildModel(kind: ModelKind, task: RecallTask, dim: number, seed: number) {
   const vocab = task.keys + task.values;

@@ -20,3 +20,19 @@ it('SWA + OVQ learns associative recall in under two minutes; SWA + SWA stays ne
   expect(ovq.accuracy).toBeGreaterThanOrEqual(0.9);
   expect(swa.accuracy).toBeLessThan(0.3);
 }, 240_000);
+
+// Longer comparison, off by default to keep the suite short: OVQ_TFJS_RECALL_ALL=1 pnpm test.
+it.runIf(process.env.OVQ_TFJS_RECALL_ALL === '1')(
+  'other second layers (linear attention, Gated DeltaNet) at the same step budget',
+  async () => {
+    await useBackend('cpu');
+    for (const kind of ['swa+linear', 'swa+gdn'] as const) {
+      const r = trainRecall(kind, task, { ...opts, seconds: 110 });
+      console.log(
+        `[ovq/tfjs recall] ${kind}: accuracy ${r.accuracy.toFixed(3)} after ${r.steps} steps in ${r.seconds.toFixed(1)} s`,
+      );
+      expect(r.accuracy).toBeLessThan(0.9);
+    }
+  },
+  300_000,
+);
