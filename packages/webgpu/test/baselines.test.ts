@@ -91,6 +91,19 @@ for (const adapter of present) {
       assertClose('output', concat(ref), out, TOL);
     });
 
+    it('times GPU work with timestamp queries when the adapter has them', async () => {
+      if (!ctx.caps.timestamps) {
+        expect(ctx.startTimer()).toBe(false);
+        return;
+      }
+      const input = heads(40, 3, 63, 64, 64);
+      expect(ctx.startTimer()).toBe(true);
+      await attentionForward(ctx, input, 0.125);
+      const ms = await ctx.stopTimer();
+      expect(ms).not.toBeNull();
+      expect(ms!).toBeGreaterThan(0);
+    });
+
     it('is deterministic: two runs give identical bits', async () => {
       const input = heads(30, 3, 63, 60, 64);
       const a = await attentionBackward(

@@ -222,6 +222,47 @@ export class GpuContext implements TensorOwner {
     return new Recorder(this);
   }
 
+  /** Active GPU timer (timestamp-query): the first pass after start, the last pass of each submit. */
+  timer: { querySet: GPUQuerySet; begun: boolean } | null = null;
+
+  /**
+   * Starts timing the GPU work submitted from now on with timestamp queries; returns false (and
+   * does nothing) when the device lacks `timestamp-query`.
+   */
+  startTimer(): boolean {
+    if (!this.caps.timestamps) return false;
+    this.timer = {
+      querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 }),
+      begun: false,
+    };
+    return true;
+  }
+
+  /** Stops the timer; resolves to GPU milliseconds between the first and last timed pass. */
+  async stopTimer(): Promise<number | null> {
+    const timer = this.timer;
+    this.timer = null;
+    if (!timer) return null;
+    const resolve = this.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = this.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const enc = this.device.createCommandEncoder();
+    enc.resolveQuerySet(timer.querySet, 0, 2, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, staging, 0, 16);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const [t0, t1] = new BigUint64Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    for (const b of [resolve, staging]) b.destroy();
+    timer.querySet.destroy();
+    return timer.begun && t1 > t0 ? Number(t1 - t0) / 1e6 : null;
+  }
+
   /** Resolves when the GPU has finished everything submitted so far. */
   async finish(): Promise<void> {
     await this.device.queue.onSubmittedWorkDone();

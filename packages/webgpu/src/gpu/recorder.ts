@@ -130,6 +130,9 @@ export class Recorder {
           const first = passIndex === 0;
           const last = passIndex === passCount - 1;
           passIndex++;
+          const timer = ctx.timer;
+          const begin = timer !== null && !timer.begun;
+          if (begin && timer) timer.begun = true;
           const tw: GPUComputePassTimestampWrites | undefined =
             timestamps && (first || last)
               ? {
@@ -137,7 +140,13 @@ export class Recorder {
                   ...(first ? { beginningOfPassWriteIndex: timestamps.begin } : {}),
                   ...(last ? { endOfPassWriteIndex: timestamps.end } : {}),
                 }
-              : undefined;
+              : timer && (begin || last)
+                ? {
+                    querySet: timer.querySet,
+                    ...(begin ? { beginningOfPassWriteIndex: 0 } : {}),
+                    ...(last ? { endOfPassWriteIndex: 1 } : {}),
+                  }
+                : undefined;
           pass = encoder.beginComputePass(tw ? { timestampWrites: tw } : {});
         }
         const { pipeline, layout } = ctx.pipeline(op.program);

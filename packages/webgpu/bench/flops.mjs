@@ -1,0 +1,50 @@
+// FLOP models for the benchmark, with the counting rules of @ovq/core's chunkedFlops (the CPU
+// benchmark's model): 2 FLOPs per multiply-add, 5 per softmax entry, 4 per dℓ entry in backward.
+// When @ovq/core exports chunkedFlops, the OVQ numbers come from it directly.
+import * as core from '@ovq/core';
+
+export function ovqFlops(dims, config) {
+  if (typeof core.chunkedFlops === 'function') return core.chunkedFlops(dims, config);
+  const cfg = core.resolveOvqConfig(config);
+  const { seqLen: T, keyDim: dk, valueDim: dv } = dims;
+  const C = cfg.chunkSize;
+  let n = 0;
+  let forward = 0;
+  let backward = 0;
+  for (let t0 = 0; t0 < T; t0 += C) {
+    const L = Math.min(C, T - t0);
+    const wide = n + L;
+    const live = L * n + (L * (L + 1)) / 2;
+    forward += 2 * L * wide * (dk + dv) + 5 * live;
+    backward += 2 * L * wide * dk + 5 * live + 2 * L * wide * (2 * dv + 2 * dk) + 4 * L * wide;
+    if (L === C) {
+      const m = core.spawnCount(cfg.growth, cfg.capacity, t0 + C, n, C);
+      const absorb = 2 * C * n * dk + 3 * C * m * dk + C * (dk + dv);
+      forward += absorb;
+      backward += absorb;
+      n += m;
+    }
+  }
+  return { forward, backward, finalSize: n };
+}
+
+/** Causal softmax attention, one head: only the causal half is counted (the kernel skips the rest). */
+export function softmaxFlops({ seqLen: T, keyDim: dk, valueDim: dv }) {
+  const live = (T * (T + 1)) / 2;
+  const forward = live * (2 * dk + 2 * dv + 5);
+  // Recompute logits and p, then dp, dv, dq, dk products and dℓ.
+  const backward = live * (2 * dk + 5 + 2 * dv + 2 * dv + 2 * dk + 2 * dk + 4);
+  return { forward, backward };
+}
+
+/** Chunked linear attention, one head: state products plus the causal in-chunk block. */
+export function linearFlops({ seqLen: T, keyDim: dk, valueDim: dv }, C) {
+  let flops = 0;
+  for (let t0 = 0; t0 < T; t0 += C) {
+    const L = Math.min(C, T - t0);
+    flops += 2 * L * dk * dv; // chunk state K_cᵀV_c
+    flops += 2 * L * dk * dv; // q_t S
+    flops += ((L * (L + 1)) / 2) * 2 * (dk + dv); // in-chunk q·k and weighted v
+  }
+  return { forward: flops };
+}
