@@ -5,14 +5,22 @@ import { parseArgs } from 'node:util';
 import { runEval, runSample, runTraining } from './commands.js';
 import { buildRunConfig, helpText, RUN_FLAGS, type RunFlags } from './config.js';
 import { Progress } from './progress.js';
+import { runSweep } from './sweep.js';
 
 const USAGE = {
-  main: 'usage: ovq-train <run|eval|sample> [options]   (ovq-train <command> --help for its options)',
+  main: 'usage: ovq-train <run|eval|sample|sweep> [options]   (ovq-train <command> --help for its options)',
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
   eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
+  sweep: 'usage: ovq-train sweep --config experiments/recall-sweep.json [--out runs/sweep]',
 };
+
+const SWEEP_FLAGS = {
+  config: { type: 'string', description: 'sweep file: {base, tasks?, mixers[], lrs[], backend?}' },
+  out: { type: 'string', description: 'folder for sweep.json and sweep.md (default runs/sweep)' },
+  help: { type: 'boolean', description: 'show this help' },
+} as const;
 
 const EVAL_FLAGS = {
   checkpoint: { type: 'string', description: 'ckpt.bin written by "ovq-train run"' },
@@ -65,6 +73,16 @@ export async function main(argv: string[]): Promise<number> {
     if (!values.checkpoint)
       throw new Error('--checkpoint: required; pass the ckpt.bin of a byte-lm run');
     await runSample(values.checkpoint, values, progress);
+    return 0;
+  }
+  if (command === 'sweep') {
+    const { values } = parseArgs({ args: rest, options: SWEEP_FLAGS, strict: true });
+    if (values.help) return print(helpText(USAGE.sweep, SWEEP_FLAGS));
+    if (!values.config)
+      throw new Error(
+        '--config: required; pass a sweep file such as experiments/recall-sweep.json',
+      );
+    await runSweep(values.config, values.out ?? 'runs/sweep', progress);
     return 0;
   }
   throw new Error(`unknown command "${command}"; ${USAGE.main}`);
