@@ -1,6 +1,7 @@
 // The chunked Float32 forward pass (ALGORITHM.md §4, "Chunked form"): per chunk, read every query
 // at once, then absorb. Same inputs and outputs as the reference `ovqAttention`, plus streaming
 // from a given OvqState and a caller-provided output buffer.
+import { spawnCount } from '../ovq/growth.js';
 import { OvqState } from '../ovq/state.js';
 import type { OvqConfig, OvqTrace, ResolvedOvqConfig, Seq } from '../ovq/types.js';
 import { OvqInputError, resolveOvqConfig, validateSeq } from '../validate.js';
@@ -116,10 +117,20 @@ export function forwardHead(
   }
 }
 
-/** Rows a call can ever need: n ≤ min(N, τ), and a continued stream keeps its existing rows. */
+/**
+ * Rows a call will need: dictionary sizes follow the growth schedule alone (not the data), so
+ * replaying spawnCount over the call's absorbs gives the exact final size.
+ */
 export function rowsNeeded(config: ResolvedOvqConfig, T: number, state?: OvqState): number {
-  const seen = state ? state.tokensSeen : 0;
-  return Math.max(1, state ? state.size : 0, Math.min(config.capacity, seen + T));
+  const C = config.chunkSize;
+  let n = state ? state.size : 0;
+  let seen = state ? state.tokensSeen : 0;
+  let fill = C - (state ? state.pendingCount : 0);
+  for (let left = T; left >= fill; left -= fill, fill = C) {
+    seen += fill;
+    n += spawnCount(config.growth, config.capacity, seen, n, C);
+  }
+  return Math.max(1, n);
 }
 
 /** Checks that `state` can be continued under `config` (only the capacity may change). */
