@@ -54,17 +54,15 @@ export function buildModel(kind: ModelKind, task: RecallTask, dim: number, seed:
       seed: seed + 10,
     });
   const h1 = tf.layers.add().apply([x, swa().apply(x) as tf.SymbolicTensor]) as tf.SymbolicTensor;
+  const head = { heads: 2, keyDim: dim / 2, seed: seed + 20 };
   const second =
     kind === 'swa+ovq'
-      ? new OvqAttention({
-          heads: 2,
-          keyDim: dim / 2,
-          chunkSize: 8,
-          capacity: 32,
-          betaInit: 8,
-          seed: seed + 20,
-        })
-      : swa();
+      ? new OvqAttention({ ...head, chunkSize: 8, capacity: 32, betaInit: 8 })
+      : kind === 'swa+linear'
+        ? new LinearAttention(head)
+        : kind === 'swa+gdn'
+          ? new GatedDeltaNet(head)
+          : swa();
   const h2 = tf.layers
     .add()
     .apply([h1, second.apply(h1) as tf.SymbolicTensor]) as tf.SymbolicTensor;
