@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ovqAttentionChunked } from '../src/chunked/index.js';
 import { ovqAppend, ovqAttention } from '../src/ovq/reference.js';
+import { serializeOvqState } from '../src/ovq/serialize.js';
 import { createOvqState, setOvqCapacity } from '../src/ovq/state.js';
 import { assertClose, createRng, poisoned, randomSeq } from '../src/testing/index.js';
 import { OvqInputError } from '../src/validate.js';
@@ -168,6 +169,18 @@ describe('chunked: streaming in random splits = one call', () => {
     const rest = ovqAppend(chunkedHead.state, sliceSeq(seq, 100, T));
     assertClose('reference after chunked', ref.output.subarray(100 * 6), rest, TOL);
     expectSameState('appended state', ref.state, chunkedHead.state);
+  });
+
+  it('leaves options.state untouched and handles empty pieces (T0)', () => {
+    const seq = randomSeq(6, 30, 5, 4);
+    const config = { chunkSize: 4, capacity: 6, beta: 2 };
+    const first = ovqAttentionChunked(sliceSeq(seq, 0, 13), config);
+    const snapshot = serializeOvqState(first.state);
+    const empty = ovqAttentionChunked(sliceSeq(seq, 13, 13), config, { state: first.state });
+    expect(empty.output.length).toBe(0);
+    expectSameState('empty piece', first.state, empty.state, 0);
+    ovqAttentionChunked(sliceSeq(seq, 13, 30), config, { state: first.state });
+    expect(serializeOvqState(first.state)).toEqual(snapshot);
   });
 
   it('honours a capacity lowered between calls (rows kept, spawning stops)', () => {

@@ -72,16 +72,6 @@ export class BackwardScratch extends ReadScratch {
     this.gv = new Float64Array(rowsCap * dv);
     this.members = new Float64Array(rowsCap);
   }
-
-  override get bytes(): number {
-    let total = super.bytes;
-    for (const a of [this.dl, this.wT, this.gOut, this.gOutT, this.qT, this.u, this.pendGrad])
-      total += a.byteLength;
-    for (const a of [this.rowGradK, this.rowGradV, this.dkHat, this.dvChunk, this.kNorm])
-      total += a.byteLength;
-    for (const a of [this.colSum, this.gk, this.gv, this.members]) total += a.byteLength;
-    return total;
-  }
 }
 
 type Checkpoint = { size: number; counts: Float64Array; keys: Float64Array; values: Float64Array };

@@ -84,13 +84,11 @@ export class HeadWorkspace {
 
   /** Bytes held by this workspace (the benchmark's explicit memory account). */
   get bytes(): number {
-    const { rowsCap: n, keyDim: dk, valueDim: dv, chunkSize: C } = this;
-    return (
-      n * (4 * (2 * dk + 2 * dv) + 8 * (dk + dv) + 8 + 4 + 4 + 1 + 8) +
-      C * (4 * (2 * dk + 2 * dv + 1) + 8 + 4 + 1 + 4) +
-      C * n * 4 +
-      (this.emaSums ? this.emaSums.byteLength : 0)
-    );
+    let total = 0;
+    for (const value of Object.values(this)) {
+      if (ArrayBuffer.isView(value)) total += value.byteLength;
+    }
+    return total;
   }
 
   /** Resets to an empty stream (reusing the buffers for another head). */

@@ -21,15 +21,13 @@ export class ReadScratch {
     this.qNorm = new Float64Array(chunkSize);
   }
 
+  /** Bytes of every typed array held (subclasses' arrays included). */
   get bytes(): number {
-    return (
-      this.qHat.byteLength +
-      this.weights.byteLength +
-      this.bias.byteLength +
-      this.outAcc.byteLength +
-      this.invSum.byteLength +
-      this.qNorm.byteLength
-    );
+    let total = 0;
+    for (const value of Object.values(this)) {
+      if (ArrayBuffer.isView(value)) total += value.byteLength;
+    }
+    return total;
   }
 }
 
