@@ -69,6 +69,10 @@ for (const adapter of present) {
       await new Promise((r) => setTimeout(r, 10));
       expect(ctx.pipelineCount).toBe(pipelines);
       expect(ctx.liveTensors).toBe(live);
+      // The spawn kernel's argmax uses subgroups exactly when the device has them.
+      const spawn = ctx.pipelineKeys.filter((key) => key.startsWith('ovq-spawn-assign'));
+      expect(spawn.length).toBeGreaterThan(0);
+      expect(spawn.every((key) => key.endsWith('-sg') === ctx.caps.subgroups)).toBe(true);
     });
 
     it('reports a lost device clearly', async () => {

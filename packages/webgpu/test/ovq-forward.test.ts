@@ -137,6 +137,77 @@ for (const adapter of present) {
       moved.dispose();
     });
 
+    it('follows a capacity change between calls, and an empty append changes nothing', async () => {
+      const c: Case = {
+        bh: 3,
+        T: 70,
+        dk: 64,
+        dv: 60,
+        config: { chunkSize: 7, capacity: 12, beta: 4, growth: 'fixed' },
+      };
+      const input = makeInput(31, c);
+      const cut = 35;
+      const part = (x: Float32Array, d: number, t0: number, t1: number) => {
+        const out = new Float32Array(c.bh * (t1 - t0) * d);
+        for (let h = 0; h < c.bh; h++)
+          out.set(x.subarray((h * c.T + t0) * d, (h * c.T + t1) * d), h * (t1 - t0) * d);
+        return out;
+      };
+      const piece = (t0: number, t1: number) => ({
+        q: part(input.q, c.dk, t0, t1),
+        k: part(input.k, c.dk, t0, t1),
+        v: part(input.v, c.dv, t0, t1),
+        seqLen: t1 - t0,
+      });
+      const gpu = createGpuOvqState(ctx, input, c.config);
+      const first = await ovqAppend(gpu, piece(0, cut));
+      expect((await ovqAppend(gpu, piece(cut, cut))).output.length).toBe(0);
+      gpu.setCapacity(20);
+      const second = await ovqAppend(gpu, piece(cut, c.T));
+      const refs = Array.from({ length: c.bh }, (_, h) => {
+        const seq = headSeq(input, h, c.T, c.dk, c.dv);
+        const state = refCreate(c);
+        const a = refAppend(state, {
+          q: seq.q.subarray(0, cut * c.dk),
+          k: seq.k.subarray(0, cut * c.dk),
+          v: seq.v.subarray(0, cut * c.dv),
+          seqLen: cut,
+        });
+        setOvqCapacity(state, 20);
+        const b = refAppend(state, {
+          q: seq.q.subarray(cut * c.dk),
+          k: seq.k.subarray(cut * c.dk),
+          v: seq.v.subarray(cut * c.dv),
+          seqLen: c.T - cut,
+        });
+        return { a, b, state };
+      });
+      assertClose('before the change', concatF64(refs.map((r) => r.a)), first.output, TOL);
+      assertClose('after the change', concatF64(refs.map((r) => r.b)), second.output, TOL);
+      compareStates(
+        refs.map((r) => r.state),
+        await readOvqState(gpu),
+      );
+      expect(gpu.size).toBe(20);
+      gpu.dispose();
+    });
+
+    it('rejects per-head states that disagree', async () => {
+      const c: Case = {
+        bh: 2,
+        T: 10,
+        dk: 8,
+        dv: 8,
+        config: { chunkSize: 7, capacity: 4, beta: 4 },
+      };
+      const a = refCreate(c);
+      const b = refCreate(c);
+      const seq = headSeq(makeInput(1, c), 0, c.T, c.dk, c.dv);
+      refAppend(a, seq);
+      expect(() => uploadOvqState(ctx, [a, b])).toThrow(/heads\[1\]: has dims\/config\/counters/);
+      expect(() => uploadOvqState(ctx, [])).toThrow(/heads: got an empty array/);
+    });
+
     it('continues a CPU stream on the GPU (upload of a @ovq/core state)', async () => {
       const c: Case = {
         bh: 3,
@@ -197,7 +268,17 @@ for (const adapter of present) {
   });
 }
 
-import { createOvqState } from '@ovq/core';
+import { createOvqState, setOvqCapacity } from '@ovq/core';
+
+function concatF64(parts: Float64Array[]): Float64Array {
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 function refCreate(c: Case) {
   return createOvqState({ keyDim: c.dk, valueDim: c.dv }, c.config);

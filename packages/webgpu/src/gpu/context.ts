@@ -41,6 +41,11 @@ export class GpuContext implements TensorOwner {
     return this.pipelines.size;
   }
 
+  /** Cache keys of the compiled pipelines (which kernel variants were chosen). */
+  get pipelineKeys(): string[] {
+    return [...this.pipelines.keys()];
+  }
+
   /** Number of tensors created by this context and not yet destroyed. */
   get liveTensors(): number {
     return this.live.size;

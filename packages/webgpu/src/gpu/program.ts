@@ -15,6 +15,8 @@ export interface Program {
   readonly workgroupSize: readonly [number, number, number];
   /** The shader body: helper functions and `fn main(...)`, using `P.<param>` and the bindings. */
   body(): string;
+  /** WGSL extensions to enable (e.g. 'subgroups'); the device must have the feature. */
+  readonly enables?: readonly string[];
 }
 
 /** At most this many 4-byte parameters per program (one 256-byte dynamic-offset slot). */
@@ -29,7 +31,8 @@ export function buildShader(p: Program): string {
     })
     .join('\n');
   const [x, y, z] = p.workgroupSize;
-  return `struct Params {\n${fields || '  unused: u32,'}\n}\n@group(0) @binding(0) var<uniform> P: Params;\n${decls}\nconst WG_X: u32 = ${x}u;\nconst WG_Y: u32 = ${y}u;\nconst WG_Z: u32 = ${z}u;\n${p.body()}`;
+  const enables = (p.enables ?? []).map((e) => `enable ${e};\n`).join('');
+  return `${enables}struct Params {\n${fields || '  unused: u32,'}\n}\n@group(0) @binding(0) var<uniform> P: Params;\n${decls}\nconst WG_X: u32 = ${x}u;\nconst WG_Y: u32 = ${y}u;\nconst WG_Z: u32 = ${z}u;\n${p.body()}`;
 }
 
 /** ceil(a / b) for dispatch sizes. */

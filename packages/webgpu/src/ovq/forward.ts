@@ -55,7 +55,7 @@ export function ovqPrograms(ctx: GpuContext, state: GpuOvqState) {
       tileRows(ctx.variant, padded + 2, TILE_CAP),
     ),
     nearest: new OvqNearestProgram(dk, wg, tileRows(ctx.variant, 4 * Math.ceil(dk / 4), TILE_CAP)),
-    spawn: new OvqSpawnAssignProgram(dk, dv, C, wg),
+    spawn: new OvqSpawnAssignProgram(dk, dv, C, wg, ctx.caps.subgroups),
     update: new OvqUpdateProgram(dk, dv, C, wg),
     counts: new OvqCountsProgram(C, wg),
     norm: new CopyRowsProgram(dk, state.config.normalize, wg),

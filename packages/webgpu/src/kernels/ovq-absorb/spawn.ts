@@ -2,7 +2,8 @@
 // selection, or picks given by the host for 'first'/'random'), then assign every other token to
 // its nearest row among the old rows (from OvqNearestProgram) and the new ones (ties: lowest row,
 // so an old row wins a tie). Decisions go to `trace` [heads, A, 2C]: the row of each token, then
-// the spawned tokens in pick order (first m entries). The argmax is a fixed-shape tree reduction: the same bits every run.
+// the spawned tokens in pick order (first m entries). The argmax has a fixed shape (a tree, or
+// subgroup max/min then an in-order scan): the same bits every run.
 import type { Binding, Program } from '../../gpu/program.js';
 import { dimConsts, loadVecFn, POS_BIG } from '../wgsl.js';
 
@@ -29,15 +30,61 @@ export class OvqSpawnAssignProgram implements Program {
     ['farthest', 'u32'],
   ] as const;
   readonly workgroupSize: readonly [number, number, number];
+  readonly enables: readonly string[];
 
+  /** `subgroups`: reduce the argmax within subgroups first (when the device has the feature). */
   constructor(
     readonly dk: number,
     readonly dv: number,
     readonly chunk: number,
     readonly wg: number,
+    readonly subgroups = false,
   ) {
-    this.shaderKey = `ovq-spawn-assign-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
+    this.shaderKey = `ovq-spawn-assign-dk${dk}-dv${dv}-c${chunk}-wg${wg}${subgroups ? '-sg' : ''}`;
     this.workgroupSize = [wg, 1, 1];
+    this.enables = subgroups ? ['subgroups'] : [];
+  }
+
+  /** Leaves the (value, index) argmax of the workgroup in RedVal[0], RedIdx[0]. */
+  private argmax(): string {
+    if (this.subgroups) {
+      // Max value within the subgroup, then the lowest index holding it; subgroup leaders then
+      // meet in workgroup memory and thread 0 scans them in order. Deterministic: no float sums.
+      return `
+      let sm = subgroupMax(bv);
+      var cand = 0xffffffffu;
+      if (bi != 0xffffffffu && bv == sm) { cand = bi; }
+      let si = subgroupMin(cand);
+      if (sid == 0u) { RedVal[tid / ssize] = sm; RedIdx[tid / ssize] = si; }
+      workgroupBarrier();
+      if (tid == 0u) {
+        for (var g = 1u; g < WG_X / ssize; g++) {
+          let ov = RedVal[g];
+          let oi = RedIdx[g];
+          if (oi != 0xffffffffu && (RedIdx[0] == 0xffffffffu || ov > RedVal[0] || (ov == RedVal[0] && oi < RedIdx[0]))) {
+            RedVal[0] = ov;
+            RedIdx[0] = oi;
+          }
+        }
+      }
+      workgroupBarrier();`;
+    }
+    return `
+      RedVal[tid] = bv;
+      RedIdx[tid] = bi;
+      workgroupBarrier();
+      for (var stride = WG_X / 2u; stride > 0u; stride = stride / 2u) {
+        if (tid < stride) {
+          let ov = RedVal[tid + stride];
+          let oi = RedIdx[tid + stride];
+          let mi = RedIdx[tid];
+          if (oi != 0xffffffffu && (mi == 0xffffffffu || ov > RedVal[tid] || (ov == RedVal[tid] && oi < mi))) {
+            RedVal[tid] = ov;
+            RedIdx[tid] = oi;
+          }
+        }
+        workgroupBarrier();
+      }`;
   }
 
   body(): string {
@@ -61,7 +108,7 @@ fn sqDist(a: u32, b: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u${this.subgroups ? ', @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) ssize: u32' : ''}) {
   let head = wid.x;
   let tid = lid.x;
   let rowBase = head * P.L + P.cs;
@@ -80,21 +127,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       for (var j = tid; j < C; j += WG_X) {
         if (SeedRow[j] < 0 && (bi == 0xffffffffu || Dist[j] > bv)) { bv = Dist[j]; bi = j; }
       }
-      RedVal[tid] = bv;
-      RedIdx[tid] = bi;
-      workgroupBarrier();
-      for (var stride = WG_X / 2u; stride > 0u; stride = stride / 2u) {
-        if (tid < stride) {
-          let ov = RedVal[tid + stride];
-          let oi = RedIdx[tid + stride];
-          let mi = RedIdx[tid];
-          if (oi != 0xffffffffu && (mi == 0xffffffffu || ov > RedVal[tid] || (ov == RedVal[tid] && oi < mi))) {
-            RedVal[tid] = ov;
-            RedIdx[tid] = oi;
-          }
-        }
-        workgroupBarrier();
-      }
+${this.argmax()}
       if (tid == 0u) { Pick = RedIdx[0]; }
     } else {
       if (tid == 0u) { Pick = u32(picks[P.a * C + r]); }
