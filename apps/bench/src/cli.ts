@@ -34,6 +34,8 @@ flags
   --seeds LIST      seeds for the recall and ablation suites
   --webgpu / --no-webgpu   open WebGPU adapters (default: on for speed, off for quick)
   --tfjs / --no-tfjs       run the @ovq/tfjs ops on tfjs-cpu/wasm (default: on for speed, off for quick)
+  --steps N         training steps per run (recall, lm)   --lrs LIST   learning-rate sweep (recall)
+  --mixers LIST     mixers to train (recall, lm), e.g. ovq,linear,gated-deltanet
   --base FILE       after the run, print ratios against an earlier results file
   -h, --help        this text
 `;
@@ -58,6 +60,7 @@ export type ParsedArgs =
       speed: Partial<SpeedOptions>;
       seeds?: number[];
       impl: string[];
+      train?: { steps?: number; learningRates?: number[]; mixers?: string[] };
       base?: string;
     };
 
@@ -147,6 +150,15 @@ export function parseArgs(argv: string[]): ParsedArgs {
       case '--no-tfjs':
         parsed.speed.tfjs = false;
         break;
+      case '--steps':
+        parsed.train = { ...parsed.train, steps: one() };
+        break;
+      case '--lrs':
+        parsed.train = { ...parsed.train, learningRates: list(flag, value()) };
+        break;
+      case '--mixers':
+        parsed.train = { ...parsed.train, mixers: value().split(',').filter(Boolean) };
+        break;
       case '--base':
         parsed.base = value();
         break;
@@ -185,6 +197,7 @@ export async function main(argv: string[]): Promise<number> {
         speed: args.speed,
         seeds: args.seeds,
         impl: args.impl,
+        train: args.train,
         base: args.base,
         command: ['ovq-bench', ...argv],
       });

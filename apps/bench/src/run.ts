@@ -16,9 +16,9 @@ import {
 } from './report/json.js';
 import { type AblateOptions, DEFAULT_ABLATE, runAblate } from './suites/ablate.js';
 import { headlines } from './suites/headlines.js';
-import { DEFAULT_LM, runLm } from './suites/lm.js';
+import { DEFAULT_LM, type LmOptions, runLm } from './suites/lm.js';
 import { QUICK_ABLATE, QUICK_RECALL, QUICK_SPEED, quickImplementations } from './suites/quick.js';
-import { DEFAULT_RECALL, runRecall } from './suites/recall.js';
+import { DEFAULT_RECALL, type RecallOptions, runRecall } from './suites/recall.js';
 import {
   DEFAULT_SYNTHETIC_RECALL,
   runSyntheticRecall,
@@ -38,6 +38,8 @@ export type RunOptions = {
   /** Overrides of the synthetic recall sequence (recall fallback, ablate, quick). */
   sequence?: Partial<RecallDemoOptions>;
   impl: string[];
+  /** Overrides for the trained suites (recall, lm). */
+  train?: { steps?: number; learningRates?: number[]; mixers?: string[] };
   base?: string;
   command: string[];
 };
@@ -88,9 +90,16 @@ export async function runSuite(
     ...(o.seeds ? { seeds: o.seeds } : {}),
   };
   recallOptions.sequence = { ...recallOptions.sequence, ...o.sequence };
+  const t = o.train ?? {};
   if (o.suite === 'recall') {
-    report.config.recall = DEFAULT_RECALL;
-    report.recall = await runRecall(DEFAULT_RECALL, reporter);
+    const recall: RecallOptions = {
+      ...DEFAULT_RECALL,
+      ...(t.steps ? { steps: t.steps } : {}),
+      ...(t.learningRates ? { learningRates: t.learningRates } : {}),
+      mixers: DEFAULT_RECALL.mixers.filter((m) => !t.mixers || t.mixers.includes(m.mixer)),
+    };
+    report.config.recall = recall;
+    report.recall = await runRecall(recall, reporter);
     reporter.line('');
   }
   if (quick || (o.suite === 'recall' && report.recall?.status === 'skipped')) {
@@ -120,8 +129,14 @@ export async function runSuite(
     reporter.line('');
   }
   if (o.suite === 'lm') {
-    report.config.lm = DEFAULT_LM;
-    report.lm = await runLm(DEFAULT_LM, reporter);
+    const lm: LmOptions = {
+      ...DEFAULT_LM,
+      ...(t.steps ? { steps: t.steps } : {}),
+      ...(t.learningRates ? { learningRate: t.learningRates[0] } : {}),
+      ...(t.mixers ? { mixers: t.mixers } : {}),
+    };
+    report.config.lm = lm;
+    report.lm = await runLm(lm, reporter);
   }
   if (quick) {
     report.headlines = headlines(report.speed, report.syntheticRecall);

@@ -1,14 +1,25 @@
-// Loss by position on long documents for the LM-trained models (needs @ovq/train): does each
-// mixer keep using context as documents get longer?
+// Loss by position on long documents for byte-level LM-trained hybrids (needs @ovq/train): each
+// mixer is trained at one length and evaluated on held-out documents several times longer — does
+// it keep using context past the training length?
 import { consoleReporter, type Reporter } from '../report/format.js';
 import { type LossByPositionResult, loadTrainApi } from './train-api.js';
 
-export type LmOptions = { mixers: string[]; seqLen: number; documents: number; seed: number };
+export type LmOptions = {
+  mixers: string[];
+  /** Training length; loss is measured at `evalMultiple`× that on held-out documents. */
+  seqLen: number;
+  evalMultiple: number;
+  steps: number;
+  learningRate: number;
+  seed: number;
+};
 
 export const DEFAULT_LM: LmOptions = {
   mixers: ['ovq', 'softmax', 'linear', 'decay-linear', 'gated-deltanet'],
-  seqLen: 8192,
-  documents: 8,
+  seqLen: 128,
+  evalMultiple: 8,
+  steps: 400,
+  learningRate: 3e-3,
   seed: 1,
 };
 
@@ -22,7 +33,7 @@ export async function runLm(
 ): Promise<LmResult> {
   const { api, missing } = await loadTrainApi();
   if (!api.lossByPosition) {
-    const reason = `@ovq/train not available (${missing ?? '@ovq/train does not export lossByPosition'})`;
+    const reason = `@ovq/train not available (${missing ?? 'no lossByPosition'})`;
     reporter.line(`lm: skipped: ${reason}`);
     return { status: 'skipped', reason };
   }
@@ -30,17 +41,12 @@ export async function runLm(
   for (const mixer of options.mixers) {
     reporter.progress(`lm: ${mixer}…`);
     try {
-      const r = await api.lossByPosition({
-        mixer,
-        seqLen: options.seqLen,
-        documents: options.documents,
-        seed: options.seed,
-      });
+      const { mixers: _, ...rest } = options;
+      const r = await api.lossByPosition({ mixer, ...rest });
       curves.push({ mixer, ...r });
-      const last = r.loss[r.loss.length - 1];
-      reporter.line(
-        `lm: ${mixer}: loss at position ${r.positions[r.positions.length - 1]} = ${last?.toFixed(3)}`,
-      );
+      // One line per mixer: mean loss (nats/byte) over positions up to each bucket edge.
+      const buckets = r.positions.map((p, i) => `≤${p}: ${r.loss[i].toFixed(2)}`).join('  ');
+      reporter.line(`lm: ${mixer.padEnd(15)} ${buckets}`);
     } catch (error) {
       reporter.line(`lm: ${mixer} failed: ${String(error).slice(0, 160)}`);
     }
