@@ -5,6 +5,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { WebGpuError } from '../gpu/errors.js';
 import { TensorScope } from '../gpu/tensor.js';
 import { checkArray, checkDims, type HeadsDims, requireNonNegativeInt } from '../gpu/validate.js';
+import { traceLayout } from '../kernels/ovq-absorb/spawn.js';
 import { ovqBackwardGpu } from './backward.js';
 import { type ForwardRecord, ovqForwardGpu } from './forward.js';
 import { createGpuOvqState, type GpuOvqState, readOvqState } from './state.js';
@@ -22,7 +23,7 @@ export function decodeTrace(
   const C = chunkSize;
   return Array.from({ length: batchHeads }, (_, h) =>
     record.absorbs.map((meta, a) => {
-      const base = (h * A + a) * 2 * C;
+      const base = (h * A + a) * traceLayout(C).stride;
       return {
         sizeBefore: meta.sizeBefore,
         spawned: Array.from(trace.subarray(base + C, base + C + meta.spawned)),

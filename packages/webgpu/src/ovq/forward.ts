@@ -11,7 +11,7 @@ import type { Recorder } from '../gpu/recorder.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
 import { checkTensor, requireNonNegativeInt } from '../gpu/validate.js';
 import { OvqNearestProgram } from '../kernels/ovq-absorb/nearest.js';
-import { OvqSpawnAssignProgram } from '../kernels/ovq-absorb/spawn.js';
+import { OvqSpawnAssignProgram, traceLayout } from '../kernels/ovq-absorb/spawn.js';
 import { OvqCountsProgram, OvqUpdateProgram } from '../kernels/ovq-absorb/update.js';
 import { OvqReadProgram } from '../kernels/ovq-read/read.js';
 import { CopyRowsProgram } from '../kernels/rows/rows.js';
@@ -32,7 +32,7 @@ export type ForwardRecord = {
   kw: GpuTensor;
   vw: GpuTensor;
   lse: GpuTensor;
-  /** Decisions [BH, A, 2C]: row of each token, then spawned tokens in pick order. */
+  /** Decisions [BH, A, 6C + 1] (see traceLayout): rows, spawned tokens, per-row member lists. */
   trace: GpuTensor;
   absorbs: AbsorbMeta[];
   P0: number;
@@ -65,8 +65,8 @@ export function ovqPrograms(ctx: GpuContext, state: GpuOvqState) {
 }
 
 function checkChunkFits(ctx: GpuContext, C: number): void {
-  // Spawn keeps four C-long arrays plus two reduction arrays in workgroup memory.
-  const need = 16 * C + 8 * ctx.variant.workgroupSize + 4;
+  // Spawn keeps seven C-long arrays plus two reduction arrays in workgroup memory.
+  const need = 28 * C + 8 * ctx.variant.workgroupSize + 4;
   if (need > ctx.caps.maxWorkgroupStorage) {
     throw new WebGpuError(
       'config.chunkSize',
@@ -130,7 +130,7 @@ export function ovqForwardGpu(
   const kw = scope.track(ctx.tensor([bh, L, dk], 'f32', 'workingKeys'));
   const vw = scope.track(ctx.tensor([bh, L, dv], 'f32', 'workingValues'));
   const lse = scope.track(ctx.tensor([bh, T], 'f32', 'lse'));
-  const trace = scope.track(ctx.tensor([bh, A, 2 * C], 'i32', 'trace'));
+  const trace = scope.track(ctx.tensor([bh, A, traceLayout(C).stride], 'i32', 'trace'));
   const nearest = scope.track(ctx.tensor([bh, 2 * C], 'f32', 'nearest'));
   const picks = new Int32Array(A * C);
   hostPicks.forEach((list, a) => {

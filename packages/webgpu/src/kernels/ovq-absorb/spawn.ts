@@ -2,10 +2,41 @@
 // selection, or picks given by the host for 'first'/'random'), then assign every other token to
 // its nearest row among the old rows (from OvqNearestProgram) and the new ones (ties: lowest row,
 // so an old row wins a tie). Decisions go to `trace` [heads, A, 2C]: the row of each token, then
-// the spawned tokens in pick order (first m entries). The argmax has a fixed shape (a tree, or
+// the spawned tokens in pick order (first m entries), then the per-row member lists (traceLayout). The argmax has a fixed shape (a tree, or
 // subgroup max/min then an in-order scan): the same bits every run.
 import type { Binding, Program } from '../../gpu/program.js';
 import { dimConsts, loadVecFn, POS_BIG } from '../wgsl.js';
+
+/**
+ * One absorb's record in `trace` (i32, stride 6C + 1 per head and absorb): the row of each token,
+ * the spawned tokens in pick order, the tokens sorted by row (ties: token order), then the K
+ * distinct rows touched with the start and length of their members in that order, then K.
+ * The per-row M-step and its backward undo gather members from these lists (histogram, prefix
+ * sum, gather by row) instead of scanning the chunk for every row.
+ */
+export function traceLayout(C: number) {
+  return {
+    stride: 6 * C + 1,
+    assign: 0,
+    spawned: C,
+    order: 2 * C,
+    groupRow: 3 * C,
+    groupStart: 4 * C,
+    groupCount: 5 * C,
+    groups: 6 * C,
+  };
+}
+
+/** WGSL constants for the trace layout (needs `const C`). */
+export const TRACE_WGSL = `
+const TS: u32 = 6u * C + 1u;
+const T_SPAWNED: u32 = C;
+const T_ORDER: u32 = 2u * C;
+const T_GROUP_ROW: u32 = 3u * C;
+const T_GROUP_START: u32 = 4u * C;
+const T_GROUP_COUNT: u32 = 5u * C;
+const T_GROUPS: u32 = 6u * C;
+`;
 
 export class OvqSpawnAssignProgram implements Program {
   readonly shaderKey: string;
@@ -93,10 +124,14 @@ export class OvqSpawnAssignProgram implements Program {
 ${dimConsts('DK', dk)}
 const DV: u32 = ${dv}u;
 const C: u32 = ${chunk}u;
+${TRACE_WGSL}
 var<workgroup> Dist: array<f32, ${chunk}>;
 var<workgroup> NewBest: array<f32, ${chunk}>;
 var<workgroup> NewArg: array<i32, ${chunk}>;
 var<workgroup> SeedRow: array<i32, ${chunk}>;
+var<workgroup> Row: array<i32, ${chunk}>;
+var<workgroup> Order: array<u32, ${chunk}>;
+var<workgroup> Head: array<u32, ${chunk}>;
 var<workgroup> RedVal: array<f32, WG_X>;
 var<workgroup> RedIdx: array<u32, WG_X>;
 var<workgroup> Pick: u32;
@@ -137,7 +172,7 @@ ${this.argmax()}
     let row = P.n + r;
     if (tid == 0u) {
       SeedRow[pick] = i32(row);
-      trace[(head * P.A + P.a) * 2u * C + C + r] = i32(pick);
+      trace[(head * P.A + P.a) * TS + T_SPAWNED + r] = i32(pick);
       cnt[head * P.N + row] = 1.0;
     }
     for (var d = tid; d < DK; d += WG_X) { Dk[(head * P.N + row) * DK + d] = kw[(rowBase + pick) * DK + d]; }
@@ -157,7 +192,44 @@ ${this.argmax()}
       // Old rows have lower indices, so a new row must be strictly closer to win.
       if (NewArg[j] >= 0 && (z < 0 || NewBest[j] < nearest[head * 2u * C + j])) { z = NewArg[j]; }
     }
-    trace[(head * P.A + P.a) * 2u * C + j] = z;
+    Row[j] = z;
+    trace[(head * P.A + P.a) * TS + j] = z;
+  }
+  workgroupBarrier();
+  let base = (head * P.A + P.a) * TS;
+  // Counting sort by row (ties: token order): rank_j = #{i : (row_i, i) < (row_j, j)}.
+  for (var j = tid; j < C; j += WG_X) {
+    var rank = 0u;
+    let rj = Row[j];
+    for (var i = 0u; i < C; i++) {
+      let ri = Row[i];
+      if (ri < rj || (ri == rj && i < j)) { rank++; }
+    }
+    Order[rank] = j;
+  }
+  workgroupBarrier();
+  for (var p = tid; p < C; p += WG_X) {
+    var head_ = 1u;
+    if (p > 0u) { if (Row[Order[p - 1u]] == Row[Order[p]]) { head_ = 0u; } }
+    Head[p] = head_;
+  }
+  workgroupBarrier();
+  for (var p = tid; p < C; p += WG_X) {
+    trace[base + T_ORDER + p] = i32(Order[p]);
+    if (Head[p] == 1u) {
+      var k = 0u;
+      for (var i = 0u; i < p; i++) { k += Head[i]; }
+      var end = p + 1u;
+      while (end < C && Head[end] == 0u) { end++; }
+      trace[base + T_GROUP_ROW + k] = Row[Order[p]];
+      trace[base + T_GROUP_START + k] = i32(p);
+      trace[base + T_GROUP_COUNT + k] = i32(end - p);
+    }
+  }
+  if (tid == 0u) {
+    var groups = 0u;
+    for (var i = 0u; i < C; i++) { groups += Head[i]; }
+    trace[base + T_GROUPS] = i32(groups);
   }
 }
 `;

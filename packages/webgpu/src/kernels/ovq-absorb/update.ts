@@ -1,18 +1,20 @@
-// Absorb step 4 (batch M-step), deterministic without float atomics: one thread per (row,
-// element) sums its row's members in token order, then moves the row to the running mean
-// (D += (Σx − m·D)/c) or by the EMA rate. Counts change in a second pass (OvqCountsProgram) so no
-// thread reads a count another thread of the same dispatch writes.
+// Absorb step 4 (batch M-step), deterministic without float atomics: one thread per (touched
+// row, element) gathers its row's members from the sorted lists in `trace` (token order) and moves
+// the row to the running mean (D += (Σx − m·D)/c) or by the EMA rate. Counts change in a second
+// pass (OvqCountsProgram) so no thread reads a count another thread of the same dispatch writes.
 import type { Binding, Program } from '../../gpu/program.js';
+import { TRACE_WGSL } from './spawn.js';
 
-/** Shared WGSL: is token j of absorb a a member (assigned, not the seed) of row i? */
+/** Shared WGSL: the touched-row lists of absorb a, and whether token j seeded its row. */
 export function memberFn(chunk: number): string {
   return `
 const C: u32 = ${chunk}u;
-fn rowOf(head: u32, j: u32) -> i32 { return trace[(head * P.A + P.a) * 2u * C + j]; }
+${TRACE_WGSL}
+fn recordBase(head: u32) -> u32 { return (head * P.A + P.a) * TS; }
+fn groupCount(head: u32) -> u32 { return u32(trace[recordBase(head) + T_GROUPS]); }
 // A seed is the token that created its row at this absorb: row ≥ n and spawned[row − n] == j.
-fn isSeed(head: u32, j: u32, row: i32) -> bool {
-  let r = u32(row);
-  return r >= P.n && u32(trace[(head * P.A + P.a) * 2u * C + C + (r - P.n)]) == j;
+fn isSeed(head: u32, j: u32, row: u32) -> bool {
+  return row >= P.n && u32(trace[recordBase(head) + T_SPAWNED + (row - P.n)]) == j;
 }
 `;
 }
@@ -60,13 +62,17 @@ ${memberFn(chunk)}
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let head = gid.y;
   let e = gid.x % (DK + DV);
-  let i = gid.x / (DK + DV);
-  if (i >= P.rows) { return; }
+  let g = gid.x / (DK + DV);
+  if (g >= groupCount(head)) { return; }
+  let b = recordBase(head);
+  let i = u32(trace[b + T_GROUP_ROW + g]);
+  let start = u32(trace[b + T_GROUP_START + g]);
+  let end = start + u32(trace[b + T_GROUP_COUNT + g]);
   var s = 0.0;
   var members = 0.0;
-  for (var j = 0u; j < C; j++) {
-    let row = rowOf(head, j);
-    if (row == i32(i) && !isSeed(head, j, row)) {
+  for (var p = start; p < end; p++) {
+    let j = u32(trace[b + T_ORDER + p]);
+    if (!isSeed(head, j, i)) {
       members = members + 1.0;
       if (e < DK) { s = s + kw[(head * P.L + P.cs + j) * DK + e]; } else { s = s + vw[(head * P.L + P.cs + j) * DV + e - DK]; }
     }
@@ -117,12 +123,15 @@ ${memberFn(this.chunk)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let head = gid.y;
-  let i = gid.x;
-  if (i >= P.rows) { return; }
+  let g = gid.x;
+  if (g >= groupCount(head)) { return; }
+  let b = recordBase(head);
+  let i = u32(trace[b + T_GROUP_ROW + g]);
+  let start = u32(trace[b + T_GROUP_START + g]);
+  let end = start + u32(trace[b + T_GROUP_COUNT + g]);
   var members = 0.0;
-  for (var j = 0u; j < C; j++) {
-    let row = rowOf(head, j);
-    if (row == i32(i) && (P.withSeeds == 1u || !isSeed(head, j, row))) { members = members + 1.0; }
+  for (var p = start; p < end; p++) {
+    if (P.withSeeds == 1u || !isSeed(head, u32(trace[b + T_ORDER + p]), i)) { members = members + 1.0; }
   }
   cnt[head * P.N + i] = cnt[head * P.N + i] + P.sign * members;
 }

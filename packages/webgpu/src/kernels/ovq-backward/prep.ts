@@ -3,6 +3,7 @@
 // S [heads, N, dk + dv] = count · row, so undoing an absorb is a subtraction (ALGORITHM.md §5).
 // Packing keeps every kernel within WebGPU's default of 8 storage buffers.
 import type { Binding, Program } from '../../gpu/program.js';
+import { TRACE_WGSL } from '../ovq-absorb/spawn.js';
 
 export class OvqPackDictionaryProgram implements Program {
   readonly shaderKey: string;
@@ -110,13 +111,14 @@ export class OvqScatterGradProgram implements Program {
     return /* wgsl */ `
 const E: u32 = ${this.dk + this.dv}u;
 const C: u32 = ${this.chunk}u;
+${TRACE_WGSL}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let head = gid.y;
   let e = gid.x % E;
   let j = gid.x / E;
   if (j >= C) { return; }
-  let row = u32(trace[(head * P.A + P.a) * 2u * C + j]);
+  let row = u32(trace[(head * P.A + P.a) * TS + j]);
   let at = (head * P.L + P.cs + j) * E + e;
   dKV[at] = dKV[at] + G[(head * P.N + row) * E + e];
 }`;
@@ -124,7 +126,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 /**
- * Undoes absorb a on the packed dictionary: S[i] −= Σ members (seeds included), then
+ * Undoes absorb a on the packed dictionary, one thread per (touched row, element), gathering the
+ * row's members from the sorted lists in `trace`: S[i] −= Σ members (seeds included), then
  * row = S / (count − members) (0 for a row this absorb created). Counts change in OvqUndoCounts.
  */
 export class OvqUndoProgram implements Program {
@@ -161,21 +164,22 @@ const DV: u32 = ${this.dv}u;
 const E: u32 = DK + DV;
 const W: u32 = E + 1u;
 const C: u32 = ${this.chunk}u;
+${TRACE_WGSL}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let head = gid.y;
   let e = gid.x % E;
-  let i = gid.x / E;
-  if (i >= P.rows) { return; }
+  let g = gid.x / E;
+  let b = (head * P.A + P.a) * TS;
+  if (g >= u32(trace[b + T_GROUPS])) { return; }
+  let i = u32(trace[b + T_GROUP_ROW + g]);
+  let start = u32(trace[b + T_GROUP_START + g]);
+  let members = f32(trace[b + T_GROUP_COUNT + g]);
   var s = 0.0;
-  var members = 0.0;
-  for (var j = 0u; j < C; j++) {
-    if (trace[(head * P.A + P.a) * 2u * C + j] == i32(i)) {
-      members = members + 1.0;
-      if (e < DK) { s = s + kw[(head * P.L + P.cs + j) * DK + e]; } else { s = s + vw[(head * P.L + P.cs + j) * DV + e - DK]; }
-    }
+  for (var p = start; p < start + u32(members); p++) {
+    let j = u32(trace[b + T_ORDER + p]);
+    if (e < DK) { s = s + kw[(head * P.L + P.cs + j) * DK + e]; } else { s = s + vw[(head * P.L + P.cs + j) * DV + e - DK]; }
   }
-  if (members == 0.0) { return; }
   let before = BD[(head * P.N + i) * W + E] - members;
   let sAt = (head * P.N + i) * E + e;
   let rest = S[sAt] - s;
@@ -213,15 +217,15 @@ export class OvqUndoCountsProgram implements Program {
     return /* wgsl */ `
 const W: u32 = ${this.dk + this.dv + 1}u;
 const C: u32 = ${this.chunk}u;
+${TRACE_WGSL}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let head = gid.y;
-  let i = gid.x;
-  if (i >= P.rows) { return; }
-  var members = 0.0;
-  for (var j = 0u; j < C; j++) {
-    if (trace[(head * P.A + P.a) * 2u * C + j] == i32(i)) { members = members + 1.0; }
-  }
+  let g = gid.x;
+  let b = (head * P.A + P.a) * TS;
+  if (g >= u32(trace[b + T_GROUPS])) { return; }
+  let i = u32(trace[b + T_GROUP_ROW + g]);
+  let members = f32(trace[b + T_GROUP_COUNT + g]);
   let at = (head * P.N + i) * W + W - 1u;
   BD[at] = BD[at] - members;
 }`;
