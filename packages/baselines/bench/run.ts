@@ -1,7 +1,8 @@
 // Speed benchmark (not a test): every fast path and OVQ's chunked path, d = 64, forward and
 // forward+backward, tokens/s and peak memory, median of repeats after a warm-up. Each
 // (mixer, T, mode) runs in a fresh child process so its peak RSS is its own.
-// Usage: pnpm --filter @ovq/baselines bench [-- --T=1024,4096 --repeats=3 --full-quadratic]
+// Usage: pnpm --filter @ovq/baselines bench [-- --T=1024,4096 --repeats=3 --mixers=ovq,gated
+// --quadratic-limit=16384 --full-quadratic] (--mixers keeps mixers whose name starts with a prefix).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as B from '@ovq/baselines';
@@ -104,7 +105,12 @@ async function main(): Promise<void> {
   const quadraticLimit = fullQuadratic
     ? Number.POSITIVE_INFINITY
     : Number(args.get('quadratic-limit') ?? 16384);
-  const { mixers, ovqReason } = await allMixers();
+  const all = await allMixers();
+  const prefixes = args.get('mixers')?.split(',');
+  const mixers = prefixes
+    ? all.mixers.filter((m) => prefixes.some((p) => m.name.startsWith(p)))
+    : all.mixers;
+  const ovqReason = all.ovqReason;
   console.log(`# @ovq/baselines speed, d = ${D}, one head, Node ${process.version}`);
   if (ovqReason) console.log(`OVQ column unavailable: ${ovqReason}`);
   console.log(
@@ -167,7 +173,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const ovqName = mixers[0].name.startsWith('ovq') ? mixers[0].name : null;
+  const ovqName = mixers.find((m) => m.name.startsWith('ovq'))?.name ?? null;
   console.log('\n| mixer | T | mode | time (s) | tokens/s | peak extra RSS (MB) | time / OVQ |');
   console.log('|---|---:|---|---:|---:|---:|---:|');
   for (const r of rows) {
