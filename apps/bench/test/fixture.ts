@@ -50,7 +50,8 @@ export function fixtureReport(
             mode === 'forward' && FIXTURE.memory.includes(impl)
               ? {
                   peakRss: 1e8,
-                  baselineRss: 9e7,
+                  rssBaseline: 9e7,
+                  maxRss: 2e8,
                   growth: mixer === 'softmax' ? 1000 * T : 1e5,
                   heldMax: 5e6,
                   heldBaseline: 4e6,

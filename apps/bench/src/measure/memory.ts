@@ -1,29 +1,30 @@
-// Memory, measured in a child process per (implementation, T): the child streams T tokens through
-// the implementation's streaming API in fixed pieces (inputs generated per piece, so they do not
-// grow with T) and reports two things:
-// - `held`: bytes the stream keeps alive (V8 heap + array buffers after a full GC, the maximum over
-//   pieces) minus the same after the first piece: exact byte accounting of the state, read from the
-//   engine rather than from a formula; a KV cache grows with T, a fixed state stays at ~0.
-// - `growth`: the kernel's high-water mark of the resident set (maxRSS) minus its value after the
-//   first piece: the true peak, including transient buffers, but with allocator noise of ~1-2 MiB.
-// A child per measurement keeps one run's garbage and heap sizing from inflating the next.
+// Memory, measured in a child process per (implementation, T). The child first streams two pieces
+// through a throw-away stream (code compiled, buffers sized), collects garbage and takes a
+// baseline; then it streams the T tokens through the implementation's streaming API in fixed
+// pieces (inputs generated per piece, so they do not grow with T) and reports:
+// - `held`: bytes the stream keeps alive — V8 heap + array buffers after a full GC at each piece
+//   end, maximum over pieces, minus the baseline. Exact byte accounting read from the engine rather
+//   than from a formula; it includes the state and anything else the stream retains.
+// - `growth`: resident-set growth sampled at piece ends before collecting (garbage included), the
+//   closest to the peak a streaming user sees; allocator noise of ~1 MiB.
+// A fresh process per measurement keeps one run's garbage and heap sizing out of the next.
 import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Dims } from '../registry/types.js';
 
 export type MemoryMeasurement = {
-  /** maxRSS of the child at the end, bytes. */
-  peakRss: number;
-  /** maxRSS after the first piece (code, JIT, one piece of buffers), bytes. */
-  baselineRss: number;
-  /** peakRss − baselineRss. */
-  growth: number;
-  /** Live heap + array-buffer bytes after GC: the maximum over pieces, and after the first piece. */
-  heldMax: number;
-  heldBaseline: number;
-  /** heldMax − heldBaseline. */
+  /** Bytes the stream holds beyond the baseline: max over pieces of live bytes after GC. */
   held: number;
+  heldMax: number;
+  /** Live bytes (V8 heap + array buffers) after a warm-up stream and a GC. */
+  heldBaseline: number;
+  /** Peak sampled RSS (at piece ends, before GC) minus the RSS at the baseline. */
+  growth: number;
+  peakRss: number;
+  rssBaseline: number;
+  /** The kernel's high-water mark for the whole child (includes loading the code). */
+  maxRss: number;
   piece: number;
   seconds: number;
 };

@@ -196,7 +196,7 @@ export function baselineImplementation(
       for (let t = 0; t < T; t += piece) {
         const s = extend(spec, makeSeq(t + 1, Math.min(piece, T - t), dims));
         state = fast(s, spec.config, state === undefined ? {} : { state }).state;
-        afterPiece();
+        await afterPiece();
       }
     },
   };

@@ -147,7 +147,7 @@ export function ovqImplementations(): { implementations: Implementation[]; skipp
         for (let t = 0; t < T; t += piece) {
           const s = makeSeq(t + 1, Math.min(piece, T - t), dims, Float64Array);
           core.ovqAppend(state, s);
-          afterPiece();
+          await afterPiece();
         }
       },
       Float64Array,
@@ -175,7 +175,7 @@ export function ovqImplementations(): { implementations: Implementation[]; skipp
         for (let t = 0; t < T; t += piece) {
           const s = makeSeq(t + 1, Math.min(piece, T - t), dims, Float32Array);
           state = fwd(s, c, state ? { state } : {}).state;
-          afterPiece();
+          await afterPiece();
         }
       },
       Float32Array,

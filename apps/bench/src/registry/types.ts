@@ -46,7 +46,12 @@ export type Implementation = {
    * Streams T tokens through the implementation's streaming API in pieces, calling `afterPiece`
    * after each: the memory probe runs this in a child process (see measure/memory.ts).
    */
-  stream?: (T: number, dims: Dims, piece: number, afterPiece: () => void) => Promise<void>;
+  stream?: (
+    T: number,
+    dims: Dims,
+    piece: number,
+    afterPiece: () => void | Promise<void>,
+  ) => Promise<void>;
 };
 
 /** An implementation the runner knows of but cannot run here, and why. */

@@ -30,7 +30,7 @@ export function speedSeries(report: BenchReport): Series[] {
   });
 }
 
-/** Per implementation: bytes the stream holds (solid) and peak RSS growth (dashed), in MiB. */
+/** Per implementation: bytes the stream holds (solid) and RSS growth (dashed), in MiB. */
 export function memorySeries(report: BenchReport): Series[] {
   const rows = report.speed?.rows.filter((r) => r.memory) ?? [];
   const impls = [...new Set(rows.map((r) => r.impl))];
@@ -48,13 +48,13 @@ export function memorySeries(report: BenchReport): Series[] {
         })),
       },
       {
-        name: `${impl} peak RSS`,
+        name: `${impl} RSS`,
         color,
         dashed: true,
         points: mine.map((r) => ({
           x: r.T,
           y: r.memory!.growth / 2 ** 20,
-          label: `T=${r.T}: peak RSS +${mib(r.memory!.growth)}`,
+          label: `T=${r.T}: RSS +${mib(r.memory!.growth)}`,
         })),
       },
     ];
@@ -118,7 +118,7 @@ export function reportPlots(report: BenchReport): PlotSpec[] {
         id: 'memory',
         title: 'Memory added by streaming T tokens',
         xLabel: 'T (tokens)',
-        yLabel: 'MiB above the first 1k tokens',
+        yLabel: 'MiB added by the stream',
         xLog: true,
         yLog: false,
         series: memory,
@@ -231,7 +231,7 @@ export function renderHtml(report: BenchReport): string {
           'GFLOP/s',
           'state (numbers)',
           'held growth',
-          'peak RSS growth',
+          'RSS growth',
           'note',
         ],
         report.speed.rows.map((r) => [

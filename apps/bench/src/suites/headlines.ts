@@ -23,8 +23,11 @@ export function scalingExponent(rows: SpeedRow[]): number | null {
 }
 
 const FIXED_STATE = ['linear', 'decay-linear', 'gated-deltanet'];
-/** Held-bytes growth below this is heap bookkeeping, not state that grows with T. */
-export const CONSTANT_MEMORY_SLACK = 2 ** 18;
+/**
+ * Held bytes may differ by this much between the shortest and longest T and still count as
+ * constant: JIT code and heap bookkeeping, not state (a KV cache grows by MiBs over these lengths).
+ */
+export const CONSTANT_MEMORY_SLACK = 2 ** 19;
 
 function ovqRows(speed: SpeedResult): SpeedRow[] {
   const fwd = speed.rows.filter((r) => r.mixer === 'ovq' && r.mode === 'forward');
@@ -71,16 +74,18 @@ export function headlines(
     const states = new Set(ovq.map((r) => r.stateNumbers));
     const slast = smem[smem.length - 1];
     const fmt = (r: SpeedRow) =>
-      `T=${r.T}: +${bytes(r.memory!.held)} held, +${mib(r.memory!.growth)} peak RSS`;
+      `T=${r.T}: +${bytes(r.memory!.held)} held, +${mib(r.memory!.growth)} RSS`;
     out.push({
       claim: 'OVQ keeps constant memory',
-      held: last ? states.size === 1 && last.memory!.held < CONSTANT_MEMORY_SLACK : null,
+      held: last
+        ? states.size === 1 && last.memory!.held - mem[0].memory!.held < CONSTANT_MEMORY_SLACK
+        : null,
       evidence: last
         ? `${impl}: state ${si(last.stateNumbers)} numbers at every T; streaming adds ${mem.map(fmt).join('; ')}` +
           (slast
             ? ` — softmax KV cache (${si(slast.stateNumbers)} numbers at T=${slast.T}): ${fmt(slast)}`
             : '') +
-          ` (held growth must stay under ${bytes(CONSTANT_MEMORY_SLACK)})`
+          ` (held bytes may vary by ${bytes(CONSTANT_MEMORY_SLACK)} across T)`
         : 'no memory probe ran (it needs the built dist/: run from `pnpm start`)',
     });
   }

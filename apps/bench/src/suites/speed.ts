@@ -129,7 +129,7 @@ const speedTable = new TextTable([
   { title: 'GFLOP/s', width: 7, align: 'right' },
   { title: 'state', width: 7, align: 'right' },
   { title: 'held +', width: 9, align: 'right' },
-  { title: 'peak RSS +', width: 10, align: 'right' },
+  { title: 'RSS +', width: 8, align: 'right' },
 ]);
 
 export function formatSpeedRow(r: SpeedRow): string {
