@@ -45,6 +45,8 @@ function entry(
   backward: ((seq: BenchSeq, dOut: Float32Array) => unknown) | undefined,
   stream: Implementation['stream'],
   Float: Float32ArrayConstructor | Float64ArrayConstructor,
+  flops: Implementation['flops'] = (T, dims, mode) =>
+    modeFlops(ovqForwardFlops(T, dims, OVQ_BENCH_CONFIG), mode),
 ): Implementation {
   const c = OVQ_BENCH_CONFIG;
   return {
@@ -68,7 +70,7 @@ function entry(
           : undefined,
       };
     },
-    flops: (T, dims, mode) => modeFlops(ovqForwardFlops(T, dims, c), mode),
+    flops,
     stateSize: (_T, dims) => ovqStateNumbers(c, dims),
     stream,
   };
@@ -132,6 +134,45 @@ function chunkedCheck(fwd: ChunkedForward, bwd: ChunkedBackward | undefined) {
   };
 }
 
+type ChunkedFlopsModel = (
+  dims: { seqLen: number; keyDim: number; valueDim: number },
+  config: OvqConfig,
+) => { forward: number; backward: number };
+
+/**
+ * The chunked path's entry. Its GFLOP/s use core's own `chunkedFlops` when exported (the work its
+ * kernels execute, masked half of the in-chunk block included); else the algorithmic model.
+ */
+export function ovqChunkedImplementation(
+  fwd: ChunkedForward,
+  bwd: ChunkedBackward | undefined,
+  flopsModel: ChunkedFlopsModel | undefined,
+): Implementation {
+  const c = OVQ_BENCH_CONFIG;
+  const flops: Implementation['flops'] | undefined = flopsModel
+    ? (T, dims, mode) => {
+        const f = flopsModel({ seqLen: T, ...dims }, c);
+        return mode === 'forward' ? f.forward : f.forward + f.backward;
+      }
+    : undefined;
+  return entry(
+    'core-chunked',
+    chunkedCheck(fwd, bwd),
+    (seq, out) => fwd(seq, c, { out }),
+    bwd ? (seq, dOut) => bwd(seq, c, dOut) : undefined,
+    async (T, dims, piece, afterPiece) => {
+      let state: OvqState | undefined;
+      for (let t = 0; t < T; t += piece) {
+        const s = makeSeq(t + 1, Math.min(piece, T - t), dims, Float32Array);
+        state = fwd(s, c, state ? { state } : {}).state;
+        await afterPiece();
+      }
+    },
+    Float32Array,
+    flops,
+  );
+}
+
 export function ovqImplementations(): { implementations: Implementation[]; skipped: Skipped[] } {
   const implementations: Implementation[] = [];
   const skipped: Skipped[] = [];
@@ -154,7 +195,6 @@ export function ovqImplementations(): { implementations: Implementation[]; skipp
     ),
   );
   const fwd = optionalCoreExport<ChunkedForward>('ovqAttentionChunked');
-  const bwd = optionalCoreExport<ChunkedBackward>('ovqAttentionChunkedBackward');
   if (!fwd) {
     skipped.push({
       name: 'ovq/core-chunked',
@@ -165,20 +205,10 @@ export function ovqImplementations(): { implementations: Implementation[]; skipp
     return { implementations, skipped };
   }
   implementations.push(
-    entry(
-      'core-chunked',
-      chunkedCheck(fwd, bwd),
-      (seq, out) => fwd(seq, c, { out }),
-      bwd ? (seq, dOut) => bwd(seq, c, dOut) : undefined,
-      async (T, dims, piece, afterPiece) => {
-        let state: OvqState | undefined;
-        for (let t = 0; t < T; t += piece) {
-          const s = makeSeq(t + 1, Math.min(piece, T - t), dims, Float32Array);
-          state = fwd(s, c, state ? { state } : {}).state;
-          await afterPiece();
-        }
-      },
-      Float32Array,
+    ovqChunkedImplementation(
+      fwd,
+      optionalCoreExport<ChunkedBackward>('ovqAttentionChunkedBackward'),
+      optionalCoreExport<ChunkedFlopsModel>('chunkedFlops'),
     ),
   );
   return { implementations, skipped };
