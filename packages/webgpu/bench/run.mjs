@@ -180,7 +180,7 @@ for (const T of LENGTHS) {
     return state;
   };
   await row('OVQ forward', fl.forward, () =>
-    ovqForwardGpu(fresh(), { q, k, v, seqLen: T }, out).scope.dispose(),
+    ctx.disposeWhenDone(ovqForwardGpu(fresh(), { q, k, v, seqLen: T }, out).scope),
   );
   await row('OVQ forward+backward', fl.forward + fl.backward, () =>
     ovqBackwardGpu(fresh(), { q, k, v, seqLen: T }, dout, out, { dq, dk, dv, dbeta }),
