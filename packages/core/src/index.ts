@@ -1,4 +1,5 @@
 // @ovq/core: OVQ-attention's math and its exact float64 reference.
+export * from './chunked/index.js';
 export * from './gmr/index.js';
 export { type OvqGradients, ovqAttentionBackward } from './ovq/backward.js';
 export { absorbPending, farthestPointSpawn, nearestRow, randomSpawn } from './ovq/dictionary.js';
