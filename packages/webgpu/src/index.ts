@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 export * from './device/index.js';
 export { GpuContext } from './gpu/context.js';
 export { WebGpuError } from './gpu/errors.js';
