@@ -53,16 +53,20 @@ export class TextTable {
   }
 }
 
-/** Prints to stdout; progress goes to stderr on one rewritten line when it is a terminal. */
-export type Reporter = { line(text: string): void; progress(text: string): void };
+/**
+ * Prints results to stdout. Progress goes to stderr: on a terminal as one rewritten line; in a
+ * log, only for long work (`long`), one line each, so the stdout table stays clean.
+ */
+export type Reporter = { line(text: string): void; progress(text: string, long?: boolean): void };
 
 export const consoleReporter: Reporter = {
   line(text) {
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     console.log(text);
   },
-  progress(text) {
+  progress(text, long = false) {
     if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text.slice(0, 150)}`);
+    else if (long) process.stderr.write(`… ${text}\n`);
   },
 };
 

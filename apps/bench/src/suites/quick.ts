@@ -13,7 +13,7 @@ export const QUICK_SPEED: SpeedOptions = {
   dims: { keyDim: 32, valueDim: 32 },
   warmup: 1,
   repeats: 3,
-  budgetSeconds: 90,
+  budgetSeconds: 120,
   memoryTs: [1024, 4096, 16384],
   memoryPiece: 1024,
   webgpu: false,

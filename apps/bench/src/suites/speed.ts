@@ -212,7 +212,10 @@ export async function runSpeed(
         ) {
           if (!impl.stream) row.memoryError = 'no streaming API';
           else {
-            reporter.progress(`${impl.name} T=${T}: memory probe (child process)…`);
+            reporter.progress(
+              `${impl.name} T=${T}: memory probe (child process)…`,
+              (row.timing?.median ?? 0) > 10,
+            );
             try {
               row.memory = await measureMemory(
                 {
@@ -245,12 +248,13 @@ async function measureOne(
   reporter: Reporter,
 ): Promise<SpeedRow> {
   const { T, mode } = base;
+  let estimate = 0;
   if (last) {
     // Predict this T's call time from the previous one, scaled by the FLOP model (or by T).
     const prevFlops = impl.flops(last.T, options.dims, mode);
     const scale =
       Number.isFinite(base.flops) && prevFlops > 0 ? base.flops / prevFlops : T / last.T;
-    const estimate = last.seconds * scale;
+    estimate = last.seconds * scale;
     if (estimate * (options.warmup + Math.min(3, options.repeats)) > options.budgetSeconds) {
       return {
         ...base,
@@ -264,7 +268,9 @@ async function measureOne(
     const work = await impl.setup(T, options.dims);
     const fn = mode === 'forward' ? work.forward : work.forwardBackward!;
     reporter.progress(
-      `${impl.name} ${mode} T=${T}: ${options.warmup} warm-up + ${options.repeats} timed…`,
+      `${impl.name} ${mode} T=${T}: ${options.warmup} warm-up + ${options.repeats} timed` +
+        (estimate > 0 ? ` (est. ${estimate.toFixed(1)}s each)…` : '…'),
+      estimate > 10,
     );
     const timing = await timeRepeats(fn, {
       warmup: options.warmup,
