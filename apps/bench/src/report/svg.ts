@@ -18,9 +18,9 @@ export type LinePlot = {
 export type Bar = { group: string; label: string; value: number; highlight?: boolean };
 export type BarPlot = { id: string; title: string; xLabel: string; bars: Bar[]; max?: number };
 
-const W = 640;
+const W = 800;
 const H = 380;
-const M = { left: 70, right: 170, top: 34, bottom: 50 };
+const M = { left: 70, right: 250, top: 34, bottom: 50 };
 const PALETTE = [
   '#d62728',
   '#1f77b4',
