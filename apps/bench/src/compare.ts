@@ -1,6 +1,6 @@
 // `ovq-bench compare a.json b.json`: ratios between two runs (b relative to a) on every
 // measurement both contain, for performance work (`--base` prints the same after a run).
-import { mib, pct, si, TextTable } from './report/format.js';
+import { bytes, pct, si, TextTable } from './report/format.js';
 import type { BenchReport } from './report/json.js';
 
 export type CompareRow = {
@@ -34,12 +34,13 @@ export function compareReports(a: BenchReport, b: BenchReport): CompareRow[] {
       note: ra.status !== 'ok' || rb.status !== 'ok' ? `${ra.status} → ${rb.status}` : undefined,
     });
     if (ra.memory && rb.memory) {
+      // Held bytes: the exact accounting (RSS growth is noisier; both stay in the JSON).
       rows.push({
         kind: 'memory',
-        key: `${ra.impl} T=${ra.T}`,
-        a: ra.memory.growth,
-        b: rb.memory.growth,
-        ratio: ratio(ra.memory.growth, rb.memory.growth),
+        key: `${ra.impl} T=${ra.T} held`,
+        a: ra.memory.held,
+        b: rb.memory.held,
+        ratio: ratio(ra.memory.held, rb.memory.held),
       });
     }
   }
@@ -96,7 +97,7 @@ export function formatComparison(rows: CompareRow[], aName: string, bName: strin
   const lines = [`a = ${aName}`, `b = ${bName}`, t.header()];
   for (const r of rows) {
     const accuracy = r.kind === 'recall' || r.kind === 'ablate';
-    const v = (x: number | null) => (r.kind === 'memory' ? mib(x) : accuracy ? pct(x) : si(x));
+    const v = (x: number | null) => (r.kind === 'memory' ? bytes(x) : accuracy ? pct(x) : si(x));
     const rel =
       r.ratio === null
         ? (r.note ?? '—')

@@ -16,7 +16,7 @@ describe('compare', () => {
     const recall = rows.filter((r) => r.kind === 'recall');
     expect(recall.length).toBeGreaterThan(0);
     for (const r of recall) expect(r.ratio).toBeCloseTo(0.1, 12);
-    const memory = rows.find((r) => r.kind === 'memory')!;
+    const memory = rows.find((r) => r.kind === 'memory' && r.key.startsWith('softmax'))!;
     expect(memory.ratio).toBeCloseTo(1, 12);
     const text = formatComparison(rows, 'a.json', 'b.json');
     expect(text).toMatch(/2\.000×/);
