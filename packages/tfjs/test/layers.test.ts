@@ -126,6 +126,7 @@ describe.each(factories)('$name layer', ({ make }) => {
     const x = randomTensor(createRng(4), [B, T, D]);
     const full = layer.apply(x) as tf.Tensor;
     const state = layer.createState(B);
+    const count = tf.memory().numTensors;
     const pieces: tf.Tensor[] = [];
     let at = 0;
     for (const n of [1, 5, 1, 14]) {
@@ -134,6 +135,8 @@ describe.each(factories)('$name layer', ({ make }) => {
       xs.dispose();
       at += n;
     }
+    // Each step leaves only its output behind.
+    expect(tf.memory().numTensors).toBe(count + pieces.length);
     const streamed = tf.concat(pieces, 1);
     assertClose('step vs call', full.dataSync(), streamed.dataSync(), 1e-5);
     expect(state.position).toBe(T);
