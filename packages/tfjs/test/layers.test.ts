@@ -195,6 +195,22 @@ describe('streaming state and OVQ dictionary health', () => {
     x.dispose();
   });
 
+  it('OVQ test-time capacity: a lowered capacity stops spawning', () => {
+    const layer = new OvqAttention({ heads: 1, keyDim: 4, chunkSize: 4, capacity: 16, seed: 10 });
+    const x = randomTensor(createRng(8), [1, 64, D]);
+    (layer.apply(tf.slice(x, [0, 0, 0], [1, 4, D])) as tf.Tensor).dispose();
+    const state = layer.createState(1);
+    layer.step(tf.slice(x, [0, 0, 0], [1, 16, D]), state).dispose();
+    const before = layer.dictionaryHealth(state)[0].size;
+    layer.setStateCapacity(state, 2);
+    layer.step(tf.slice(x, [0, 16, 0], [1, 48, D]), state).dispose();
+    const after = layer.dictionaryHealth(state)[0];
+    expect(after.size).toBe(before);
+    expect(after.capacity).toBe(2);
+    expect(after.tokensAbsorbed).toBe(64);
+    x.dispose();
+  });
+
   it('stateSize follows ALGORITHM.md §6 for the baselines', () => {
     const full = new SoftmaxAttention({ heads: 2, keyDim: 4 });
     const swa = new SoftmaxAttention({ heads: 2, keyDim: 4, window: 16 });

@@ -1,6 +1,6 @@
 // The OVQ-attention layer: projections, per-head learnable β (stored as ln β so it stays > 0),
 // L2-normalised q/k (inside the op), optional output gate, output projection.
-import { createOvqState, type OvqState, ovqAppend } from '@ovq/core';
+import { createOvqState, type OvqState, ovqAppend, setOvqCapacity } from '@ovq/core';
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
 import { exp, serialization } from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
@@ -102,6 +102,14 @@ export class OvqAttention extends MixerLayer<OvqState> {
     const dk = this.keyDim;
     const dv = this.valueDim;
     return Math.min(capacity, seqLen) * (dk + dv + 1) + Math.min(chunkSize, seqLen) * (dk + dv);
+  }
+
+  /**
+   * Changes the capacity N of every dictionary of a streaming state (a test-time memory budget,
+   * ALGORITHM.md §4): lowering it below the current size keeps the rows and stops spawning.
+   */
+  setStateCapacity(state: MixerStreamState<OvqState>, capacity: number): void {
+    for (const head of state.perHead) setOvqCapacity(head, capacity);
   }
 
   /** Dictionary health of every [batch, head] of a streaming state (index b·heads + h). */
