@@ -16,6 +16,19 @@ describe.each(HOST_BACKENDS)('ovqAttention op on %s', (backend) => {
       'gaussian read, fixed growth, no normalisation',
       { read: 'gaussian', growth: 'fixed', normalize: false },
     ],
+    [
+      'ema update, random spawn, log growth',
+      {
+        update: { kind: 'ema', rate: 0.3 },
+        spawn: 'random',
+        growth: { kind: 'log', alpha: 3 },
+        seed: 5,
+      },
+    ],
+    [
+      'first spawn, sqrt growth, capacity reached',
+      { spawn: 'first', growth: { kind: 'sqrt', scale: 2 }, capacity: 4 },
+    ],
   ] as const) {
     it(`matches @ovq/core (outputs, tf.grad for q, k, v, β), no leaks — ${name} B2-H3-T37-dk5-dv6`, async () => {
       await useBackend(backend);
