@@ -21,6 +21,7 @@ describe.skipIf(reason !== null)('ovqAttention op on webgpu', () => {
       'fixed growth, no normalisation, first spawn',
       { growth: 'fixed', normalize: false, spawn: 'first' },
     ],
+    ['random spawn, log growth', { spawn: 'random', growth: { kind: 'log', alpha: 3 }, seed: 5 }],
   ] as const) {
     it(`matches @ovq/core (outputs, tf.grad for q, k, v, β), no leaks — ${name} B2-H3-T37-dk5-dv6`, async () => {
       expect(tf.getBackend()).toBe('webgpu');
