@@ -2,8 +2,15 @@
 // of q/k/v and the read-back of the outputs (the ops' public async API). Without a GPU these are
 // software adapters (llvmpipe, SwiftShader): they prove the kernels run, not how fast GPUs are.
 import { existsSync, mkdirSync } from 'node:fs';
-import { denseStateForwardFlops, modeFlops, softmaxForwardFlops } from './flops.js';
+import { type OvqTrace, ovqAttention, ovqAttentionBackward } from '@ovq/core';
+import {
+  denseStateForwardFlops,
+  modeFlops,
+  ovqForwardFlops,
+  softmaxForwardFlops,
+} from './flops.js';
 import { makeDOutput, makeSeq, rmsRatio, worstGradientRms } from './inputs.js';
+import { OVQ_BENCH_CONFIG, ovqStateNumbers } from './ovq.js';
 import type { CheckResult, Dims, Implementation, Skipped } from './types.js';
 
 type Mod = Record<string, unknown>;
@@ -47,7 +54,7 @@ function input(T: number, dims: Dims, seed: number): Input {
 }
 
 function gpuEntry(
-  mixer: 'softmax' | 'linear',
+  mixer: 'ovq' | 'softmax' | 'linear',
   adapter: string,
   config: string,
   forward: (x: Input) => Promise<Float32Array>,
@@ -79,6 +86,56 @@ function gpuEntry(
     flops: (T, d, mode) => modeFlops(flops(T, d), mode),
     stateSize,
   };
+}
+
+type GpuOvqResult = { output: Float32Array; trace: OvqTrace[] };
+
+/** OVQ on the GPU, checked against core's reference replaying the GPU's own absorb decisions. */
+function ovqGpuEntry(
+  adapter: string,
+  ctx: unknown,
+  fwdFn: Fn,
+  bwdFn: Fn | undefined,
+): Implementation {
+  const c = OVQ_BENCH_CONFIG;
+  const fwd = async (x: Input, config = c) => (await fwdFn(ctx, x, config)) as GpuOvqResult;
+  const bwd = bwdFn
+    ? async (x: Input, dOut: Float32Array, config = c) =>
+        (await bwdFn(ctx, x, config, dOut)) as Record<string, unknown>
+    : undefined;
+  const check = async (): Promise<CheckResult> => {
+    const x = input(CHECK_T, CHECK_DIMS, 7);
+    const config = { capacity: 24, chunkSize: 16, beta: 6 };
+    const gpu = await fwd(x, config);
+    const replay = gpu.trace[0];
+    const forwardRms = rmsRatio(ovqAttention(x, config, { replay }).output, gpu.output);
+    let backwardRms: number | null = null;
+    if (bwd) {
+      const dOut = makeDOutput(7, CHECK_T, CHECK_DIMS.valueDim);
+      const ref = ovqAttentionBackward(x, config, dOut, { replay });
+      backwardRms = worstGradientRms(
+        ref as unknown as Record<string, unknown>,
+        await bwd(x, dOut, config),
+      ).rms;
+    }
+    return {
+      ok: forwardRms < TOLERANCE && (backwardRms === null || backwardRms < 10 * TOLERANCE),
+      forwardRms,
+      backwardRms,
+      tolerance: TOLERANCE,
+      detail: `vs float64 ovqAttention (replayed GPU decisions) on T=${CHECK_T}, dk=${CHECK_DIMS.keyDim}, dv=${CHECK_DIMS.valueDim}`,
+    };
+  };
+  return gpuEntry(
+    'ovq',
+    adapter,
+    `N=${c.capacity} C=${c.chunkSize} β=${c.beta} saturating`,
+    async (x) => (await fwd(x)).output,
+    bwd ? (x, dOut) => bwd(x, dOut) : undefined,
+    check,
+    (T, d) => ovqForwardFlops(T, d, c),
+    (_T, d) => ovqStateNumbers(c, d),
+  );
 }
 
 export async function webgpuImplementations(): Promise<{
@@ -115,7 +172,8 @@ export async function webgpuImplementations(): Promise<{
   const attnFwd = gpu.attentionForward as Fn | undefined;
   const attnBwd = gpu.attentionBackward as Fn | undefined;
   const linFwd = gpu.linearAttention as Fn | undefined;
-  const ovqFwd = (gpu.ovqAttentionForward ?? gpu.ovqAttentionGpu) as Fn | undefined;
+  const ovqFwd = gpu.ovqAttention as Fn | undefined;
+  const ovqBwd = gpu.ovqAttentionBackward as Fn | undefined;
   const routes = [
     { name: 'vulkan', options: { nodeBackend: 'vulkan', featureLevel: 'core' } },
     { name: 'opengles', options: { nodeBackend: 'opengles', featureLevel: 'compatibility' } },
@@ -135,12 +193,13 @@ export async function webgpuImplementations(): Promise<{
       skipAll(`no ${route.name} adapter: ${String(error).slice(0, 160)}`, `webgpu-${route.name}`);
       continue;
     }
-    if (!ovqFwd) {
+    if (ovqFwd) implementations.push(ovqGpuEntry(route.name, ctx, ovqFwd, ovqBwd));
+    else {
       skipped.push({
         name: `ovq/webgpu-${route.name}`,
         mixer: 'ovq',
         implementation: `webgpu-${route.name}`,
-        reason: '@ovq/webgpu does not export an OVQ forward (ovqAttentionForward) yet',
+        reason: '@ovq/webgpu does not export ovqAttention yet',
       });
     }
     const ref = baselines.softmaxAttention as (s: unknown, c: object) => { output: Float64Array };
