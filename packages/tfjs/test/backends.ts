@@ -39,9 +39,9 @@ export async function useBackend(name: string): Promise<void> {
 
 export const HOST_BACKENDS = ['cpu', 'wasm'] as const;
 
-/** Why the webgpu baseline-op tests are skipped (printed by the test that skips). */
+/** Why some mixers are not tested on webgpu (printed by the test that skips them). */
 export const WEBGPU_SKIP_REASON =
-  'webgpu: @ovq/webgpu has no kernels for the @ovq/baselines mixers (see README "Backends"); only ovqAttention runs on webgpu (webgpu.test.ts)';
+  'webgpu: gatedDeltaNet, vqAttention and kvmAttention have no webgpu kernel (@ovq/webgpu has none for them and they have no tfjs-op composition here); see README "Backends"';
 
 /** A float32 tensor of standard-normal values from a seeded generator. */
 export function randomTensor(rng: () => number, shape: number[]): tf.Tensor {

@@ -1,118 +1,18 @@
-import * as B from '@ovq/baselines';
 import { createRng } from '@ovq/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  decayLinearAttention,
-  gatedDeltaNet,
-  kvmAttention,
-  linearAttention,
-  softmaxAttention,
-  vqAttention,
-} from '../src/index.js';
-import { HOST_BACKENDS, randomTensor, tf, useBackend, WEBGPU_SKIP_REASON } from './backends.js';
-import { checkMixer, type HeadRef, type MixerCase } from './mixer-check.js';
+import { decayLinearAttention, softmaxAttention, vqAttention } from '../src/index.js';
+import { decayLinearComposite, linearComposite, softmaxComposite } from '../src/ops/composite.js';
+import { HOST_BACKENDS, tf, useBackend } from './backends.js';
+import { Bt, type Case, cases, dk, dv, H, runCase, T } from './baseline-cases.js';
 
-const [Bt, H, T, dk, dv] = [2, 2, 37, 6, 5];
-const seq = (h: HeadRef) => ({
-  q: h.q,
-  k: h.k,
-  v: h.v,
-  seqLen: h.seqLen,
-  keyDim: h.keyDim,
-  valueDim: h.valueDim,
-});
-
-/** Uniform values in (lo, hi) as a [batch, heads, seqLen] tensor. */
-function uniform(rng: () => number, lo: number, hi: number): tf.Tensor {
-  const x = new Float32Array(Bt * H * T).map(() => lo + (hi - lo) * rng());
-  return tf.tensor(x, [Bt, H, T]);
-}
-
-type Case = Omit<MixerCase, 'batch' | 'heads' | 'seqLen' | 'keyDim' | 'valueDim' | 'q' | 'k' | 'v'>;
-
-function cases(rng: () => number): Case[] {
-  const swa = { window: 5, rope: { base: 10000 }, normalize: true, beta: 2 };
-  const vq = { codebookSize: 4, blockLength: 8 };
-  const kvm = {
-    window: 8,
-    blockSize: 4,
-    beta: 3,
-    budget: { kind: 'sqrt', scale: 1.5 },
-    sinks: 2,
-  } as const;
-  return [
-    {
-      name: 'softmax SWA W5 + RoPE + normalise',
-      extras: [],
-      op: (q, k, v) => softmaxAttention(q, k, v, swa),
-      forward: (h) => B.softmaxAttention(seq(h), swa).output,
-      backward: (h, dy) => ({ ...B.softmaxAttentionBackward(seq(h), swa, dy), extras: [] }),
-    },
-    {
-      name: 'softmax full, default β',
-      extras: [],
-      op: (q, k, v) => softmaxAttention(q, k, v),
-      forward: (h) => B.softmaxAttention(seq(h)).output,
-      backward: (h, dy) => ({ ...B.softmaxAttentionBackward(seq(h), undefined, dy), extras: [] }),
-    },
-    {
-      name: 'linear',
-      extras: [],
-      op: (q, k, v) => linearAttention(q, k, v),
-      forward: (h) => B.linearAttention(seq(h)).output,
-      backward: (h, dy) => ({ ...B.linearAttentionBackward(seq(h), undefined, dy), extras: [] }),
-    },
-    {
-      name: 'decay linear',
-      extras: [{ tensor: uniform(rng, 0.5, 1), kind: 'perToken' }],
-      op: (q, k, v, a) => decayLinearAttention(q, k, v, a, { scale: 0.5 }),
-      forward: (h) =>
-        B.decayLinearAttention({ ...seq(h), decay: h.extras[0] }, { scale: 0.5 }).output,
-      backward: (h, dy) => {
-        const g = B.decayLinearAttentionBackward(
-          { ...seq(h), decay: h.extras[0] },
-          { scale: 0.5 },
-          dy,
-        );
-        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dDecay] };
-      },
-    },
-    {
-      name: 'gated deltanet',
-      extras: [
-        { tensor: uniform(rng, 0.6, 1), kind: 'perToken' },
-        { tensor: uniform(rng, 0.1, 1.5), kind: 'perToken' },
-      ],
-      op: (q, k, v, a, b) => gatedDeltaNet(q, k, v, a, b),
-      forward: (h) => B.gatedDeltaNet({ ...seq(h), alpha: h.extras[0], beta: h.extras[1] }).output,
-      backward: (h, dy) => {
-        const g = B.gatedDeltaNetBackward(
-          { ...seq(h), alpha: h.extras[0], beta: h.extras[1] },
-          undefined,
-          dy,
-        );
-        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dAlpha, g.dBeta] };
-      },
-    },
-    {
-      name: 'vq (S4, L8)',
-      extras: [{ tensor: randomTensor(rng, [H, 4, dk]), kind: 'perHead' }],
-      op: (q, k, v, cb) => vqAttention(q, k, v, cb, vq),
-      forward: (h) => B.vqAttention({ ...seq(h), codebook: h.extras[0] }, vq).output,
-      backward: (h, dy) => {
-        const g = B.vqAttentionBackward({ ...seq(h), codebook: h.extras[0] }, vq, dy);
-        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
-      },
-    },
-    {
-      name: 'kvm (W8, B4, sqrt budget, 2 sinks)',
-      extras: [],
-      op: (q, k, v) => kvmAttention(q, k, v, kvm),
-      forward: (h) => B.kvmAttention(seq(h), kvm).output,
-      backward: (h, dy) => ({ ...B.kvmAttentionBackward(seq(h), kvm, dy), extras: [] }),
-    },
-  ];
-}
+// The compositions of tfjs ops that softmax, linear and decay-linear attention use on webgpu.
+const composites: Record<string, Case['op']> = {
+  'softmax SWA W5 + RoPE + normalise': (q, k, v) =>
+    softmaxComposite(q, k, v, { window: 5, rope: { base: 10000 }, normalize: true, beta: 2 }),
+  'softmax full, default β': (q, k, v) => softmaxComposite(q, k, v, {}),
+  linear: (q, k, v) => linearComposite(q, k, v, {}),
+  'decay linear': (q, k, v, a) => decayLinearComposite(q, k, v, a, { scale: 0.5 }),
+};
 
 describe.each(HOST_BACKENDS)('baseline ops on %s', (backend) => {
   afterAll(() => tf.setBackend('cpu'));
@@ -121,17 +21,7 @@ describe.each(HOST_BACKENDS)('baseline ops on %s', (backend) => {
     `%s matches @ovq/baselines' float64 reference (outputs, tf.grad), no leaks B${Bt}-H${H}-T${T}-dk${dk}-dv${dv}`,
     async (name) => {
       await useBackend(backend);
-      const rng = createRng(11);
-      const c = cases(rng).find((x) => x.name === name)!;
-      const q = randomTensor(rng, [Bt, H, T, dk]);
-      const k = randomTensor(rng, [Bt, H, T, dk]);
-      const v = randomTensor(rng, [Bt, H, T, dv]);
-      const dOut = randomTensor(rng, [Bt, H, T, dv]);
-      await checkMixer(
-        { ...c, batch: Bt, heads: H, seqLen: T, keyDim: dk, valueDim: dv, q, k, v },
-        dOut,
-      );
-      tf.dispose([q, k, v, dOut, ...c.extras.map((e) => e.tensor)]);
+      await runCase(name);
     },
   );
 
@@ -152,8 +42,14 @@ describe.each(HOST_BACKENDS)('baseline ops on %s', (backend) => {
   });
 });
 
-describe('baseline ops on webgpu', () => {
-  it.skip(`skipped: ${WEBGPU_SKIP_REASON}`, () => {});
-  // Printed so the skip is visible in the run log, not only in the reporter's summary.
-  console.warn(`[ovq/tfjs] ${WEBGPU_SKIP_REASON}`);
+describe('composite forms (the webgpu route) on cpu', () => {
+  it.each(Object.keys(composites))(
+    '%s matches the float64 reference (outputs, tf.grad), no leaks',
+    async (name) => {
+      await useBackend('cpu');
+      await runCase(name, composites[name]);
+    },
+  );
 });
+
+// The public ops on webgpu are tested in webgpu.test.ts.

@@ -253,6 +253,11 @@ export function ensureHostMixer<C>(mixer: HostMixer<C>): void {
   });
 }
 
+/** Whether the active backend runs the host kernels (cpu, wasm). */
+export function onHostBackend(): boolean {
+  return (HOST_BACKENDS as readonly string[]).includes(engine().backendName);
+}
+
 /** Runs a registered host mixer (inputs already validated by the op). */
 export function runHostMixer<C>(
   mixer: HostMixer<C>,

@@ -2,13 +2,17 @@
 // v [batch, heads, seqLen, valueDim] → [batch, heads, seqLen, valueDim]. Each runs the
 // @ovq/baselines fast path per [batch, head] and has a registered gradient (its exact backward).
 // Configs are @ovq/baselines' own; invalid values are reported by @ovq/baselines when the op runs.
-import type {
-  DecayLinearConfig,
-  GatedDeltaNetConfig,
-  KvmConfig,
-  LinearConfig,
-  SoftmaxConfig,
-  VqConfig,
+// On other backends (webgpu), softmax, linear and decay-linear attention run as compositions of
+// tfjs ops (./composite.ts); the other mixers have no kernel there.
+import {
+  createDecayLinearState,
+  createLinearState,
+  type DecayLinearConfig,
+  type GatedDeltaNetConfig,
+  type KvmConfig,
+  type LinearConfig,
+  type SoftmaxConfig,
+  type VqConfig,
 } from '@ovq/baselines';
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
 import { describeShape, OvqTfjsInputError } from '../errors.js';
@@ -20,7 +24,8 @@ import {
   softmaxMixer,
   vqMixer,
 } from '../kernels/baselines.js';
-import { runHostMixer } from '../kernels/host-mixer.js';
+import { onHostBackend, runHostMixer } from '../kernels/host-mixer.js';
+import { decayLinearComposite, linearComposite, softmaxComposite } from './composite.js';
 import { checkPerToken, checkQkv, requireTensor } from './validate.js';
 
 /**
@@ -35,6 +40,7 @@ export function softmaxAttention(
   config: SoftmaxConfig = {},
 ): Tensor4D {
   checkQkv('softmaxAttention', q, k, v);
+  if (!onHostBackend()) return softmaxComposite(q, k, v, config);
   return runHostMixer(softmaxMixer, { q, k, v }, config) as Tensor4D;
 }
 
@@ -45,7 +51,11 @@ export function linearAttention(
   v: Tensor,
   config: LinearConfig = {},
 ): Tensor4D {
-  checkQkv('linearAttention', q, k, v);
+  const dims = checkQkv('linearAttention', q, k, v);
+  if (!onHostBackend()) {
+    createLinearState(dims, config); // validates the config as the host kernel would
+    return linearComposite(q, k, v, config);
+  }
   return runHostMixer(linearMixer, { q, k, v }, config) as Tensor4D;
 }
 
@@ -62,6 +72,11 @@ export function decayLinearAttention(
 ): Tensor4D {
   const dims = checkQkv('decayLinearAttention', q, k, v);
   checkPerToken('decayLinearAttention', 'decay', decay, dims);
+  if (!onHostBackend()) {
+    // Decay values stay on the device there and are not range-checked.
+    createDecayLinearState(dims, config);
+    return decayLinearComposite(q, k, v, decay, config);
+  }
   return runHostMixer(decayLinearMixer, { q, k, v, decay }, config) as Tensor4D;
 }
 

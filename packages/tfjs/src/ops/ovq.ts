@@ -1,22 +1,12 @@
 // The public OVQ-attention op: validates, then runs the registered kernel (gradient included).
 import { resolveOvqConfig } from '@ovq/core';
 import type { Tensor, Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
-import {
-  engine,
-  maximum,
-  mul,
-  reshape,
-  rsqrt,
-  scalar,
-  square,
-  sum,
-  tidy,
-  zeros,
-} from '@tensorflow/tfjs-core';
+import { engine, mul, reshape, tidy, zeros } from '@tensorflow/tfjs-core';
 import { OvqTfjsInputError } from '../errors.js';
 import { runHostMixer } from '../kernels/host-mixer.js';
 import { type OvqOpConfig, ovqMixer } from '../kernels/ovq.js';
 import { ensureWebGpuOvq, WEBGPU_KERNEL } from '../kernels/webgpu-ovq.js';
+import { l2Normalize } from './composite.js';
 import { checkPerHead, checkQkv } from './validate.js';
 
 export type { OvqOpConfig };
@@ -53,11 +43,6 @@ export function ovqAttention(
   const resolved = resolveOvqOpConfig(config);
   if (engine().backendName === 'webgpu') return ovqAttentionWebGpu(q, k, v, beta, resolved);
   return runHostMixer(ovqMixer, { q, k, v, beta: beta as Tensor1D }, resolved) as Tensor4D;
-}
-
-/** x / max(‖x‖, 1e-12) over the last axis, written so that its gradient is finite at x = 0. */
-function l2Normalize(x: Tensor): Tensor {
-  return mul(x, rsqrt(maximum(sum(square(x), -1, true), scalar(1e-24))));
 }
 
 /** The webgpu route: β and the normalisation as tfjs ops around the @ovq/webgpu kernel. */
