@@ -76,7 +76,7 @@ export function buildModel(kind: ModelKind, task: RecallTask, dim: number, seed:
 }
 
 /** Trains for at most `seconds` (or `maxSteps`) and returns held-out accuracy on the queries. */
-export function trainRecall(
+export async function trainRecall(
   kind: ModelKind,
   task: RecallTask,
   opts: {
@@ -102,14 +102,15 @@ export function trainRecall(
   };
   const evalRng = createRng(opts.seed + 999);
   const test = makeBatch(task, 256, evalRng);
-  const accuracy = () =>
-    tf.tidy(() => {
-      const { q } = lossOf(test.tokens, test.targets, 256, test.T);
-      const pred = q.argMax(-1).dataSync();
-      let hit = 0;
-      for (let i = 0; i < pred.length; i++) if (pred[i] === test.targets[i]) hit++;
-      return hit / pred.length;
-    });
+  // Asynchronous read so that the same loop runs on webgpu.
+  const accuracy = async () => {
+    const predicted = tf.tidy(() => lossOf(test.tokens, test.targets, 256, test.T).q.argMax(-1));
+    const pred = await predicted.data();
+    predicted.dispose();
+    let hit = 0;
+    for (let i = 0; i < pred.length; i++) if (pred[i] === test.targets[i]) hit++;
+    return hit / pred.length;
+  };
   const start = Date.now();
   let steps = 0;
   while (steps < opts.maxSteps && (Date.now() - start) / 1000 < opts.seconds) {
@@ -120,10 +121,10 @@ export function trainRecall(
     );
     steps++;
     loss?.dispose();
-    if (opts.target !== undefined && steps % 25 === 0 && accuracy() >= opts.target) break;
+    if (opts.target !== undefined && steps % 25 === 0 && (await accuracy()) >= opts.target) break;
   }
   const seconds = (Date.now() - start) / 1000;
-  const acc = accuracy();
+  const acc = await accuracy();
   model.dispose();
   optimizer.dispose();
   return { accuracy: acc, steps, seconds };

@@ -9,8 +9,8 @@ const opts = { dim: 32, batch: 32, lr: 5e-3, maxSteps: 150, seed: 1 };
 
 it('SWA + OVQ learns associative recall in under two minutes; SWA + SWA stays near chance', async () => {
   await useBackend('cpu');
-  const ovq = trainRecall('swa+ovq', task, { ...opts, seconds: 110, target: 0.95 });
-  const swa = trainRecall('swa+swa', task, { ...opts, seconds: 45 });
+  const ovq = await trainRecall('swa+ovq', task, { ...opts, seconds: 110, target: 0.95 });
+  const swa = await trainRecall('swa+swa', task, { ...opts, seconds: 45 });
   console.log(
     `[ovq/tfjs recall] 8 pairs, 8 values (chance 0.125), held-out 256 sequences: ` +
       `SWA+OVQ accuracy ${ovq.accuracy.toFixed(3)} after ${ovq.steps} steps in ${ovq.seconds.toFixed(1)} s; ` +
@@ -27,7 +27,7 @@ it.runIf(process.env.OVQ_TFJS_RECALL_ALL === '1')(
   async () => {
     await useBackend('cpu');
     for (const kind of ['swa+linear', 'swa+gdn'] as const) {
-      const r = trainRecall(kind, task, { ...opts, seconds: 110 });
+      const r = await trainRecall(kind, task, { ...opts, seconds: 110 });
       console.log(
         `[ovq/tfjs recall] ${kind}: accuracy ${r.accuracy.toFixed(3)} after ${r.steps} steps in ${r.seconds.toFixed(1)} s`,
       );
