@@ -1,7 +1,7 @@
 // The mixers the benchmark times: each fast path (and OVQ's chunked path when @ovq/core has it),
 // with its inputs at d = 64 and a correctness check against its float64 reference.
 import * as B from '@ovq/baselines';
-import { createRng, randn, rmsRatio } from '@ovq/core/testing';
+import { createRng, rmsRatio } from '@ovq/core/testing';
 
 export type Inputs = {
   seq: {
@@ -46,9 +46,21 @@ function uniform(rng: () => number, n: number, lo: number, hi: number): Float32A
   return out;
 }
 
+/** Standard normal Float32 samples written in place (no float64 temporaries to inflate peak RSS). */
+function randn32(rng: () => number, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(Math.max(rng(), 1e-300)));
+    const theta = 2 * Math.PI * rng();
+    out[i] = r * Math.cos(theta);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(theta);
+  }
+  return out;
+}
+
 export function makeInputs(T: number, seed = 1): Inputs {
   const rng = createRng(seed);
-  const f32 = (n: number) => Float32Array.from(randn(rng, n));
+  const f32 = (n: number) => randn32(rng, n);
   return {
     seq: { q: f32(T * D), k: f32(T * D), v: f32(T * D), seqLen: T, keyDim: D, valueDim: D },
     decay: uniform(rng, T, 0.9, 1),

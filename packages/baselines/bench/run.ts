@@ -48,6 +48,7 @@ async function runCase(
   const m = mixers.find((x) => x.name === name)!;
   const x = makeInputs(T);
   if (warmup) timeOnce(m, makeInputs(Math.min(T, 1024), 2), mode);
+  (globalThis as { gc?: () => void }).gc?.(); // settle the heap so the RSS baseline is the inputs
   const base = process.memoryUsage().rss;
   const seconds: number[] = [];
   for (let r = 0; r < repeats; r++) seconds.push(timeOnce(m, x, mode));
@@ -86,7 +87,7 @@ function child(name: string, T: number, mode: Mode, repeats: number, warmup: boo
   const self = fileURLToPath(import.meta.url);
   const r = spawnSync(
     process.execPath,
-    [self, `--case=${JSON.stringify({ name, T, mode, repeats, warmup })}`],
+    ['--expose-gc', self, `--case=${JSON.stringify({ name, T, mode, repeats, warmup })}`],
     {
       encoding: 'utf8',
       maxBuffer: 1 << 20,
