@@ -10,6 +10,7 @@ import {
 } from '@ovq/baselines';
 import {
   add,
+  cast,
   cumsum,
   div,
   elu,
@@ -81,7 +82,7 @@ export function softmaxComposite(q: Tensor, k: Tensor, v: Tensor, config: Softma
     }
     const mask = causalMask(T, c.window ?? T);
     const scores = mul(matMul(qp, kp, false, true), scalar(c.beta));
-    const masked = where(mask.cast('bool'), scores, scalar(Number.NEGATIVE_INFINITY));
+    const masked = where(cast(mask, 'bool'), scores, scalar(Number.NEGATIVE_INFINITY));
     return matMul(softmax(masked), v) as Tensor4D;
   });
 }
@@ -110,7 +111,7 @@ export function decayLinearComposite(
     // the exp so that they neither overflow nor pass a gradient.
     const L = cumsum(log(decay), 2);
     const diff = sub(expandDims(L, 3), expandDims(L, 2));
-    const mask = causalMask(T, T).cast('bool');
+    const mask = cast(causalMask(T, T), 'bool');
     const weights = exp(where(mask, diff, scalar(Number.NEGATIVE_INFINITY)));
     const scores = mul(matMul(q, k, false, true), weights);
     return mul(matMul(scores, v), scalar(scale)) as Tensor4D;

@@ -1,0 +1,11 @@
+// @ovq/tfjs/ops: the ops alone, for users without @tensorflow/tfjs-layers (an optional peer).
+export { OvqTfjsInputError } from '../errors.js';
+export {
+  decayLinearAttention,
+  gatedDeltaNet,
+  kvmAttention,
+  linearAttention,
+  softmaxAttention,
+  vqAttention,
+} from './baselines.js';
+export { type OvqOpConfig, ovqAttention, resolveOvqOpConfig } from './ovq.js';
