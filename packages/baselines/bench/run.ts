@@ -4,6 +4,7 @@
 // Usage: pnpm --filter @ovq/baselines bench [-- --T=1024,4096 --repeats=3 --mixers=ovq,gated
 // --quadratic-limit=16384 --full-quadratic] (--mixers keeps mixers whose name starts with a prefix).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as B from '@ovq/baselines';
 import { baselineMixers, D, type Inputs, type Mixer, makeInputs, ovqMixer } from './mixers.js';
@@ -36,6 +37,20 @@ function timeOnce(m: Mixer, x: Inputs, mode: Mode): number {
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * This process's peak RSS in bytes: Linux VmHWM (per address space, so it starts afresh at exec;
+ * getrusage's maxRSS would carry over the parent's RSS at fork), else getrusage.
+ */
+function peakRss(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
 /** Child: one (mixer, T, mode); prints one JSON line. */
 async function runCase(
   name: string,
@@ -52,7 +67,7 @@ async function runCase(
   const base = process.memoryUsage().rss;
   const seconds: number[] = [];
   for (let r = 0; r < repeats; r++) seconds.push(timeOnce(m, x, mode));
-  const peakMb = Math.max(0, process.resourceUsage().maxRSS * 1024 - base) / 2 ** 20;
+  const peakMb = Math.max(0, peakRss() - base) / 2 ** 20;
   process.stdout.write(`${JSON.stringify({ seconds, peakMb })}\n`);
 }
 
