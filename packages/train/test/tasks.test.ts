@@ -151,3 +151,17 @@ describe('byte-level language modelling', () => {
     expect(b.inputs.subarray(1, 128)).toEqual(b.targets.subarray(0, 127));
   });
 });
+
+describe('positional recall with a fixed run', () => {
+  it('keeps the run length at longer sequences and queries it from further away', () => {
+    const task = positionalRecallTask({ vocabSize: 40, runLength: 16 });
+    const b = task.sample(2, 128, 3);
+    for (let s = 0; s < 2; s++) {
+      const row = Array.from(b.inputs.subarray(s * 128, s * 128 + 128));
+      expect(new Set(row.slice(0, 16)).size).toBe(16);
+      for (let t = 16; t < 128; t++)
+        expect(b.targets[s * 128 + t]).toBe(row[row.indexOf(row[t]) + 1]);
+    }
+    expect(() => task.sample(1, 16, 0)).toThrow(/run of 16 tokens at seqLen 16/);
+  });
+});

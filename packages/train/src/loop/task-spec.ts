@@ -8,7 +8,7 @@ import type { Task } from '../tasks/types.js';
 export type TaskSpec =
   | { name: 'mqar'; vocabSize: number; numPairs: number; powerA?: number }
   | { name: 'basic-recall'; vocabSize: number; numPairs: number; queries?: number }
-  | { name: 'positional-recall'; vocabSize: number }
+  | { name: 'positional-recall'; vocabSize: number; runLength?: number }
   | {
       name: 'linear-regression';
       functions: number;

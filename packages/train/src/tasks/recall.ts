@@ -54,22 +54,29 @@ export function basicRecallTask(options: {
 }
 
 /**
- * Positional recall: a run of distinct tokens c_1 … c_m (m = ⌊seqLen/2⌋), then queries c_i whose
- * target is c_{i+1}, the token that stood right after it. The answer depends on where c_i was,
- * not on any fixed pairing, so the model must bind each token to its position's neighbour.
+ * Positional recall: a run of `runLength` distinct tokens c_1 … c_m (default m = ⌊seqLen/2⌋),
+ * then queries c_i whose target is c_{i+1}, the token that stood right after it. The answer
+ * depends on where c_i was, not on any fixed pairing, so the model must bind each token to its
+ * position's neighbour. A fixed `runLength` keeps the task the same at longer evaluation lengths:
+ * only the distance between the run and its queries grows.
  */
-export function positionalRecallTask(options: { vocabSize: number }): Task<TokenBatch> {
+export function positionalRecallTask(options: {
+  vocabSize: number;
+  runLength?: number;
+}): Task<TokenBatch> {
   const V = options.vocabSize;
+  const fixedRun = options.runLength;
   return {
     name: 'positional-recall',
     description: `positional recall: after a run of distinct tokens, each query asks for the token that followed it (vocab ${V})`,
     metric: 'accuracy',
     sample(batch, seqLen, seed) {
-      const m = Math.floor(seqLen / 2);
-      if (m < 2 || m >= V)
+      const m = fixedRun ?? Math.floor(seqLen / 2);
+      if (m < 2 || m > V || m >= seqLen) {
         throw new RangeError(
-          `positional-recall: seqLen is ${seqLen}; expected 4 ≤ seqLen and seqLen/2 < vocabSize = ${V}`,
+          `positional-recall: run of ${m} tokens at seqLen ${seqLen}; expected 2 ≤ run ≤ vocabSize = ${V} and run < seqLen`,
         );
+      }
       const inputs = new Int32Array(batch * seqLen);
       const targets = new Int32Array(batch * seqLen).fill(IGNORE);
       for (let b = 0; b < batch; b++) {
