@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   createTasks,
   createTfjsMixer,
+  type EvalResult,
   evaluate,
   loadTrainedModel,
   type TrainConfig,
@@ -12,17 +13,30 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from './backend.js';
 import type { Progress } from './progress.js';
 
-function describeEval(r: {
-  seqLen: number;
-  loss: number;
-  metric: number;
-  metricName: string;
-}): string {
+/** One evaluation as text: loss and metric, accuracy by position quarter, OVQ dictionary health. */
+export function describeEval(r: EvalResult): string {
   const metric =
     r.metricName === 'accuracy'
       ? `accuracy ${(100 * r.metric).toFixed(1)}%`
       : `mse ${r.metric.toFixed(4)}`;
-  return `  len ${String(r.seqLen).padStart(5)}  loss ${r.loss.toFixed(4)}  ${metric}`;
+  const lines = [`  len ${String(r.seqLen).padStart(5)}  loss ${r.loss.toFixed(4)}  ${metric}`];
+  if (r.byPosition) {
+    const quarters = [0, 1, 2, 3].map((q) => {
+      const part = r
+        .byPosition!.slice((q * r.seqLen) / 4, ((q + 1) * r.seqLen) / 4)
+        .filter((x) => !Number.isNaN(x));
+      return part.length > 0
+        ? `${(100 * (part.reduce((a, b) => a + b, 0) / part.length)).toFixed(1)}%`
+        : '—';
+    });
+    lines.push(`    accuracy by position quarter: ${quarters.join(' | ')}`);
+  }
+  for (const h of r.health ?? []) {
+    lines.push(
+      `    layer ${h.layer} (${h.kind}) dictionary: ${h.size.toFixed(1)}/${h.capacity} rows, counts min/mean/max ${h.countMin}/${h.countMean.toFixed(1)}/${h.countMax}, usage entropy ${h.normalizedEntropy.toFixed(2)}, never updated ${h.neverUpdated.toFixed(1)}`,
+    );
+  }
+  return lines.join('\n');
 }
 
 export async function runTraining(

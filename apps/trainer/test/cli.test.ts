@@ -105,5 +105,9 @@ describe('ovq-train', () => {
     expect(text).toMatch(/step 4\/4 {2}loss \d+\.\d{4}/);
     expect(text).toMatch(/ckpt\.bin: step 4, swa,ovq on mqar/);
     expect(text).toMatch(/len {4}32 {2}loss/);
+    expect(text).toMatch(/accuracy by position quarter: (—|\d+\.\d%) \| /);
+    expect(text).toMatch(
+      /layer 1 \(ovq\) dictionary: \d+\.\d\/64 rows, counts min\/mean\/max \d+\/\d+\.\d\/\d+, usage entropy \d\.\d\d, never updated/,
+    );
   });
 });

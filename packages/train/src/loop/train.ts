@@ -3,7 +3,12 @@
 // that continues bit-identically (batches are a pure function of the seed and the step).
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeCheckpoint, encodeCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
-import { Decoder, type MixerFactory, type ModelConfig } from '../model/decoder.js';
+import {
+  Decoder,
+  type LayerHealth,
+  type MixerFactory,
+  type ModelConfig,
+} from '../model/decoder.js';
 import { AdamW, clipByGlobalNorm, learningRate } from '../optim/adamw.js';
 import { maskedMse, tokenAccuracy } from '../tasks/metrics.js';
 import { itemSeed } from '../tasks/random.js';
@@ -52,6 +57,8 @@ export type EvalResult = {
   metric: number;
   metricName: 'accuracy' | 'mse';
   byPosition?: number[];
+  /** Dictionary health of each OVQ layer on the first evaluation batch. */
+  health?: LayerHealth[];
 };
 
 export type TrainEvent =
@@ -92,8 +99,14 @@ export function evaluate(
   let loss = 0;
   let metric = 0;
   let positions: Float64Array | undefined;
+  let health: LayerHealth[] | undefined;
   for (let i = 0; i < batches; i++) {
     const batch: Batch = task.sample(batchSize, seqLen, itemSeed(EVAL_SEED, i));
+    if (i === 0 && model.kinds.includes('ovq')) {
+      const inputs = batchInputs(batch);
+      health = model.dictionaryHealth(inputs);
+      inputs.dispose();
+    }
     const [l, predictions] = tf.tidy(() => {
       const out = model.forward(batchInputs(batch));
       const lossValue = batchLoss(out, batch).dataSync()[0];
@@ -104,9 +117,13 @@ export function evaluate(
     if (batch.kind === 'tokens') {
       const acc = tokenAccuracy(batch, predictions);
       metric += acc.accuracy / batches;
-      positions = positions ?? new Float64Array(seqLen);
-      for (let t = 0; t < seqLen; t++)
-        positions[t] += (Number.isNaN(acc.byPosition[t]) ? 0 : acc.byPosition[t]) / batches;
+      positions = positions ?? new Float64Array(2 * seqLen);
+      // Per position: scored count and hits, so positions never scored stay NaN (not 0).
+      for (let t = 0; t < seqLen; t++) {
+        const scored = acc.scoredByPosition[t];
+        positions[2 * t] += scored;
+        positions[2 * t + 1] += scored * (Number.isNaN(acc.byPosition[t]) ? 0 : acc.byPosition[t]);
+      }
     } else metric += maskedMse(batch, predictions) / batches;
   }
   return {
@@ -115,7 +132,12 @@ export function evaluate(
     loss,
     metric,
     metricName: task.metric,
-    byPosition: positions ? Array.from(positions) : undefined,
+    byPosition: positions
+      ? Array.from({ length: seqLen }, (_, t) =>
+          positions[2 * t] > 0 ? positions[2 * t + 1] / positions[2 * t] : Number.NaN,
+        )
+      : undefined,
+    health,
   };
 }
 

@@ -39,7 +39,23 @@ export type MixerLayer = {
   /** Streaming inference (constant memory per token where the mixer has a fixed-size state). */
   createState?(batch: number): unknown;
   step?(x: tf.Tensor, state: unknown): tf.Tensor;
+  /** OVQ layers: health of each [batch, head] dictionary of a streaming state. */
+  dictionaryHealth?(state: unknown): DictionaryHealthLike[];
 };
+
+/** The dictionary-health fields the decoder averages (see @ovq/tfjs `dictionaryHealth`). */
+export type DictionaryHealthLike = {
+  size: number;
+  capacity: number;
+  countMin: number;
+  countMean: number;
+  countMax: number;
+  normalizedEntropy: number;
+  neverUpdated: number;
+};
+
+/** One OVQ layer's dictionary health averaged over the batch and heads. */
+export type LayerHealth = DictionaryHealthLike & { layer: number; kind: MixerKind };
 
 export type MixerFactory = (
   kind: MixerKind,
@@ -161,6 +177,36 @@ export class Decoder {
   /** Streams the next tokens [B, n] through every layer's state; same outputs as `forward`. */
   step(inputs: tf.Tensor, states: unknown[]): tf.Tensor {
     return this.run(inputs, (l, x) => this.mixers[l].step!(x, states[l]));
+  }
+
+  /**
+   * Streams `inputs` through fresh states and reports each OVQ layer's dictionary health,
+   * averaged over sequences and heads (min of countMin, max of countMax).
+   */
+  dictionaryHealth(inputs: tf.Tensor): LayerHealth[] {
+    const states = this.createStreamState(inputs.shape[0]);
+    tf.tidy(() => {
+      this.step(inputs, states);
+    });
+    const out: LayerHealth[] = [];
+    this.mixers.forEach((m, layer) => {
+      const heads = m.dictionaryHealth?.(states[layer]);
+      if (!heads || heads.length === 0) return;
+      const mean = (key: keyof DictionaryHealthLike) =>
+        heads.reduce((a, h) => a + h[key], 0) / heads.length;
+      out.push({
+        layer,
+        kind: this.kinds[layer],
+        size: mean('size'),
+        capacity: heads[0].capacity,
+        countMin: Math.min(...heads.map((h) => h.countMin)),
+        countMean: mean('countMean'),
+        countMax: Math.max(...heads.map((h) => h.countMax)),
+        normalizedEntropy: mean('normalizedEntropy'),
+        neverUpdated: mean('neverUpdated'),
+      });
+    });
+    return out;
   }
 
   private run(inputs: tf.Tensor, mix: (layer: number, x: tf.Tensor) => tf.Tensor): tf.Tensor {

@@ -5,7 +5,7 @@ import { IGNORE, type TokenBatch, type VectorBatch } from './types.js';
 export function tokenAccuracy(
   batch: TokenBatch,
   predictions: ArrayLike<number>,
-): { accuracy: number; scored: number; byPosition: Float64Array } {
+): { accuracy: number; scored: number; byPosition: Float64Array; scoredByPosition: Float64Array } {
   const hits = new Float64Array(batch.seqLen);
   const counts = new Float64Array(batch.seqLen);
   let correct = 0;
@@ -22,7 +22,12 @@ export function tokenAccuracy(
     }
   }
   const byPosition = hits.map((h, t) => (counts[t] > 0 ? h / counts[t] : Number.NaN));
-  return { accuracy: scored > 0 ? correct / scored : Number.NaN, scored, byPosition };
+  return {
+    accuracy: scored > 0 ? correct / scored : Number.NaN,
+    scored,
+    byPosition,
+    scoredByPosition: counts,
+  };
 }
 
 /** Mean squared error over the masked positions. */
