@@ -102,7 +102,7 @@ export function evaluate(
   let health: LayerHealth[] | undefined;
   for (let i = 0; i < batches; i++) {
     const batch: Batch = task.sample(batchSize, seqLen, itemSeed(EVAL_SEED, i));
-    if (i === 0 && model.kinds.includes('ovq')) {
+    if (i === 0 && model.kinds.includes('ovq') && model.canStream()) {
       const inputs = batchInputs(batch);
       health = model.dictionaryHealth(inputs);
       inputs.dispose();

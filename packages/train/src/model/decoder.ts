@@ -165,6 +165,11 @@ export class Decoder {
     return this.run(inputs, (l, x) => this.mixers[l].apply(x) as tf.Tensor);
   }
 
+  /** Whether every mixer has a streaming `step` (needed for generation and dictionary health). */
+  canStream(): boolean {
+    return this.mixers.every((m) => m.createState !== undefined && m.step !== undefined);
+  }
+
   /** One streaming state per layer for `batch` sequences (see `step`). */
   createStreamState(batch: number): unknown[] {
     return this.mixers.map((m, l) => {
