@@ -28,6 +28,7 @@ const CASE_NAMES = [
   'linear attention BH3-T63-DK60-DV64-C7',
   'OVQ forward BH3-T63-DK60-DV64-C7 (outputs, state)',
   'OVQ backward BH3-T63-DK64-DV60-C7 gaussian (all gradients)',
+  'OVQ backward BH3-T63-DK64-DV60-C7 ema (all gradients)',
 ];
 
 /** Builds dist/ of this package and of @ovq/core when missing or older than the sources. */

@@ -1,5 +1,6 @@
-// OVQ backward (reverse chunk scan, no snapshots) on every adapter present against the @ovq/core
-// float64 reference, replaying the GPU's absorb decisions: every gradient (q, k, v, β).
+// OVQ backward (reverse chunk scan, no snapshots; `update: ema` from √-spaced checkpoints) on
+// every adapter present against the @ovq/core float64 reference, replaying the GPU's absorb
+// decisions: every gradient (q, k, v, β).
 import { ovqAttentionBackward as refBackward } from '@ovq/core';
 import { assertClose } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +38,42 @@ const CASES: Case[] = [
       spawn: 'first',
       growth: 'full',
       normalize: false,
+    },
+  },
+  // update: ema (checkpoints every ⌈√absorbs⌉ absorbs, chunk starts replayed from them).
+  {
+    bh: 3,
+    T: 63,
+    dk: 60,
+    dv: 64,
+    config: {
+      chunkSize: 7,
+      capacity: 16,
+      beta: 5,
+      read: 'gaussian',
+      update: { kind: 'ema', rate: 0.5 },
+    },
+  },
+  {
+    bh: 3,
+    T: 500,
+    dk: 64,
+    dv: 60,
+    config: { chunkSize: 64, capacity: 32, beta: 6, update: { kind: 'ema', rate: 0.2 } },
+  },
+  {
+    bh: 3,
+    T: 500,
+    dk: 60,
+    dv: 64,
+    config: {
+      chunkSize: 7,
+      capacity: 24,
+      beta: 3,
+      spawn: 'random',
+      seed: 5,
+      growth: { kind: 'log', alpha: 4 },
+      update: { kind: 'ema', rate: 0.3 },
     },
   },
 ];

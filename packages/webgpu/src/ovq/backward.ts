@@ -1,7 +1,11 @@
 // OVQ backward on the GPU (ALGORITHM.md §5): the forward is re-run (keeping its working buffers,
 // the log-sum-exps and the absorb decisions), then chunks are walked in reverse carrying
 // G[i] = Σ_later ∂L/∂row_i / count_i. Each absorb is undone by subtracting its members from
-// running sums, so no per-chunk snapshot of the dictionary is stored.
+// running sums, so no per-chunk snapshot of the dictionary is stored. For `update: ema` an undo
+// would divide by 1−η and amplify rounding, so the forward keeps ⌈√absorbs⌉ checkpoints of the
+// dictionary and each chunk start is recomputed from the nearest earlier one by replaying the
+// recorded decisions; G then carries ∂L/∂row itself, and at an absorb each of a row's m members
+// receives η/m of it while the row keeps (1−η) (a spawned row passes its G to its seed).
 
 import { TILE_CAP, tileRows } from '../device/variants.js';
 import type { GpuContext } from '../gpu/context.js';
@@ -11,8 +15,10 @@ import type { Recorder } from '../gpu/recorder.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
 import { checkTensor } from '../gpu/validate.js';
 import {
+  OvqEmaScatterProgram,
   OvqGradOutProgram,
   OvqPackDictionaryProgram,
+  OvqReplayAbsorbProgram,
   OvqScatterGradProgram,
   OvqStatsProgram,
   OvqSumBetaProgram,
@@ -45,12 +51,6 @@ export function ovqBackwardGpu(
 ): void {
   state.assertAlive();
   const cfg = state.config;
-  if (cfg.update.kind !== 'mean') {
-    throw new WebGpuError(
-      'config.update',
-      `is ${JSON.stringify(cfg.update)}; the GPU backward supports 'mean' only (an EMA absorb cannot be undone by subtraction)`,
-    );
-  }
   if (state.tokensSeen !== 0 || state.size !== 0) {
     throw new WebGpuError(
       'state',
@@ -65,7 +65,9 @@ export function ovqBackwardGpu(
   checkTensor('dk', grads.dk, [bh, T, dk], 'batchHeads*seqLen*keyDim');
   checkTensor('dv', grads.dv, [bh, T, dv], 'batchHeads*seqLen*valueDim');
   checkTensor('dbeta', grads.dbeta, [bh], 'batchHeads');
-  const fwd: ForwardRecord = ovqForwardGpu(state, input, out);
+  const fwd: ForwardRecord = ovqForwardGpu(state, input, out, {
+    keepCheckpoints: cfg.update.kind === 'ema',
+  });
   const scope = new TensorScope();
   try {
     encodeBackward(ctx, state, fwd, scope, input, dout, out, grads);
@@ -89,6 +91,7 @@ function encodeBackward(
   const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
   const C = cfg.chunkSize;
   const { L, absorbs } = fwd;
+  const rate = cfg.update.kind === 'ema' ? cfg.update.rate : null;
   const T = L;
   const N = state.rowsAllocated;
   const A = Math.max(1, absorbs.length);
@@ -103,7 +106,9 @@ function encodeBackward(
     undo: new OvqUndoProgram(dk, dv, C, wg),
     undoCounts: new OvqUndoCountsProgram(dk, dv, C, wg),
     query: new OvqQueryGradProgram(dk, dv, cfg.read, wg, tile),
-    column: new OvqColumnGradProgram(dk, dv, cfg.read, wg, tile),
+    column: new OvqColumnGradProgram(dk, dv, cfg.read, wg, tile, rate !== null),
+    emaScatter: new OvqEmaScatterProgram(dk, dv, C, wg),
+    replay: new OvqReplayAbsorbProgram(dk, dv, C, wg),
     sumBeta: new OvqSumBetaProgram(),
     gradOut: new OvqGradOutProgram(dk, dv, cfg.normalize, wg),
     normQ: new NormalizeBackwardProgram(dk, wg),
@@ -129,15 +134,39 @@ function encodeBackward(
     if (c < absorbs.length) {
       const meta = absorbs[c];
       const rows = meta.sizeBefore + meta.spawned;
-      rec.dispatch(prog.scatter, [fwd.trace, G, dKV], { L, cs, a: c, A, N }, [
-        ceilDiv(C * E, wg),
-        bh,
-      ]);
-      rec.dispatch(prog.undo, [fwd.kw, fwd.vw, fwd.trace, BD, S], { L, cs, rows, a: c, A, N }, [
-        ceilDiv(rows * E, wg),
-        bh,
-      ]);
-      rec.dispatch(prog.undoCounts, [fwd.trace, BD], { rows, a: c, A, N }, [ceilDiv(rows, wg), bh]);
+      if (rate !== null && fwd.checkpoints) {
+        // EMA: move G through the absorb, then rebuild the dictionary before it.
+        const groups = Math.min(C, rows);
+        const ema = { L, cs, n: meta.sizeBefore, a: c, A, N, rate };
+        rec.dispatch(prog.emaScatter, [fwd.trace, G, dKV], ema, [ceilDiv(groups * E, wg), bh]);
+        const { every, tensor } = fwd.checkpoints;
+        const slot = Math.floor(c / every);
+        const slotSize = bh * N * (E + 1);
+        rec.copy(tensor, slot * slotSize, BD, 0, slotSize);
+        for (let r = slot * every; r < c; r++) {
+          const m = absorbs[r];
+          const replayed = Math.min(C, m.sizeBefore + m.spawned);
+          rec.dispatch(
+            prog.replay,
+            [fwd.kw, fwd.vw, fwd.trace, BD],
+            { L, cs: r * C, n: m.sizeBefore, a: r, A, N, rate },
+            [ceilDiv(replayed * (E + 1), wg), bh],
+          );
+        }
+      } else {
+        rec.dispatch(prog.scatter, [fwd.trace, G, dKV], { L, cs, a: c, A, N }, [
+          ceilDiv(C * E, wg),
+          bh,
+        ]);
+        rec.dispatch(prog.undo, [fwd.kw, fwd.vw, fwd.trace, BD, S], { L, cs, rows, a: c, A, N }, [
+          ceilDiv(rows * E, wg),
+          bh,
+        ]);
+        rec.dispatch(prog.undoCounts, [fwd.trace, BD], { rows, a: c, A, N }, [
+          ceilDiv(rows, wg),
+          bh,
+        ]);
+      }
       n = meta.sizeBefore;
     }
     const params = { L, T, cs, qs: cs, qe: ce, n, N, beta: cfg.beta };

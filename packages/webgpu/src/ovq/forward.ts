@@ -13,6 +13,7 @@ import { checkTensor, requireNonNegativeInt } from '../gpu/validate.js';
 import { OvqNearestProgram } from '../kernels/ovq-absorb/nearest.js';
 import { OvqSpawnAssignProgram, traceLayout } from '../kernels/ovq-absorb/spawn.js';
 import { OvqCountsProgram, OvqUpdateProgram } from '../kernels/ovq-absorb/update.js';
+import { OvqCheckpointProgram } from '../kernels/ovq-backward/prep.js';
 import { OvqReadProgram } from '../kernels/ovq-read/read.js';
 import { CopyRowsProgram } from '../kernels/rows/rows.js';
 import type { GpuOvqState } from './state.js';
@@ -38,6 +39,11 @@ export type ForwardRecord = {
   P0: number;
   L: number;
   sizeAfter: number;
+  /**
+   * With `keepCheckpoints`: the dictionary before absorbs 0, every, 2·every, … packed as
+   * [slots, BH, N, dk + dv + 1] (key, value, count per row), every = ⌈√absorbs⌉.
+   */
+  checkpoints?: { every: number; tensor: GpuTensor };
 };
 
 export function ovqPrograms(ctx: GpuContext, state: GpuOvqState) {
@@ -83,6 +89,7 @@ export function ovqForwardGpu(
   state: GpuOvqState,
   input: { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number },
   out: GpuTensor,
+  options: { keepCheckpoints?: boolean } = {},
 ): ForwardRecord {
   state.assertAlive();
   const ctx = state.ctx;
@@ -137,6 +144,16 @@ export function ovqForwardGpu(
     picks.set(list, a * C);
   });
   const picksT = scope.track(ctx.upload(picks, [A, C], 'i32', 'picks'));
+  let checkpoints: ForwardRecord['checkpoints'];
+  const saveCheckpoint = options.keepCheckpoints
+    ? new OvqCheckpointProgram(dk, dv, p.wg)
+    : undefined;
+  if (saveCheckpoint) {
+    const every = Math.max(1, Math.ceil(Math.sqrt(fullChunks)));
+    const slots = Math.max(1, Math.ceil(fullChunks / every));
+    const tensor = scope.track(ctx.tensor([slots, bh, N, dk + dv + 1], 'f32', 'emaCheckpoints'));
+    checkpoints = { every, tensor };
+  }
 
   let rec: Recorder = ctx.recorder();
   const rows = (n: number) => [ceilDiv(n, wg), bh] as [number, number];
@@ -180,6 +197,14 @@ export function ovqForwardGpu(
       const meta = absorbs[c];
       const m = meta.spawned;
       const a = c;
+      if (saveCheckpoint && checkpoints && a % checkpoints.every === 0 && n > 0) {
+        rec.dispatch(
+          saveCheckpoint,
+          [state.keys, state.values, state.counts, checkpoints.tensor],
+          { rows: n, N, slot: a / checkpoints.every, heads: bh },
+          [ceilDiv(n * (dk + dv + 1), wg), bh],
+        );
+      }
       rec.dispatch(p.nearest, [kw, state.keys, nearest], { L, cs, C, n, N }, [ceilDiv(C, wg), bh]);
       rec.dispatch(
         p.spawn,
@@ -227,5 +252,5 @@ export function ovqForwardGpu(
   state.tokensSeen += T;
   state.pendingCount = tail;
   state.rngState = rng;
-  return { scope, qh, kw, vw, lse, trace, absorbs, P0, L, sizeAfter: n };
+  return { scope, qh, kw, vw, lse, trace, absorbs, P0, L, sizeAfter: n, checkpoints };
 }

@@ -78,7 +78,27 @@ function naiveAttention(q, k, v, T, dk, dv, scale) {
 
 const OVQ = { chunkSize: 7, capacity: 16, beta: 5 };
 
-export const CASES = {
+export async function ovqBackwardCase(config) {
+  const { ctx } = await context();
+  const input = heads(300, 3, 63, 64, 60);
+  const dOut = Float32Array.from(heads(301, 3, 63, 1, 60).v);
+  const fwd = await ovqAttention(ctx, input, config);
+  const gpu = await ovqAttentionBackward(ctx, input, config, dOut);
+  const ref = [0, 1, 2].map((h) =>
+    refBackward(headSeq(input, h), config, head(dOut, h, 63, 60), { replay: fwd.trace[h] }),
+  );
+  assertClose('dq', concat(ref.map((r) => r.dq)), gpu.dq, TOL);
+  assertClose('dk', concat(ref.map((r) => r.dk)), gpu.dk, TOL);
+  assertClose('dv', concat(ref.map((r) => r.dv)), gpu.dv, TOL);
+  assertClose(
+    'dbeta',
+    ref.map((r) => r.dbeta),
+    gpu.dbetaPerHead,
+    TOL,
+  );
+}
+
+const CASES = {
   async adapter() {
     const { info } = await context();
     return `${info.adapterInfo.vendor} ${info.adapterInfo.architecture} ${info.adapterInfo.description} (fallback: ${info.isFallbackAdapter})`;
@@ -157,24 +177,10 @@ export const CASES = {
     });
   },
   async 'OVQ backward BH3-T63-DK64-DV60-C7 gaussian (all gradients)'() {
-    const { ctx } = await context();
-    const config = { ...OVQ, read: 'gaussian' };
-    const input = heads(300, 3, 63, 64, 60);
-    const dOut = Float32Array.from(heads(301, 3, 63, 1, 60).v);
-    const fwd = await ovqAttention(ctx, input, config);
-    const gpu = await ovqAttentionBackward(ctx, input, config, dOut);
-    const ref = [0, 1, 2].map((h) =>
-      refBackward(headSeq(input, h), config, head(dOut, h, 63, 60), { replay: fwd.trace[h] }),
-    );
-    assertClose('dq', concat(ref.map((r) => r.dq)), gpu.dq, TOL);
-    assertClose('dk', concat(ref.map((r) => r.dk)), gpu.dk, TOL);
-    assertClose('dv', concat(ref.map((r) => r.dv)), gpu.dv, TOL);
-    assertClose(
-      'dbeta',
-      ref.map((r) => r.dbeta),
-      gpu.dbetaPerHead,
-      TOL,
-    );
+    await ovqBackwardCase({ ...OVQ, read: 'gaussian' });
+  },
+  async 'OVQ backward BH3-T63-DK64-DV60-C7 ema (all gradients)'() {
+    await ovqBackwardCase({ ...OVQ, update: { kind: 'ema', rate: 0.4 } });
   },
 };
 

@@ -1,9 +1,11 @@
 // Backward setup and bookkeeping kernels. The backward works on its own packed copy of the final
 // dictionary, BD [heads, N, W] with W = dk + dv + 1 (key, value, count per row), and running sums
 // S [heads, N, dk + dv] = count · row, so undoing an absorb is a subtraction (ALGORITHM.md §5).
-// Packing keeps every kernel within WebGPU's default of 8 storage buffers.
+// Packing keeps every kernel within WebGPU's default of 8 storage buffers. `update: ema` rows
+// cannot be undone exactly, so they are rebuilt from checkpoints by replaying absorbs (below).
 import type { Binding, Program } from '../../gpu/program.js';
 import { TRACE_WGSL } from '../ovq-absorb/spawn.js';
+import { memberFn } from '../ovq-absorb/update.js';
 
 export class OvqPackDictionaryProgram implements Program {
   readonly shaderKey: string;
@@ -299,6 +301,196 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   for (var d = 0u; d < DK; d++) { dk[r * DK + d] = (dKV[r * E + d] - (k[r * DK + d] / divisor) * proj) / divisor; }`
       : 'for (var d = 0u; d < DK; d++) { dk[r * DK + d] = dKV[r * E + d]; }'
   }
+}`;
+  }
+}
+
+/**
+ * `update: ema` checkpoint: the dictionary (keys, values, counts) packed as in BD into slot
+ * `slot` of CP [slots, heads, N, W], W = dk + dv + 1. Taken in the forward before every
+ * ⌈√absorbs⌉-th absorb; the backward copies a slot into BD and replays absorbs from there.
+ */
+export class OvqCheckpointProgram implements Program {
+  readonly shaderKey: string;
+  readonly bindings: Binding[] = [
+    { name: 'Dk', kind: 'read' },
+    { name: 'Dv', kind: 'read' },
+    { name: 'cnt', kind: 'read' },
+    { name: 'CP', kind: 'rw' },
+  ];
+  readonly params = [
+    ['rows', 'u32'],
+    ['N', 'u32'],
+    ['slot', 'u32'],
+    ['heads', 'u32'],
+  ] as const;
+  readonly workgroupSize: readonly [number, number, number];
+  constructor(
+    readonly dk: number,
+    readonly dv: number,
+    wg: number,
+  ) {
+    this.shaderKey = `ovq-checkpoint-dk${dk}-dv${dv}-wg${wg}`;
+    this.workgroupSize = [wg, 1, 1];
+  }
+  body(): string {
+    return /* wgsl */ `
+const DK: u32 = ${this.dk}u;
+const DV: u32 = ${this.dv}u;
+const W: u32 = DK + DV + 1u;
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let head = gid.y;
+  let e = gid.x % W;
+  let i = gid.x / W;
+  if (i >= P.rows) { return; }
+  var x = cnt[head * P.N + i];
+  if (e < DK) { x = Dk[(head * P.N + i) * DK + e]; } else if (e < DK + DV) { x = Dv[(head * P.N + i) * DV + e - DK]; }
+  CP[((P.slot * P.heads + head) * P.N + i) * W + e] = x;
+}`;
+  }
+}
+
+/**
+ * `update: ema`, backward of absorb a (one thread per touched row and element, so each G and
+ * dKV element has one writer): row i after the absorb is (1−η)·row + η/m·Σ members, so each of
+ * its m members receives η/m·G[i] and G[i] becomes (1−η)·G[i] (unchanged when m = 0); a row the
+ * absorb spawned passes that G on to its seed (ALGORITHM.md §4 d, §5).
+ */
+export class OvqEmaScatterProgram implements Program {
+  readonly shaderKey: string;
+  readonly bindings: Binding[] = [
+    { name: 'trace', kind: 'read', type: 'i32' },
+    { name: 'G', kind: 'rw' },
+    { name: 'dKV', kind: 'rw' },
+  ];
+  readonly params = [
+    ['L', 'u32'],
+    ['cs', 'u32'],
+    ['n', 'u32'],
+    ['a', 'u32'],
+    ['A', 'u32'],
+    ['N', 'u32'],
+    ['rate', 'f32'],
+  ] as const;
+  readonly workgroupSize: readonly [number, number, number];
+  constructor(
+    readonly dk: number,
+    readonly dv: number,
+    readonly chunk: number,
+    wg: number,
+  ) {
+    this.shaderKey = `ovq-ema-scatter-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
+    this.workgroupSize = [wg, 1, 1];
+  }
+  body(): string {
+    return /* wgsl */ `
+const E: u32 = ${this.dk + this.dv}u;
+${memberFn(this.chunk)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let head = gid.y;
+  let e = gid.x % E;
+  let g = gid.x / E;
+  if (g >= groupCount(head)) { return; }
+  let b = recordBase(head);
+  let i = u32(trace[b + T_GROUP_ROW + g]);
+  let start = u32(trace[b + T_GROUP_START + g]);
+  let end = start + u32(trace[b + T_GROUP_COUNT + g]);
+  var members = 0.0;
+  for (var p = start; p < end; p++) {
+    if (!isSeed(head, u32(trace[b + T_ORDER + p]), i)) { members = members + 1.0; }
+  }
+  let gAt = (head * P.N + i) * E + e;
+  let gi = G[gAt];
+  var kept = gi;
+  var share = 0.0;
+  if (members > 0.0) { kept = (1.0 - P.rate) * gi; share = gi * (P.rate / members); }
+  for (var p = start; p < end; p++) {
+    let j = u32(trace[b + T_ORDER + p]);
+    let at = (head * P.L + P.cs + j) * E + e;
+    if (isSeed(head, j, i)) { dKV[at] = dKV[at] + kept; } else { dKV[at] = dKV[at] + share; }
+  }
+  G[gAt] = kept;
+}`;
+  }
+}
+
+/**
+ * `update: ema`, replay of absorb a on the packed dictionary BD from its recorded decisions (one
+ * thread per touched row and element): a spawned row starts as its seed with count 1, then every
+ * row with m > 0 members moves as in the forward (row + η·(Σ members / m − row), members summed
+ * in token order) and its count grows by m.
+ */
+export class OvqReplayAbsorbProgram implements Program {
+  readonly shaderKey: string;
+  readonly bindings: Binding[] = [
+    { name: 'kw', kind: 'read' },
+    { name: 'vw', kind: 'read' },
+    { name: 'trace', kind: 'read', type: 'i32' },
+    { name: 'BD', kind: 'rw' },
+  ];
+  readonly params = [
+    ['L', 'u32'],
+    ['cs', 'u32'],
+    ['n', 'u32'],
+    ['a', 'u32'],
+    ['A', 'u32'],
+    ['N', 'u32'],
+    ['rate', 'f32'],
+  ] as const;
+  readonly workgroupSize: readonly [number, number, number];
+  constructor(
+    readonly dk: number,
+    readonly dv: number,
+    readonly chunk: number,
+    wg: number,
+  ) {
+    this.shaderKey = `ovq-replay-absorb-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
+    this.workgroupSize = [wg, 1, 1];
+  }
+  body(): string {
+    return /* wgsl */ `
+const DK: u32 = ${this.dk}u;
+const DV: u32 = ${this.dv}u;
+const E: u32 = DK + DV;
+const W: u32 = E + 1u;
+${memberFn(this.chunk)}
+fn token(head: u32, j: u32, e: u32) -> f32 {
+  if (e < DK) { return kw[(head * P.L + P.cs + j) * DK + e]; }
+  return vw[(head * P.L + P.cs + j) * DV + e - DK];
+}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let head = gid.y;
+  let e = gid.x % W;
+  let g = gid.x / W;
+  if (g >= groupCount(head)) { return; }
+  let b = recordBase(head);
+  let i = u32(trace[b + T_GROUP_ROW + g]);
+  let start = u32(trace[b + T_GROUP_START + g]);
+  let end = start + u32(trace[b + T_GROUP_COUNT + g]);
+  let at = (head * P.N + i) * W + e;
+  var s = 0.0;
+  var members = 0.0;
+  var x = 0.0;
+  if (i >= P.n) {
+    let seed = u32(trace[b + T_SPAWNED + (i - P.n)]);
+    x = 1.0;
+    if (e < E) { x = token(head, seed, e); }
+  } else {
+    x = BD[at];
+  }
+  for (var p = start; p < end; p++) {
+    let j = u32(trace[b + T_ORDER + p]);
+    if (!isSeed(head, j, i)) {
+      members = members + 1.0;
+      if (e < E) { s = s + token(head, j, e); }
+    }
+  }
+  var y = x;
+  if (e == E) { y = x + members; } else if (members > 0.0) { y = x + P.rate * (s / members - x); }
+  BD[at] = y;
 }`;
   }
 }

@@ -154,8 +154,10 @@ export class OvqColumnGradProgram implements Program {
     readonly read: ReadKind,
     readonly wg: number,
     readonly tile: number,
+    /** `update: ema`: rows are not means, so G collects ∂L/∂row itself (no 1/count). */
+    readonly ema = false,
   ) {
-    this.shaderKey = `ovq-column-grad-${read}-dk${dk}-dv${dv}-wg${wg}-tile${tile}`;
+    this.shaderKey = `ovq-column-grad-${read}-dk${dk}-dv${dv}-wg${wg}-tile${tile}${ema ? '-ema' : ''}`;
     this.workgroupSize = [wg, 1, 1];
   }
   body(): string {
@@ -252,8 +254,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var selfCoef = 0.0;
   if (GAUSSIAN) { selfCoef = P.beta * dlSum; }
   if (isRow) {
-    // Carried gradient: G[i] += ∂L/∂row / count (count as of this chunk's start).
-    let inv = 1.0 / count;
+    // Carried gradient: G[i] += ∂L/∂row / count (count as of this chunk's start; 1 for ema).
+    let inv = ${this.ema ? '1.0' : '1.0 / count'};
     let at = (head * P.N + col) * E;
     for (var i = 0u; i < DK4; i++) { addAt(at, i, (P.beta * gk[i] - selfCoef * kr[i]) * inv, DK, true); }
     for (var i = 0u; i < DV4; i++) { addAt(at + DK, i, gv[i] * inv, DV, true); }
