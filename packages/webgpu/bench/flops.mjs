@@ -28,6 +28,27 @@ export function ovqFlops(dims, config) {
   return { forward, backward, finalSize: n };
 }
 
+/**
+ * The OVQ read kernels alone, one head: `chunkedFlops` does not split read from absorb, so its
+ * read part is counted here with the same rules (per chunk of L queries against n rows and the
+ * causal in-chunk keys: 2 per multiply-add of both products over all n + L columns, the masked
+ * half included, and 5 per live softmax entry). Dictionary sizes follow the growth schedule.
+ */
+export function ovqReadFlops(dims, config) {
+  const cfg = core.resolveOvqConfig(config);
+  const { seqLen: T, keyDim: dk, valueDim: dv } = dims;
+  const C = cfg.chunkSize;
+  let n = 0;
+  let read = 0;
+  for (let t0 = 0; t0 < T; t0 += C) {
+    const L = Math.min(C, T - t0);
+    const live = L * n + (L * (L + 1)) / 2;
+    read += 2 * L * (n + L) * (dk + dv) + 5 * live;
+    if (L === C) n += core.spawnCount(cfg.growth, cfg.capacity, t0 + C, n, C);
+  }
+  return read;
+}
+
 /** Causal softmax attention, one head: only the causal half is counted (the kernel skips the rest). */
 export function softmaxFlops({ seqLen: T, keyDim: dk, valueDim: dv }) {
   const live = (T * (T + 1)) / 2;

@@ -20,6 +20,7 @@ export {
   CHUNKS_PER_SUBMIT,
   type ForwardRecord,
   ovqForwardGpu,
+  ovqReadPassGpu,
 } from './ovq/forward.js';
 export {
   createGpuOvqState,

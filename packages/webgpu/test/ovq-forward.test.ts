@@ -4,7 +4,9 @@
 import { ovqAppend as refAppend, serializeOvqState } from '@ovq/core';
 import { assertClose } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
+import { TensorScope } from '../src/gpu/tensor.js';
 import { ovqAppend, ovqAttention } from '../src/ovq/api.js';
+import { ovqForwardGpu, ovqReadPassGpu } from '../src/ovq/forward.js';
 import { createGpuOvqState, readOvqState, uploadOvqState } from '../src/ovq/state.js';
 import { present } from './adapters.js';
 import {
@@ -85,6 +87,40 @@ for (const adapter of present) {
           ),
         ).toBe(true);
       });
+    });
+
+    it('the read pass alone (benchmark aid) repeats the forward reads on a final dictionary', async () => {
+      // T in (C, 2C): chunk 0 reads no rows and chunk 1 the rows the single absorb left, so a
+      // read pass against the final dictionary must reproduce the forward's output bits.
+      const c: Case = {
+        bh: 3,
+        T: 11,
+        dk: 60,
+        dv: 64,
+        config: { chunkSize: 7, capacity: 4, beta: 5 },
+      };
+      const input = makeInput(40, c);
+      const state = createGpuOvqState(ctx, input, c.config);
+      const scope = new TensorScope();
+      try {
+        const t = {
+          q: scope.track(ctx.upload(input.q, [3, 11, 60], 'f32', 'q')),
+          k: scope.track(ctx.upload(input.k, [3, 11, 60], 'f32', 'k')),
+          v: scope.track(ctx.upload(input.v, [3, 11, 64], 'f32', 'v')),
+        };
+        const out = scope.track(ctx.output([3, 11, 64], 'f32', 'out'));
+        const again = scope.track(ctx.output([3, 11, 64], 'f32', 'again'));
+        const record = ovqForwardGpu(state, { ...t, seqLen: 11 }, out);
+        ovqReadPassGpu(state, record, again);
+        const a = await ctx.readF32(out);
+        const b = await ctx.readF32(again);
+        record.scope.dispose();
+        expect(a.some(Number.isNaN)).toBe(false);
+        expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+      } finally {
+        state.dispose();
+        scope.dispose();
+      }
     });
 
     it('streaming in pieces equals one call, and the state round-trips through @ovq/core', async () => {

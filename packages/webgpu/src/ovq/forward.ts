@@ -254,3 +254,43 @@ export function ovqForwardGpu(
   state.rngState = rng;
   return { scope, qh, kw, vw, lse, trace, absorbs, P0, L, sizeAfter: n, checkpoints };
 }
+
+/**
+ * GPU level, a benchmark aid: encodes only the read dispatches of the forward that produced
+ * `record` (the same chunk ranges and per-chunk dictionary sizes, so the same work and FLOPs as
+ * that forward's reads) into one command buffer, with no absorb. The rows read are `state`'s
+ * current ones (e.g. the dictionary the forward left), so `out` and `record.lse` are overwritten
+ * with values that differ from the forward's. `record.scope` must not have been disposed.
+ */
+export function ovqReadPassGpu(state: GpuOvqState, record: ForwardRecord, out: GpuTensor): void {
+  state.assertAlive();
+  const ctx = state.ctx;
+  const { batchHeads: bh, valueDim: dv } = state;
+  const { L, P0, absorbs } = record;
+  const T = L - P0;
+  checkTensor('out', out, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  if (record.sizeAfter > state.size) {
+    throw new WebGpuError(
+      'state',
+      `has ${state.size} rows; the record's forward ended with ${record.sizeAfter}`,
+    );
+  }
+  const cfg = state.config;
+  const C = cfg.chunkSize;
+  const p = ovqPrograms(ctx, state);
+  const rec = ctx.recorder();
+  for (let c = 0; c < ceilDiv(L, C); c++) {
+    const cs = c * C;
+    const ce = Math.min(cs + C, L);
+    const qs = Math.max(cs, P0);
+    if (ce <= qs) continue;
+    const n = c < absorbs.length ? absorbs[c].sizeBefore : record.sizeAfter;
+    rec.dispatch(
+      p.read,
+      [record.qh, record.kw, record.vw, state.keys, state.values, state.counts, out, record.lse],
+      { L, T, P0, cs, qs, qe: ce, n, N: state.rowsAllocated, beta: cfg.beta },
+      [ceilDiv(ce - qs, p.wg), bh],
+    );
+  }
+  rec.submit();
+}
