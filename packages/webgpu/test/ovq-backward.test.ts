@@ -112,8 +112,10 @@ for (const adapter of present) {
       },
     );
 
-    it('is deterministic: two runs give identical bits', async () => {
-      const c = CASES[3];
+    it.each([
+      ['mean', CASES[3]],
+      ['ema', CASES[7]],
+    ] as const)('is deterministic: two runs give identical bits (%s)', async (_update, c) => {
       const input = makeInput(5, c);
       const dOut = Float32Array.from(makeInput(6, c).v);
       const a = await ovqAttentionBackward(ctx, input, c.config, dOut);
