@@ -22,14 +22,6 @@ const args = new Map(
 
 const median = (x: number[]) => [...x].sort((a, b) => a - b)[Math.floor((x.length - 1) / 2)];
 
-async function allMixers(): Promise<{ mixers: Mixer[]; ovqReason: string }> {
-  const ovq = await ovqMixer();
-  return {
-    mixers: ovq.mixer ? [ovq.mixer, ...baselineMixers] : baselineMixers,
-    ovqReason: ovq.reason,
-  };
-}
-
 function timeOnce(m: Mixer, x: Inputs, mode: Mode): number {
   const t0 = performance.now();
   m.forward(x);
@@ -59,8 +51,7 @@ async function runCase(
   repeats: number,
   warmup: boolean,
 ): Promise<void> {
-  const { mixers } = await allMixers();
-  const m = mixers.find((x) => x.name === name)!;
+  const m = [ovqMixer, ...baselineMixers].find((x) => x.name === name)!;
   const x = makeInputs(T);
   if (warmup) timeOnce(m, makeInputs(Math.min(T, 1024), 2), mode);
   (globalThis as { gc?: () => void }).gc?.(); // settle the heap so the RSS baseline is the inputs
@@ -121,14 +112,10 @@ async function main(): Promise<void> {
   const quadraticLimit = fullQuadratic
     ? Number.POSITIVE_INFINITY
     : Number(args.get('quadratic-limit') ?? 16384);
-  const all = await allMixers();
+  const all = [ovqMixer, ...baselineMixers];
   const prefixes = args.get('mixers')?.split(',');
-  const mixers = prefixes
-    ? all.mixers.filter((m) => prefixes.some((p) => m.name.startsWith(p)))
-    : all.mixers;
-  const ovqReason = all.ovqReason;
+  const mixers = prefixes ? all.filter((m) => prefixes.some((p) => m.name.startsWith(p))) : all;
   console.log(`# @ovq/baselines speed, d = ${D}, one head, Node ${process.version}`);
-  if (ovqReason) console.log(`OVQ column unavailable: ${ovqReason}`);
   console.log(
     'Correctness first (fast path vs float64 reference, T = 256): a failing mixer is not timed.',
   );

@@ -1,31 +1,10 @@
 // FLOP models for the benchmark, with the counting rules of @ovq/core's chunkedFlops (the CPU
 // benchmark's model): 2 FLOPs per multiply-add, 5 per softmax entry, 4 per dℓ entry in backward.
-// When @ovq/core exports chunkedFlops, the OVQ numbers come from it directly.
 import * as core from '@ovq/core';
 
+/** OVQ forward and forward+backward FLOPs of one head: @ovq/core's model, shared with the CPU bench. */
 export function ovqFlops(dims, config) {
-  if (typeof core.chunkedFlops === 'function') return core.chunkedFlops(dims, config);
-  const cfg = core.resolveOvqConfig(config);
-  const { seqLen: T, keyDim: dk, valueDim: dv } = dims;
-  const C = cfg.chunkSize;
-  let n = 0;
-  let forward = 0;
-  let backward = 0;
-  for (let t0 = 0; t0 < T; t0 += C) {
-    const L = Math.min(C, T - t0);
-    const wide = n + L;
-    const live = L * n + (L * (L + 1)) / 2;
-    forward += 2 * L * wide * (dk + dv) + 5 * live;
-    backward += 2 * L * wide * dk + 5 * live + 2 * L * wide * (2 * dv + 2 * dk) + 4 * L * wide;
-    if (L === C) {
-      const m = core.spawnCount(cfg.growth, cfg.capacity, t0 + C, n, C);
-      const absorb = 2 * C * n * dk + 3 * C * m * dk + C * (dk + dv);
-      forward += absorb;
-      backward += absorb;
-      n += m;
-    }
-  }
-  return { forward, backward, finalSize: n };
+  return core.chunkedFlops(dims, config);
 }
 
 /**
