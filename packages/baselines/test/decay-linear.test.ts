@@ -21,6 +21,7 @@ import {
   randomSplits,
   roundedF64,
   slice,
+  streamAlternating,
   toF32,
   uniform,
 } from './helpers.js';
@@ -96,18 +97,16 @@ describe('decay-linear streaming, causality, gradients, errors', () => {
     const whole = decayLinearAttention(seq);
     for (const seed of [1, 2]) {
       const cuts = randomSplits(90, seed);
-      let state = createDecayLinearState(seq);
-      const parts: number[] = [];
-      for (let i = 0; i + 1 < cuts.length; i++) {
-        const piece = slice(seq, cuts[i], cuts[i + 1], widths);
-        if (i % 2 === 0) parts.push(...decayLinearAppend(state, piece));
-        else {
-          const r = decayLinearAttentionChunked(toF32(piece), undefined, { state });
-          state = r.state;
-          parts.push(...r.output);
-        }
-        state = deserializeDecayLinearState(serializeDecayLinearState(state));
-      }
+      const { parts, state } = streamAlternating(
+        cuts,
+        (a, b) => slice(seq, a, b, widths),
+        createDecayLinearState(seq),
+        {
+          append: decayLinearAppend,
+          fast: (piece, state) => decayLinearAttentionChunked(toF32(piece), undefined, { state }),
+          roundTrip: (s) => deserializeDecayLinearState(serializeDecayLinearState(s)),
+        },
+      );
       assertClose('outputs', whole.output, parts, 1e-6);
       assertClose('final kv', whole.state.kv, state.kv, 1e-6);
     }

@@ -21,6 +21,7 @@ import {
   randomSplits,
   roundedF64,
   slice,
+  streamAlternating,
   toF32,
   uniform,
 } from './helpers.js';
@@ -109,18 +110,16 @@ describe('Gated DeltaNet streaming, causality, gradients, errors', () => {
     const whole = gatedDeltaNet(seq);
     for (const seed of [1, 2]) {
       const cuts = randomSplits(150, seed);
-      let state = createGatedDeltaNetState(seq);
-      const parts: number[] = [];
-      for (let i = 0; i + 1 < cuts.length; i++) {
-        const piece = slice(seq, cuts[i], cuts[i + 1], widths);
-        if (i % 2 === 0) parts.push(...gatedDeltaNetAppend(state, piece));
-        else {
-          const r = gatedDeltaNetChunked(toF32(piece), undefined, { state });
-          state = r.state;
-          parts.push(...r.output);
-        }
-        state = deserializeGatedDeltaNetState(serializeGatedDeltaNetState(state));
-      }
+      const { parts, state } = streamAlternating(
+        cuts,
+        (a, b) => slice(seq, a, b, widths),
+        createGatedDeltaNetState(seq),
+        {
+          append: gatedDeltaNetAppend,
+          fast: (piece, state) => gatedDeltaNetChunked(toF32(piece), undefined, { state }),
+          roundTrip: (s) => deserializeGatedDeltaNetState(serializeGatedDeltaNetState(s)),
+        },
+      );
       assertClose('outputs', whole.output, parts, 1e-6);
       assertClose('final kv', whole.state.kv, state.kv, 1e-6);
     }

@@ -52,6 +52,36 @@ export function randomSplits(T: number, seed: number): number[] {
   return [...cuts].sort((x, y) => x - y);
 }
 
+/**
+ * Streams the pieces [cuts[i], cuts[i+1]) alternately through the reference `append` (even
+ * pieces) and the fast path (odd pieces), round-tripping the state through serialization after
+ * each piece, so one run checks that all three continue each other's streams.
+ */
+export function streamAlternating<S, P>(
+  cuts: number[],
+  pieceOf: (a: number, b: number) => P,
+  initial: S,
+  ops: {
+    append: (state: S, piece: P) => Iterable<number>;
+    fast: (piece: P, state: S) => { output: Iterable<number>; state: S };
+    roundTrip: (state: S) => S;
+  },
+): { parts: number[]; state: S } {
+  let state = initial;
+  const parts: number[] = [];
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const piece = pieceOf(cuts[i], cuts[i + 1]);
+    if (i % 2 === 0) parts.push(...ops.append(state, piece));
+    else {
+      const r = ops.fast(piece, state);
+      state = r.state;
+      parts.push(...r.output);
+    }
+    state = ops.roundTrip(state);
+  }
+  return { parts, state };
+}
+
 /** Finite-difference gradient of ⟨dOut, f()⟩ w.r.t. x, compared to `analytic` (RMS ratio). */
 export function checkGradient(
   name: string,

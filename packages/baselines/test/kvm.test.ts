@@ -23,6 +23,7 @@ import {
   randomSplits,
   roundedF64,
   slice,
+  streamAlternating,
   toF32,
 } from './helpers.js';
 
@@ -157,18 +158,16 @@ describe('KVM streaming, causality, gradients, errors', () => {
     const whole = kvmAttention(seq, config);
     for (const seed of [1, 2, 3]) {
       const cuts = randomSplits(60, seed);
-      let state = createKvmState(seq, config);
-      const parts: number[] = [];
-      for (let i = 0; i + 1 < cuts.length; i++) {
-        const piece = slice(seq, cuts[i], cuts[i + 1], { q: 6, k: 6, v: 4 });
-        if (i % 2 === 0) parts.push(...kvmAppend(state, piece));
-        else {
-          const r = kvmAttentionBlocked(toF32(piece), undefined, { state });
-          state = r.state;
-          parts.push(...r.output);
-        }
-        state = deserializeKvmState(serializeKvmState(state));
-      }
+      const { parts, state } = streamAlternating(
+        cuts,
+        (a, b) => slice(seq, a, b, { q: 6, k: 6, v: 4 }),
+        createKvmState(seq, config),
+        {
+          append: kvmAppend,
+          fast: (piece, state) => kvmAttentionBlocked(toF32(piece), undefined, { state }),
+          roundTrip: (s) => deserializeKvmState(serializeKvmState(s)),
+        },
+      );
       assertClose('outputs', whole.output, parts, 1e-5);
       assertClose('final rows', whole.state.rowKeys, state.rowKeys, 1e-5);
       expect(state.rowCount).toBe(whole.state.rowCount);

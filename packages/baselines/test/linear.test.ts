@@ -21,6 +21,7 @@ import {
   randomSplits,
   roundedF64,
   slice,
+  streamAlternating,
   toF32,
 } from './helpers.js';
 
@@ -80,18 +81,16 @@ describe('linear attention streaming, causality, gradients, errors', () => {
     const whole = linearAttention(seq);
     for (const seed of [1, 2]) {
       const cuts = randomSplits(70, seed);
-      let state = createLinearState(seq);
-      const parts: number[] = [];
-      for (let i = 0; i + 1 < cuts.length; i++) {
-        const piece = slice(seq, cuts[i], cuts[i + 1], { q: 6, k: 6, v: 4 });
-        if (i % 2 === 0) parts.push(...linearAppend(state, piece));
-        else {
-          const r = linearAttentionChunked(toF32(piece), undefined, { state });
-          state = r.state;
-          parts.push(...r.output);
-        }
-        state = deserializeLinearState(serializeLinearState(state));
-      }
+      const { parts, state } = streamAlternating(
+        cuts,
+        (a, b) => slice(seq, a, b, { q: 6, k: 6, v: 4 }),
+        createLinearState(seq),
+        {
+          append: linearAppend,
+          fast: (piece, state) => linearAttentionChunked(toF32(piece), undefined, { state }),
+          roundTrip: (s) => deserializeLinearState(serializeLinearState(s)),
+        },
+      );
       assertClose('outputs', whole.output, parts, 1e-6);
       assertClose('final kv', whole.state.kv, state.kv, 1e-6);
     }

@@ -22,6 +22,7 @@ import {
   randomSplits,
   roundedF64,
   slice,
+  streamAlternating,
   toF32,
 } from './helpers.js';
 
@@ -97,18 +98,16 @@ describe('softmax streaming, causality, gradients, errors', () => {
     const whole = softmaxAttention(seq, config);
     for (const seed of [1, 2, 3]) {
       const cuts = randomSplits(50, seed);
-      let state = createSoftmaxState(seq, config);
-      const parts: number[] = [];
-      for (let i = 0; i + 1 < cuts.length; i++) {
-        const piece = slice(seq, cuts[i], cuts[i + 1], widths);
-        if (i % 2 === 0) parts.push(...softmaxAppend(state, piece));
-        else {
-          const r = softmaxAttentionTiled(toF32(piece), undefined, { state });
-          state = r.state;
-          parts.push(...r.output);
-        }
-        state = deserializeSoftmaxState(serializeSoftmaxState(state));
-      }
+      const { parts, state } = streamAlternating(
+        cuts,
+        (a, b) => slice(seq, a, b, widths),
+        createSoftmaxState(seq, config),
+        {
+          append: softmaxAppend,
+          fast: (piece, state) => softmaxAttentionTiled(toF32(piece), undefined, { state }),
+          roundTrip: (s) => deserializeSoftmaxState(serializeSoftmaxState(s)),
+        },
+      );
       assertClose(`outputs, cuts ${cuts}`, whole.output, parts, 1e-6);
       assertClose('final keys', whole.state.keys, state.keys, 1e-6);
       expect(state.position).toBe(50);

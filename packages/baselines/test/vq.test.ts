@@ -22,6 +22,7 @@ import {
   randomSplits,
   roundedF64,
   slice,
+  streamAlternating,
   toF32,
 } from './helpers.js';
 
@@ -104,18 +105,16 @@ describe('VQ-attention streaming, causality, gradients, errors', () => {
     const whole = vqAttention(seq, config);
     for (const seed of [1, 2, 3]) {
       const cuts = randomSplits(45, seed);
-      let state = createVqState(seq, config);
-      const parts: number[] = [];
-      for (let i = 0; i + 1 < cuts.length; i++) {
-        const piece = { ...slice(seq, cuts[i], cuts[i + 1], widths), codebook: seq.codebook };
-        if (i % 2 === 0) parts.push(...vqAppend(state, piece));
-        else {
-          const r = vqAttentionBlocked(toF32(piece), undefined, { state });
-          state = r.state;
-          parts.push(...r.output);
-        }
-        state = deserializeVqState(serializeVqState(state));
-      }
+      const { parts, state } = streamAlternating(
+        cuts,
+        (a, b) => ({ ...slice(seq, a, b, widths), codebook: seq.codebook }),
+        createVqState(seq, config),
+        {
+          append: vqAppend,
+          fast: (piece, state) => vqAttentionBlocked(toF32(piece), undefined, { state }),
+          roundTrip: (s) => deserializeVqState(serializeVqState(s)),
+        },
+      );
       assertClose('outputs', whole.output, parts, 1e-6);
       assertClose('final sums', whole.state.valueSums, state.valueSums, 1e-6);
       expect(Array.from(state.counts)).toEqual(Array.from(whole.state.counts));
