@@ -54,16 +54,14 @@ export async function runSweep(file: string, out: string, progress: Progress): P
         const result = await train(config, { createMixer: createTfjsMixer });
         const seconds = (performance.now() - started) / 1000;
         const finalEvals = result.evals.filter((e) => e.step === config.steps);
-        const score = finalEvals[0].metric * (finalEvals[0].metricName === 'mse' ? -1 : 1);
+        const score = higherIsBetter(finalEvals[0]);
         const state = config.evalLengths.map((m) =>
           result.model.stateSize(config.seqLen * m).reduce((a, b) => a + b, 0),
         );
         progress.message(
           `${task.name} ${mixers} lr=${lr}: ${finalEvals.map((e) => `T=${e.seqLen} ${e.metric.toFixed(3)}`).join('  ')}  (${seconds.toFixed(0)}s)`,
         );
-        const bestScore = best
-          ? best.evals[0].metric * (best.evals[0].metricName === 'mse' ? -1 : 1)
-          : -Infinity;
+        const bestScore = best ? higherIsBetter(best.evals[0]) : -Infinity;
         if (score > bestScore) best = { lr, evals: finalEvals, state, seconds };
         result.model.dispose();
       }
@@ -83,6 +81,11 @@ export async function runSweep(file: string, out: string, progress: Progress): P
   writeFileSync(join(out, 'sweep.md'), table);
   progress.message(table);
   return rows;
+}
+
+/** A score where higher is better: accuracy as is, MSE negated. */
+function higherIsBetter(e: EvalResult): number {
+  return e.metricName === 'mse' ? -e.metric : e.metric;
 }
 
 /** Markdown table: one row per task × mixer pattern, metric and state size per eval length. */
