@@ -1,7 +1,11 @@
 import { createRng } from '@ovq/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
+import {
+  decayLinearComposite,
+  linearComposite,
+  softmaxComposite,
+} from '../src/compositions/index.js';
 import { decayLinearAttention, softmaxAttention, vqAttention } from '../src/index.js';
-import { decayLinearComposite, linearComposite, softmaxComposite } from '../src/ops/composite.js';
 import { HOST_BACKENDS, tf, useBackend } from './backends.js';
 import { Bt, type Case, cases, dk, dv, H, runCase, T } from './baseline-cases.js';
 

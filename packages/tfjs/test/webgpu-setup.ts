@@ -42,3 +42,16 @@ export async function startWebGpu(): Promise<string | null> {
     return `webgpu backend unavailable: ${String(error)}`;
   }
 }
+
+/**
+ * Starts the webgpu backend for a test file: null when ready, else the printed reason to skip.
+ * Under CI (`.ci/run` provides an adapter) a missing backend is a failure, not a skip.
+ */
+export async function webGpuOrSkip(): Promise<string | null> {
+  const reason = await startWebGpu();
+  if (reason && process.env.CI) {
+    throw new Error(`[ovq/tfjs] CI requires the webgpu backend: ${reason}`);
+  }
+  if (reason) console.warn(`[ovq/tfjs] skipping webgpu tests: ${reason}`);
+  return reason;
+}

@@ -6,10 +6,9 @@ import { gatedDeltaNet, OvqAttention, ovqAttention, SoftmaxAttention } from '../
 import { randomTensor, tf, WEBGPU_SKIP_REASON } from './backends.js';
 import { runCase } from './baseline-cases.js';
 import { checkMixer } from './mixer-check.js';
-import { startWebGpu } from './webgpu-setup.js';
+import { webGpuOrSkip } from './webgpu-setup.js';
 
-const reason = await startWebGpu();
-if (reason) console.warn(`[ovq/tfjs] skipping webgpu tests: ${reason}`);
+const reason = await webGpuOrSkip();
 
 describe.skipIf(reason !== null)('ovqAttention op on webgpu', () => {
   beforeAll(async () => {

@@ -2,8 +2,7 @@
 // v [batch, heads, seqLen, valueDim] → [batch, heads, seqLen, valueDim]. Each runs the
 // @ovq/baselines fast path per [batch, head] and has a registered gradient (its exact backward).
 // Configs are @ovq/baselines' own; invalid values are reported by @ovq/baselines when the op runs.
-// On other backends (webgpu), softmax, linear and decay-linear attention run as compositions of
-// tfjs ops (./composite.ts); the other mixers have no kernel there.
+// On other backends (webgpu) every mixer runs as a composition of tfjs ops (../compositions/).
 import {
   createDecayLinearState,
   createLinearState,
@@ -15,6 +14,14 @@ import {
   type VqConfig,
 } from '@ovq/baselines';
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
+import {
+  decayLinearComposite,
+  gatedDeltaNetComposite,
+  kvmComposite,
+  linearComposite,
+  softmaxComposite,
+  vqComposite,
+} from '../compositions/index.js';
 import { describeShape, OvqTfjsInputError } from '../errors.js';
 import {
   decayLinearMixer,
@@ -25,7 +32,6 @@ import {
   vqMixer,
 } from '../kernels/baselines.js';
 import { onHostBackend, runHostMixer } from '../kernels/host-mixer.js';
-import { decayLinearComposite, linearComposite, softmaxComposite } from './composite.js';
 import { checkPerToken, checkQkv, requireTensor } from './validate.js';
 
 /**
@@ -95,6 +101,7 @@ export function gatedDeltaNet(
   const dims = checkQkv('gatedDeltaNet', q, k, v);
   checkPerToken('gatedDeltaNet', 'alpha', alpha, dims);
   checkPerToken('gatedDeltaNet', 'beta', beta, dims);
+  if (!onHostBackend()) return gatedDeltaNetComposite(q, k, v, alpha, beta, config);
   return runHostMixer(gatedDeltaNetMixer, { q, k, v, alpha, beta }, config) as Tensor4D;
 }
 
@@ -118,6 +125,7 @@ export function vqAttention(
       `has shape ${describeShape(cb.shape)}; expected [heads, config.codebookSize, keyDim] = [${dims.heads}, ${size}, ${dims.keyDim}]`,
     );
   }
+  if (!onHostBackend()) return vqComposite(q, k, v, codebook, config);
   return runHostMixer(vqMixer, { q, k, v, codebook }, config) as Tensor4D;
 }
 
@@ -127,5 +135,6 @@ export function vqAttention(
  */
 export function kvmAttention(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig): Tensor4D {
   checkQkv('kvmAttention', q, k, v);
+  if (!onHostBackend()) return kvmComposite(q, k, v, config);
   return runHostMixer(kvmMixer, { q, k, v }, config) as Tensor4D;
 }

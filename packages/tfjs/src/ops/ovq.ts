@@ -2,11 +2,11 @@
 import { resolveOvqConfig } from '@ovq/core';
 import type { Tensor, Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
 import { engine, mul, reshape, tidy, zeros } from '@tensorflow/tfjs-core';
+import { l2Normalize } from '../compositions/shared.js';
 import { OvqTfjsInputError } from '../errors.js';
 import { runHostMixer } from '../kernels/host-mixer.js';
 import { type OvqOpConfig, ovqMixer } from '../kernels/ovq.js';
 import { ensureWebGpuOvq, WEBGPU_KERNEL } from '../kernels/webgpu-ovq.js';
-import { l2Normalize } from './composite.js';
 import { checkPerHead, checkQkv } from './validate.js';
 
 export type { OvqOpConfig };
