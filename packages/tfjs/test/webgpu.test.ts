@@ -2,7 +2,7 @@
 import { ovqAttention as coreOvq, ovqAttentionBackward as coreOvqBackward } from '@ovq/core';
 import { assertClose, createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { gatedDeltaNet, OvqAttention, ovqAttention, SoftmaxAttention } from '../src/index.js';
+import { OvqAttention, ovqAttention, SoftmaxAttention } from '../src/index.js';
 import { randomTensor, tf, WEBGPU_SKIP_REASON } from './backends.js';
 import { runCase } from './baseline-cases.js';
 import { checkMixer } from './mixer-check.js';
@@ -22,6 +22,11 @@ describe.skipIf(reason !== null)('ovqAttention op on webgpu', () => {
       { growth: 'fixed', normalize: false, spawn: 'first' },
     ],
     ['random spawn, log growth', { spawn: 'random', growth: { kind: 'log', alpha: 3 }, seed: 5 }],
+    ['gaussian read', { read: 'gaussian' }],
+    [
+      'ema update, gaussian read, no normalisation',
+      { update: { kind: 'ema', rate: 0.3 }, read: 'gaussian', normalize: false },
+    ],
   ] as const) {
     it(`matches @ovq/core (outputs, tf.grad for q, k, v, β), no leaks — ${name} B2-H3-T37-dk5-dv6`, async () => {
       expect(tf.getBackend()).toBe('webgpu');
@@ -83,18 +88,6 @@ describe.skipIf(reason !== null)('ovqAttention op on webgpu', () => {
     expect(Array.from(await layer.getWeights()[0].data())).not.toEqual(Array.from(before));
     tf.dispose([x, full, a, b, streamed]);
     optimizer.dispose();
-  });
-
-  it('explains what the webgpu backend does not support', () => {
-    const q = tf.zeros([1, 1, 4, 2]);
-    const beta = tf.ones([1]);
-    expect(() =>
-      ovqAttention(q, q, q, beta, { chunkSize: 2, capacity: 2, read: 'gaussian' }),
-    ).toThrow(/config.read: is 'gaussian'; the webgpu backend supports 'dot' only/);
-    expect(() => gatedDeltaNet(q, q, q, tf.ones([1, 1, 4]), tf.ones([1, 1, 4]))).toThrow(
-      /OvqGatedDeltaNet: no kernel for the 'webgpu' backend/,
-    );
-    tf.dispose([q, beta]);
   });
 });
 

@@ -1,7 +1,7 @@
 // The public OVQ-attention op: validates, then runs the registered kernel (gradient included).
 import { resolveOvqConfig } from '@ovq/core';
 import type { Tensor, Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
-import { engine, mul, reshape, tidy, zeros } from '@tensorflow/tfjs-core';
+import { engine, mul, reshape, sqrt, tidy, zeros } from '@tensorflow/tfjs-core';
 import { l2Normalize } from '../compositions/shared.js';
 import { OvqTfjsInputError } from '../errors.js';
 import { runHostMixer } from '../kernels/host-mixer.js';
@@ -29,7 +29,7 @@ export function resolveOvqOpConfig(config: OvqOpConfig): OvqOpConfig {
  * v [batch, heads, seqLen, valueDim]; `beta` is the inverse temperature per head, shape [heads],
  * every value > 0. Returns [batch, heads, seqLen, valueDim]. Each sequence starts from an empty
  * dictionary. Differentiable in q, k, v and β (the discrete absorb decisions are constants).
- * Backends: cpu and wasm (every option); webgpu ('dot' read; the backward needs update 'mean').
+ * Backends: cpu, wasm and webgpu, every option.
  */
 export function ovqAttention(
   q: Tensor,
@@ -45,7 +45,14 @@ export function ovqAttention(
   return runHostMixer(ovqMixer, { q, k, v, beta: beta as Tensor1D }, resolved) as Tensor4D;
 }
 
-/** The webgpu route: β and the normalisation as tfjs ops around the @ovq/webgpu kernel. */
+/**
+ * The webgpu route: β and the normalisation as tfjs ops around the @ovq/webgpu kernel, which runs
+ * with β = 1 (its state has one β for every head, and a kernel cannot read a GPU tensor).
+ * 'dot' read: β q̂·μ = (β q̂)·μ, so β scales the queries. 'gaussian' read: β(q̂·μ − ‖μ‖²/2) equals
+ * the β = 1 read of queries and keys both scaled by √β (centroids are key means, so they scale
+ * too). Absorb decisions are nearest / farthest comparisons of squared distances, which a
+ * per-head scale leaves unchanged.
+ */
 function ovqAttentionWebGpu(
   q: Tensor,
   k: Tensor,
@@ -53,23 +60,21 @@ function ovqAttentionWebGpu(
   beta: Tensor,
   config: OvqOpConfig,
 ): Tensor4D {
-  if (config.read === 'gaussian') {
-    throw new OvqTfjsInputError(
-      'ovqAttention: config.read',
-      "is 'gaussian'; the webgpu backend supports 'dot' only (β is folded into the queries, which the Gaussian read's −β‖μ‖²/2 term does not allow); use cpu or wasm",
-    );
-  }
   const [B, H, T] = q.shape;
   if (T === 0) return zeros([B, H, 0, v.shape[3] as number]);
   ensureWebGpuOvq();
   return tidy(() => {
     const qHat = config.normalize === false ? q : l2Normalize(q);
     const kHat = config.normalize === false ? k : l2Normalize(k);
-    const qScaled = mul(qHat, reshape(beta, [1, H, 1, 1]));
+    const perHead = reshape(beta, [1, H, 1, 1]);
+    const gaussian = config.read === 'gaussian';
+    const scale = gaussian ? sqrt(perHead) : perHead;
+    const qScaled = mul(qHat, scale);
+    const kScaled = gaussian ? mul(kHat, scale) : kHat;
     const kernelConfig = { ...config, normalize: false, beta: 1 };
     return engine().runKernel(
       WEBGPU_KERNEL,
-      { q: qScaled, k: kHat, v },
+      { q: qScaled, k: kScaled, v },
       { config: JSON.stringify(kernelConfig) },
     ) as Tensor4D;
   });
