@@ -1,0 +1,211 @@
+// Transformer-VQ attention as a composition of tfjs ops (the webgpu route): against the float64
+// @ovq/baselines reference (outputs and tf.grads for q, k, v, codebook) on cpu, and through the
+// public op and the VqAttention layer on webgpu.
+import * as Base from '@ovq/baselines';
+import { assertClose, createRng } from '@ovq/core/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { vqComposite } from '../src/compositions/index.js';
+import { VqAttention, vqAttention } from '../src/index.js';
+import { randomTensor, tf } from './backends.js';
+import { runCase } from './baseline-cases.js';
+import { checkMixer } from './mixer-check.js';
+import { webGpuOrSkip } from './webgpu-setup.js';
+
+type Dims = { batch: number; heads: number; seqLen: number; keyDim: number; valueDim: number };
+type Op = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, cb: tf.Tensor, c: Base.VqConfig) => tf.Tensor;
+
+/** checkMixer on seeded inputs; `codebook` may shape the codebook (unused or duplicate codes). */
+async function checkVq(
+  name: string,
+  d: Dims,
+  config: Base.VqConfig,
+  op: Op,
+  codebook: (cb: Float32Array) => void = () => {},
+): Promise<void> {
+  const rng = createRng(23);
+  const { batch, heads, seqLen, keyDim, valueDim } = d;
+  const q = randomTensor(rng, [batch, heads, seqLen, keyDim]);
+  const k = randomTensor(rng, [batch, heads, seqLen, keyDim]);
+  const v = randomTensor(rng, [batch, heads, seqLen, valueDim]);
+  const dOut = randomTensor(rng, [batch, heads, seqLen, valueDim]);
+  const raw = randomTensor(rng, [heads, config.codebookSize, keyDim]);
+  const values = (await raw.data()) as Float32Array;
+  codebook(values);
+  const cb = tf.tensor(values, raw.shape);
+  await checkMixer(
+    {
+      name,
+      ...d,
+      q,
+      k,
+      v,
+      extras: [{ tensor: cb, kind: 'perHead' }],
+      op: (q, k, v, c) => op(q, k, v, c, config),
+      forward: (h) => Base.vqAttention({ ...h, codebook: h.extras[0] }, config).output,
+      backward: (h, dy) => {
+        const g = Base.vqAttentionBackward({ ...h, codebook: h.extras[0] }, config, dy);
+        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
+      },
+    },
+    dOut,
+  );
+  tf.dispose([q, k, v, dOut, raw, cb]);
+}
+
+/** Moves codes `from`…`to − 1` of every head far from every key: they are never chosen. */
+const farCodes = (S: number, dk: number, from: number, to: number) => (cb: Float32Array) => {
+  for (let h = 0; h < cb.length / (S * dk); h++) {
+    for (let j = from; j < to; j++) cb.fill(50 + j, (h * S + j) * dk, (h * S + j + 1) * dk);
+  }
+};
+
+/** Copies code 0 of every head into code `to`: every key nearest to it ties (lowest index wins). */
+const duplicateCode = (S: number, dk: number, to: number) => (cb: Float32Array) => {
+  for (let h = 0; h < cb.length / (S * dk); h++) {
+    cb.copyWithin((h * S + to) * dk, h * S * dk, (h * S + 1) * dk);
+  }
+};
+
+const dims = (seqLen: number, keyDim = 6, valueDim = 5): Dims => ({
+  batch: 2,
+  heads: 2,
+  seqLen,
+  keyDim,
+  valueDim,
+});
+
+const edgeCases: [string, Dims, Base.VqConfig, ((cb: Float32Array) => void)?][] = [
+  ['T = 1', dims(1), { codebookSize: 4, blockLength: 8 }],
+  ['T = 2L exactly (no cache yet)', dims(16), { codebookSize: 4, blockLength: 8 }],
+  ['T = 2L + 1 (first cached token)', dims(9), { codebookSize: 3, blockLength: 4, beta: 0.8 }],
+  [
+    'T = 301, L = 16 (not a multiple), S = 16, dk 8 ≠ dv 3',
+    dims(301, 8, 3),
+    { codebookSize: 16, blockLength: 16 },
+  ],
+  [
+    'T = 70, S = 8 with codes 3…6 never used',
+    dims(70, 4, 6),
+    { codebookSize: 8, blockLength: 5, beta: 1.5 },
+    farCodes(8, 4, 3, 7),
+  ],
+  [
+    'T = 50, S = 40 with a duplicate code (tie rule)',
+    dims(50, 3, 4),
+    { codebookSize: 40, blockLength: 6 },
+    duplicateCode(40, 3, 33),
+  ],
+  ['T = 12, L = 1 (every older token cached)', dims(12), { codebookSize: 5, blockLength: 1 }],
+];
+
+describe('vq composition on cpu (the webgpu route)', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('vq (S4, L8) matches the float64 reference (outputs, tf.grads), no leaks', async () => {
+    await runCase('vq (S4, L8)', (q, k, v, cb) =>
+      vqComposite(q, k, v, cb, { codebookSize: 4, blockLength: 8 }),
+    );
+  });
+
+  it.each(edgeCases)('%s: matches the float64 reference, no leaks', async (name, d, config, cb) => {
+    await checkVq(`vq composite ${name}`, d, config, vqComposite, cb);
+  });
+
+  it('rejects an invalid config with the host op’s error', () => {
+    const q = tf.zeros([1, 1, 4, 2]);
+    const cb = tf.zeros([1, 2, 2]);
+    const messageOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error('expected a throw');
+    };
+    for (const config of [
+      { codebookSize: 2, blockLength: 0 },
+      { codebookSize: 2, blockLength: 2.5 },
+      { codebookSize: 2, beta: -1 },
+    ]) {
+      const host = messageOf(() => vqAttention(q, q, q, cb, config)); // cpu: the host kernel
+      expect(host).toMatch(/config\.(blockLength|beta)/);
+      expect(messageOf(() => vqComposite(q, q, q, cb, config))).toBe(host);
+    }
+    tf.dispose([q, cb]);
+  });
+
+  it('peak memory of forward + backward grows linearly in T (no T×T matrix)', async () => {
+    const peak = async (T: number) => {
+      const rng = createRng(5);
+      const q = randomTensor(rng, [1, 2, T, 16]);
+      const cb = randomTensor(rng, [2, 16, 16]);
+      const config = { codebookSize: 16, blockLength: 16 };
+      const info = await tf.profile(() =>
+        tf.tidy(() => {
+          const f = (q: tf.Tensor, cb: tf.Tensor) => tf.sum(vqComposite(q, q, q, cb, config));
+          tf.grads(f)([q, cb]);
+        }),
+      );
+      tf.dispose([q, cb]);
+      return info.peakBytes;
+    };
+    const [small, large] = [await peak(512), await peak(1024)];
+    // A [T, T] score matrix would make this ratio close to 4.
+    expect(large / small).toBeLessThan(2.3);
+  });
+});
+
+const reason = await webGpuOrSkip();
+
+describe.skipIf(reason !== null)('vq composition on webgpu', () => {
+  beforeAll(async () => {
+    await tf.setBackend('webgpu');
+  });
+
+  it('vq (S4, L8) through vqAttention matches the float64 reference, no leaks', async () => {
+    expect(tf.getBackend()).toBe('webgpu');
+    await runCase('vq (S4, L8)');
+  });
+
+  it('S = 40 with a duplicate code: the tie goes to the lowest index as on cpu', async () => {
+    expect(tf.getBackend()).toBe('webgpu');
+    const [name, d, config, cb] = edgeCases[5];
+    await checkVq(`vq webgpu ${name}`, d, config, vqAttention, cb);
+  });
+
+  it('VqAttention layer: the webgpu call equals stepAsync (host streaming); a training step updates every weight and leaks nothing', async () => {
+    const layer = new VqAttention({
+      heads: 2,
+      keyDim: 4,
+      codebookSize: 4,
+      blockLength: 3,
+      outputGate: true,
+      seed: 1,
+    });
+    const x = randomTensor(createRng(3), [2, 19, 12]);
+    const full = layer.apply(x) as tf.Tensor;
+    const state = layer.createState(2);
+    const a = await layer.stepAsync(tf.slice(x, [0, 0, 0], [2, 7, 12]), state);
+    const b = await layer.stepAsync(tf.slice(x, [0, 7, 0], [2, 12, 12]), state);
+    const streamed = tf.concat([a, b], 1);
+    assertClose('webgpu VQ call vs stepAsync', await full.data(), await streamed.data(), 1e-4);
+
+    const optimizer = tf.train.sgd(0.1);
+    const loss = () => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar;
+    const before = await Promise.all(layer.getWeights().map((w) => w.data()));
+    optimizer.minimize(loss);
+    const count = tf.memory().numTensors;
+    optimizer.minimize(loss);
+    expect(tf.memory().numTensors).toBe(count);
+    const names = layer.weights.map((w) => w.name);
+    expect(names.some((n) => n.includes('codebook'))).toBe(true);
+    const after = await Promise.all(layer.getWeights().map((w) => w.data()));
+    after.forEach((w, i) => {
+      expect(Array.from(w), names[i]).not.toEqual(Array.from(before[i]));
+    });
+    tf.dispose([x, full, a, b, streamed]);
+    optimizer.dispose();
+  });
+});
