@@ -84,7 +84,7 @@ export async function runEval(
   for (const m of lengths) {
     progress.message(
       describeEval(
-        evaluate(model, evaluation, config.seqLen * m, batches, config.evalBatchSize, step),
+        await evaluate(model, evaluation, config.seqLen * m, batches, config.evalBatchSize, step),
       ),
     );
   }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  clipByGlobalNorm,
   DEFAULT_TRAIN_CONFIG,
   decodeCheckpoint,
   type MixerFactory,
@@ -107,6 +108,28 @@ describe('training loop', () => {
     expect(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 4))).toThrow(
       /runs past the end/,
     );
+  });
+
+  it('clipByGlobalNorm over 23 gradients (addN in chunks for webgpu) returns the norm of one addN, bit for bit, and clips to it', async () => {
+    const grads = new Map(
+      Array.from({ length: 23 }, (_, i) => [
+        `g${i}`,
+        tf.randomNormal([3 + (i % 4), 5], 0, 1 + i / 7, 'float32', i + 1),
+      ]),
+    );
+    const expected = tf.tidy(
+      () => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0],
+    );
+    const before = tf.memory().numTensors;
+    const norm = await clipByGlobalNorm(grads, 1);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(norm).toBe(expected);
+    expect(norm).toBeGreaterThan(1);
+    const clipped = tf.tidy(
+      () => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0],
+    );
+    expect(clipped).toBeCloseTo(1, 5);
+    tf.dispose([...grads.values()]);
   });
 
   it('loss goes down on an easy task', async () => {

@@ -10,7 +10,7 @@ beforeAll(async () => {
 
 describe('decoder with every @ovq/tfjs mixer', () => {
   for (const kind of MIXER_KINDS) {
-    it(`swa,${kind}: streaming step() over a sequence equals forward()`, () => {
+    it(`swa,${kind}: streaming step() over a sequence equals forward(); stepAsync() equals step() exactly and leaks nothing`, async () => {
       const model = new Decoder(
         {
           vocabSize: 20,
@@ -26,23 +26,37 @@ describe('decoder with every @ovq/tfjs mixer', () => {
       model.build();
       const tokens = Int32Array.from({ length: 2 * 13 }, (_, i) => (i * 7) % 20);
       const full = tf.tidy(() => model.forward(tf.tensor2d(tokens, [2, 13], 'int32')).dataSync());
-      const states = model.createStreamState(2);
-      const streamed = new Float32Array(2 * 13 * 20);
       // Pieces of 5, 1, 7 tokens: any split must match the full call.
-      let at = 0;
-      for (const n of [5, 1, 7]) {
-        const piece = Int32Array.from(
-          { length: 2 * n },
-          (_, i) => tokens[Math.floor(i / n) * 13 + at + (i % n)],
-        );
-        const out = tf.tidy(() =>
-          model.step(tf.tensor2d(piece, [2, n], 'int32'), states).dataSync(),
-        );
-        for (let b = 0; b < 2; b++)
-          streamed.set(out.subarray(b * n * 20, (b + 1) * n * 20), (b * 13 + at) * 20);
-        at += n;
-      }
+      const stream = async (
+        stepThrough: (piece: tf.Tensor, states: unknown[]) => Promise<tf.Tensor>,
+      ) => {
+        const states = model.createStreamState(2);
+        const streamed = new Float32Array(2 * 13 * 20);
+        let at = 0;
+        for (const n of [5, 1, 7]) {
+          const piece = tf.tensor2d(
+            Int32Array.from(
+              { length: 2 * n },
+              (_, i) => tokens[Math.floor(i / n) * 13 + at + (i % n)],
+            ),
+            [2, n],
+            'int32',
+          );
+          const logits = await stepThrough(piece, states);
+          const out = (await logits.data()) as Float32Array;
+          tf.dispose([piece, logits]);
+          for (let b = 0; b < 2; b++)
+            streamed.set(out.subarray(b * n * 20, (b + 1) * n * 20), (b * 13 + at) * 20);
+          at += n;
+        }
+        return streamed;
+      };
+      const streamed = await stream(async (piece, states) => model.step(piece, states));
       assertClose(`${kind} logits`, full, streamed, 1e-4);
+      const before = tf.memory().numTensors;
+      const streamedAsync = await stream((piece, states) => model.stepAsync(piece, states));
+      expect(tf.memory().numTensors).toBe(before);
+      expect(streamedAsync).toEqual(streamed);
       expect(model.stateSize(64).every((s) => s > 0)).toBe(true);
       model.dispose();
     });

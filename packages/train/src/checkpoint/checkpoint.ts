@@ -28,25 +28,32 @@ export type CheckpointContents = {
   v: Map<string, tf.Tensor>;
 };
 
-export function encodeCheckpoint(c: CheckpointContents): Uint8Array {
+/** Serialises a checkpoint; tensors are read asynchronously (webgpu has no synchronous reads). */
+export async function encodeCheckpoint(c: CheckpointContents): Promise<Uint8Array> {
   const chunks: Float32Array[] = [];
   let offset = 0;
-  const entries = (tensors: Map<string, tf.Tensor>): Entry[] =>
-    [...tensors].map(([name, t]) => {
-      const data = t.dataSync() as Float32Array;
-      chunks.push(data);
+  const entries = async (tensors: Map<string, tf.Tensor>): Promise<Entry[]> => {
+    const list = [...tensors];
+    const values = await Promise.all(list.map(([, t]) => t.data() as Promise<Float32Array>));
+    return list.map(([name, t], i) => {
+      chunks.push(values[i]);
       const e = { name, shape: t.shape, offset };
-      offset += data.length;
+      offset += values[i].length;
       return e;
     });
+  };
+  // Weights, then m, then v: the payload order the offsets describe.
+  const weights = await entries(c.weights);
+  const m = await entries(c.m);
+  const v = await entries(c.v);
   const header: CheckpointHeader = {
     version: CHECKPOINT_VERSION,
     step: c.step,
     config: c.config,
     rng: c.rng,
     optimizer: { step: c.optimizerStep },
-    weights: entries(c.weights),
-    moments: { m: entries(c.m), v: entries(c.v) },
+    weights,
+    moments: { m, v },
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const start = Math.ceil((12 + json.length) / 4) * 4;

@@ -1,5 +1,6 @@
 // Text generation from a byte-level model with streaming, constant-memory mixer states: the
-// prompt is fed once, then each new byte is one `step` through every layer's state.
+// prompt is fed once, then each new byte is one `stepAsync` through every layer's state (reads are
+// awaited, so any backend works).
 import * as tf from '@tensorflow/tfjs-core';
 import type { Decoder } from '../model/decoder.js';
 import { Random } from '../tasks/random.js';
@@ -15,22 +16,33 @@ export async function sampleBytes(
   const rng = new Random(options.seed);
   const states = model.createStreamState(1);
   const out = Array.from(options.prompt);
-  let logits = tf.tidy(() => {
-    const all = model.step(
-      tf.tensor2d(Int32Array.from(options.prompt), [1, options.prompt.length], 'int32'),
-      states,
-    );
-    return tf.squeeze(tf.slice(all, [0, options.prompt.length - 1, 0], [1, 1, -1]));
-  });
+  // The prompt's logits at its last position, then one step per sampled byte.
+  let logits = await streamLastLogits(model, Int32Array.from(options.prompt), states);
   for (let i = 0; i < options.tokens; i++) {
     const scores = (await logits.data()) as Float32Array;
     logits.dispose();
     const next = pick(scores, options.temperature, rng);
     out.push(next);
-    logits = tf.tidy(() => tf.squeeze(model.step(tf.tensor2d([next], [1, 1], 'int32'), states)));
+    logits = await streamLastLogits(model, Int32Array.of(next), states);
   }
   logits.dispose();
   return Uint8Array.from(out);
+}
+
+/** Streams `tokens` (one sequence) through `states`; the logits [vocab] after the last one. */
+async function streamLastLogits(
+  model: Decoder,
+  tokens: Int32Array,
+  states: unknown[],
+): Promise<tf.Tensor> {
+  const input = tf.tensor2d(tokens, [1, tokens.length], 'int32');
+  const all = await model.stepAsync(input, states);
+  input.dispose();
+  const last = tf.tidy(() =>
+    tf.reshape(tf.slice(all, [0, tokens.length - 1, 0], [1, 1, -1]), [-1]),
+  );
+  all.dispose();
+  return last;
 }
 
 function pick(scores: Float32Array, temperature: number, rng: Random): number {

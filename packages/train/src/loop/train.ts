@@ -87,15 +87,15 @@ export type TrainResult = { model: Decoder; evals: EvalResult[]; finalLoss: numb
 
 const EVAL_SEED = 0x0e7a1;
 
-/** Evaluates on fixed held-out batches at `seqLen`. */
-export function evaluate(
+/** Evaluates on fixed held-out batches at `seqLen` (reads are awaited, so any backend works). */
+export async function evaluate(
   model: Decoder,
   task: Task,
   seqLen: number,
   batches: number,
   batchSize: number,
   step: number,
-): EvalResult {
+): Promise<EvalResult> {
   let loss = 0;
   let metric = 0;
   let positions: Float64Array | undefined;
@@ -104,15 +104,20 @@ export function evaluate(
     const batch: Batch = task.sample(batchSize, seqLen, itemSeed(EVAL_SEED, i));
     if (i === 0 && model.kinds.includes('ovq') && model.canStream()) {
       const inputs = batchInputs(batch);
-      health = model.dictionaryHealth(inputs);
+      health = await model.dictionaryHealth(inputs);
       inputs.dispose();
     }
-    const [l, predictions] = tf.tidy(() => {
+    const [lossTensor, predictionTensor] = tf.tidy(() => {
       const out = model.forward(batchInputs(batch));
-      const lossValue = batchLoss(out, batch).dataSync()[0];
-      const pred = batch.kind === 'tokens' ? tf.argMax(out, -1).dataSync() : out.dataSync();
-      return [lossValue, pred] as const;
+      return [batchLoss(out, batch), batch.kind === 'tokens' ? tf.argMax(out, -1) : out];
     });
+    const [lossValues, predictions] = await Promise.all([
+      lossTensor.data(),
+      predictionTensor.data(),
+    ]);
+    const l = lossValues[0];
+    lossTensor.dispose();
+    predictionTensor.dispose();
     loss += l / batches;
     if (batch.kind === 'tokens') {
       const acc = tokenAccuracy(batch, predictions);
@@ -170,11 +175,11 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
       varList,
     );
     const named = new Map(Object.entries(grads).map(([k, g]) => [names.get(k) ?? k, g]));
-    const gradNorm = clipByGlobalNorm(named, config.clip);
+    const gradNorm = await clipByGlobalNorm(named, config.clip);
     const lr = learningRate(step, config.lr, config.warmup, config.steps);
     optimizer.apply(model.variables, named, lr);
     for (const g of named.values()) g.dispose();
-    finalLoss = value.dataSync()[0];
+    finalLoss = (await value.data())[0];
     value.dispose();
     if (!Number.isFinite(finalLoss))
       throw new Error(
@@ -195,16 +200,19 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
     await log(event);
     const last = step + 1 === config.steps;
     if ((step + 1) % config.evalEvery === 0 || last) {
-      const results = config.evalLengths.map((m) =>
-        evaluate(
-          model,
-          tasks.evaluation,
-          config.seqLen * m,
-          config.evalBatches,
-          config.evalBatchSize,
-          step + 1,
-        ),
-      );
+      const results: EvalResult[] = [];
+      for (const m of config.evalLengths) {
+        results.push(
+          await evaluate(
+            model,
+            tasks.evaluation,
+            config.seqLen * m,
+            config.evalBatches,
+            config.evalBatchSize,
+            step + 1,
+          ),
+        );
+      }
       evals.push(...results);
       options.onEvent?.({ type: 'eval', results });
       await log({ type: 'eval', results: results.map(({ byPosition: _, ...r }) => r) });
@@ -214,6 +222,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
       }
     }
   }
+  optimizer.dispose();
   return { model, evals, finalLoss, steps: config.steps };
 }
 
@@ -224,7 +233,7 @@ export async function saveCheckpoint(
   config: TrainConfig,
   step: number,
 ) {
-  const bytes = encodeCheckpoint({
+  const bytes = await encodeCheckpoint({
     step,
     config,
     rng: { seed: config.seed, step },

@@ -39,6 +39,8 @@ export type MixerLayer = {
   /** Streaming inference (constant memory per token where the mixer has a fixed-size state). */
   createState?(batch: number): unknown;
   step?(x: tf.Tensor, state: unknown): tf.Tensor;
+  /** `step` with asynchronous reads: the only streaming path on webgpu. */
+  stepAsync?(x: tf.Tensor, state: unknown): Promise<tf.Tensor>;
   /** OVQ layers: health of each [batch, head] dictionary of a streaming state. */
   dictionaryHealth?(state: unknown): DictionaryHealthLike[];
 };
@@ -162,37 +164,72 @@ export class Decoder {
 
   /** Logits [B, T, vocab] for token inputs [B, T], or predictions [B, T, outputDim] for vectors. */
   forward(inputs: tf.Tensor): tf.Tensor {
-    return this.run(inputs, (l, x) => this.mixers[l].apply(x) as tf.Tensor);
+    let h = this.embed(inputs);
+    for (let l = 0; l < this.kinds.length; l++)
+      h = this.afterMixer(l, h, this.mixers[l].apply(this.mixerInput(l, h)) as tf.Tensor);
+    return this.head(h);
   }
 
-  /** Whether every mixer has a streaming `step` (needed for generation and dictionary health). */
+  /** Whether every mixer can stream (needed for generation and dictionary health). */
   canStream(): boolean {
-    return this.mixers.every((m) => m.createState !== undefined && m.step !== undefined);
+    return this.mixers.every(
+      (m) => m.createState !== undefined && (m.step !== undefined || m.stepAsync !== undefined),
+    );
   }
 
   /** One streaming state per layer for `batch` sequences (see `step`). */
   createStreamState(batch: number): unknown[] {
     return this.mixers.map((m, l) => {
-      if (!m.createState || !m.step)
+      if (!m.createState || !(m.step || m.stepAsync))
         throw new Error(`layer ${l} (${this.kinds[l]}) has no streaming step`);
       return m.createState(batch);
     });
   }
 
-  /** Streams the next tokens [B, n] through every layer's state; same outputs as `forward`. */
+  /**
+   * Streams the next tokens [B, n] through every layer's state; same outputs as `forward`.
+   * Mixers read their projections synchronously: on webgpu use `stepAsync`.
+   */
   step(inputs: tf.Tensor, states: unknown[]): tf.Tensor {
-    return this.run(inputs, (l, x) => this.mixers[l].step!(x, states[l]));
+    return tf.tidy(() => {
+      let h = this.embed(inputs);
+      for (let l = 0; l < this.kinds.length; l++) {
+        const step = this.mixers[l].step;
+        if (!step) throw new Error(`layer ${l} (${this.kinds[l]}) has only stepAsync`);
+        h = this.afterMixer(l, h, step.call(this.mixers[l], this.mixerInput(l, h), states[l]));
+      }
+      return this.head(h);
+    });
+  }
+
+  /** `step` on any backend: each mixer's reads are awaited. Same outputs as `step` on cpu. */
+  async stepAsync(inputs: tf.Tensor, states: unknown[]): Promise<tf.Tensor> {
+    // tidy cannot span an await: each layer is tidied in two halves around its mixer.
+    let h = tf.tidy(() => this.embed(inputs));
+    for (let l = 0; l < this.kinds.length; l++) {
+      const mixer = this.mixers[l];
+      const normed = tf.tidy(() => this.mixerInput(l, h));
+      const mixed = mixer.stepAsync
+        ? await mixer.stepAsync(normed, states[l])
+        : mixer.step!(normed, states[l]);
+      normed.dispose();
+      const next = tf.tidy(() => this.afterMixer(l, h, mixed));
+      h.dispose();
+      mixed.dispose();
+      h = next;
+    }
+    const out = tf.tidy(() => this.head(h));
+    h.dispose();
+    return out;
   }
 
   /**
    * Streams `inputs` through fresh states and reports each OVQ layer's dictionary health,
    * averaged over sequences and heads (min of countMin, max of countMax).
    */
-  dictionaryHealth(inputs: tf.Tensor): LayerHealth[] {
+  async dictionaryHealth(inputs: tf.Tensor): Promise<LayerHealth[]> {
     const states = this.createStreamState(inputs.shape[0]);
-    tf.tidy(() => {
-      this.step(inputs, states);
-    });
+    (await this.stepAsync(inputs, states)).dispose();
     const out: LayerHealth[] = [];
     this.mixers.forEach((m, layer) => {
       const heads = m.dictionaryHealth?.(states[layer]);
@@ -214,26 +251,44 @@ export class Decoder {
     return out;
   }
 
-  private run(inputs: tf.Tensor, mix: (layer: number, x: tf.Tensor) => tf.Tensor): tf.Tensor {
-    const W = (name: string) => this.own.get(name)!;
-    const tokens = this.config.vocabSize !== undefined;
+  private weight(name: string): tf.Variable {
+    return this.own.get(name)!;
+  }
+
+  /** Token or vector inputs → the residual stream [B, T, dModel]. */
+  private embed(inputs: tf.Tensor): tf.Tensor {
     // One-hot · E rather than gather: gather's gradient needs UnsortedSegmentSum, which the wasm
     // backend lacks, and the vocabularies here are small. (wasm's float32 oneHot returns zeros:
     // build it as int32 and cast.)
-    let h = tokens
-      ? this.dense(tf.cast(tf.oneHot(inputs, this.config.vocabSize!), 'float32'), W('embedding'))
-      : this.dense(inputs, W('input_projection'));
-    for (let l = 0; l < this.kinds.length; l++) {
-      const mixed = mix(l, this.rmsNorm(h, W(`block${l}.norm1`)));
-      h = tf.add(h, mixed);
-      const x = this.rmsNorm(h, W(`block${l}.norm2`));
-      const gate = this.dense(x, W(`block${l}.mlp_gate`));
-      const up = this.dense(x, W(`block${l}.mlp_up`));
-      const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
-      h = tf.add(h, this.dense(act, W(`block${l}.mlp_down`)));
-    }
-    h = this.rmsNorm(h, W('final_norm'));
-    return tokens ? this.dense(h, W('embedding'), true) : this.dense(h, W('output_projection'));
+    return this.config.vocabSize !== undefined
+      ? this.dense(
+          tf.cast(tf.oneHot(inputs, this.config.vocabSize), 'float32'),
+          this.weight('embedding'),
+        )
+      : this.dense(inputs, this.weight('input_projection'));
+  }
+
+  // Block l is h + mixer(norm(h)), then + SwiGLU(norm(·)); split at the mixer so streaming can
+  // await it.
+  private mixerInput(l: number, h: tf.Tensor): tf.Tensor {
+    return this.rmsNorm(h, this.weight(`block${l}.norm1`));
+  }
+
+  private afterMixer(l: number, h: tf.Tensor, mixed: tf.Tensor): tf.Tensor {
+    const residual = tf.add(h, mixed);
+    const x = this.rmsNorm(residual, this.weight(`block${l}.norm2`));
+    const gate = this.dense(x, this.weight(`block${l}.mlp_gate`));
+    const up = this.dense(x, this.weight(`block${l}.mlp_up`));
+    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
+    return tf.add(residual, this.dense(act, this.weight(`block${l}.mlp_down`)));
+  }
+
+  /** The residual stream → logits (tied embedding) or vector predictions. */
+  private head(h: tf.Tensor): tf.Tensor {
+    const normed = this.rmsNorm(h, this.weight('final_norm'));
+    return this.config.vocabSize !== undefined
+      ? this.dense(normed, this.weight('embedding'), true)
+      : this.dense(normed, this.weight('output_projection'));
   }
 
   /** Numbers each mixer holds in memory after `seqLen` tokens (where the layer reports it). */

@@ -74,11 +74,36 @@ export function learningRate(
   return peak * (minRatio + (1 - minRatio) * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
-/** Scales gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const norm = tf.tidy(
-    () => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0],
+// WebGPU binds every addN input as a storage buffer, 8 per shader stage at most: sum at most
+// this many tensors per addN.
+const ADD_N_INPUTS = 6;
+
+/**
+ * Sums same-shaped tensors left to right, a few per addN: the same order, hence the same float32
+ * result on cpu/wasm, as one addN over all of them.
+ */
+function sumInChunks(tensors: tf.Tensor[]): tf.Tensor {
+  return tf.tidy(() => {
+    let total = tf.addN(tensors.slice(0, ADD_N_INPUTS));
+    for (let i = ADD_N_INPUTS; i < tensors.length; i += ADD_N_INPUTS - 1)
+      total = tf.addN([total, ...tensors.slice(i, i + ADD_N_INPUTS - 1)]);
+    return total;
+  });
+}
+
+/**
+ * Scales gradients so their global L2 norm is at most `maxNorm`; resolves to the norm before
+ * clipping (read asynchronously: webgpu has no synchronous reads in Node).
+ */
+export async function clipByGlobalNorm(
+  grads: Map<string, tf.Tensor>,
+  maxNorm: number,
+): Promise<number> {
+  const normTensor = tf.tidy(() =>
+    tf.sqrt(sumInChunks([...grads.values()].map((g) => tf.sum(tf.square(g))))),
   );
+  const norm = (await normTensor.data())[0];
+  normTensor.dispose();
   if (norm > maxNorm && Number.isFinite(norm)) {
     const scale = maxNorm / norm;
     for (const [name, g] of grads) {
