@@ -39,10 +39,6 @@ export async function useBackend(name: string): Promise<void> {
 
 export const HOST_BACKENDS = ['cpu', 'wasm'] as const;
 
-/** Why some mixers are not tested on webgpu (printed by the test that skips them). */
-export const WEBGPU_SKIP_REASON =
-  'webgpu: gatedDeltaNet, vqAttention and kvmAttention have no webgpu kernel (@ovq/webgpu has none for them and they have no tfjs-op composition here); see README "Backends"';
-
 /** A float32 tensor of standard-normal values from a seeded generator. */
 export function randomTensor(rng: () => number, shape: number[]): tf.Tensor {
   const size = shape.reduce((a, b) => a * b, 1);

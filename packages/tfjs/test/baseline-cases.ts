@@ -24,9 +24,9 @@ const seq = (h: HeadRef) => ({
 });
 
 /** Uniform values in (lo, hi) as a [batch, heads, seqLen] tensor. */
-function uniform(rng: () => number, lo: number, hi: number): tf.Tensor {
-  const x = new Float32Array(Bt * H * T).map(() => lo + (hi - lo) * rng());
-  return tf.tensor(x, [Bt, H, T]);
+function uniform(rng: () => number, lo: number, hi: number, seqLen: number): tf.Tensor {
+  const x = new Float32Array(Bt * H * seqLen).map(() => lo + (hi - lo) * rng());
+  return tf.tensor(x, [Bt, H, seqLen]);
 }
 
 export type Case = Omit<
@@ -34,7 +34,8 @@ export type Case = Omit<
   'batch' | 'heads' | 'seqLen' | 'keyDim' | 'valueDim' | 'q' | 'k' | 'v'
 >;
 
-export function cases(rng: () => number): Case[] {
+/** The cases at sequence length `seqLen` (per-token extras are made that long). */
+export function cases(rng: () => number, seqLen = T): Case[] {
   const swa = { window: 5, rope: { base: 10000 }, normalize: true, beta: 2 };
   const vq = { codebookSize: 4, blockLength: 8 };
   const kvm = {
@@ -68,7 +69,7 @@ export function cases(rng: () => number): Case[] {
     },
     {
       name: 'decay linear',
-      extras: [{ tensor: uniform(rng, 0.5, 1), kind: 'perToken' }],
+      extras: [{ tensor: uniform(rng, 0.5, 1, seqLen), kind: 'perToken' }],
       op: (q, k, v, a) => decayLinearAttention(q, k, v, a, { scale: 0.5 }),
       forward: (h) =>
         B.decayLinearAttention({ ...seq(h), decay: h.extras[0] }, { scale: 0.5 }).output,
@@ -84,8 +85,8 @@ export function cases(rng: () => number): Case[] {
     {
       name: 'gated deltanet',
       extras: [
-        { tensor: uniform(rng, 0.6, 1), kind: 'perToken' },
-        { tensor: uniform(rng, 0.1, 1.5), kind: 'perToken' },
+        { tensor: uniform(rng, 0.6, 1, seqLen), kind: 'perToken' },
+        { tensor: uniform(rng, 0.1, 1.5, seqLen), kind: 'perToken' },
       ],
       op: (q, k, v, a, b) => gatedDeltaNet(q, k, v, a, b),
       forward: (h) => B.gatedDeltaNet({ ...seq(h), alpha: h.extras[0], beta: h.extras[1] }).output,
@@ -119,16 +120,16 @@ export function cases(rng: () => number): Case[] {
 }
 
 /** Runs `checkMixer` on case `name` with fresh seeded inputs; `op` replaces the case's op. */
-export async function runCase(name: string, op?: Case['op']): Promise<void> {
+export async function runCase(name: string, op?: Case['op'], seqLen = T): Promise<void> {
   const rng = createRng(11);
-  const c = cases(rng).find((x) => x.name === name);
+  const c = cases(rng, seqLen).find((x) => x.name === name);
   if (!c) throw new Error(`no baseline case named ${name}`);
-  const q = randomTensor(rng, [Bt, H, T, dk]);
-  const k = randomTensor(rng, [Bt, H, T, dk]);
-  const v = randomTensor(rng, [Bt, H, T, dv]);
-  const dOut = randomTensor(rng, [Bt, H, T, dv]);
+  const q = randomTensor(rng, [Bt, H, seqLen, dk]);
+  const k = randomTensor(rng, [Bt, H, seqLen, dk]);
+  const v = randomTensor(rng, [Bt, H, seqLen, dv]);
+  const dOut = randomTensor(rng, [Bt, H, seqLen, dv]);
   await checkMixer(
-    { ...c, op: op ?? c.op, batch: Bt, heads: H, seqLen: T, keyDim: dk, valueDim: dv, q, k, v },
+    { ...c, op: op ?? c.op, batch: Bt, heads: H, seqLen, keyDim: dk, valueDim: dv, q, k, v },
     dOut,
   );
   tf.dispose([q, k, v, dOut, ...c.extras.map((e) => e.tensor)]);
