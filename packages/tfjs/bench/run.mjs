@@ -7,9 +7,9 @@
 // runs, not how fast a GPU is.
 // Env: OVQ_BENCH_T=256,1024 (sequence lengths), OVQ_BENCH_BACKENDS=cpu,wasm,webgpu,
 // OVQ_BENCH_REPEATS=3, OVQ_BENCH_BUDGET_S=60 (skip longer T for an op once one run exceeds it).
-import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { installNodeNavigatorGpu } from '@ovq/webgpu';
 import * as tf from '@tensorflow/tfjs';
 import {
   decayLinearAttention,
@@ -71,20 +71,7 @@ async function startBackend(name) {
     wasm.setWasmPaths(`${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))}/`);
   }
   if (name === 'webgpu') {
-    process.env.EGL_PLATFORM ??= 'surfaceless';
-    if (!process.env.XDG_RUNTIME_DIR) {
-      mkdirSync('/tmp/ovq-xdg-runtime', { recursive: true, mode: 0o700 });
-      process.env.XDG_RUNTIME_DIR = '/tmp/ovq-xdg-runtime';
-    }
-    const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
-    const gpuIcd = ['/usr/share/vulkan/icd.d/nvidia_icd.json', '/etc/vulkan/icd.d/nvidia_icd.json'];
-    if (!process.env.VK_ICD_FILENAMES && !gpuIcd.some(existsSync) && existsSync(swiftshader))
-      process.env.VK_ICD_FILENAMES = swiftshader;
-    const dawn = await import('webgpu');
-    Object.assign(globalThis, dawn.globals);
-    const gpu = dawn.create(['backend=vulkan']);
-    globalThis.__ovqDawn = gpu; // Dawn tears down when its instance is garbage-collected
-    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
+    await installNodeNavigatorGpu();
     await import('@tensorflow/tfjs-backend-webgpu');
   }
   if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend('${name}') failed`);

@@ -1,38 +1,12 @@
-// Starts the tfjs webgpu backend in Node on Dawn (the `webgpu` package). Without a GPU, Vulkan is
-// SwiftShader (Debian's chromium ships its ICD; see /work/shared/WEBGPU-ON-CPU.md). Resolves to
-// null when ready, or the reason the backend is unavailable (printed by the tests that skip).
-import { existsSync, mkdirSync } from 'node:fs';
+// Starts the tfjs webgpu backend in Node on Dawn (the `webgpu` package) through @ovq/webgpu's
+// `installNodeNavigatorGpu` (headless set-up; SwiftShader when there is no GPU driver, see
+// /work/shared/WEBGPU-ON-CPU.md). Resolves to null when ready, or the reason it is unavailable.
+import { installNodeNavigatorGpu } from '@ovq/webgpu';
 import { tf } from './backends.js';
-
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const REAL_VULKAN_ICDS = [
-  '/usr/share/vulkan/icd.d/nvidia_icd.json',
-  '/etc/vulkan/icd.d/nvidia_icd.json',
-];
 
 export async function startWebGpu(): Promise<string | null> {
   try {
-    process.env.EGL_PLATFORM ??= 'surfaceless';
-    if (!process.env.XDG_RUNTIME_DIR) {
-      mkdirSync('/tmp/ovq-xdg-runtime', { recursive: true, mode: 0o700 });
-      process.env.XDG_RUNTIME_DIR = '/tmp/ovq-xdg-runtime';
-    }
-    if (
-      !process.env.VK_ICD_FILENAMES &&
-      !REAL_VULKAN_ICDS.some(existsSync) &&
-      existsSync(SWIFTSHADER)
-    ) {
-      process.env.VK_ICD_FILENAMES = SWIFTSHADER;
-    }
-    const dawn = (await import('webgpu')) as unknown as {
-      create: (options: string[]) => unknown;
-      globals: Record<string, unknown>;
-    };
-    Object.assign(globalThis, dawn.globals);
-    const gpu = dawn.create(['backend=vulkan']);
-    // Keep Dawn's instance alive for the whole run (it tears down when garbage-collected).
-    (globalThis as { __ovqDawn?: unknown }).__ovqDawn = gpu;
-    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
+    await installNodeNavigatorGpu();
     await import('@tensorflow/tfjs-backend-webgpu');
     if (!(await tf.setBackend('webgpu')))
       return 'tf.setBackend("webgpu") returned false (no adapter)';

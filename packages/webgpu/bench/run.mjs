@@ -9,7 +9,6 @@
 // Env: OVQ_BENCH_T=1024,4096 (sequence lengths), OVQ_BENCH_BH (batch×heads, default 8),
 // OVQ_BENCH_BUDGET_S (stop growing T once one run exceeds this, default 30),
 // OVQ_WEBGPU_ROUTE=vulkan|opengles|browser-default (Node: Dawn backend; default tries vulkan then opengles).
-import { existsSync, mkdirSync } from 'node:fs';
 import { ovqAttention as refAttention } from '@ovq/core';
 import { assertClose, randomSeq } from '@ovq/core/testing';
 import {
@@ -24,21 +23,11 @@ import {
   ovqBackwardGpu,
   ovqForwardGpu,
   ovqReadPassGpu,
+  prepareHeadlessDawn,
 } from '../dist/index.js';
 import { linearFlops, ovqFlops, ovqReadFlops, softmaxFlops } from './flops.mjs';
 
-process.env.EGL_PLATFORM ??= 'surfaceless';
-if (!process.env.XDG_RUNTIME_DIR) {
-  mkdirSync('/tmp/ovq-xdg-runtime', { recursive: true, mode: 0o700 });
-  process.env.XDG_RUNTIME_DIR = '/tmp/ovq-xdg-runtime';
-}
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const realVulkan = [
-  '/usr/share/vulkan/icd.d/nvidia_icd.json',
-  '/etc/vulkan/icd.d/nvidia_icd.json',
-].some(existsSync);
-if (!process.env.VK_ICD_FILENAMES && !realVulkan && existsSync(SWIFTSHADER))
-  process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+await prepareHeadlessDawn();
 
 const BH = Number(process.env.OVQ_BENCH_BH ?? 8);
 const DK = 64;

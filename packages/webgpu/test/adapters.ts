@@ -2,34 +2,11 @@
 // OpenGL ES compatibility mode on Mesa llvmpipe, and Vulkan, which is SwiftShader here and the
 // real driver on a GPU machine). An absent adapter skips with a printed reason, except under CI,
 // where it fails. OVQ_WEBGPU_ADAPTERS=opengles,vulkan picks a subset.
-import { existsSync, mkdirSync } from 'node:fs';
 import { type AcquireOptions, acquireDevice } from '../src/device/acquire.js';
+import { prepareHeadlessDawn } from '../src/device/node.js';
 import { GpuContext } from '../src/gpu/context.js';
 
 export type AdapterName = 'opengles' | 'vulkan';
-
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const REAL_VULKAN_ICDS = [
-  '/usr/share/vulkan/icd.d/nvidia_icd.json',
-  '/etc/vulkan/icd.d/nvidia_icd.json',
-];
-
-function prepareEnvironment(): void {
-  process.env.EGL_PLATFORM ??= 'surfaceless';
-  if (!process.env.XDG_RUNTIME_DIR) {
-    const dir = '/tmp/ovq-xdg-runtime';
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    process.env.XDG_RUNTIME_DIR = dir;
-  }
-  // Without a GPU driver, Vulkan means SwiftShader (Debian's chromium ships its ICD).
-  if (
-    !process.env.VK_ICD_FILENAMES &&
-    !REAL_VULKAN_ICDS.some(existsSync) &&
-    existsSync(SWIFTSHADER)
-  ) {
-    process.env.VK_ICD_FILENAMES = SWIFTSHADER;
-  }
-}
 
 export type Adapter = {
   name: AdapterName;
@@ -65,7 +42,7 @@ const cache = new Map<AdapterName, Promise<Adapter>>();
 
 /** Opens (once per test file) each requested adapter; absent ones carry the reason. */
 export async function adapters(): Promise<Adapter[]> {
-  prepareEnvironment();
+  await prepareHeadlessDawn();
   const wanted = (process.env.OVQ_WEBGPU_ADAPTERS ?? 'opengles,vulkan')
     .split(',')
     .map((s) => s.trim()) as AdapterName[];

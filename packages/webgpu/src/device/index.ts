@@ -6,4 +6,5 @@ export {
   type NodeBackend,
 } from './acquire.js';
 export { checkRequiredLimits, type DeviceCaps, queryCaps, REQUIRED } from './limits.js';
+export { installNodeNavigatorGpu, prepareHeadlessDawn } from './node.js';
 export { chooseVariant, tileRows, type Variant } from './variants.js';
