@@ -52,3 +52,18 @@ export function randomTensor(rng: () => number, shape: number[]): tf.Tensor {
   }
   return tf.tensor(out, shape, 'float32');
 }
+
+/** A float32 tensor of values drawn uniformly from (lo, hi) (per-token gates, decays). */
+export function uniformTensor(
+  rng: () => number,
+  shape: number[],
+  lo: number,
+  hi: number,
+): tf.Tensor {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(
+    new Float32Array(size).map(() => lo + (hi - lo) * rng()),
+    shape,
+    'float32',
+  );
+}

@@ -10,24 +10,11 @@ import {
   softmaxAttention,
   vqAttention,
 } from '../src/index.js';
-import { randomTensor, tf } from './backends.js';
-import { checkMixer, type HeadRef, type MixerCase } from './mixer-check.js';
+import { randomTensor, tf, uniformTensor } from './backends.js';
+import { checkMixer, headSeq, type MixerCase } from './mixer-check.js';
 
 export const [Bt, H, T, dk, dv] = [2, 2, 37, 6, 5];
-const seq = (h: HeadRef) => ({
-  q: h.q,
-  k: h.k,
-  v: h.v,
-  seqLen: h.seqLen,
-  keyDim: h.keyDim,
-  valueDim: h.valueDim,
-});
-
-/** Uniform values in (lo, hi) as a [batch, heads, seqLen] tensor. */
-function uniform(rng: () => number, lo: number, hi: number, seqLen: number): tf.Tensor {
-  const x = new Float32Array(Bt * H * seqLen).map(() => lo + (hi - lo) * rng());
-  return tf.tensor(x, [Bt, H, seqLen]);
-}
+const seq = headSeq;
 
 export type Case = Omit<
   MixerCase,
@@ -69,7 +56,7 @@ export function cases(rng: () => number, seqLen = T): Case[] {
     },
     {
       name: 'decay linear',
-      extras: [{ tensor: uniform(rng, 0.5, 1, seqLen), kind: 'perToken' }],
+      extras: [{ tensor: uniformTensor(rng, [Bt, H, seqLen], 0.5, 1), kind: 'perToken' }],
       op: (q, k, v, a) => decayLinearAttention(q, k, v, a, { scale: 0.5 }),
       forward: (h) =>
         B.decayLinearAttention({ ...seq(h), decay: h.extras[0] }, { scale: 0.5 }).output,
@@ -85,8 +72,8 @@ export function cases(rng: () => number, seqLen = T): Case[] {
     {
       name: 'gated deltanet',
       extras: [
-        { tensor: uniform(rng, 0.6, 1, seqLen), kind: 'perToken' },
-        { tensor: uniform(rng, 0.1, 1.5, seqLen), kind: 'perToken' },
+        { tensor: uniformTensor(rng, [Bt, H, seqLen], 0.6, 1), kind: 'perToken' },
+        { tensor: uniformTensor(rng, [Bt, H, seqLen], 0.1, 1.5), kind: 'perToken' },
       ],
       op: (q, k, v, a, b) => gatedDeltaNet(q, k, v, a, b),
       forward: (h) => B.gatedDeltaNet({ ...seq(h), alpha: h.extras[0], beta: h.extras[1] }).output,

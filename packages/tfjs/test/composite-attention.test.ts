@@ -8,8 +8,8 @@ import { DECAY_CHUNK, decayLinearComposite } from '../src/compositions/decay-lin
 import { LINEAR_CHUNK, linearComposite } from '../src/compositions/linear.js';
 import { SOFTMAX_BLOCK, softmaxComposite } from '../src/compositions/softmax.js';
 import { decayLinearAttention, linearAttention, softmaxAttention } from '../src/index.js';
-import { randomTensor, tf, useBackend } from './backends.js';
-import { checkMixer, type HeadRef, type MixerCase } from './mixer-check.js';
+import { randomTensor, tf, uniformTensor, useBackend } from './backends.js';
+import { checkMixer, headSeq, type MixerCase } from './mixer-check.js';
 import { webGpuOrSkip } from './webgpu-setup.js';
 
 type Sizes = { batch: number; heads: number; seqLen: number; keyDim: number; valueDim: number };
@@ -18,14 +18,7 @@ type Mixer = Pick<MixerCase, 'name' | 'op' | 'forward' | 'backward'> & {
   decay?: [number, number];
 };
 
-const seq = (h: HeadRef) => ({
-  q: h.q,
-  k: h.k,
-  v: h.v,
-  seqLen: h.seqLen,
-  keyDim: h.keyDim,
-  valueDim: h.valueDim,
-});
+const seq = headSeq;
 
 function softmaxMixer(
   config: Ref.SoftmaxConfig,
@@ -76,8 +69,7 @@ async function check(m: Mixer, s: Sizes, seed = 5): Promise<void> {
   const extras: MixerCase['extras'] = [];
   if (m.decay) {
     const [lo, hi] = m.decay;
-    const a = new Float32Array(B * H * T).map(() => lo + (hi - lo) * rng());
-    extras.push({ tensor: tf.tensor(a, [B, H, T]), kind: 'perToken' });
+    extras.push({ tensor: uniformTensor(rng, [B, H, T], lo, hi), kind: 'perToken' });
   }
   await checkMixer({ ...m, ...s, q, k, v, extras }, dOut);
   tf.dispose([q, k, v, dOut, ...extras.map((e) => e.tensor)]);

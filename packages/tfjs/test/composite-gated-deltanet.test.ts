@@ -6,20 +6,12 @@ import { assertClose, createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gatedDeltaNetComposite } from '../src/compositions/gated-deltanet.js';
 import { GatedDeltaNet, gatedDeltaNet } from '../src/index.js';
-import { randomTensor, tf, useBackend } from './backends.js';
+import { randomTensor, tf, uniformTensor, useBackend } from './backends.js';
 import { runCase } from './baseline-cases.js';
-import { checkMixer } from './mixer-check.js';
+import { checkMixer, type HeadRef, headSeq } from './mixer-check.js';
 import { webGpuOrSkip } from './webgpu-setup.js';
 
 type Dims = { B: number; H: number; T: number; dk: number; dv: number };
-
-/** Uniform values in (lo, hi) as a [B, H, T] tensor. */
-function uniform(rng: () => number, { B, H, T }: Dims, lo: number, hi: number): tf.Tensor {
-  return tf.tensor(
-    new Float32Array(B * H * T).map(() => lo + (hi - lo) * rng()),
-    [B, H, T],
-  );
-}
 
 /**
  * checkMixer of the composition (chunk length `chunk`) against the float64 reference; `keys`
@@ -42,19 +34,10 @@ async function checkComposite(
   const q = randomTensor(rng, [B, H, T, dk]);
   const k = options.keys ? options.keys(rng) : randomTensor(rng, [B, H, T, dk]);
   const v = randomTensor(rng, [B, H, T, dv]);
-  const a = uniform(rng, d, ...alpha);
-  const b = uniform(rng, d, ...beta);
+  const a = uniformTensor(rng, [d.B, d.H, d.T], ...alpha);
+  const b = uniformTensor(rng, [d.B, d.H, d.T], ...beta);
   const dOut = randomTensor(rng, [B, H, T, dv]);
-  const gdnSeq = (h: Parameters<Parameters<typeof checkMixer>[0]['forward']>[0]) => ({
-    q: h.q,
-    k: h.k,
-    v: h.v,
-    seqLen: h.seqLen,
-    keyDim: h.keyDim,
-    valueDim: h.valueDim,
-    alpha: h.extras[0],
-    beta: h.extras[1],
-  });
+  const gdnSeq = (h: HeadRef) => ({ ...headSeq(h), alpha: h.extras[0], beta: h.extras[1] });
   await checkMixer(
     {
       name: `gdn composite B${B}-H${H}-T${T}-dk${dk}-dv${dv} C${chunk}`,
@@ -88,8 +71,8 @@ async function peakBytes(d: Dims): Promise<number> {
   const q = randomTensor(rng, [d.B, d.H, d.T, d.dk]);
   const k = randomTensor(rng, [d.B, d.H, d.T, d.dk]);
   const v = randomTensor(rng, [d.B, d.H, d.T, d.dv]);
-  const a = uniform(rng, d, 0.9, 1);
-  const b = uniform(rng, d, 0.1, 1);
+  const a = uniformTensor(rng, [d.B, d.H, d.T], 0.9, 1);
+  const b = uniformTensor(rng, [d.B, d.H, d.T], 0.1, 1);
   const info = await tf.profile(() =>
     tf.tidy(() => {
       const grads = tf.grads((...x: tf.Tensor[]) =>

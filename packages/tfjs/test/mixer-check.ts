@@ -15,6 +15,18 @@ export type HeadRef = {
   extras: Float64Array[];
 };
 
+/** The @ovq/baselines sequence (q, k, v and sizes) of one head. */
+export function headSeq(h: HeadRef) {
+  return {
+    q: h.q,
+    k: h.k,
+    v: h.v,
+    seqLen: h.seqLen,
+    keyDim: h.keyDim,
+    valueDim: h.valueDim,
+  };
+}
+
 export type MixerCase = {
   name: string;
   batch: number;
