@@ -13,7 +13,7 @@ import {
   type SoftmaxConfig,
   type VqConfig,
 } from '@ovq/baselines';
-import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
+import { engine, type Tensor, type Tensor4D } from '@tensorflow/tfjs-core';
 import {
   decayLinearComposite,
   gatedDeltaNetComposite,
@@ -32,6 +32,7 @@ import {
   vqMixer,
 } from '../kernels/baselines.js';
 import { onHostBackend, runHostMixer } from '../kernels/host-mixer.js';
+import { gatedDeltaNetWebGpu } from '../kernels/webgpu-gated-deltanet.js';
 import { checkPerToken, checkQkv, requireTensor } from './validate.js';
 
 /**
@@ -101,6 +102,8 @@ export function gatedDeltaNet(
   const dims = checkQkv('gatedDeltaNet', q, k, v);
   checkPerToken('gatedDeltaNet', 'alpha', alpha, dims);
   checkPerToken('gatedDeltaNet', 'beta', beta, dims);
+  // The WGSL kernel on webgpu; the composition on other non-host backends.
+  if (engine().backendName === 'webgpu') return gatedDeltaNetWebGpu(q, k, v, alpha, beta, config);
   if (!onHostBackend()) return gatedDeltaNetComposite(q, k, v, alpha, beta, config);
   return runHostMixer(gatedDeltaNetMixer, { q, k, v, alpha, beta }, config) as Tensor4D;
 }
