@@ -2,13 +2,13 @@
 // outputs, final states and all five gradients (RMS ratio ≤ 1e-4), with NaN-poisoned outputs and
 // scratch, across chunk boundaries (C = 64), dk ≠ dv, dv wider than a workgroup, zero rows (the
 // normalisation's eps floor), T = 0, and argument errors.
-import { assertClose, randomSeq } from '@ovq/core/testing';
-import { describe, expect, it } from 'vitest';
-// @ovq/webgpu does not depend on @ovq/baselines; its float64 reference is imported from source.
+
 import {
   gatedDeltaNetBackward as referenceBackward,
   gatedDeltaNet as referenceForward,
-} from '../../baselines/src/gated-deltanet/reference.js';
+} from '@ovq/baselines';
+import { assertClose, randomSeq } from '@ovq/core/testing';
+import { describe, expect, it } from 'vitest';
 import { TensorScope } from '../src/gpu/tensor.js';
 import {
   type GatedDeltaNetInput,
