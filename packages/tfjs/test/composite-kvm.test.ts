@@ -178,6 +178,28 @@ describe('kvmComposite on cpu (tfjs ops, no host kernel)', () => {
     expect((await peak(512)) / (await peak(128))).toBeLessThan(4.5);
   });
 
+  it('peak memory of forward + backward at T = 1024 (B1 H2, dk = dv = 64, W64 B16, sqrt budget ×2) stays under 130 MiB', async () => {
+    // Regression bound: 163 MiB when tfjs autodiff kept every logit and probability of the read
+    // and a zero gradient per eviction for the rows the decisions read (108 MiB now).
+    const config = {
+      window: 64,
+      blockSize: 16,
+      beta: 3,
+      budget: { kind: 'sqrt', scale: 2 },
+    } as const;
+    const rng = createRng(5);
+    const [q, k, v] = [0, 1, 2].map(() => randomTensor(rng, [1, 2, 1024, 64]));
+    const info = await tf.profile(() =>
+      tf.tidy(() => {
+        const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(kvmComposite(a, b, c, config));
+        tf.grads(f)([q, k, v]);
+      }),
+    );
+    tf.dispose([q, k, v]);
+    expect(info.peakBytes / 2 ** 20).toBeLessThan(130);
+  });
+
   it('rejects a bad config with the host error', () => {
     const q = tf.zeros([1, 1, 4, 2]);
     const bad = { window: 6, blockSize: 4, beta: 1, budget: sqrt } as Bl.KvmConfig;

@@ -5,6 +5,7 @@ import * as Base from '@ovq/baselines';
 import { assertClose, createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { vqComposite } from '../src/compositions/index.js';
+import { blockedSoftmaxRead } from '../src/compositions/shared.js';
 import { VqAttention, vqAttention } from '../src/index.js';
 import { randomTensor, tf } from './backends.js';
 import { runCase } from './baseline-cases.js';
@@ -154,6 +155,137 @@ describe('vq composition on cpu (the webgpu route)', () => {
     const [small, large] = [await peak(512), await peak(1024)];
     // A [T, T] score matrix would make this ratio close to 4.
     expect(large / small).toBeLessThan(2.3);
+  });
+
+  it('peak memory of forward + backward at T = 1024 (B1 H2, dk = dv = 64, S64 L64) stays under 40 MiB', async () => {
+    // Regression bound: 75 MiB when tfjs autodiff kept every logit and probability of the read
+    // (24.5 MiB with the recomputing blockedSoftmaxRead).
+    const rng = createRng(5);
+    const [q, k, v] = [0, 1, 2].map(() => randomTensor(rng, [1, 2, 1024, 64]));
+    const cb = randomTensor(rng, [2, 64, 64]);
+    const config = { codebookSize: 64, blockLength: 64 };
+    const info = await tf.profile(() =>
+      tf.tidy(() => {
+        const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+          tf.sum(vqComposite(a, b, c, d, config));
+        tf.grads(f)([q, k, v, cb]);
+      }),
+    );
+    tf.dispose([q, k, v, cb]);
+    expect(info.peakBytes / 2 ** 20).toBeLessThan(40);
+  });
+});
+
+/** RMS(a − b) / RMS(b). */
+async function rmsRatio(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  const [x, y] = [(await a.data()) as Float32Array, (await b.data()) as Float32Array];
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < y.length; i++) {
+    num += (x[i] - y[i]) ** 2;
+    den += y[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+describe('blockedSoftmaxRead (the read shared by the VQ and KVM compositions)', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('equals tfjs autodiff of one softmax over the concatenated key sets: per-block, shifted and shared segments, biases, several groups', async () => {
+    const rng = createRng(31);
+    // 700 blocks of 8 queries against 8 + 8 + 5 keys: three groups of blocks in each pass.
+    const [N, nB, Lq, dk, dv, n, nShared, beta] = [2, 700, 8, 4, 3, 8, 5, 0.7];
+    const q = randomTensor(rng, [N, nB, Lq, dk]);
+    const keys = randomTensor(rng, [N, nB, n, dk]);
+    const values = randomTensor(rng, [N, nB, n, dv]);
+    const sharedKeys = randomTensor(rng, [N, 1, nShared, dk]);
+    const sharedValues = randomTensor(rng, [N, 1, nShared, dv]);
+    const prior = randomTensor(rng, [N, nB, 1, nShared]); // a per-block prior, as VQ's log-counts
+    // Causal within the block; the shifted (previous) block hidden for block 0.
+    const causal = tf.tensor4d(
+      Float32Array.from({ length: Lq * n }, (_, x) => (x % n <= Math.floor(x / n) ? 0 : -Infinity)),
+      [1, 1, Lq, n],
+    );
+    const firstHidden = tf.tensor4d(
+      Float32Array.from({ length: nB }, (_, b) => (b === 0 ? -Infinity : 0)),
+      [1, nB, 1, 1],
+    );
+    const dOut = randomTensor(rng, [N, nB, Lq, dv]);
+    const inputs = [q, keys, values, sharedKeys, sharedValues, prior];
+    const fast = (
+      qq: tf.Tensor,
+      k: tf.Tensor,
+      v: tf.Tensor,
+      ks: tf.Tensor,
+      vs: tf.Tensor,
+      pr: tf.Tensor,
+    ) =>
+      blockedSoftmaxRead(
+        qq,
+        [
+          { keys: k, values: v, bias: causal },
+          { keys: k, values: v, bias: firstHidden, shift: 1 },
+          { keys: ks, values: vs, bias: pr },
+        ],
+        beta,
+      );
+    const reference = (
+      qq: tf.Tensor,
+      k: tf.Tensor,
+      v: tf.Tensor,
+      ks: tf.Tensor,
+      vs: tf.Tensor,
+      pr: tf.Tensor,
+    ) => {
+      const previous = (x: tf.Tensor) =>
+        tf.pad(tf.slice(x, [0, 0, 0, 0], [N, nB - 1, -1, -1]), [
+          [0, 0],
+          [1, 0],
+          [0, 0],
+          [0, 0],
+        ]);
+      const allKeys = tf.concat([k, previous(k), tf.tile(ks, [1, nB, 1, 1])], 2);
+      const allValues = tf.concat([v, previous(v), tf.tile(vs, [1, nB, 1, 1])], 2);
+      const bias = tf.concat(
+        [
+          tf.broadcastTo(causal, [N, nB, Lq, n]),
+          tf.broadcastTo(firstHidden, [N, nB, Lq, n]),
+          tf.broadcastTo(pr, [N, nB, Lq, nShared]),
+        ],
+        3,
+      );
+      const logits = tf.add(tf.mul(tf.matMul(qq, allKeys, false, true), beta), bias);
+      return tf.matMul(tf.softmax(logits), allValues);
+    };
+    const count = tf.memory().numTensors;
+    const run = (f: typeof fast) =>
+      tf.tidy(() => {
+        const out = f(
+          ...(inputs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]),
+        );
+        const grads = tf.grads((...xs: tf.Tensor[]) =>
+          tf.sum(
+            tf.mul(
+              f(...(xs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor])),
+              dOut,
+            ),
+          ),
+        )(inputs);
+        return [out, ...grads];
+      });
+    const got = run(fast);
+    expect(tf.memory().numTensors).toBe(count + got.length);
+    const want = run(reference);
+    const names = ['output', 'dq', 'dkeys', 'dvalues', 'dsharedKeys', 'dsharedValues', 'dprior'];
+    for (const [i, name] of names.entries()) {
+      expect(got[i].shape, name).toEqual(want[i].shape);
+      const values = (await got[i].data()) as Float32Array;
+      expect(values.every(Number.isFinite), `${name} finite`).toBe(true);
+      expect(await rmsRatio(got[i], want[i]), name).toBeLessThan(1e-5);
+    }
+    tf.dispose([...inputs, causal, firstHidden, dOut, ...got, ...want]);
   });
 });
 

@@ -20,10 +20,8 @@ import {
   broadcastTo,
   cast,
   concat,
-  customGrad,
   div,
   equal,
-  type GradSaveFunc,
   greater,
   greaterEqual,
   less,
@@ -38,7 +36,6 @@ import {
   rsqrt,
   scalar,
   slice,
-  softmax,
   split,
   square,
   stack,
@@ -48,14 +45,13 @@ import {
   type Tensor4D,
   tensor1d,
   tensor2d,
-  tensor3d,
+  tensor4d,
   tidy,
   transpose,
   where,
   zeros,
-  zerosLike,
 } from '@tensorflow/tfjs-core';
-import { l2Normalize } from './shared.js';
+import { blockedSoftmaxRead, constantOf, l2Normalize, type ReadSegment } from './shared.js';
 
 /** One eviction: tokens [first, first + m) leave the window; `add` of them become new rows. */
 type Eviction = { first: number; m: number; add: number };
@@ -118,7 +114,7 @@ function earlier(m: number): Tensor {
  * - G [N, m, m] = A·Aᵀ: tokens merged into the same row;
  * - rep [N, R, m]: each row that receives merges, from its first merged token (one per row);
  * - invCount [N, m, 1]: 1/(1 + tokens merged into token j's row).
- * Computed inside a customGrad (no comparison op on the tape) with a zero gradient: the decisions
+ * Computed by `constantOf` (no comparison op on the tape, no gradient at all): the decisions
  * are constants of the backward, as in the reference.
  */
 function decisions(ke: Tensor, K: Tensor, n0: number, added: number): Tensor[] {
@@ -176,13 +172,7 @@ function decisions(ke: Tensor, K: Tensor, n0: number, added: number): Tensor[] {
     );
   };
   // The save function comes last in customGrad's arguments.
-  const packed = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
-    const [k, Kall] = args as Tensor[];
-    return {
-      value: packedDecisions(k, Kall),
-      gradFunc: () => [zerosLike(k), zerosLike(Kall)],
-    };
-  })(ke, K);
+  const packed = constantOf(() => packedDecisions(ke, K));
   const shapes = [
     [R, m],
     [m, R],
@@ -240,18 +230,6 @@ function padAxis1(x: Tensor, before: number, after: number): Tensor {
       ]);
 }
 
-/**
- * [N, Tp, d] → [N, blocks, W, d]: for each block the W/B blocks that end with it (zeros before
- * token 0), i.e. the raw window span of its queries.
- */
-function windowSpan(x: Tensor, blocks: number, B: number, lag: number): Tensor {
-  const [N, , d] = x.shape as number[];
-  const padded = reshape(padAxis1(x, (lag - 1) * B, 0), [N, blocks + lag - 1, B, d]);
-  const parts: Tensor[] = [];
-  for (let j = 0; j < lag; j++) parts.push(slice(padded, [0, j, 0, 0], [N, blocks, B, d]));
-  return lag === 1 ? parts[0] : concat(parts, 2);
-}
-
 export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig): Tensor4D {
   const [Bt, H, T, dk] = q.shape as number[];
   const dv = v.shape[3] as number;
@@ -263,7 +241,6 @@ export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig)
   const N = Bt * H;
   const Tp = nb * B;
   const S = Math.min(c.sinks, T);
-  const W = c.window;
   return tidy(() => {
     const qn = reshape(l2Normalize(q), [N, T, dk]);
     const kn = reshape(l2Normalize(k), [N, T, dk]);
@@ -290,61 +267,57 @@ export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig)
       states.push(evict(states[states.length - 1], kEvicted[i], vEvicted[i], n0, e.add));
       counts.push(n0 + e.add);
     }
-    // Additive mask [nb, B, S + nMax + W]: sinks s ≤ t, rows i < n(X), window tokens S ≤ s ≤ t.
-    const L = S + nMax + W;
-    const mask = new Float32Array(nb * B * L).fill(Number.NEGATIVE_INFINITY);
-    for (let X = 0; X < nb; X++) {
-      const n = counts[seenBy[X]];
-      for (let i = 0; i < B; i++) {
-        const t = X * B + i;
-        const o = (X * B + i) * L;
-        for (let s = 0; s < S && s <= t; s++) mask[o + s] = 0;
-        for (let r = 0; r < n; r++) mask[o + S + r] = 0;
-        for (let w = 0; w < W; w++) {
-          const s = (X - lag + 1) * B + w;
-          if (s >= c.sinks && s <= t) mask[o + S + nMax + w] = 0;
+    // Queries and keys/values in whole blocks (the padding is masked or sliced off).
+    const inBlocks = (x: Tensor) =>
+      reshape(padAxis1(x, 0, Tp - T), [N, nb, B, x.shape[2] as number]);
+    const qb = inBlocks(qn);
+    const kb = inBlocks(kn);
+    const vb = inBlocks(vf);
+    /** [1, nb, rows, cols] additive constant: 0 where `visible(X, i, j)`, −∞ elsewhere. */
+    const biasOf = (
+      rows: number,
+      cols: number,
+      visible: (X: number, i: number, j: number) => boolean,
+    ) => {
+      const m = new Float32Array(nb * rows * cols).fill(Number.NEGATIVE_INFINITY);
+      for (let X = 0; X < nb; X++) {
+        for (let i = 0; i < rows; i++) {
+          for (let j = 0; j < cols; j++) if (visible(X, i, j)) m[(X * rows + i) * cols + j] = 0;
         }
       }
+      return tensor4d(m, [1, nb, rows, cols]);
+    };
+    // The raw window of block X: blocks X − lag + 1 … X, tokens S ≤ s ≤ t (one segment per block).
+    const segments: ReadSegment[] = [];
+    for (let shift = 0; shift < lag; shift++) {
+      const bias = biasOf(B, B, (X, i, j) => {
+        const s = (X - shift) * B + j;
+        return X >= shift && s >= c.sinks && s <= X * B + i;
+      });
+      segments.push({ keys: kb, values: vb, bias, shift });
     }
-    // Queries and window tokens padded to whole blocks (the padding is masked or sliced off).
-    const qb = reshape(padAxis1(qn, 0, Tp - T), [N, nb, B, dk]);
-    const winK = windowSpan(padAxis1(kn, 0, Tp - T), nb, B, lag);
-    const winV = windowSpan(padAxis1(vf, 0, Tp - T), nb, B, lag);
-    const logits: Tensor[] = [];
     if (S > 0) {
-      const sinkK = slice(kn, [0, 0, 0], [N, S, dk]);
-      logits.push(reshape(matMul(reshape(qb, [N, Tp, dk]), sinkK, false, true), [N, nb, B, S]));
+      // Sinks s ≤ t, shared by every block.
+      const sinks = (x: Tensor) => reshape(slice(x, [0, 0, 0], [N, S, -1]), [N, 1, S, -1]);
+      const bias = biasOf(B, S, (X, i, j) => j <= X * B + i);
+      segments.push({ keys: sinks(kn), values: sinks(vf), bias });
     }
-    let rowV: Tensor | null = null;
     if (nMax > 0) {
-      // Each query block reads the rows as of its start (rows ≥ their count are masked).
+      // Each query block reads the rows as of its start (rows ≥ their count are hidden).
       const values = states.map((r) => mul(r.rho, r.U));
-      rowV = stack(
-        seenBy.map((e) => values[e]),
-        1,
-      );
-      logits.push(
-        matMul(
-          qb,
-          stack(
-            seenBy.map((e) => states[e].K),
-            1,
-          ),
-          false,
-          true,
+      segments.push({
+        keys: stack(
+          seenBy.map((e) => states[e].K),
+          1,
         ),
-      );
+        values: stack(
+          seenBy.map((e) => values[e]),
+          1,
+        ),
+        bias: biasOf(1, nMax, (X, _, r) => r < counts[seenBy[X]]),
+      });
     }
-    logits.push(matMul(qb, winK, false, true));
-    const scores = add(mul(concat(logits, 3), scalar(c.beta)), tensor3d(mask, [nb, B, L]));
-    const p = softmax(scores);
-    const parts = [matMul(slice(p, [0, 0, 0, S + nMax], [N, nb, B, W]), winV)];
-    if (S > 0) {
-      const pS = reshape(slice(p, [0, 0, 0, 0], [N, nb, B, S]), [N, Tp, S]);
-      parts.push(reshape(matMul(pS, slice(vf, [0, 0, 0], [N, S, dv])), [N, nb, B, dv]));
-    }
-    if (rowV !== null) parts.push(matMul(slice(p, [0, 0, 0, S], [N, nb, B, nMax]), rowV));
-    const y = parts.reduce((a, b) => add(a, b));
+    const y = blockedSoftmaxRead(qb, segments, c.beta);
     const out = slice(reshape(y, [N, Tp, dv]), [0, 0, 0], [N, T, dv]);
     return reshape(out, [Bt, H, T, dv]) as Tensor4D;
   });

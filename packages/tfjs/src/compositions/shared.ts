@@ -2,13 +2,21 @@
 // splitting the time axis into chunks, and a cumsum whose gradient is right on every backend.
 import {
   add,
+  addN,
+  concat,
   cumsum,
   customGrad,
+  dispose,
+  div,
+  exp,
   type GradSaveFunc,
   getBackend,
   greaterEqual,
   less,
+  log,
   logicalAnd,
+  matMul,
+  max,
   maximum,
   mul,
   pad,
@@ -28,6 +36,8 @@ import {
   transpose,
   unstack,
   where,
+  zeros,
+  zerosLike,
 } from '@tensorflow/tfjs-core';
 
 /** x / max(‖x‖, 1e-12) over the last axis, written so that its gradient is finite at x = 0. */
@@ -167,4 +177,247 @@ export function bandBias(
       scalar(Number.NEGATIVE_INFINITY),
     ),
   );
+}
+
+/**
+ * One key set of a `blockedSoftmaxRead`: keys [N, nB, n, dk] and values [N, nB, n, dv] per block,
+ * or [N, 1, n, ·] shared by every block; with `shift` s, query block b reads key/value block
+ * b − s (zeros for b < s: hide them in the bias), so that neighbouring blocks need no copy. An
+ * optional additive bias (−∞ hides a key, a log-count is a prior) is broadcastable to
+ * [N, nB, Lq, n], rank 4, indexed by the query block. A tensor may appear in several segments.
+ */
+export type ReadSegment = { keys: Tensor; values: Tensor; bias?: Tensor; shift?: number };
+
+/** Logit elements one group of blocks works on at once, in both passes. */
+const READ_GROUP_ELEMENTS = 1 << 17;
+
+/**
+ * Blocks [from − shift, from − shift + size) along axis 1 (zeros before block 0), or x itself when
+ * it is shared by every block.
+ */
+function blockRange(x: Tensor, from: number, size: number, shift = 0): Tensor {
+  if (x.shape[1] === 1) return x;
+  const start = from - shift;
+  const missing = Math.min(size, Math.max(0, -start));
+  const shape = x.shape.slice() as number[];
+  if (missing === size) return zeros([shape[0], size, ...shape.slice(2)]);
+  const begin = x.shape.map(() => 0);
+  begin[1] = start + missing;
+  const extent = x.shape.map(() => -1);
+  extent[1] = size - missing;
+  const part = slice(x, begin, extent);
+  if (missing === 0) return part;
+  return pad(
+    part,
+    x.shape.map((_, i): [number, number] => (i === 1 ? [missing, 0] : [0, 0])),
+  );
+}
+
+/**
+ * a · bᵀ (or a · b without `transposeB`) of a [N, G, r, ·] group against b [N, G, ·, ·] per block,
+ * or against b [N, 1, ·, ·] shared by every block as one [N, G·r, ·] product (tfjs's matMul
+ * broadcasts flattened batch dims by index modulo, which is wrong for [N, G] against [N, 1]).
+ */
+function groupProduct(a: Tensor, b: Tensor, transposeB: boolean): Tensor {
+  const [N, G, r] = a.shape as number[];
+  if (b.shape[1] !== 1 || G === 1) return matMul(a, b, false, transposeB);
+  const [, , b0, b1] = b.shape as number[];
+  const flat = matMul(
+    reshape(a, [N, G * r, a.shape[3] as number]),
+    reshape(b, [N, b0, b1]),
+    false,
+    transposeB,
+  );
+  return reshape(flat, [N, G, r, transposeB ? b0 : b1]);
+}
+
+/** aᵀ · b per block [N, G, ·, ·], summed over the blocks when the result is `shared`: [N, 1, ·, ·]. */
+function groupTransposedProduct(a: Tensor, b: Tensor, shared: boolean): Tensor {
+  const [N, G, r] = a.shape as number[];
+  if (!shared || G === 1) return matMul(a, b, true, false);
+  const flat = (x: Tensor) => reshape(x, [N, G * r, x.shape[3] as number]);
+  const product = matMul(flat(a), flat(b), true, false);
+  return reshape(product, [N, 1, ...product.shape.slice(1)]);
+}
+
+/** Sums g over the axes where `shape` is 1: the gradient of a broadcast operand. */
+function sumToShape(g: Tensor, shape: number[]): Tensor {
+  const axes = shape.flatMap((n, i) => (n === 1 && g.shape[i] !== 1 ? [i] : []));
+  return axes.length === 0 ? g : sum(g, axes, true);
+}
+
+/**
+ * softmax(β q kᵀ + bias) · v per block, over the concatenation of `segments`' key sets, for queries
+ * q [N, nB, Lq, dk]: [N, nB, Lq, dv]. Every query row must see at least one key. Flash-style: the
+ * blocks go in groups of about READ_GROUP_ELEMENTS logits, a customGrad saves only the inputs, the
+ * output and the per-row log-sum-exp, and its backward recomputes each group's probabilities
+ * (dS = P ∘ (dP − D), D = rowsum(dO ∘ O)) — no logits or probabilities outlive a group, and no
+ * concatenated key set is ever built.
+ */
+export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: number): Tensor {
+  const [N, nB, Lq] = q.shape as number[];
+  const width = segments.reduce((n, s) => n + (s.keys.shape[2] as number), 0);
+  const groupSize = Math.max(1, Math.floor(READ_GROUP_ELEMENTS / (N * Lq * width)));
+  const groups: [number, number][] = [];
+  for (let from = 0; from < nB; from += groupSize) {
+    groups.push([from, Math.min(groupSize, nB - from)]);
+  }
+  // The customGrad's inputs: q and each distinct tensor of the segments once.
+  const inputs: Tensor[] = [q];
+  const indexOf = (x: Tensor) => {
+    const at = inputs.indexOf(x);
+    return at >= 0 ? at : inputs.push(x) - 1;
+  };
+  const refs = segments.map((s) => ({
+    keys: indexOf(s.keys),
+    values: indexOf(s.values),
+    bias: s.bias ? indexOf(s.bias) : -1,
+    shift: s.shift ?? 0,
+  }));
+  const segmentsOf = (xs: Tensor[]): ReadSegment[] =>
+    refs.map((r) => ({
+      keys: xs[r.keys],
+      values: xs[r.values],
+      bias: r.bias >= 0 ? xs[r.bias] : undefined,
+      shift: r.shift,
+    }));
+  /** β q kᵀ + bias of one group, one tensor per segment: [N, G, Lq, n]. */
+  const groupLogits = (qg: Tensor, segs: ReadSegment[], from: number, size: number) =>
+    segs.map((s) => {
+      const keys = blockRange(s.keys, from, size, s.shift);
+      const scores = mul(groupProduct(qg, keys, true), beta);
+      return s.bias ? add(scores, blockRange(s.bias, from, size)) : scores;
+    });
+  const read = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as GradSaveFunc;
+    const xs = args.slice(0, -1) as Tensor[];
+    const segs = segmentsOf(xs);
+    const outs: Tensor[] = [];
+    const lses: Tensor[] = [];
+    for (const [from, size] of groups) {
+      const [o, lse] = tidy(() => {
+        const logits = groupLogits(blockRange(xs[0], from, size), segs, from, size);
+        const m = logits.map((x) => max(x, -1, true)).reduce((a, b) => maximum(a, b));
+        const p = logits.map((x) => exp(sub(x, m)));
+        const l = p.map((x) => sum(x, -1, true)).reduce((a, b) => add(a, b));
+        const pv = p
+          .map((x, i) =>
+            groupProduct(x, blockRange(segs[i].values, from, size, segs[i].shift), false),
+          )
+          .reduce((a, b) => add(a, b));
+        return [div(pv, l), add(m, log(l))];
+      });
+      outs.push(o);
+      lses.push(lse);
+    }
+    const out = outs.length === 1 ? outs[0] : concat(outs, 1);
+    const lse = lses.length === 1 ? lses[0] : concat(lses, 1);
+    if (outs.length > 1) dispose([...outs, ...lses]);
+    save([...xs, out, lse]);
+    return {
+      value: out,
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const xsS = saved.slice(0, -2);
+        const [outS, lseS] = saved.slice(-2);
+        const segs = segmentsOf(xsS);
+        // Gradient pieces per group: of q, and of each segment's keys, values and bias.
+        const dqs: Tensor[] = [];
+        const pieces = segs.map(() => ({
+          keys: [] as Tensor[],
+          values: [] as Tensor[],
+          bias: [] as Tensor[],
+        }));
+        for (const [from, size] of groups) {
+          const grads = tidy(() => {
+            const qg = blockRange(xsS[0], from, size);
+            const dO = blockRange(dy, from, size);
+            const logits = groupLogits(qg, segs, from, size);
+            const lseG = blockRange(lseS, from, size);
+            const rowDot = sum(mul(dO, blockRange(outS, from, size)), -1, true);
+            // A shifted segment's first blocks may lie before block 0: their gradient is dropped.
+            const skip = (g: Tensor, s: ReadSegment) => {
+              const before = Math.min(size, Math.max(0, (s.shift ?? 0) - from));
+              if (before === 0 || g.shape[1] === 1) return g;
+              const begin = g.shape.map(() => 0);
+              begin[1] = before;
+              return slice(
+                g,
+                begin,
+                g.shape.map((n, i) => (i === 1 ? n - before : -1)),
+              );
+            };
+            const dqParts: Tensor[] = [];
+            const perSegment = segs.map((s, i) => {
+              const p = exp(sub(logits[i], lseG));
+              const vs = blockRange(s.values, from, size, s.shift);
+              const ks = blockRange(s.keys, from, size, s.shift);
+              const dLogits = mul(p, sub(groupProduct(dO, vs, true), rowDot));
+              const dS = mul(dLogits, beta);
+              dqParts.push(groupProduct(dS, ks, false));
+              const dKeys = groupTransposedProduct(dS, qg, s.keys.shape[1] === 1);
+              const dValues = groupTransposedProduct(p, dO, s.values.shape[1] === 1);
+              const dBias = s.bias ? [sumToShape(dLogits, groupShape(s.bias.shape, size))] : [];
+              return [skip(dKeys, s), skip(dValues, s), ...dBias];
+            });
+            return [addN(dqParts), ...perSegment.flat()];
+          });
+          dqs.push(grads[0]);
+          let at = 1;
+          segs.forEach((s, i) => {
+            pieces[i].keys.push(grads[at++]);
+            pieces[i].values.push(grads[at++]);
+            if (s.bias) pieces[i].bias.push(grads[at++]);
+          });
+        }
+        // A whole gradient from its pieces: summed when shared, else in block order with zeros
+        // for the last `shift` blocks (read by no query block).
+        const assemble = (parts: Tensor[], shape: number[], shift: number): Tensor => {
+          if (shape[1] === 1) return parts.length === 1 ? parts[0] : addN(parts);
+          const kept = parts.filter((x) => (x.shape[1] as number) > 0);
+          if (shift > 0) {
+            kept.push(zeros([shape[0], Math.min(shift, shape[1]), ...shape.slice(2)]));
+          }
+          return kept.length === 1 ? kept[0] : concat(kept, 1);
+        };
+        const contributions: Tensor[][] = xsS.map(() => []);
+        contributions[0].push(assemble(dqs, xsS[0].shape, 0));
+        segs.forEach((s, i) => {
+          const r = refs[i];
+          contributions[r.keys].push(assemble(pieces[i].keys, s.keys.shape, r.shift));
+          contributions[r.values].push(assemble(pieces[i].values, s.values.shape, r.shift));
+          if (s.bias) contributions[r.bias].push(assemble(pieces[i].bias, s.bias.shape, 0));
+        });
+        const result = contributions.map((c) => (c.length === 1 ? c[0] : addN(c)));
+        // Everything but the results: the pieces and the per-segment sums.
+        const keep = new Set(result);
+        dispose(
+          [
+            ...dqs,
+            ...pieces.flatMap((p) => [...p.keys, ...p.values, ...p.bias]),
+            ...contributions.flat(),
+          ].filter((x) => !keep.has(x)),
+        );
+        return result;
+      },
+    };
+  });
+  return read(...inputs);
+}
+
+/** A bias shape restricted to a group of `size` blocks (a shared axis stays 1). */
+function groupShape(shape: number[], size: number): number[] {
+  return shape.map((n, i) => (i === 1 && n !== 1 ? size : n));
+}
+
+/**
+ * `f()` as a constant of the backward pass (tfjs has no stopGradient): ops run inside a
+ * customGrad's forward are not taped, and the customGrad's one input is a fresh scalar that no
+ * gradient path reaches, so tf.grads neither visits it nor builds zero gradients for the tensors
+ * `f` reads (passing them as inputs would cost a zero tensor and an add per input in the backward).
+ */
+export function constantOf(f: () => Tensor): Tensor {
+  return customGrad((...args: (Tensor | GradSaveFunc)[]) => {
+    const anchor = args[0] as Tensor;
+    return { value: f(), gradFunc: () => [zerosLike(anchor)] };
+  })(scalar(0));
 }

@@ -5,7 +5,6 @@
 // Gradients follow @ovq/baselines' vqAttentionBackward (see straightThrough below).
 import { createVqState, type VqConfig } from '@ovq/baselines';
 import {
-  add,
   broadcastTo,
   concat,
   cumsum,
@@ -28,18 +27,18 @@ import {
   reverse,
   scalar,
   slice,
-  softmax,
   square,
   sub,
   sum,
   type Tensor,
   type Tensor4D,
-  tensor3d,
+  tensor4d,
   tidy,
   where,
   zeros,
   zerosLike,
 } from '@tensorflow/tfjs-core';
+import { blockedSoftmaxRead, constantOf, type ReadSegment } from './shared.js';
 
 /**
  * Forward: the code of every key, oneHot·codebook = c_{z_s}; backward: the whole gradient goes to
@@ -53,48 +52,16 @@ const straightThrough = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
   };
 });
 
-/**
- * `f(...inputs)` as a constant of the backward pass (tfjs has no stopGradient): ops run inside a
- * customGrad's forward are not taped, so the comparisons in `f` (which have no gradient) are never
- * visited by tf.grads.
- */
+/** `f(...inputs)` as a constant of the backward pass (the comparisons in `f` have no gradient). */
 function constant(f: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
-  const wrapped = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
-    const xs = args.slice(0, inputs.length) as Tensor[];
-    return { value: f(...xs), gradFunc: () => xs.map((x) => zerosLike(x)) };
-  });
-  return wrapped(...inputs);
+  return constantOf(() => f(...inputs));
 }
 
-/**
- * [blocks, L, 2L] additive mask for the local logits: query i of block b sees key j of blocks b − 1
- * and b (stream position (b − 1)L + j) when 0 ≤ (b − 1)L + j ≤ bL + i.
- */
-function localMask(blocks: number, L: number): Tensor {
-  const m = new Float32Array(blocks * L * 2 * L).fill(Number.NEGATIVE_INFINITY);
-  for (let b = 0; b < blocks; b++) {
-    for (let i = 0; i < L; i++) {
-      for (let j = b === 0 ? L : 0; j <= L + i; j++) m[(b * L + i) * 2 * L + j] = 0;
-    }
-  }
-  return tensor3d(m, [blocks, L, 2 * L]);
-}
-
-/** [B, H, blocks·L, d] → [B·H·blocks, 2L, d]: each block after its previous one (zeros for block 0). */
-function withPreviousBlock(x: Tensor, BH: number, blocks: number, L: number): Tensor {
-  const d = x.shape[3] as number;
-  const shifted = reshape(
-    pad(x, [
-      [0, 0],
-      [0, 0],
-      [L, 0],
-      [0, 0],
-    ]),
-    [BH, blocks + 1, L, d],
-  );
-  const previous = slice(shifted, [0, 0, 0, 0], [BH, blocks, L, d]);
-  const current = slice(shifted, [0, 1, 0, 0], [BH, blocks, L, d]);
-  return reshape(concat([previous, current], 2), [BH * blocks, 2 * L, d]);
+/** [1, 1, L, L] additive mask: query i of a block sees key j of the same block when j ≤ i. */
+function causalBias(L: number): Tensor {
+  const m = new Float32Array(L * L).fill(Number.NEGATIVE_INFINITY);
+  for (let i = 0; i < L; i++) m.fill(0, i * L, i * L + i + 1);
+  return tensor4d(m, [1, 1, L, L]);
 }
 
 /**
@@ -168,42 +135,42 @@ export function vqComposite(
     );
 
     // Local part: raw tokens of the previous and current block, keys straight-through codes.
-    const kCode = straightThrough(kp, codeOneHot, cb);
-    const qBlocks = reshape(qp, [BH * blocks, L, dk]);
-    const localScores = matMul(qBlocks, withPreviousBlock(kCode, BH, blocks, L), false, true);
-    const localLogits = add(
-      reshape(mul(localScores, beta), [BH, blocks, L, 2 * L]),
-      localMask(blocks, L),
-    );
-    const vLocal = withPreviousBlock(vp, BH, blocks, L);
-    if (blocks <= 2) {
-      // No block has a cache yet: only the local rows.
-      const y = matMul(reshape(softmax(localLogits), [BH * blocks, L, 2 * L]), vLocal);
-      return slice(reshape(y, [B, H, Tp, dv]), 0, [B, H, T, dv]) as Tensor4D;
+    const kCode = reshape(straightThrough(kp, codeOneHot, cb), [BH, blocks, L, dk]);
+    const vBlocks = reshape(vp, [BH, blocks, L, dv]);
+    const segments: ReadSegment[] = [
+      // Query i of a block sees keys j ≤ i of its own block…
+      { keys: kCode, values: vBlocks, bias: causalBias(L) },
+    ];
+    if (blocks > 1) {
+      // …and every key of the previous block (none for block 0).
+      const firstBlockHidden = new Float32Array(blocks);
+      firstBlockHidden[0] = Number.NEGATIVE_INFINITY;
+      segments.push({
+        keys: kCode,
+        values: vBlocks,
+        bias: tensor4d(firstBlockHidden, [1, blocks, 1, 1]),
+        shift: 1,
+      });
     }
-
-    // Per-code cache of each block: counts and value sums of the tokens of blocks ≤ b − 2.
-    const oneHotBlocks = reshape(codeOneHot, [BH * blocks, L, S]);
-    const blockSums = matMul(oneHotBlocks, reshape(vp, [BH * blocks, L, dv]), true, false);
-    const cacheSums = olderThanPreviousBlock(reshape(blockSums, [BH, blocks, S, dv]));
-    const cacheCounts = olderThanPreviousBlock(sum(reshape(codeOneHot, [BH, blocks, L, S]), 2));
-    const nonZero = maximum(cacheCounts, 1); // keeps the division finite on absent rows
-    // Absent codes get −∞ before the softmax (weight 0, gradient 0), never log(0).
-    const logCount = constant(
-      (n) => where(greater(n, 0), log(maximum(n, 1)), scalar(Number.NEGATIVE_INFINITY)),
-      cacheCounts,
-    );
-    const qCodeLogits = reshape(mul(matMul(qp, cb, false, true), beta), [BH, blocks, L, S]);
-    const cacheLogits = add(qCodeLogits, expandDims(logCount, 2));
-    const cacheValues = div(cacheSums, expandDims(nonZero, 3));
-
-    const p = softmax(concat([cacheLogits, localLogits], 3)); // [BH, blocks, L, S + 2L]
-    const pCache = reshape(slice(p, [0, 0, 0, 0], [BH, blocks, L, S]), [BH * blocks, L, S]);
-    const pLocal = reshape(slice(p, [0, 0, 0, S], [BH, blocks, L, 2 * L]), [BH * blocks, L, 2 * L]);
-    const y = add(
-      matMul(pCache, reshape(cacheValues, [BH * blocks, S, dv])),
-      matMul(pLocal, vLocal),
-    );
+    if (blocks > 2) {
+      // Per-code cache of each block: counts and value sums of the tokens of blocks ≤ b − 2.
+      const oneHotBlocks = reshape(codeOneHot, [BH * blocks, L, S]);
+      const blockSums = matMul(oneHotBlocks, reshape(vp, [BH * blocks, L, dv]), true, false);
+      const cacheSums = olderThanPreviousBlock(reshape(blockSums, [BH, blocks, S, dv]));
+      const cacheCounts = olderThanPreviousBlock(sum(reshape(codeOneHot, [BH, blocks, L, S]), 2));
+      const nonZero = maximum(cacheCounts, 1); // keeps the division finite on absent rows
+      // Absent codes get −∞ before the softmax (weight 0, gradient 0), never log(0).
+      const logCount = constant(
+        (n) => where(greater(n, 0), log(maximum(n, 1)), scalar(Number.NEGATIVE_INFINITY)),
+        cacheCounts,
+      );
+      segments.push({
+        keys: reshape(cb, [BH, 1, S, dk]),
+        values: div(cacheSums, expandDims(nonZero, 3)),
+        bias: reshape(logCount, [BH, blocks, 1, S]),
+      });
+    }
+    const y = blockedSoftmaxRead(reshape(qp, [BH, blocks, L, dk]), segments, beta);
     return slice(reshape(y, [B, H, Tp, dv]), 0, [B, H, T, dv]) as Tensor4D;
   });
 }
