@@ -2,14 +2,16 @@
 // @ovq/baselines' kvm engine (engine.ts, run.ts) step for step:
 // - a JS loop over the evictions (one per block that leaves the window), each a few batched ops
 //   over [batch·heads] on rows padded to their final count R: appends of the most novel tokens
-//   and winner-take-all merges as one-hot matrix products, so that every discrete decision is a
-//   constant of the backward and only the rows that change are recomputed;
-// - one batched read for all blocks: the queries of block X see the sinks, the rows as they were
-//   when block X started (rows only change after a block's last read) and the raw window, all in
-//   one softmax over S + R + W logits. Row counts depend on positions only, so every shape is
-//   known on the host.
-// Memory: O(T·(S + R + W)) for the read plus O(T/B·R·d) for the row versions (and, in the
-// backward, their gradients: tfjs keeps every intermediate gradient until it ends); never T×T.
+//   and winner-take-all merges as one-hot matrix products, so that only the rows that change are
+//   recomputed. The decisions are made once, untaped (they are constants of the backward), and
+//   kept as three numbers per token; the keys' and the values' row versions are then two
+//   customGrads (RowScan) whose backward is a hand-written reverse scan;
+// - one read for all blocks (blockedSoftmaxRead): the queries of block X see the sinks, the rows
+//   as they were when block X started (rows only change after a block's last read) and the raw
+//   window, in one softmax over S + R + W logits, recomputed block group by block group in the
+//   backward. Row counts depend on positions only, so every shape is known on the host.
+// Memory: O(T·(S + W) + T/B·R·d) — the row versions, saved once per scan, and their gradients;
+// no per-eviction intermediate outlives its step and there is never a T×T tensor.
 // Exact ties (equal novelty, equal similarity) go to the lowest index as in the reference: they
 // are resolved with max/min reductions and comparisons, never by topk/argMax, whose tie order
 // differs between backends (webgpu's bitonic topk and shared-memory argMax). Near ties (a token
@@ -17,11 +19,15 @@
 import { budgetRows, createKvmState, type KvmConfig } from '@ovq/baselines';
 import {
   add,
+  addN,
   broadcastTo,
   cast,
   concat,
+  customGrad,
+  dispose,
   div,
   equal,
+  type GradSaveFunc,
   greater,
   greaterEqual,
   less,
@@ -36,7 +42,6 @@ import {
   rsqrt,
   scalar,
   slice,
-  split,
   square,
   stack,
   sub,
@@ -48,16 +53,15 @@ import {
   tensor4d,
   tidy,
   transpose,
+  unstack,
   where,
   zeros,
+  zerosLike,
 } from '@tensorflow/tfjs-core';
 import { blockedSoftmaxRead, constantOf, l2Normalize, type ReadSegment } from './shared.js';
 
 /** One eviction: tokens [first, first + m) leave the window; `add` of them become new rows. */
 type Eviction = { first: number; m: number; add: number };
-
-/** Rows K [N, R, dk], U [N, R, dv], ρ [N, R, 1], all R = final row count (unused rows are 0). */
-type Rows = { K: Tensor; U: Tensor; rho: Tensor };
 
 /**
  * The evictions whose rows some query reads (run.ts: block X leaves after the read of the last
@@ -107,116 +111,360 @@ function earlier(m: number): Tensor {
 
 /**
  * The discrete decisions of one eviction of m tokens (unit keys ke [N, m, dk]) into rows K
- * [N, R, dk] of which n0 exist, `added` of the tokens becoming rows n0, n0 + 1, …:
- * - place [N, R, m]: appended token j goes to row n0 + rank_j (most novel first);
- * - A [N, m, R]: merged token j goes to its most similar row (rows after the appends);
- * - AP [N, m, m] = A·place: the appended token that made token j's row, if any;
- * - G [N, m, m] = A·Aᵀ: tokens merged into the same row;
- * - rep [N, R, m]: each row that receives merges, from its first merged token (one per row);
- * - invCount [N, m, 1]: 1/(1 + tokens merged into token j's row).
- * Computed by `constantOf` (no comparison op on the tape, no gradient at all): the decisions
- * are constants of the backward, as in the reference.
+ * [N, R, dk] of which n0 exist, `added` of the tokens becoming rows n0, n0 + 1, …, packed per
+ * token as [N, m, 3]: (row, appended, first). Appended token j goes to row n0 + rank_j (most novel
+ * first); a merged token goes to its most similar row (rows after the appends); `first` marks the
+ * first merged token of each row that receives merges. Untaped: the decisions are constants of
+ * the backward, as in the reference.
  */
-function decisions(ke: Tensor, K: Tensor, n0: number, added: number): Tensor[] {
+function decisionCode(ke: Tensor, K: Tensor, n0: number, added: number): Tensor {
   const [N, m] = ke.shape as number[];
   const R = K.shape[1] as number;
   const n1 = n0 + added;
-  const packedDecisions = (k: Tensor, Kall: Tensor): Tensor => {
-    let rank: Tensor;
-    let sims: Tensor | null = null;
-    if (n0 === 0) {
-      // No rows: every token is equally novel, so the lowest indices come first.
-      rank = broadcastTo(reshape(iota(m), [1, 1, m]), [N, 1, m]);
-    } else {
-      sims = matMul(k, slice(Kall, [0, 0, 0], [N, n0, -1]), false, true); // [N, m, n0]
-      // Novelty 1 − max cosine ranks like −max cosine (negation is exact in float32).
-      const novelty = neg(max(sims, -1));
-      const other = reshape(novelty, [N, 1, m]);
-      const self = reshape(novelty, [N, m, 1]);
-      // rank_j = #{i: novelty_i > novelty_j} + #{i < j: novelty_i = novelty_j}
-      const ahead = add(
-        cast(greater(other, self), 'float32'),
-        mul(cast(equal(other, self), 'float32'), earlier(m)),
-      );
-      rank = reshape(sum(ahead, -1), [N, 1, m]);
-    }
-    const rowIndex = reshape(iota(R), [1, R, 1]);
-    const place = cast(equal(add(rank, scalar(n0)), rowIndex), 'float32');
-    const appended = mul(place, cast(less(rowIndex, scalar(n1)), 'float32')); // [N, R, m]
-    if (added > 0) {
-      const simsNew = matMul(k, matMul(slice(appended, [0, n0, 0], [N, added, m]), k), false, true);
-      sims = sims === null ? simsNew : concat([sims, simsNew], 2); // [N, m, n1]
-    }
-    const merged = reshape(cast(greaterEqual(rank, scalar(added)), 'float32'), [N, m, 1]);
-    // Winner: the lowest row index among the most similar (old rows come first, so an appended
-    // row wins only when strictly closer than every old row).
-    const index = reshape(iota(n1), [1, 1, n1]);
-    const s = sims as Tensor;
-    const candidate = where(equal(s, max(s, -1, true)), index, scalar(n1));
-    const A1 = mul(cast(equal(index, min(candidate, -1, true)), 'float32'), merged); // [N, m, n1]
-    const A = n1 === R ? A1 : concat([A1, zeros([N, m, R - n1])], 2);
-    const G = matMul(A, A, false, true);
-    const first = mul(cast(equal(sum(mul(G, earlier(m)), -1, true), scalar(0)), 'float32'), merged);
-    const parts = [
-      appended,
-      A,
-      matMul(A, appended),
-      G,
-      transpose(mul(A, first), [0, 2, 1]),
-      div(scalar(1), add(sum(G, -1, true), scalar(1))),
-    ];
-    // customGrad returns one tensor: the decisions travel packed along axis 1.
-    return concat(
-      parts.map((x) => reshape(x, [N, -1])),
-      1,
+  let rank: Tensor;
+  let sims: Tensor | null = null;
+  if (n0 === 0) {
+    // No rows: every token is equally novel, so the lowest indices come first.
+    rank = broadcastTo(reshape(iota(m), [1, 1, m]), [N, 1, m]);
+  } else {
+    sims = matMul(ke, slice(K, [0, 0, 0], [N, n0, -1]), false, true); // [N, m, n0]
+    // Novelty 1 − max cosine ranks like −max cosine (negation is exact in float32).
+    const novelty = neg(max(sims, -1));
+    const other = reshape(novelty, [N, 1, m]);
+    const self = reshape(novelty, [N, m, 1]);
+    // rank_j = #{i: novelty_i > novelty_j} + #{i < j: novelty_i = novelty_j}
+    const ahead = add(
+      cast(greater(other, self), 'float32'),
+      mul(cast(equal(other, self), 'float32'), earlier(m)),
     );
-  };
-  // The save function comes last in customGrad's arguments.
-  const packed = constantOf(() => packedDecisions(ke, K));
-  const shapes = [
-    [R, m],
-    [m, R],
-    [m, m],
-    [m, m],
-    [R, m],
-    [m, 1],
-  ];
-  return split(
-    packed,
-    shapes.map(([a, b]) => a * b),
-    1,
-  ).map((x, i) => reshape(x, [N, ...shapes[i]]));
+    rank = reshape(sum(ahead, -1), [N, 1, m]);
+  }
+  const rowIndex = reshape(iota(R), [1, R, 1]);
+  const place = cast(equal(add(rank, scalar(n0)), rowIndex), 'float32');
+  const appended = mul(place, cast(less(rowIndex, scalar(n1)), 'float32')); // [N, R, m]
+  if (added > 0) {
+    const simsNew = matMul(ke, matMul(slice(appended, [0, n0, 0], [N, added, m]), ke), false, true);
+    sims = sims === null ? simsNew : concat([sims, simsNew], 2); // [N, m, n1]
+  }
+  const merged = reshape(cast(greaterEqual(rank, scalar(added)), 'float32'), [N, m, 1]);
+  // Winner: the lowest row index among the most similar (old rows come first, so an appended
+  // row wins only when strictly closer than every old row).
+  const index = reshape(iota(n1), [1, 1, n1]);
+  const s = sims as Tensor;
+  const candidate = where(equal(s, max(s, -1, true)), index, scalar(n1));
+  const A = mul(cast(equal(index, min(candidate, -1, true)), 'float32'), merged); // [N, m, n1]
+  const G = matMul(A, A, false, true);
+  const first = mul(cast(equal(sum(mul(G, earlier(m)), -1, true), scalar(0)), 'float32'), merged);
+  const row = add(sum(mul(appended, rowIndex), 1), sum(mul(A, index), 2)); // [N, m]
+  return stack([row, sum(appended, 1), reshape(first, [N, m])], 2);
 }
 
 /**
- * One eviction (engine.ts evictTokens), differentiable in ke, ve and the rows. Only the rows that
- * change are computed: each merged token gathers its row (one-hot products) and the row's new
- * value is scattered back once, by the row's first merged token, as a difference.
+ * The one-hot matrices of a decision code [N, m, 3] (see decisionCode) over R rows:
+ * - place [N, R, m]: appended token j → its row; A [N, m, R]: merged token j → its row;
+ * - AP [N, m, m] = A·place: the appended token that made merged token j's row, if any;
+ * - G [N, m, m] = A·Aᵀ: merged tokens of the same row;
+ * - rep [N, R, m]: each row that receives merges, from its first merged token;
+ * - invCount [N, m, 1]: 1/(1 + tokens merged into token j's row).
  */
-function evict(rows: Rows, ke: Tensor, ve: Tensor, n0: number, added: number): Rows {
-  // ‖v‖ and v/max(‖v‖, eps) with a gradient that stays finite at v = 0 (NORM_EPS = 1e-12).
-  const vsq = sum(square(ve), -1, true);
-  const inv = rsqrt(maximum(vsq, scalar(1e-24)));
-  const vNorm = mul(vsq, inv); // [N, m, 1]
-  const vUnit = mul(ve, inv);
-  const [place, A, AP, G, rep, invCount] = decisions(ke, rows.K, n0, added);
-  // Token j's row before the merges: an old row or an appended token.
-  const rowOf = (x: Tensor, token: Tensor) => add(matMul(A, x), matMul(AP, token));
-  const Kg = rowOf(rows.K, ke);
-  const Ug = rowOf(rows.U, vUnit);
-  const rhoG = rowOf(rows.rho, vNorm);
-  // K ← normalise(K + Σk), U ← normalise(ρU + Σv), ρ ← (ρ + Σ‖v‖)/(1 + m_i).
-  const Knew = l2Normalize(add(Kg, matMul(G, ke)));
-  const Unew = l2Normalize(add(mul(rhoG, Ug), matMul(G, ve)));
-  const rhoNew = mul(add(rhoG, matMul(G, vNorm)), invCount);
-  // Appends and merge differences in one product: [place | rep] · [token; new − old].
-  const update = (old: Tensor, x: Tensor, token: Tensor, fresh: Tensor) =>
-    add(old, matMul(concat([place, rep], 2), concat([token, sub(fresh, x)], 1)));
+type Decisions = { place: Tensor; A: Tensor; AP: Tensor; G: Tensor; rep: Tensor; invCount: Tensor };
+
+function expandDecisions(code: Tensor, R: number): Decisions {
+  const [N, m] = code.shape as number[];
+  const [row, appendedFlag, firstFlag] = unstack(code, 2).map((x) => reshape(x, [N, 1, m]));
+  const mergedFlag = sub(scalar(1), appendedFlag);
+  const onRow = cast(equal(row, reshape(iota(R), [1, R, 1])), 'float32'); // [N, R, m]
+  const At = mul(onRow, mergedFlag);
+  const sameRow = cast(equal(transpose(row, [0, 2, 1]), row), 'float32'); // [N, m, m]
+  const mergedAt = mul(sameRow, transpose(mergedFlag, [0, 2, 1]));
+  const G = mul(mergedAt, mergedFlag);
   return {
-    K: update(rows.K, Kg, ke, Knew),
-    U: update(rows.U, Ug, vUnit, Unew),
-    rho: update(rows.rho, rhoG, vNorm, rhoNew),
+    place: mul(onRow, appendedFlag),
+    A: transpose(At, [0, 2, 1]),
+    AP: mul(mergedAt, appendedFlag),
+    G,
+    rep: mul(At, firstFlag),
+    invCount: div(scalar(1), add(sum(G, -1, true), scalar(1))),
   };
+}
+
+/** old + [place | rep] · [token; fresh − gathered]: the appends and the merged rows' differences. */
+function updateRows(d: Decisions, old: Tensor, gathered: Tensor, token: Tensor, fresh: Tensor) {
+  return add(old, matMul(concat([d.place, d.rep], 2), concat([token, sub(fresh, gathered)], 1)));
+}
+
+/** One eviction of the keys: K ← normalise(K + Σk) for merged rows, appends as new rows. */
+function evictKeys(d: Decisions, K: Tensor, ke: Tensor) {
+  // Token j's row before the merges: an old row or an appended token.
+  const gathered = add(matMul(d.A, K), matMul(d.AP, ke));
+  const merged = add(gathered, matMul(d.G, ke));
+  return { K: updateRows(d, K, gathered, ke, l2Normalize(merged)), gathered, merged };
+}
+
+/** One eviction of the values: U ← normalise(ρU + Σv), ρ ← (ρ + Σ‖v‖)/(1 + m_i). */
+function evictValues(
+  d: Decisions,
+  U: Tensor,
+  rho: Tensor,
+  ve: Tensor,
+  vUnit: Tensor,
+  vNorm: Tensor,
+) {
+  const Ug = add(matMul(d.A, U), matMul(d.AP, vUnit));
+  const rhoG = add(matMul(d.A, rho), matMul(d.AP, vNorm));
+  const merged = add(mul(rhoG, Ug), matMul(d.G, ve));
+  const rhoNew = mul(add(rhoG, matMul(d.G, vNorm)), d.invCount);
+  return {
+    U: updateRows(d, U, Ug, vUnit, l2Normalize(merged)),
+    rho: updateRows(d, rho, rhoG, vNorm, rhoNew),
+    Ug,
+    rhoG,
+    merged,
+  };
+}
+
+/** The gradient of l2Normalize(x) = x · rsqrt(max(‖x‖², 1e-24)) for dy, as tfjs autodiff gives it. */
+function l2NormalizeBackward(x: Tensor, dy: Tensor): Tensor {
+  const s = sum(square(x), -1, true);
+  const r = rsqrt(maximum(s, scalar(1e-24)));
+  const through = cast(greaterEqual(s, scalar(1e-24)), 'float32'); // max passes s ≥ eps
+  const r3 = mul(mul(r, r), r);
+  return sub(mul(dy, r), mul(x, mul(mul(sum(mul(dy, x), -1, true), r3), through)));
+}
+
+/** Entry e [N, R, d] of versions stacked as [N, E + 1, R, d]. */
+function versionAt(stacked: Tensor, e: number): Tensor {
+  const [N, , R, d] = stacked.shape as number[];
+  return reshape(slice(stacked, [0, e, 0, 0], [-1, 1, -1, -1]), [N, R, d]);
+}
+
+/**
+ * The row versions the query blocks read, as two customGrads with a hand-written reverse scan
+ * (tfjs autodiff would keep every intermediate of every eviction and its gradient until the
+ * backward ends). The forwards save their inputs and the versions; each backward walks the
+ * evictions backwards with one running gradient of the rows, recomputing each eviction's
+ * intermediates from the saved version before it. Keys and values have separate scans: the
+ * decisions are constants, so no gradient crosses between them.
+ */
+class RowScan {
+  /** Offset and size of each eviction's tokens in the evicted span. */
+  private readonly spans: { at: number; m: number }[] = [];
+  /** For each version e (rows after e evictions), the query blocks [from, to) that read it. */
+  private readonly readers: { from: number; to: number }[] = [];
+
+  constructor(
+    private readonly N: number,
+    private readonly R: number,
+    evictions: Eviction[],
+    seenBy: number[],
+  ) {
+    let at = 0;
+    for (const e of evictions) {
+      this.spans.push({ at, m: e.m });
+      at += e.m;
+    }
+    seenBy.forEach((e, X) => {
+      if (this.readers[e] === undefined) this.readers[e] = { from: X, to: X };
+      this.readers[e].to = X + 1;
+    });
+  }
+
+  /** Eviction e's tokens of x [N, evicted tokens, d]. */
+  private tokens(x: Tensor, e: number): Tensor {
+    const { at, m } = this.spans[e];
+    return slice(x, [0, at, 0], [this.N, m, -1]);
+  }
+
+  private decisions(code: Tensor, e: number): Decisions {
+    return expandDecisions(this.tokens(code, e), this.R);
+  }
+
+  /** [N, nb, R, d] per query block from the versions [N, R, d] (every version is read). */
+  private perBlock(versions: Tensor[]): Tensor {
+    return concat(
+      this.readers.map((r, e) => {
+        const [N, R, d] = versions[e].shape as number[];
+        return broadcastTo(reshape(versions[e], [N, 1, R, d]), [N, r.to - r.from, R, d]);
+      }),
+      1,
+    );
+  }
+
+  /** The read gradient of version e: the sum over the query blocks that read it, [N, R, d]. */
+  private readGradient(dy: Tensor, e: number): Tensor {
+    const { from, to } = this.readers[e];
+    return sum(slice(dy, [0, from, 0, 0], [-1, to - from, -1, -1]), 1);
+  }
+
+  /** Version e [N, R, d] of a per-block tensor [N, nb, R, d]. */
+  private version(perBlock: Tensor, e: number): Tensor {
+    const [N, , R, d] = perBlock.shape as number[];
+    return reshape(slice(perBlock, [0, this.readers[e].from, 0, 0], [-1, 1, -1, -1]), [N, R, d]);
+  }
+
+  /** The decision codes [N, evicted tokens, 3] of all evictions, from the evicted unit keys. */
+  codes(ke: Tensor, evictions: Eviction[]): Tensor {
+    return constantOf(() => {
+      let K = zeros([this.N, this.R, ke.shape[2] as number]);
+      let n0 = 0;
+      const codes: Tensor[] = [];
+      evictions.forEach((ev, e) => {
+        const [code, next] = tidy(() => {
+          const k = this.tokens(ke, e);
+          const c = decisionCode(k, K, n0, ev.add);
+          return [c, evictKeys(expandDecisions(c, this.R), K, k).K];
+        });
+        codes.push(code);
+        K.dispose();
+        K = next;
+        n0 += ev.add;
+      });
+      K.dispose();
+      const all = concat(codes, 1);
+      dispose(codes);
+      return all;
+    });
+  }
+
+  /** The keys each query block reads, [N, nb, R, dk], differentiable in ke. */
+  keys(ke: Tensor, code: Tensor): Tensor {
+    return customGrad((...args: (Tensor | GradSaveFunc)[]) => {
+      const [k, c, save] = args as [Tensor, Tensor, GradSaveFunc];
+      const versions = [zeros([this.N, this.R, k.shape[2] as number])];
+      for (let e = 0; e < this.spans.length; e++) {
+        const K = versions[e];
+        versions.push(tidy(() => evictKeys(this.decisions(c, e), K, this.tokens(k, e)).K));
+      }
+      const read = tidy(() => this.perBlock(versions));
+      dispose(versions);
+      save([k, c, read]);
+      return {
+        value: read,
+        gradFunc: (dy: Tensor, saved: Tensor[]) => {
+          const [kS, cS, readS] = saved;
+          let g = this.readGradient(dy, this.spans.length);
+          const dKe: Tensor[] = [];
+          for (let e = this.spans.length - 1; e >= 0; e--) {
+            const [dk, next] = tidy(() => {
+              const d = this.decisions(cS, e);
+              const k = this.tokens(kS, e);
+              const { merged } = evictKeys(d, this.version(readS, e), k);
+              const dFresh = matMul(d.rep, g, true, false);
+              const dMerged = l2NormalizeBackward(merged, dFresh);
+              const dGathered = sub(dMerged, dFresh);
+              const dk = addN([
+                matMul(d.place, g, true, false),
+                matMul(d.AP, dGathered, true, false),
+                matMul(d.G, dMerged, true, false),
+              ]);
+              const previous = addN([
+                g,
+                matMul(d.A, dGathered, true, false),
+                this.readGradient(dy, e),
+              ]);
+              return [dk, previous];
+            });
+            dKe.push(dk);
+            g.dispose();
+            g = next;
+          }
+          g.dispose();
+          const dK = concat(dKe.reverse(), 1);
+          dispose(dKe);
+          return [dK, zerosLike(cS)];
+        },
+      };
+    })(ke, code);
+  }
+
+  /** The values (ρU) each query block reads, [N, nb, R, dv], differentiable in ve, vUnit, vNorm. */
+  values(ve: Tensor, vUnit: Tensor, vNorm: Tensor, code: Tensor): Tensor {
+    return customGrad((...args: (Tensor | GradSaveFunc)[]) => {
+      const [v, vu, vn, c, save] = args as [Tensor, Tensor, Tensor, Tensor, GradSaveFunc];
+      const dv = v.shape[2] as number;
+      const Us = [zeros([this.N, this.R, dv])];
+      const rhos = [zeros([this.N, this.R, 1])];
+      for (let e = 0; e < this.spans.length; e++) {
+        const [U, rho] = [Us[e], rhos[e]];
+        const next = tidy(() => {
+          const at = (x: Tensor) => this.tokens(x, e);
+          const r = evictValues(this.decisions(c, e), U, rho, at(v), at(vu), at(vn));
+          return [r.U, r.rho];
+        });
+        Us.push(next[0]);
+        rhos.push(next[1]);
+      }
+      const read = tidy(() => this.perBlock(Us.map((U, e) => mul(rhos[e], U))));
+      // The versions themselves (one per eviction, fewer than the blocks) for the backward.
+      const UsSaved = stack(Us, 1);
+      const rhosSaved = stack(rhos, 1);
+      dispose([...Us, ...rhos]);
+      save([v, vu, vn, c, UsSaved, rhosSaved]);
+      return {
+        value: read,
+        gradFunc: (dy: Tensor, saved: Tensor[]) => {
+          const [vS, vuS, vnS, cS, UsS, rhosS] = saved;
+          const E = this.spans.length;
+          // dy into version e's U and ρ: read = ρ ∘ U.
+          const fromRead = (e: number): [Tensor, Tensor] =>
+            tidy(() => {
+              const dRead = this.readGradient(dy, e);
+              return [
+                mul(dRead, versionAt(rhosS, e)),
+                sum(mul(dRead, versionAt(UsS, e)), -1, true),
+              ];
+            });
+          let [g, h] = fromRead(E);
+          const pieces: Tensor[][] = [];
+          for (let e = E - 1; e >= 0; e--) {
+            const out = tidy(() => {
+              const d = this.decisions(cS, e);
+              const at = (x: Tensor) => this.tokens(x, e);
+              const U = versionAt(UsS, e);
+              const rho = versionAt(rhosS, e);
+              const r = evictValues(d, U, rho, at(vS), at(vuS), at(vnS));
+              const dFreshU = matMul(d.rep, g, true, false);
+              const dMergedU = l2NormalizeBackward(r.merged, dFreshU);
+              const dUg = sub(mul(dMergedU, r.rhoG), dFreshU);
+              const dRhoNew = mul(matMul(d.rep, h, true, false), d.invCount);
+              const dRhoG = add(
+                sub(dRhoNew, matMul(d.rep, h, true, false)),
+                sum(mul(dMergedU, r.Ug), -1, true),
+              );
+              const dVe = matMul(d.G, dMergedU, true, false);
+              const dVUnit = add(matMul(d.place, g, true, false), matMul(d.AP, dUg, true, false));
+              const dVNorm = addN([
+                matMul(d.place, h, true, false),
+                matMul(d.AP, dRhoG, true, false),
+                matMul(d.G, dRhoNew, true, false),
+              ]);
+              const [readU, readRho] = fromRead(e);
+              return [
+                dVe,
+                dVUnit,
+                dVNorm,
+                addN([g, matMul(d.A, dUg, true, false), readU]),
+                addN([h, matMul(d.A, dRhoG, true, false), readRho]),
+              ];
+            });
+            pieces.push(out.slice(0, 3));
+            dispose([g, h]);
+            [g, h] = [out[3], out[4]];
+          }
+          dispose([g, h]);
+          pieces.reverse();
+          const grads = [0, 1, 2].map((i) =>
+            concat(
+              pieces.map((p) => p[i]),
+              1,
+            ),
+          );
+          dispose(pieces.flat());
+          return [...grads, zerosLike(cS)];
+        },
+      };
+    })(ve, vUnit, vNorm, code);
+  }
 }
 
 /** Zeros before and after the rows of axis 1 of a [N, n, d] tensor. */
@@ -245,28 +493,10 @@ export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig)
     const qn = reshape(l2Normalize(q), [N, T, dk]);
     const kn = reshape(l2Normalize(k), [N, T, dk]);
     const vf = reshape(v, [N, T, dv]);
-    // Row versions: states[e] = rows after e evictions, all padded to the final count nMax.
+    // Rows after e evictions: counts[e] of them, all padded to the final count nMax.
     const nMax = evictions.reduce((n, e) => n + e.add, 0);
     const counts = [0];
-    const states: Rows[] = [
-      { K: zeros([N, nMax, dk]), U: zeros([N, nMax, dv]), rho: zeros([N, nMax, 1]) },
-    ];
-    // The evicted tokens are consecutive: one split (its gradient is one concat; a slice per
-    // eviction would pad its gradient to [N, T, d] each time).
-    const evicted = (x: Tensor): Tensor[] => {
-      if (evictions.length === 0) return [];
-      const start = evictions[0].first;
-      const end = start + evictions.reduce((n, e) => n + e.m, 0);
-      const sizes = [start, ...evictions.map((e) => e.m), T - end];
-      return split(x, sizes, 1).slice(1, -1);
-    };
-    const kEvicted = evicted(kn);
-    const vEvicted = evicted(vf);
-    for (const [i, e] of evictions.entries()) {
-      const n0 = counts[counts.length - 1];
-      states.push(evict(states[states.length - 1], kEvicted[i], vEvicted[i], n0, e.add));
-      counts.push(n0 + e.add);
-    }
+    for (const e of evictions) counts.push(counts[counts.length - 1] + e.add);
     // Queries and keys/values in whole blocks (the padding is masked or sliced off).
     const inBlocks = (x: Tensor) =>
       reshape(padAxis1(x, 0, Tp - T), [N, nb, B, x.shape[2] as number]);
@@ -303,17 +533,20 @@ export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig)
       segments.push({ keys: sinks(kn), values: sinks(vf), bias });
     }
     if (nMax > 0) {
+      // The evicted tokens are consecutive: one slice each of keys and values.
+      const start = evictions[0].first;
+      const span = evictions.reduce((n, e) => n + e.m, 0);
+      const ke = slice(kn, [0, start, 0], [N, span, dk]);
+      const ve = slice(vf, [0, start, 0], [N, span, dv]);
+      // ‖v‖ and v/max(‖v‖, eps) with a gradient that stays finite at v = 0 (NORM_EPS = 1e-12).
+      const vsq = sum(square(ve), -1, true);
+      const inv = rsqrt(maximum(vsq, scalar(1e-24)));
+      const scan = new RowScan(N, nMax, evictions, seenBy);
+      const code = scan.codes(ke, evictions);
       // Each query block reads the rows as of its start (rows ≥ their count are hidden).
-      const values = states.map((r) => mul(r.rho, r.U));
       segments.push({
-        keys: stack(
-          seenBy.map((e) => states[e].K),
-          1,
-        ),
-        values: stack(
-          seenBy.map((e) => values[e]),
-          1,
-        ),
+        keys: scan.keys(ke, code),
+        values: scan.values(ve, mul(ve, inv), mul(vsq, inv), code),
         bias: biasOf(1, nMax, (X, _, r) => r < counts[seenBy[X]]),
       });
     }

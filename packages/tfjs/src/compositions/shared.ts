@@ -371,33 +371,36 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
         }
         // A whole gradient from its pieces: summed when shared, else in block order with zeros
         // for the last `shift` blocks (read by no query block).
+        // Freed as soon as used: tfjs keeps every gradient until tf.grads ends, so the peak is here.
         const assemble = (parts: Tensor[], shape: number[], shift: number): Tensor => {
-          if (shape[1] === 1) return parts.length === 1 ? parts[0] : addN(parts);
-          const kept = parts.filter((x) => (x.shape[1] as number) > 0);
-          if (shift > 0) {
-            kept.push(zeros([shape[0], Math.min(shift, shape[1]), ...shape.slice(2)]));
+          let whole: Tensor;
+          if (shape[1] === 1) {
+            whole = parts.length === 1 ? parts[0] : addN(parts);
+          } else {
+            const kept = parts.filter((x) => (x.shape[1] as number) > 0);
+            if (shift > 0) {
+              kept.push(zeros([shape[0], Math.min(shift, shape[1]), ...shape.slice(2)]));
+            }
+            whole = kept.length === 1 ? kept[0] : concat(kept, 1);
+            if (kept.length > 1) dispose(kept);
           }
-          return kept.length === 1 ? kept[0] : concat(kept, 1);
+          dispose(parts.filter((x) => x !== whole));
+          return whole;
         };
-        const contributions: Tensor[][] = xsS.map(() => []);
-        contributions[0].push(assemble(dqs, xsS[0].shape, 0));
+        const result: (Tensor | null)[] = xsS.map(() => null);
+        const accumulate = (index: number, g: Tensor) => {
+          const sofar = result[index];
+          result[index] = sofar === null ? g : add(sofar, g);
+          if (sofar !== null) dispose([sofar, g]);
+        };
+        accumulate(0, assemble(dqs, xsS[0].shape, 0));
         segs.forEach((s, i) => {
           const r = refs[i];
-          contributions[r.keys].push(assemble(pieces[i].keys, s.keys.shape, r.shift));
-          contributions[r.values].push(assemble(pieces[i].values, s.values.shape, r.shift));
-          if (s.bias) contributions[r.bias].push(assemble(pieces[i].bias, s.bias.shape, 0));
+          accumulate(r.keys, assemble(pieces[i].keys, s.keys.shape, r.shift));
+          accumulate(r.values, assemble(pieces[i].values, s.values.shape, r.shift));
+          if (s.bias) accumulate(r.bias, assemble(pieces[i].bias, s.bias.shape, 0));
         });
-        const result = contributions.map((c) => (c.length === 1 ? c[0] : addN(c)));
-        // Everything but the results: the pieces and the per-segment sums.
-        const keep = new Set(result);
-        dispose(
-          [
-            ...dqs,
-            ...pieces.flatMap((p) => [...p.keys, ...p.values, ...p.bias]),
-            ...contributions.flat(),
-          ].filter((x) => !keep.has(x)),
-        );
-        return result;
+        return result as Tensor[];
       },
     };
   });
