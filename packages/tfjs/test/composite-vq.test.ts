@@ -195,14 +195,15 @@ describe('blockedSoftmaxRead (the read shared by the VQ and KVM compositions)', 
 
   it('equals tfjs autodiff of one softmax over the concatenated key sets: per-block, shifted and shared segments, biases, several groups', async () => {
     const rng = createRng(31);
-    // 700 blocks of 8 queries against 8 + 8 + 5 keys: three groups of blocks in each pass.
+    // 700 blocks (first axis) of 8 queries against 8 + 8 + 5 keys: three groups of blocks in
+    // each pass.
     const [N, nB, Lq, dk, dv, n, nShared, beta] = [2, 700, 8, 4, 3, 8, 5, 0.7];
-    const q = randomTensor(rng, [N, nB, Lq, dk]);
-    const keys = randomTensor(rng, [N, nB, n, dk]);
-    const values = randomTensor(rng, [N, nB, n, dv]);
-    const sharedKeys = randomTensor(rng, [N, 1, nShared, dk]);
-    const sharedValues = randomTensor(rng, [N, 1, nShared, dv]);
-    const prior = randomTensor(rng, [N, nB, 1, nShared]); // a per-block prior, as VQ's log-counts
+    const q = randomTensor(rng, [nB, N, Lq, dk]);
+    const keys = randomTensor(rng, [nB, N, n, dk]);
+    const values = randomTensor(rng, [nB, N, n, dv]);
+    const sharedKeys = randomTensor(rng, [1, N, nShared, dk]);
+    const sharedValues = randomTensor(rng, [1, N, nShared, dv]);
+    const prior = randomTensor(rng, [nB, N, 1, nShared]); // a per-block prior, as VQ's log-counts
     // Causal within the block; the shifted (previous) block hidden for block 0.
     const causal = tf.tensor4d(
       Float32Array.from({ length: Lq * n }, (_, x) => (x % n <= Math.floor(x / n) ? 0 : -Infinity)),
@@ -210,9 +211,9 @@ describe('blockedSoftmaxRead (the read shared by the VQ and KVM compositions)', 
     );
     const firstHidden = tf.tensor4d(
       Float32Array.from({ length: nB }, (_, b) => (b === 0 ? -Infinity : 0)),
-      [1, nB, 1, 1],
+      [nB, 1, 1, 1],
     );
-    const dOut = randomTensor(rng, [N, nB, Lq, dv]);
+    const dOut = randomTensor(rng, [nB, N, Lq, dv]);
     const inputs = [q, keys, values, sharedKeys, sharedValues, prior];
     const fast = (
       qq: tf.Tensor,
@@ -240,19 +241,19 @@ describe('blockedSoftmaxRead (the read shared by the VQ and KVM compositions)', 
       pr: tf.Tensor,
     ) => {
       const previous = (x: tf.Tensor) =>
-        tf.pad(tf.slice(x, [0, 0, 0, 0], [N, nB - 1, -1, -1]), [
-          [0, 0],
+        tf.pad(tf.slice(x, [0, 0, 0, 0], [nB - 1, -1, -1, -1]), [
           [1, 0],
           [0, 0],
           [0, 0],
+          [0, 0],
         ]);
-      const allKeys = tf.concat([k, previous(k), tf.tile(ks, [1, nB, 1, 1])], 2);
-      const allValues = tf.concat([v, previous(v), tf.tile(vs, [1, nB, 1, 1])], 2);
+      const allKeys = tf.concat([k, previous(k), tf.tile(ks, [nB, 1, 1, 1])], 2);
+      const allValues = tf.concat([v, previous(v), tf.tile(vs, [nB, 1, 1, 1])], 2);
       const bias = tf.concat(
         [
-          tf.broadcastTo(causal, [N, nB, Lq, n]),
-          tf.broadcastTo(firstHidden, [N, nB, Lq, n]),
-          tf.broadcastTo(pr, [N, nB, Lq, nShared]),
+          tf.broadcastTo(causal, [nB, N, Lq, n]),
+          tf.broadcastTo(firstHidden, [nB, N, Lq, n]),
+          tf.broadcastTo(pr, [nB, N, Lq, nShared]),
         ],
         3,
       );

@@ -232,10 +232,10 @@ function l2NormalizeBackward(x: Tensor, dy: Tensor): Tensor {
   return sub(mul(dy, r), mul(x, mul(mul(sum(mul(dy, x), -1, true), r3), through)));
 }
 
-/** Entry e [N, R, d] of versions stacked as [N, E + 1, R, d]. */
+/** Entry e [N, R, d] of versions stacked as [E + 1, N, R, d] (a contiguous slice). */
 function versionAt(stacked: Tensor, e: number): Tensor {
-  const [N, , R, d] = stacked.shape as number[];
-  return reshape(slice(stacked, [0, e, 0, 0], [-1, 1, -1, -1]), [N, R, d]);
+  const [, N, R, d] = stacked.shape as number[];
+  return reshape(slice(stacked, [e, 0, 0, 0], [1, -1, -1, -1]), [N, R, d]);
 }
 
 /**
@@ -279,27 +279,26 @@ class RowScan {
     return expandDecisions(this.tokens(code, e), this.R);
   }
 
-  /** [N, nb, R, d] per query block from the versions [N, R, d] (every version is read). */
+  /** [nb, N, R, d] per query block (blocks first) from the versions [N, R, d]. */
   private perBlock(versions: Tensor[]): Tensor {
     return concat(
       this.readers.map((r, e) => {
         const [N, R, d] = versions[e].shape as number[];
-        return broadcastTo(reshape(versions[e], [N, 1, R, d]), [N, r.to - r.from, R, d]);
+        return broadcastTo(reshape(versions[e], [1, N, R, d]), [r.to - r.from, N, R, d]);
       }),
-      1,
+      0,
     );
   }
 
   /** The read gradient of version e: the sum over the query blocks that read it, [N, R, d]. */
   private readGradient(dy: Tensor, e: number): Tensor {
     const { from, to } = this.readers[e];
-    return sum(slice(dy, [0, from, 0, 0], [-1, to - from, -1, -1]), 1);
+    return sum(slice(dy, [from, 0, 0, 0], [to - from, -1, -1, -1]), 0);
   }
 
-  /** Version e [N, R, d] of a per-block tensor [N, nb, R, d]. */
+  /** Version e [N, R, d] of a per-block tensor [nb, N, R, d]. */
   private version(perBlock: Tensor, e: number): Tensor {
-    const [N, , R, d] = perBlock.shape as number[];
-    return reshape(slice(perBlock, [0, this.readers[e].from, 0, 0], [-1, 1, -1, -1]), [N, R, d]);
+    return versionAt(perBlock, this.readers[e].from);
   }
 
   /** The decision codes [N, evicted tokens, 3] of all evictions, from the evicted unit keys. */
@@ -326,7 +325,7 @@ class RowScan {
     });
   }
 
-  /** The keys each query block reads, [N, nb, R, dk], differentiable in ke. */
+  /** The keys each query block reads, [nb, N, R, dk], differentiable in ke. */
   keys(ke: Tensor, code: Tensor): Tensor {
     return customGrad((...args: (Tensor | GradSaveFunc)[]) => {
       const [k, c, save] = args as [Tensor, Tensor, GradSaveFunc];
@@ -377,7 +376,7 @@ class RowScan {
     })(ke, code);
   }
 
-  /** The values (ρU) each query block reads, [N, nb, R, dv], differentiable in ve, vUnit, vNorm. */
+  /** The values (ρU) each query block reads, [nb, N, R, dv], differentiable in ve, vUnit, vNorm. */
   values(ve: Tensor, vUnit: Tensor, vNorm: Tensor, code: Tensor): Tensor {
     return customGrad((...args: (Tensor | GradSaveFunc)[]) => {
       const [v, vu, vn, c, save] = args as [Tensor, Tensor, Tensor, Tensor, GradSaveFunc];
@@ -396,8 +395,8 @@ class RowScan {
       }
       const read = tidy(() => this.perBlock(Us.map((U, e) => mul(rhos[e], U))));
       // The versions themselves (one per eviction, fewer than the blocks) for the backward.
-      const UsSaved = stack(Us, 1);
-      const rhosSaved = stack(rhos, 1);
+      const UsSaved = stack(Us);
+      const rhosSaved = stack(rhos);
       dispose([...Us, ...rhos]);
       save([v, vu, vn, c, UsSaved, rhosSaved]);
       return {
@@ -497,13 +496,14 @@ export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig)
     const nMax = evictions.reduce((n, e) => n + e.add, 0);
     const counts = [0];
     for (const e of evictions) counts.push(counts[counts.length - 1] + e.add);
-    // Queries and keys/values in whole blocks (the padding is masked or sliced off).
+    // Queries and keys/values in whole blocks, blocks first as the read takes them (the padding
+    // is masked or sliced off).
     const inBlocks = (x: Tensor) =>
-      reshape(padAxis1(x, 0, Tp - T), [N, nb, B, x.shape[2] as number]);
+      transpose(reshape(padAxis1(x, 0, Tp - T), [N, nb, B, x.shape[2] as number]), [1, 0, 2, 3]);
     const qb = inBlocks(qn);
     const kb = inBlocks(kn);
     const vb = inBlocks(vf);
-    /** [1, nb, rows, cols] additive constant: 0 where `visible(X, i, j)`, −∞ elsewhere. */
+    /** [nb, 1, rows, cols] additive constant: 0 where `visible(X, i, j)`, −∞ elsewhere. */
     const biasOf = (
       rows: number,
       cols: number,
@@ -515,7 +515,7 @@ export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig)
           for (let j = 0; j < cols; j++) if (visible(X, i, j)) m[(X * rows + i) * cols + j] = 0;
         }
       }
-      return tensor4d(m, [1, nb, rows, cols]);
+      return tensor4d(m, [nb, 1, rows, cols]);
     };
     // The raw window of block X: blocks X − lag + 1 … X, tokens S ≤ s ≤ t (one segment per block).
     const segments: ReadSegment[] = [];
@@ -528,7 +528,7 @@ export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig)
     }
     if (S > 0) {
       // Sinks s ≤ t, shared by every block.
-      const sinks = (x: Tensor) => reshape(slice(x, [0, 0, 0], [N, S, -1]), [N, 1, S, -1]);
+      const sinks = (x: Tensor) => reshape(slice(x, [0, 0, 0], [N, S, -1]), [1, N, S, -1]);
       const bias = biasOf(B, S, (X, i, j) => j <= X * B + i);
       segments.push({ keys: sinks(kn), values: sinks(vf), bias });
     }
@@ -550,7 +550,7 @@ export function kvmComposite(q: Tensor, k: Tensor, v: Tensor, config: KvmConfig)
         bias: biasOf(1, nMax, (X, _, r) => r < counts[seenBy[X]]),
       });
     }
-    const y = blockedSoftmaxRead(qb, segments, c.beta);
+    const y = transpose(blockedSoftmaxRead(qb, segments, c.beta), [1, 0, 2, 3]);
     const out = slice(reshape(y, [N, Tp, dv]), [0, 0, 0], [N, T, dv]);
     return reshape(out, [Bt, H, T, dv]) as Tensor4D;
   });

@@ -180,11 +180,12 @@ export function bandBias(
 }
 
 /**
- * One key set of a `blockedSoftmaxRead`: keys [N, nB, n, dk] and values [N, nB, n, dv] per block,
- * or [N, 1, n, ·] shared by every block; with `shift` s, query block b reads key/value block
- * b − s (zeros for b < s: hide them in the bias), so that neighbouring blocks need no copy. An
- * optional additive bias (−∞ hides a key, a log-count is a prior) is broadcastable to
- * [N, nB, Lq, n], rank 4, indexed by the query block. A tensor may appear in several segments.
+ * One key set of a `blockedSoftmaxRead`, blocks first: keys [nB, N, n, dk] and values
+ * [nB, N, n, dv] per block, or [1, N, n, ·] shared by every block; with `shift` s, query block b
+ * reads key/value block b − s (zeros for b < s: hide them in the bias), so that neighbouring
+ * blocks need no copy. An optional additive bias (−∞ hides a key, a log-count is a prior) is
+ * broadcastable to [nB, N, Lq, n], rank 4, indexed by the query block. A tensor may appear in
+ * several segments.
  */
 export type ReadSegment = { keys: Tensor; values: Tensor; bias?: Tensor; shift?: number };
 
@@ -192,52 +193,35 @@ export type ReadSegment = { keys: Tensor; values: Tensor; bias?: Tensor; shift?:
 const READ_GROUP_ELEMENTS = 1 << 17;
 
 /**
- * Blocks [from − shift, from − shift + size) along axis 1 (zeros before block 0), or x itself when
- * it is shared by every block.
+ * Blocks [from − shift, from − shift + size) along axis 0 (zeros before block 0), or x itself when
+ * it is shared by every block. Blocks lead so that this slice is contiguous (the cpu backend's
+ * strided slice is about a hundred times slower).
  */
 function blockRange(x: Tensor, from: number, size: number, shift = 0): Tensor {
-  if (x.shape[1] === 1) return x;
+  if (x.shape[0] === 1) return x;
   const start = from - shift;
   const missing = Math.min(size, Math.max(0, -start));
-  const shape = x.shape.slice() as number[];
-  if (missing === size) return zeros([shape[0], size, ...shape.slice(2)]);
+  if (missing === size) return zeros([size, ...x.shape.slice(1)]);
   const begin = x.shape.map(() => 0);
-  begin[1] = start + missing;
+  begin[0] = start + missing;
   const extent = x.shape.map(() => -1);
-  extent[1] = size - missing;
+  extent[0] = size - missing;
   const part = slice(x, begin, extent);
   if (missing === 0) return part;
   return pad(
     part,
-    x.shape.map((_, i): [number, number] => (i === 1 ? [missing, 0] : [0, 0])),
+    x.shape.map((_, i): [number, number] => (i === 0 ? [missing, 0] : [0, 0])),
   );
 }
 
 /**
- * a · bᵀ (or a · b without `transposeB`) of a [N, G, r, ·] group against b [N, G, ·, ·] per block,
- * or against b [N, 1, ·, ·] shared by every block as one [N, G·r, ·] product (tfjs's matMul
- * broadcasts flattened batch dims by index modulo, which is wrong for [N, G] against [N, 1]).
+ * aᵀ · b per block [G, N, ·, ·], summed over the blocks when the result is `shared`: [1, N, ·, ·].
+ * (The forward products need no such case: matMul broadcasts [1, N] against [G, N] by taking the
+ * flattened batch index modulo N, which is right when the blocks lead.)
  */
-function groupProduct(a: Tensor, b: Tensor, transposeB: boolean): Tensor {
-  const [N, G, r] = a.shape as number[];
-  if (b.shape[1] !== 1 || G === 1) return matMul(a, b, false, transposeB);
-  const [, , b0, b1] = b.shape as number[];
-  const flat = matMul(
-    reshape(a, [N, G * r, a.shape[3] as number]),
-    reshape(b, [N, b0, b1]),
-    false,
-    transposeB,
-  );
-  return reshape(flat, [N, G, r, transposeB ? b0 : b1]);
-}
-
-/** aᵀ · b per block [N, G, ·, ·], summed over the blocks when the result is `shared`: [N, 1, ·, ·]. */
 function groupTransposedProduct(a: Tensor, b: Tensor, shared: boolean): Tensor {
-  const [N, G, r] = a.shape as number[];
-  if (!shared || G === 1) return matMul(a, b, true, false);
-  const flat = (x: Tensor) => reshape(x, [N, G * r, x.shape[3] as number]);
-  const product = matMul(flat(a), flat(b), true, false);
-  return reshape(product, [N, 1, ...product.shape.slice(1)]);
+  const product = matMul(a, b, true, false);
+  return shared && a.shape[0] !== 1 ? sum(product, 0, true) : product;
 }
 
 /** Sums g over the axes where `shape` is 1: the gradient of a broadcast operand. */
@@ -248,14 +232,14 @@ function sumToShape(g: Tensor, shape: number[]): Tensor {
 
 /**
  * softmax(β q kᵀ + bias) · v per block, over the concatenation of `segments`' key sets, for queries
- * q [N, nB, Lq, dk]: [N, nB, Lq, dv]. Every query row must see at least one key. Flash-style: the
- * blocks go in groups of about READ_GROUP_ELEMENTS logits, a customGrad saves only the inputs, the
- * output and the per-row log-sum-exp, and its backward recomputes each group's probabilities
- * (dS = P ∘ (dP − D), D = rowsum(dO ∘ O)) — no logits or probabilities outlive a group, and no
- * concatenated key set is ever built.
+ * q [nB, N, Lq, dk] (blocks first): [nB, N, Lq, dv]. Every query row must see at least one key.
+ * Flash-style: the blocks go in groups of about READ_GROUP_ELEMENTS logits, a customGrad saves
+ * only the inputs, the output and the per-row log-sum-exp, and its backward recomputes each
+ * group's probabilities (dS = P ∘ (dP − D), D = rowsum(dO ∘ O)) — no logits or probabilities
+ * outlive a group, and no concatenated key set is ever built.
  */
 export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: number): Tensor {
-  const [N, nB, Lq] = q.shape as number[];
+  const [nB, N, Lq] = q.shape as number[];
   const width = segments.reduce((n, s) => n + (s.keys.shape[2] as number), 0);
   const groupSize = Math.max(1, Math.floor(READ_GROUP_ELEMENTS / (N * Lq * width)));
   const groups: [number, number][] = [];
@@ -281,11 +265,10 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
       bias: r.bias >= 0 ? xs[r.bias] : undefined,
       shift: r.shift,
     }));
-  /** β q kᵀ + bias of one group, one tensor per segment: [N, G, Lq, n]. */
+  /** β q kᵀ + bias of one group, one tensor per segment: [G, N, Lq, n]. */
   const groupLogits = (qg: Tensor, segs: ReadSegment[], from: number, size: number) =>
     segs.map((s) => {
-      const keys = blockRange(s.keys, from, size, s.shift);
-      const scores = mul(groupProduct(qg, keys, true), beta);
+      const scores = mul(matMul(qg, blockRange(s.keys, from, size, s.shift), false, true), beta);
       return s.bias ? add(scores, blockRange(s.bias, from, size)) : scores;
     });
   const read = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
@@ -301,17 +284,15 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
         const p = logits.map((x) => exp(sub(x, m)));
         const l = p.map((x) => sum(x, -1, true)).reduce((a, b) => add(a, b));
         const pv = p
-          .map((x, i) =>
-            groupProduct(x, blockRange(segs[i].values, from, size, segs[i].shift), false),
-          )
+          .map((x, i) => matMul(x, blockRange(segs[i].values, from, size, segs[i].shift)))
           .reduce((a, b) => add(a, b));
         return [div(pv, l), add(m, log(l))];
       });
       outs.push(o);
       lses.push(lse);
     }
-    const out = outs.length === 1 ? outs[0] : concat(outs, 1);
-    const lse = lses.length === 1 ? lses[0] : concat(lses, 1);
+    const out = outs.length === 1 ? outs[0] : concat(outs, 0);
+    const lse = lses.length === 1 ? lses[0] : concat(lses, 0);
     if (outs.length > 1) dispose([...outs, ...lses]);
     save([...xs, out, lse]);
     return {
@@ -337,13 +318,13 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
             // A shifted segment's first blocks may lie before block 0: their gradient is dropped.
             const skip = (g: Tensor, s: ReadSegment) => {
               const before = Math.min(size, Math.max(0, (s.shift ?? 0) - from));
-              if (before === 0 || g.shape[1] === 1) return g;
+              if (before === 0 || g.shape[0] === 1) return g;
               const begin = g.shape.map(() => 0);
-              begin[1] = before;
+              begin[0] = before;
               return slice(
                 g,
                 begin,
-                g.shape.map((n, i) => (i === 1 ? n - before : -1)),
+                g.shape.map((n, i) => (i === 0 ? n - before : -1)),
               );
             };
             const dqParts: Tensor[] = [];
@@ -351,11 +332,11 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
               const p = exp(sub(logits[i], lseG));
               const vs = blockRange(s.values, from, size, s.shift);
               const ks = blockRange(s.keys, from, size, s.shift);
-              const dLogits = mul(p, sub(groupProduct(dO, vs, true), rowDot));
+              const dLogits = mul(p, sub(matMul(dO, vs, false, true), rowDot));
               const dS = mul(dLogits, beta);
-              dqParts.push(groupProduct(dS, ks, false));
-              const dKeys = groupTransposedProduct(dS, qg, s.keys.shape[1] === 1);
-              const dValues = groupTransposedProduct(p, dO, s.values.shape[1] === 1);
+              dqParts.push(matMul(dS, ks));
+              const dKeys = groupTransposedProduct(dS, qg, s.keys.shape[0] === 1);
+              const dValues = groupTransposedProduct(p, dO, s.values.shape[0] === 1);
               const dBias = s.bias ? [sumToShape(dLogits, groupShape(s.bias.shape, size))] : [];
               return [skip(dKeys, s), skip(dValues, s), ...dBias];
             });
@@ -370,18 +351,16 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
           });
         }
         // A whole gradient from its pieces: summed when shared, else in block order with zeros
-        // for the last `shift` blocks (read by no query block).
-        // Freed as soon as used: tfjs keeps every gradient until tf.grads ends, so the peak is here.
+        // for the last `shift` blocks (read by no query block). Freed as soon as used: tfjs
+        // keeps every gradient until tf.grads ends, so the peak is here.
         const assemble = (parts: Tensor[], shape: number[], shift: number): Tensor => {
           let whole: Tensor;
-          if (shape[1] === 1) {
+          if (shape[0] === 1) {
             whole = parts.length === 1 ? parts[0] : addN(parts);
           } else {
-            const kept = parts.filter((x) => (x.shape[1] as number) > 0);
-            if (shift > 0) {
-              kept.push(zeros([shape[0], Math.min(shift, shape[1]), ...shape.slice(2)]));
-            }
-            whole = kept.length === 1 ? kept[0] : concat(kept, 1);
+            const kept = parts.filter((x) => (x.shape[0] as number) > 0);
+            if (shift > 0) kept.push(zeros([Math.min(shift, shape[0]), ...shape.slice(1)]));
+            whole = kept.length === 1 ? kept[0] : concat(kept, 0);
             if (kept.length > 1) dispose(kept);
           }
           dispose(parts.filter((x) => x !== whole));
@@ -409,7 +388,7 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
 
 /** A bias shape restricted to a group of `size` blocks (a shared axis stays 1). */
 function groupShape(shape: number[], size: number): number[] {
-  return shape.map((n, i) => (i === 1 && n !== 1 ? size : n));
+  return shape.map((n, i) => (i === 0 && n !== 1 ? size : n));
 }
 
 /**

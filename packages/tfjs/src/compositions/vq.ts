@@ -34,6 +34,7 @@ import {
   type Tensor4D,
   tensor4d,
   tidy,
+  transpose,
   where,
   zeros,
   zerosLike,
@@ -134,9 +135,11 @@ export function vqComposite(
       cb,
     );
 
+    // The read takes blocks first: [BH, blocks, …] → [blocks, BH, …].
+    const blocksFirst = (x: Tensor) => transpose(x, [1, 0, 2, 3]);
     // Local part: raw tokens of the previous and current block, keys straight-through codes.
-    const kCode = reshape(straightThrough(kp, codeOneHot, cb), [BH, blocks, L, dk]);
-    const vBlocks = reshape(vp, [BH, blocks, L, dv]);
+    const kCode = blocksFirst(reshape(straightThrough(kp, codeOneHot, cb), [BH, blocks, L, dk]));
+    const vBlocks = blocksFirst(reshape(vp, [BH, blocks, L, dv]));
     const segments: ReadSegment[] = [
       // Query i of a block sees keys j ≤ i of its own block…
       { keys: kCode, values: vBlocks, bias: causalBias(L) },
@@ -148,7 +151,7 @@ export function vqComposite(
       segments.push({
         keys: kCode,
         values: vBlocks,
-        bias: tensor4d(firstBlockHidden, [1, blocks, 1, 1]),
+        bias: tensor4d(firstBlockHidden, [blocks, 1, 1, 1]),
         shift: 1,
       });
     }
@@ -165,12 +168,12 @@ export function vqComposite(
         cacheCounts,
       );
       segments.push({
-        keys: reshape(cb, [BH, 1, S, dk]),
-        values: div(cacheSums, expandDims(nonZero, 3)),
-        bias: reshape(logCount, [BH, blocks, 1, S]),
+        keys: reshape(cb, [1, BH, S, dk]),
+        values: blocksFirst(div(cacheSums, expandDims(nonZero, 3))),
+        bias: blocksFirst(reshape(logCount, [BH, blocks, 1, S])),
       });
     }
-    const y = blockedSoftmaxRead(reshape(qp, [BH, blocks, L, dk]), segments, beta);
-    return slice(reshape(y, [B, H, Tp, dv]), 0, [B, H, T, dv]) as Tensor4D;
+    const y = blockedSoftmaxRead(blocksFirst(reshape(qp, [BH, blocks, L, dk])), segments, beta);
+    return slice(reshape(blocksFirst(y), [B, H, Tp, dv]), 0, [B, H, T, dv]) as Tensor4D;
   });
 }
