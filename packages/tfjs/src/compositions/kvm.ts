@@ -161,13 +161,20 @@ function decisionCode(ke: Tensor, K: Tensor, n0: number, added: number): Tensor 
 
 /**
  * The one-hot matrices of a decision code [N, m, 3] (see decisionCode) over R rows:
- * - place [N, R, m]: appended token j → its row; A [N, m, R]: merged token j → its row;
+ * - place [N, R, m]: appended token j → its row; At [N, R, m]: merged token j → its row (Aᵀ);
  * - AP [N, m, m] = A·place: the appended token that made merged token j's row, if any;
  * - G [N, m, m] = A·Aᵀ: merged tokens of the same row;
  * - rep [N, R, m]: each row that receives merges, from its first merged token;
  * - invCount [N, m, 1]: 1/(1 + tokens merged into token j's row).
  */
-type Decisions = { place: Tensor; A: Tensor; AP: Tensor; G: Tensor; rep: Tensor; invCount: Tensor };
+type Decisions = {
+  place: Tensor;
+  At: Tensor;
+  AP: Tensor;
+  G: Tensor;
+  rep: Tensor;
+  invCount: Tensor;
+};
 
 function expandDecisions(code: Tensor, R: number): Decisions {
   const [N, m] = code.shape as number[];
@@ -175,12 +182,13 @@ function expandDecisions(code: Tensor, R: number): Decisions {
   const mergedFlag = sub(scalar(1), appendedFlag);
   const onRow = cast(equal(row, reshape(iota(R), [1, R, 1])), 'float32'); // [N, R, m]
   const At = mul(onRow, mergedFlag);
-  const sameRow = cast(equal(transpose(row, [0, 2, 1]), row), 'float32'); // [N, m, m]
-  const mergedAt = mul(sameRow, transpose(mergedFlag, [0, 2, 1]));
+  const column = (x: Tensor) => reshape(x, [N, m, 1]);
+  const sameRow = cast(equal(column(row), row), 'float32'); // [N, m, m]
+  const mergedAt = mul(sameRow, column(mergedFlag));
   const G = mul(mergedAt, mergedFlag);
   return {
     place: mul(onRow, appendedFlag),
-    A: transpose(At, [0, 2, 1]),
+    At,
     AP: mul(mergedAt, appendedFlag),
     G,
     rep: mul(At, firstFlag),
@@ -193,12 +201,30 @@ function updateRows(d: Decisions, old: Tensor, gathered: Tensor, token: Tensor, 
   return add(old, matMul(concat([d.place, d.rep], 2), concat([token, sub(fresh, gathered)], 1)));
 }
 
+/** Token j's row before the merges (an old row or an appended token) and K + Σk before normalising. */
+function mergeKeys(d: Decisions, K: Tensor, ke: Tensor) {
+  const gathered = add(matMul(d.At, K, true, false), matMul(d.AP, ke));
+  return { gathered, merged: add(gathered, matMul(d.G, ke)) };
+}
+
 /** One eviction of the keys: K ← normalise(K + Σk) for merged rows, appends as new rows. */
-function evictKeys(d: Decisions, K: Tensor, ke: Tensor) {
-  // Token j's row before the merges: an old row or an appended token.
-  const gathered = add(matMul(d.A, K), matMul(d.AP, ke));
-  const merged = add(gathered, matMul(d.G, ke));
-  return { K: updateRows(d, K, gathered, ke, l2Normalize(merged)), gathered, merged };
+function evictKeys(d: Decisions, K: Tensor, ke: Tensor): Tensor {
+  const { gathered, merged } = mergeKeys(d, K, ke);
+  return updateRows(d, K, gathered, ke, l2Normalize(merged));
+}
+
+/** The values' gathered rows (Ug, ρG) and ρU + Σv before normalising. */
+function mergeValues(
+  d: Decisions,
+  U: Tensor,
+  rho: Tensor,
+  ve: Tensor,
+  vUnit: Tensor,
+  vNorm: Tensor,
+) {
+  const Ug = add(matMul(d.At, U, true, false), matMul(d.AP, vUnit));
+  const rhoG = add(matMul(d.At, rho, true, false), matMul(d.AP, vNorm));
+  return { Ug, rhoG, merged: add(mul(rhoG, Ug), matMul(d.G, ve)) };
 }
 
 /** One eviction of the values: U ← normalise(ρU + Σv), ρ ← (ρ + Σ‖v‖)/(1 + m_i). */
@@ -209,18 +235,13 @@ function evictValues(
   ve: Tensor,
   vUnit: Tensor,
   vNorm: Tensor,
-) {
-  const Ug = add(matMul(d.A, U), matMul(d.AP, vUnit));
-  const rhoG = add(matMul(d.A, rho), matMul(d.AP, vNorm));
-  const merged = add(mul(rhoG, Ug), matMul(d.G, ve));
+): [Tensor, Tensor] {
+  const { Ug, rhoG, merged } = mergeValues(d, U, rho, ve, vUnit, vNorm);
   const rhoNew = mul(add(rhoG, matMul(d.G, vNorm)), d.invCount);
-  return {
-    U: updateRows(d, U, Ug, vUnit, l2Normalize(merged)),
-    rho: updateRows(d, rho, rhoG, vNorm, rhoNew),
-    Ug,
-    rhoG,
-    merged,
-  };
+  return [
+    updateRows(d, U, Ug, vUnit, l2Normalize(merged)),
+    updateRows(d, rho, rhoG, vNorm, rhoNew),
+  ];
 }
 
 /** The gradient of l2Normalize(x) = x · rsqrt(max(‖x‖², 1e-24)) for dy, as tfjs autodiff gives it. */
@@ -311,7 +332,7 @@ class RowScan {
         const [code, next] = tidy(() => {
           const k = this.tokens(ke, e);
           const c = decisionCode(k, K, n0, ev.add);
-          return [c, evictKeys(expandDecisions(c, this.R), K, k).K];
+          return [c, evictKeys(expandDecisions(c, this.R), K, k)];
         });
         codes.push(code);
         K.dispose();
@@ -332,7 +353,7 @@ class RowScan {
       const versions = [zeros([this.N, this.R, k.shape[2] as number])];
       for (let e = 0; e < this.spans.length; e++) {
         const K = versions[e];
-        versions.push(tidy(() => evictKeys(this.decisions(c, e), K, this.tokens(k, e)).K));
+        versions.push(tidy(() => evictKeys(this.decisions(c, e), K, this.tokens(k, e))));
       }
       const read = tidy(() => this.perBlock(versions));
       dispose(versions);
@@ -347,7 +368,7 @@ class RowScan {
             const [dk, next] = tidy(() => {
               const d = this.decisions(cS, e);
               const k = this.tokens(kS, e);
-              const { merged } = evictKeys(d, this.version(readS, e), k);
+              const { merged } = mergeKeys(d, this.version(readS, e), k);
               const dFresh = matMul(d.rep, g, true, false);
               const dMerged = l2NormalizeBackward(merged, dFresh);
               const dGathered = sub(dMerged, dFresh);
@@ -356,11 +377,7 @@ class RowScan {
                 matMul(d.AP, dGathered, true, false),
                 matMul(d.G, dMerged, true, false),
               ]);
-              const previous = addN([
-                g,
-                matMul(d.A, dGathered, true, false),
-                this.readGradient(dy, e),
-              ]);
+              const previous = addN([g, matMul(d.At, dGathered), this.readGradient(dy, e)]);
               return [dk, previous];
             });
             dKe.push(dk);
@@ -387,8 +404,7 @@ class RowScan {
         const [U, rho] = [Us[e], rhos[e]];
         const next = tidy(() => {
           const at = (x: Tensor) => this.tokens(x, e);
-          const r = evictValues(this.decisions(c, e), U, rho, at(v), at(vu), at(vn));
-          return [r.U, r.rho];
+          return evictValues(this.decisions(c, e), U, rho, at(v), at(vu), at(vn));
         });
         Us.push(next[0]);
         rhos.push(next[1]);
@@ -421,7 +437,7 @@ class RowScan {
               const at = (x: Tensor) => this.tokens(x, e);
               const U = versionAt(UsS, e);
               const rho = versionAt(rhosS, e);
-              const r = evictValues(d, U, rho, at(vS), at(vuS), at(vnS));
+              const r = mergeValues(d, U, rho, at(vS), at(vuS), at(vnS));
               const dFreshU = matMul(d.rep, g, true, false);
               const dMergedU = l2NormalizeBackward(r.merged, dFreshU);
               const dUg = sub(mul(dMergedU, r.rhoG), dFreshU);
@@ -442,8 +458,8 @@ class RowScan {
                 dVe,
                 dVUnit,
                 dVNorm,
-                addN([g, matMul(d.A, dUg, true, false), readU]),
-                addN([h, matMul(d.A, dRhoG, true, false), readRho]),
+                addN([g, matMul(d.At, dUg), readU]),
+                addN([h, matMul(d.At, dRhoG), readRho]),
               ];
             });
             pieces.push(out.slice(0, 3));
