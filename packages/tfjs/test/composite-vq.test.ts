@@ -159,7 +159,7 @@ describe('vq composition on cpu (the webgpu route)', () => {
 
   it('peak memory of forward + backward at T = 1024 (B1 H2, dk = dv = 64, S64 L64) stays under 40 MiB', async () => {
     // Regression bound: 75 MiB when tfjs autodiff kept every logit and probability of the read
-    // (24.5 MiB with the recomputing blockedSoftmaxRead).
+    // (25 MiB with the recomputing blockedSoftmaxRead).
     const rng = createRng(5);
     const [q, k, v] = [0, 1, 2].map(() => randomTensor(rng, [1, 2, 1024, 64]));
     const cb = randomTensor(rng, [2, 64, 64]);
