@@ -3,18 +3,11 @@
 // O(T·dk + T·dk·dv/64 + dk·dv·64) per head (chunk-boundary states and one chunk of per-token
 // states), instead of the composition's chunked UT/WY matrices and per-op intermediates.
 import { createGatedDeltaNetState, type GatedDeltaNetConfig } from '@ovq/baselines';
+import { gatedDeltaNetBackwardGpu, gatedDeltaNetForwardGpu } from '@ovq/webgpu';
 import {
-  GpuContext,
-  GpuTensor,
-  gatedDeltaNetBackwardGpu,
-  gatedDeltaNetForwardGpu,
-} from '@ovq/webgpu';
-import {
-  type DataType,
   engine,
   getGradient,
   getKernel,
-  type NamedAttrMap,
   type NamedTensorInfoMap,
   registerGradient,
   registerKernel,
@@ -23,76 +16,36 @@ import {
   type TensorInfo,
   zeros,
 } from '@tensorflow/tfjs-core';
+import {
+  contextFor,
+  flushTfjsCommands,
+  type KernelArgs,
+  qkvDims,
+  type WebGpuBackendLike,
+  wrapTensor,
+} from './webgpu-bridge.js';
 
 export const WEBGPU_GDN_KERNEL = 'OvqGatedDeltaNetWebGpu';
 
-/** The parts of tfjs-backend-webgpu's WebGPUBackend these kernels use. */
-type WebGpuBackendLike = {
-  device: GPUDevice;
-  tensorMap: { get(dataId: object): { resource?: unknown } | undefined };
-  uploadToGPU(dataId: object): void;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-  makeTensorInfo(shape: number[], dtype: DataType): TensorInfo;
-};
-
-// tfjs owns its buffers: a wrapped buffer must never be destroyed by @ovq/webgpu.
-const borrowed = { release(): void {} };
-
-const contexts = new WeakMap<GPUDevice, GpuContext>();
-
-function contextFor(device: GPUDevice): GpuContext {
-  let ctx = contexts.get(device);
-  if (!ctx) {
-    ctx = new GpuContext(device);
-    contexts.set(device, ctx);
-  }
-  return ctx;
-}
-
-function wrap(backend: WebGpuBackendLike, info: TensorInfo, shape: number[], label: string) {
-  backend.uploadToGPU(info.dataId);
-  const buffer = backend.tensorMap.get(info.dataId)?.resource as GPUBuffer | undefined;
-  if (!buffer) throw new Error(`${WEBGPU_GDN_KERNEL}: ${label} has no GPU buffer after upload`);
-  return new GpuTensor(buffer, shape, 'f32', label, borrowed);
-}
-
-// tfjs batches its commands: those that produce our inputs must reach the queue before ours.
-// Same sequence tfjs uses before its own reads.
-function flush(backend: WebGpuBackendLike): void {
-  backend.ensureCommandEncoderReady();
-  backend.endComputePassEncoder();
-  backend.submitQueue();
-}
-
-type KernelArgs = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap };
-
-function dims(inputs: NamedTensorInfoMap) {
-  const [B, H, T, dk] = (inputs.q as TensorInfo).shape;
-  const dv = (inputs.v as TensorInfo).shape[3];
-  return { BH: B * H, B, H, T, dk, dv };
-}
-
 function wrapInputs(be: WebGpuBackendLike, inputs: NamedTensorInfoMap) {
-  const { BH, T, dk, dv } = dims(inputs);
+  const { BH, T, dk, dv } = qkvDims(inputs);
   return {
-    q: wrap(be, inputs.q as TensorInfo, [BH, T, dk], 'q'),
-    k: wrap(be, inputs.k as TensorInfo, [BH, T, dk], 'k'),
-    v: wrap(be, inputs.v as TensorInfo, [BH, T, dv], 'v'),
-    alpha: wrap(be, inputs.alpha as TensorInfo, [BH, T], 'alpha'),
-    beta: wrap(be, inputs.beta as TensorInfo, [BH, T], 'beta'),
+    q: wrapTensor(be, WEBGPU_GDN_KERNEL, inputs.q as TensorInfo, [BH, T, dk], 'q'),
+    k: wrapTensor(be, WEBGPU_GDN_KERNEL, inputs.k as TensorInfo, [BH, T, dk], 'k'),
+    v: wrapTensor(be, WEBGPU_GDN_KERNEL, inputs.v as TensorInfo, [BH, T, dv], 'v'),
+    alpha: wrapTensor(be, WEBGPU_GDN_KERNEL, inputs.alpha as TensorInfo, [BH, T], 'alpha'),
+    beta: wrapTensor(be, WEBGPU_GDN_KERNEL, inputs.beta as TensorInfo, [BH, T], 'beta'),
   };
 }
 
 function forward({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const be = backend as WebGpuBackendLike;
-  const { BH, B, H, T, dk, dv } = dims(inputs);
+  const { BH, B, H, T, dk, dv } = qkvDims(inputs);
   const out = be.makeTensorInfo([B, H, T, dv], 'float32');
   const ctx = contextFor(be.device);
   const tensors = wrapInputs(be, inputs);
-  const o = wrap(be, out, [BH, T, dv], 'output');
-  flush(be);
+  const o = wrapTensor(be, WEBGPU_GDN_KERNEL, out, [BH, T, dv], 'output');
+  flushTfjsCommands(be);
   gatedDeltaNetForwardGpu(
     ctx,
     { batchHeads: BH, seqLen: T, keyDim: dk, valueDim: dv },
@@ -104,7 +57,7 @@ function forward({ inputs, backend, attrs }: KernelArgs): TensorInfo {
 
 function backward({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const be = backend as WebGpuBackendLike;
-  const { BH, B, H, T, dk, dv } = dims(inputs);
+  const { BH, B, H, T, dk, dv } = qkvDims(inputs);
   const outs = [
     be.makeTensorInfo([B, H, T, dk], 'float32'),
     be.makeTensorInfo([B, H, T, dk], 'float32'),
@@ -114,15 +67,21 @@ function backward({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   ];
   const ctx = contextFor(be.device);
   const tensors = wrapInputs(be, inputs);
-  const dOutput = wrap(be, inputs.dy as TensorInfo, [BH, T, dv], 'dOutput');
+  const dOutput = wrapTensor(
+    be,
+    WEBGPU_GDN_KERNEL,
+    inputs.dy as TensorInfo,
+    [BH, T, dv],
+    'dOutput',
+  );
   const grads = {
-    dq: wrap(be, outs[0], [BH, T, dk], 'dq'),
-    dk: wrap(be, outs[1], [BH, T, dk], 'dk'),
-    dv: wrap(be, outs[2], [BH, T, dv], 'dv'),
-    dAlpha: wrap(be, outs[3], [BH, T], 'dAlpha'),
-    dBeta: wrap(be, outs[4], [BH, T], 'dBeta'),
+    dq: wrapTensor(be, WEBGPU_GDN_KERNEL, outs[0], [BH, T, dk], 'dq'),
+    dk: wrapTensor(be, WEBGPU_GDN_KERNEL, outs[1], [BH, T, dk], 'dk'),
+    dv: wrapTensor(be, WEBGPU_GDN_KERNEL, outs[2], [BH, T, dv], 'dv'),
+    dAlpha: wrapTensor(be, WEBGPU_GDN_KERNEL, outs[3], [BH, T], 'dAlpha'),
+    dBeta: wrapTensor(be, WEBGPU_GDN_KERNEL, outs[4], [BH, T], 'dBeta'),
   };
-  flush(be);
+  flushTfjsCommands(be);
   gatedDeltaNetBackwardGpu(
     ctx,
     { batchHeads: BH, seqLen: T, keyDim: dk, valueDim: dv },

@@ -3,71 +3,36 @@
 //
 // @ovq/webgpu's state holds one β for every head, and a kernel cannot read a GPU tensor
 // synchronously, so the op folds the per-head β into the (already normalised) queries with tfjs
-// ops: β·q̂·μ = (β q̂)·μ for the 'dot' read. This kernel therefore runs with β = 1 and
-// normalize = false, and tfjs autodiff handles the normalisation and the β scaling.
+// ops (β scales the queries for the 'dot' read, √β both queries and keys for the 'gaussian' one;
+// see ops/ovq.ts). This kernel therefore runs with β = 1 and normalize = false, and tfjs autodiff
+// handles the normalisation and the β scaling.
 import {
   createGpuOvqState,
-  GpuContext,
+  type GpuContext,
   type GpuOvqState,
-  GpuTensor,
   ovqBackwardGpu,
   ovqForwardGpu,
   TensorScope,
 } from '@ovq/webgpu';
 import {
-  type DataType,
   engine,
   getGradient,
   getKernel,
-  type NamedAttrMap,
-  type NamedTensorInfoMap,
   registerGradient,
   registerKernel,
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import {
+  contextFor,
+  flushTfjsCommands,
+  type KernelArgs,
+  qkvDims,
+  type WebGpuBackendLike,
+  wrapTensor,
+} from './webgpu-bridge.js';
 
 export const WEBGPU_KERNEL = 'OvqAttentionWebGpu';
-
-/** The parts of tfjs-backend-webgpu's WebGPUBackend these kernels use. */
-type WebGpuBackendLike = {
-  device: GPUDevice;
-  tensorMap: { get(dataId: object): { resource?: unknown } | undefined };
-  uploadToGPU(dataId: object): void;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-  makeTensorInfo(shape: number[], dtype: DataType): TensorInfo;
-};
-
-// tfjs owns its buffers: a wrapped buffer must never be destroyed by @ovq/webgpu.
-const borrowed = { release(): void {} };
-
-const contexts = new WeakMap<GPUDevice, GpuContext>();
-
-function contextFor(device: GPUDevice): GpuContext {
-  let ctx = contexts.get(device);
-  if (!ctx) {
-    ctx = new GpuContext(device);
-    contexts.set(device, ctx);
-  }
-  return ctx;
-}
-
-function wrap(backend: WebGpuBackendLike, info: TensorInfo, shape: number[], label: string) {
-  backend.uploadToGPU(info.dataId);
-  const buffer = backend.tensorMap.get(info.dataId)?.resource as GPUBuffer | undefined;
-  if (!buffer) throw new Error(`${WEBGPU_KERNEL}: ${label} has no GPU buffer after upload`);
-  return new GpuTensor(buffer, shape, 'f32', label, borrowed);
-}
-
-// tfjs batches its commands: those that produce our inputs must reach the queue before ours.
-// Same sequence tfjs uses before its own reads.
-function flush(backend: WebGpuBackendLike): void {
-  backend.ensureCommandEncoderReady();
-  backend.endComputePassEncoder();
-  backend.submitQueue();
-}
 
 function disposeStateWhenDone(ctx: GpuContext, state: GpuOvqState): void {
   ctx.device.queue.onSubmittedWorkDone().then(
@@ -76,17 +41,9 @@ function disposeStateWhenDone(ctx: GpuContext, state: GpuOvqState): void {
   );
 }
 
-type KernelArgs = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap };
-
-function dims(inputs: NamedTensorInfoMap) {
-  const [B, H, T, dk] = (inputs.q as TensorInfo).shape;
-  const dv = (inputs.v as TensorInfo).shape[3];
-  return { BH: B * H, B, H, T, dk, dv };
-}
-
 function forward({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const be = backend as WebGpuBackendLike;
-  const { BH, B, H, T, dk, dv } = dims(inputs);
+  const { BH, B, H, T, dk, dv } = qkvDims(inputs);
   const out = be.makeTensorInfo([B, H, T, dv], 'float32');
   const ctx = contextFor(be.device);
   const state = createGpuOvqState(
@@ -94,11 +51,11 @@ function forward({ inputs, backend, attrs }: KernelArgs): TensorInfo {
     { batchHeads: BH, keyDim: dk, valueDim: dv },
     JSON.parse(attrs?.config as string),
   );
-  const q = wrap(be, inputs.q as TensorInfo, [BH, T, dk], 'q');
-  const k = wrap(be, inputs.k as TensorInfo, [BH, T, dk], 'k');
-  const v = wrap(be, inputs.v as TensorInfo, [BH, T, dv], 'v');
-  const o = wrap(be, out, [BH, T, dv], 'output');
-  flush(be);
+  const q = wrapTensor(be, WEBGPU_KERNEL, inputs.q as TensorInfo, [BH, T, dk], 'q');
+  const k = wrapTensor(be, WEBGPU_KERNEL, inputs.k as TensorInfo, [BH, T, dk], 'k');
+  const v = wrapTensor(be, WEBGPU_KERNEL, inputs.v as TensorInfo, [BH, T, dv], 'v');
+  const o = wrapTensor(be, WEBGPU_KERNEL, out, [BH, T, dv], 'output');
+  flushTfjsCommands(be);
   try {
     ctx.disposeWhenDone(ovqForwardGpu(state, { q, k, v, seqLen: T }, o).scope);
   } finally {
@@ -109,7 +66,7 @@ function forward({ inputs, backend, attrs }: KernelArgs): TensorInfo {
 
 function backward({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const be = backend as WebGpuBackendLike;
-  const { BH, B, H, T, dk, dv } = dims(inputs);
+  const { BH, B, H, T, dk, dv } = qkvDims(inputs);
   const outs = [
     be.makeTensorInfo([B, H, T, dk], 'float32'),
     be.makeTensorInfo([B, H, T, dk], 'float32'),
@@ -123,21 +80,21 @@ function backward({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   );
   const scratch = new TensorScope();
   const input = {
-    q: wrap(be, inputs.q as TensorInfo, [BH, T, dk], 'q'),
-    k: wrap(be, inputs.k as TensorInfo, [BH, T, dk], 'k'),
-    v: wrap(be, inputs.v as TensorInfo, [BH, T, dv], 'v'),
+    q: wrapTensor(be, WEBGPU_KERNEL, inputs.q as TensorInfo, [BH, T, dk], 'q'),
+    k: wrapTensor(be, WEBGPU_KERNEL, inputs.k as TensorInfo, [BH, T, dk], 'k'),
+    v: wrapTensor(be, WEBGPU_KERNEL, inputs.v as TensorInfo, [BH, T, dv], 'v'),
     seqLen: T,
   };
-  const dout = wrap(be, inputs.dy as TensorInfo, [BH, T, dv], 'dOutput');
+  const dout = wrapTensor(be, WEBGPU_KERNEL, inputs.dy as TensorInfo, [BH, T, dv], 'dOutput');
   const grads = {
-    dq: wrap(be, outs[0], [BH, T, dk], 'dq'),
-    dk: wrap(be, outs[1], [BH, T, dk], 'dk'),
-    dv: wrap(be, outs[2], [BH, T, dv], 'dv'),
+    dq: wrapTensor(be, WEBGPU_KERNEL, outs[0], [BH, T, dk], 'dq'),
+    dk: wrapTensor(be, WEBGPU_KERNEL, outs[1], [BH, T, dk], 'dk'),
+    dv: wrapTensor(be, WEBGPU_KERNEL, outs[2], [BH, T, dv], 'dv'),
     // β is 1 here (folded into q by the op): its gradient comes from tfjs autodiff instead.
     dbeta: scratch.track(ctx.output([BH], 'f32', 'dbeta')),
   };
   const recomputed = scratch.track(ctx.output([BH, T, dv], 'f32', 'output'));
-  flush(be);
+  flushTfjsCommands(be);
   try {
     ovqBackwardGpu(state, input, dout, recomputed, grads);
   } finally {
