@@ -2,12 +2,13 @@
 // against @ovq/baselines' float64 reference on cpu (chunk edge cases, long T, correlated keys),
 // then the public op and the GatedDeltaNet layer on webgpu.
 import * as Bl from '@ovq/baselines';
-import { assertClose, createRng } from '@ovq/core/testing';
+import { createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gatedDeltaNetComposite } from '../src/compositions/gated-deltanet.js';
 import { GatedDeltaNet, gatedDeltaNet } from '../src/index.js';
 import { randomTensor, tf, uniformTensor, useBackend } from './backends.js';
 import { runCase } from './baseline-cases.js';
+import { checkLayerStreamsAndTrains } from './layer-check.js';
 import { checkMixer, type HeadRef, headSeq } from './mixer-check.js';
 import { webGpuOrSkip } from './webgpu-setup.js';
 
@@ -174,26 +175,6 @@ describe.skipIf(reason !== null)('gatedDeltaNet on webgpu (tfjs-op composition)'
 
   it('GatedDeltaNet layer: the webgpu call equals stepAsync (host streaming); a training step changes every weight and leaks nothing', async () => {
     const layer = new GatedDeltaNet({ heads: 2, keyDim: 4, outputGate: true, seed: 3 });
-    const x = randomTensor(createRng(6), [2, 19, 12]);
-    const full = layer.apply(x) as tf.Tensor;
-    const state = layer.createState(2);
-    const a = await layer.stepAsync(tf.slice(x, [0, 0, 0], [2, 7, 12]), state);
-    const b = await layer.stepAsync(tf.slice(x, [0, 7, 0], [2, 12, 12]), state);
-    const streamed = tf.concat([a, b], 1);
-    assertClose('webgpu GDN call vs stepAsync', await full.data(), await streamed.data(), 1e-4);
-
-    const optimizer = tf.train.sgd(0.1);
-    const loss = () => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar;
-    const before = await Promise.all(layer.getWeights().map((w) => w.data()));
-    optimizer.minimize(loss);
-    const count = tf.memory().numTensors;
-    optimizer.minimize(loss);
-    expect(tf.memory().numTensors).toBe(count);
-    const after = await Promise.all(layer.getWeights().map((w) => w.data()));
-    layer.weights.forEach((w, i) => {
-      expect(Array.from(after[i]), `${w.name} did not change`).not.toEqual(Array.from(before[i]));
-    });
-    tf.dispose([x, full, a, b, streamed]);
-    optimizer.dispose();
+    await checkLayerStreamsAndTrains('webgpu GatedDeltaNet', layer);
   });
 });

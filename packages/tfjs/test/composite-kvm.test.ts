@@ -2,23 +2,17 @@
 // @ovq/baselines reference: on cpu (the composition called directly, so the host kernel is not
 // involved) and on webgpu (through the public op, which dispatches to the composition there).
 import * as Bl from '@ovq/baselines';
-import { assertClose, createRng } from '@ovq/core/testing';
+import { createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { kvmComposite } from '../src/compositions/kvm.js';
 import { KvmAttention, kvmAttention } from '../src/index.js';
 import { randomTensor, tf } from './backends.js';
 import { runCase } from './baseline-cases.js';
-import { checkMixer, type HeadRef } from './mixer-check.js';
+import { checkLayerStreamsAndTrains } from './layer-check.js';
+import { checkMixer, headSeq } from './mixer-check.js';
 import { webGpuOrSkip } from './webgpu-setup.js';
 
-const seq = (h: HeadRef) => ({
-  q: h.q,
-  k: h.k,
-  v: h.v,
-  seqLen: h.seqLen,
-  keyDim: h.keyDim,
-  valueDim: h.valueDim,
-});
+const seq = headSeq;
 
 type Shape = { batch: number; heads: number; seqLen: number; keyDim: number; valueDim: number };
 
@@ -233,7 +227,7 @@ describe.skipIf(reason !== null)('kvmAttention on webgpu (the composition)', () 
     });
   });
 
-  it('KvmAttention layer: the webgpu call equals stepAsync (host streaming); a training step updates weights and leaks nothing', async () => {
+  it('KvmAttention layer: the webgpu call equals stepAsync (host streaming); a training step updates every weight and leaks nothing', async () => {
     expect(tf.getBackend()).toBe('webgpu');
     const layer = new KvmAttention({
       heads: 2,
@@ -246,25 +240,6 @@ describe.skipIf(reason !== null)('kvmAttention on webgpu (the composition)', () 
       outputGate: true,
       seed: 5,
     });
-    const x = randomTensor(createRng(6), [2, 19, 12]);
-    const full = layer.apply(x) as tf.Tensor;
-    const state = layer.createState(2);
-    const a = await layer.stepAsync(tf.slice(x, [0, 0, 0], [2, 7, 12]), state);
-    const b = await layer.stepAsync(tf.slice(x, [0, 7, 0], [2, 12, 12]), state);
-    const streamed = tf.concat([a, b], 1);
-    assertClose('webgpu KVM call vs stepAsync', await full.data(), await streamed.data(), 1e-4);
-    const optimizer = tf.train.sgd(0.1);
-    const before = await Promise.all(layer.getWeights().map((w) => w.data()));
-    const loss = () => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar;
-    optimizer.minimize(loss);
-    const count = tf.memory().numTensors;
-    optimizer.minimize(loss);
-    expect(tf.memory().numTensors).toBe(count);
-    const after = await Promise.all(layer.getWeights().map((w) => w.data()));
-    after.forEach((w, i) => {
-      expect(Array.from(w)).not.toEqual(Array.from(before[i]));
-    });
-    tf.dispose([x, full, a, b, streamed]);
-    optimizer.dispose();
+    await checkLayerStreamsAndTrains('webgpu KvmAttention', layer);
   });
 });

@@ -1,10 +1,11 @@
 // ovqAttention on the tfjs webgpu backend (Dawn in Node), against @ovq/core: outputs and tf.grads.
 import { ovqAttention as coreOvq, ovqAttentionBackward as coreOvqBackward } from '@ovq/core';
-import { assertClose, createRng } from '@ovq/core/testing';
+import { createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OvqAttention, ovqAttention, SoftmaxAttention } from '../src/index.js';
 import { randomTensor, tf } from './backends.js';
 import { cases, runCase } from './baseline-cases.js';
+import { checkLayerStreamsAndTrains } from './layer-check.js';
 import { checkMixer } from './mixer-check.js';
 import { webGpuOrSkip } from './webgpu-setup.js';
 
@@ -63,7 +64,7 @@ describe.skipIf(reason !== null)('ovqAttention op on webgpu', () => {
     });
   }
 
-  it('OvqAttention layer: the webgpu call equals stepAsync (host @ovq/core streaming); a training step leaks nothing', async () => {
+  it('OvqAttention layer: the webgpu call equals stepAsync (host @ovq/core streaming); a training step changes every weight and leaks nothing', async () => {
     const layer = new OvqAttention({
       heads: 2,
       keyDim: 4,
@@ -72,22 +73,7 @@ describe.skipIf(reason !== null)('ovqAttention op on webgpu', () => {
       outputGate: true,
       seed: 1,
     });
-    const x = randomTensor(createRng(3), [2, 19, 12]);
-    const full = layer.apply(x) as tf.Tensor;
-    const state = layer.createState(2);
-    const a = await layer.stepAsync(tf.slice(x, [0, 0, 0], [2, 7, 12]), state);
-    const b = await layer.stepAsync(tf.slice(x, [0, 7, 0], [2, 12, 12]), state);
-    const streamed = tf.concat([a, b], 1);
-    assertClose('webgpu call vs stepAsync', await full.data(), await streamed.data(), 1e-4);
-    const optimizer = tf.train.sgd(0.1);
-    const before = await layer.getWeights()[0].data();
-    optimizer.minimize(() => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar);
-    const count = tf.memory().numTensors;
-    optimizer.minimize(() => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar);
-    expect(tf.memory().numTensors).toBe(count);
-    expect(Array.from(await layer.getWeights()[0].data())).not.toEqual(Array.from(before));
-    tf.dispose([x, full, a, b, streamed]);
-    optimizer.dispose();
+    await checkLayerStreamsAndTrains('webgpu OvqAttention', layer, { seed: 3 });
   });
 });
 
@@ -108,7 +94,7 @@ describe.skipIf(reason !== null)('baseline ops on webgpu (tfjs-op compositions)'
     },
   );
 
-  it('SoftmaxAttention layer (SWA + RoPE): the webgpu call equals stepAsync (host streaming)', async () => {
+  it('SoftmaxAttention layer (SWA + RoPE): the webgpu call equals stepAsync (host streaming); a training step changes every weight', async () => {
     const layer = new SoftmaxAttention({
       heads: 2,
       keyDim: 4,
@@ -116,13 +102,6 @@ describe.skipIf(reason !== null)('baseline ops on webgpu (tfjs-op compositions)'
       ropeBase: 10000,
       seed: 2,
     });
-    const x = randomTensor(createRng(4), [2, 13, 12]);
-    const full = layer.apply(x) as tf.Tensor;
-    const state = layer.createState(2);
-    const a = await layer.stepAsync(tf.slice(x, [0, 0, 0], [2, 6, 12]), state);
-    const b = await layer.stepAsync(tf.slice(x, [0, 6, 0], [2, 7, 12]), state);
-    const streamed = tf.concat([a, b], 1);
-    assertClose('webgpu SWA call vs stepAsync', await full.data(), await streamed.data(), 1e-4);
-    tf.dispose([x, full, a, b, streamed]);
+    await checkLayerStreamsAndTrains('webgpu SWA', layer, { seed: 4, seqLen: 13, split: 6 });
   });
 });
