@@ -198,7 +198,8 @@ const READ_GROUP_ELEMENTS = 1 << 17;
  * strided slice is about a hundred times slower).
  */
 function blockRange(x: Tensor, from: number, size: number, shift = 0): Tensor {
-  if (x.shape[0] === 1) return x;
+  // One leading block and no shift: a shared tensor (or a single block), read by every group.
+  if (x.shape[0] === 1 && shift === 0) return x;
   const start = from - shift;
   const missing = Math.min(size, Math.max(0, -start));
   if (missing === size) return zeros([size, ...x.shape.slice(1)]);
@@ -236,12 +237,18 @@ function sumToShape(g: Tensor, shape: number[]): Tensor {
  * Flash-style: the blocks go in groups of about READ_GROUP_ELEMENTS logits, a customGrad saves
  * only the inputs, the output and the per-row log-sum-exp, and its backward recomputes each
  * group's probabilities (dS = P ∘ (dP − D), D = rowsum(dO ∘ O)) — no logits or probabilities
- * outlive a group, and no concatenated key set is ever built.
+ * outlive a group, and no concatenated key set is ever built. `groupElements` (a test knob) sets
+ * the group size.
  */
-export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: number): Tensor {
+export function blockedSoftmaxRead(
+  q: Tensor,
+  segments: ReadSegment[],
+  beta: number,
+  groupElements = READ_GROUP_ELEMENTS,
+): Tensor {
   const [nB, N, Lq] = q.shape as number[];
   const width = segments.reduce((n, s) => n + (s.keys.shape[2] as number), 0);
-  const groupSize = Math.max(1, Math.floor(READ_GROUP_ELEMENTS / (N * Lq * width)));
+  const groupSize = Math.max(1, Math.floor(groupElements / (N * Lq * width)));
   const groups: [number, number][] = [];
   for (let from = 0; from < nB; from += groupSize) {
     groups.push([from, Math.min(groupSize, nB - from)]);
@@ -252,6 +259,13 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
     const at = inputs.indexOf(x);
     return at >= 0 ? at : inputs.push(x) - 1;
   };
+  for (const [i, s] of segments.entries()) {
+    if ((s.shift ?? 0) > 0 && (s.keys.shape[0] !== nB || s.values.shape[0] !== nB)) {
+      throw new Error(
+        `blockedSoftmaxRead: segments[${i}] has shift ${s.shift} but keys/values with ${s.keys.shape[0]}/${s.values.shape[0]} leading blocks; a shifted segment must have one per query block (${nB})`,
+      );
+    }
+  }
   const refs = segments.map((s) => ({
     keys: indexOf(s.keys),
     values: indexOf(s.values),
@@ -318,7 +332,7 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
             // A shifted segment's first blocks may lie before block 0: their gradient is dropped.
             const skip = (g: Tensor, s: ReadSegment) => {
               const before = Math.min(size, Math.max(0, (s.shift ?? 0) - from));
-              if (before === 0 || g.shape[0] === 1) return g;
+              if (before === 0) return g; // only shifted (hence per-block) segments skip
               const begin = g.shape.map(() => 0);
               begin[0] = before;
               return slice(
@@ -340,7 +354,7 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
               const dBias = s.bias ? [sumToShape(dLogits, groupShape(s.bias.shape, size))] : [];
               return [skip(dKeys, s), skip(dValues, s), ...dBias];
             });
-            return [addN(dqParts), ...perSegment.flat()];
+            return [sumTensors(dqParts), ...perSegment.flat()];
           });
           dqs.push(grads[0]);
           let at = 1;
@@ -355,8 +369,8 @@ export function blockedSoftmaxRead(q: Tensor, segments: ReadSegment[], beta: num
         // keeps every gradient until tf.grads ends, so the peak is here.
         const assemble = (parts: Tensor[], shape: number[], shift: number): Tensor => {
           let whole: Tensor;
-          if (shape[0] === 1) {
-            whole = parts.length === 1 ? parts[0] : addN(parts);
+          if (shape[0] === 1 && shift === 0) {
+            whole = sumTensors(parts);
           } else {
             const kept = parts.filter((x) => (x.shape[0] as number) > 0);
             if (shift > 0) kept.push(zeros([Math.min(shift, shape[0]), ...shape.slice(1)]));
@@ -402,4 +416,17 @@ export function constantOf(f: () => Tensor): Tensor {
     const anchor = args[0] as Tensor;
     return { value: f(), gradFunc: () => [zerosLike(anchor)] };
   })(scalar(0));
+}
+
+/**
+ * Σ parts, by `addN` over at most 6 tensors at a time: tfjs-backend-webgpu compiles one addN into
+ * a shader with a storage buffer per input, and adapters may allow only 8 per stage.
+ */
+export function sumTensors(parts: Tensor[]): Tensor {
+  if (parts.length === 1) return parts[0];
+  return tidy(() => {
+    let sum = addN(parts.slice(0, 6));
+    for (let i = 6; i < parts.length; i += 5) sum = addN([sum, ...parts.slice(i, i + 5)]);
+    return sum;
+  });
 }
