@@ -3,7 +3,18 @@
 // borrowed GpuTensors (no copies, never destroyed by @ovq/webgpu), and the flush that orders
 // tfjs' pending commands before ours.
 import { GpuContext, GpuTensor } from '@ovq/webgpu';
-import type { DataType, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  type DataType,
+  engine,
+  getGradient,
+  getKernel,
+  type NamedAttrMap,
+  type NamedTensorInfoMap,
+  registerGradient,
+  registerKernel,
+  type Tensor,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 
 /** The parts of tfjs-backend-webgpu's WebGPUBackend these kernels use. */
 export type WebGpuBackendLike = {
@@ -59,4 +70,38 @@ export function qkvDims(inputs: NamedTensorInfoMap) {
   const [B, H, T, dk] = (inputs.q as TensorInfo).shape;
   const dv = (inputs.v as TensorInfo).shape[3];
   return { BH: B * H, B, H, T, dk, dv };
+}
+
+/**
+ * Registers, once, the webgpu kernel `name`, its backward `${name}Grad` (inputs: dy and the named
+ * inputs; outputs: their gradients in `inputNames` order) and the tfjs gradient joining them.
+ */
+export function registerWebGpuKernelWithGradient(
+  name: string,
+  inputNames: readonly string[],
+  forward: (args: KernelArgs) => TensorInfo,
+  backward: (args: KernelArgs) => TensorInfo[],
+): void {
+  if (!getKernel(name, 'webgpu')) {
+    registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc: forward as never });
+    registerKernel({
+      kernelName: `${name}Grad`,
+      backendName: 'webgpu',
+      kernelFunc: backward as never,
+    });
+  }
+  if (getGradient(name)) return;
+  registerGradient({
+    kernelName: name,
+    inputsToSave: [...inputNames],
+    gradFunc: (dy, saved, attrs) => {
+      const inputs = Object.fromEntries(inputNames.map((n, i) => [n, saved[i]]));
+      const grads = engine().runKernel(
+        `${name}Grad`,
+        { dy: dy as Tensor, ...inputs },
+        attrs,
+      ) as Tensor[];
+      return Object.fromEntries(inputNames.map((n, i) => [n, () => grads[i]]));
+    },
+  });
 }

@@ -6,11 +6,7 @@ import { createGatedDeltaNetState, type GatedDeltaNetConfig } from '@ovq/baselin
 import { gatedDeltaNetBackwardGpu, gatedDeltaNetForwardGpu } from '@ovq/webgpu';
 import {
   engine,
-  getGradient,
-  getKernel,
   type NamedTensorInfoMap,
-  registerGradient,
-  registerKernel,
   type Tensor,
   type Tensor4D,
   type TensorInfo,
@@ -21,6 +17,7 @@ import {
   flushTfjsCommands,
   type KernelArgs,
   qkvDims,
+  registerWebGpuKernelWithGradient,
   type WebGpuBackendLike,
   wrapTensor,
 } from './webgpu-bridge.js';
@@ -94,38 +91,12 @@ function backward({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
 
 /** Registers the webgpu forward/backward kernels and the gradient (idempotent, on first use). */
 export function ensureWebGpuGatedDeltaNet(): void {
-  if (!getKernel(WEBGPU_GDN_KERNEL, 'webgpu')) {
-    registerKernel({
-      kernelName: WEBGPU_GDN_KERNEL,
-      backendName: 'webgpu',
-      kernelFunc: forward as never,
-    });
-    registerKernel({
-      kernelName: `${WEBGPU_GDN_KERNEL}Grad`,
-      backendName: 'webgpu',
-      kernelFunc: backward as never,
-    });
-  }
-  if (getGradient(WEBGPU_GDN_KERNEL)) return;
-  registerGradient({
-    kernelName: WEBGPU_GDN_KERNEL,
-    inputsToSave: ['q', 'k', 'v', 'alpha', 'beta'],
-    gradFunc: (dy, saved, attrs) => {
-      const [q, k, v, alpha, beta] = saved;
-      const grads = engine().runKernel(
-        `${WEBGPU_GDN_KERNEL}Grad`,
-        { dy: dy as Tensor, q, k, v, alpha, beta },
-        attrs,
-      ) as Tensor[];
-      return {
-        q: () => grads[0],
-        k: () => grads[1],
-        v: () => grads[2],
-        alpha: () => grads[3],
-        beta: () => grads[4],
-      };
-    },
-  });
+  registerWebGpuKernelWithGradient(
+    WEBGPU_GDN_KERNEL,
+    ['q', 'k', 'v', 'alpha', 'beta'],
+    forward,
+    backward,
+  );
 }
 
 /**

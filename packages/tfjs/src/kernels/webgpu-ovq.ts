@@ -14,20 +14,13 @@ import {
   ovqForwardGpu,
   TensorScope,
 } from '@ovq/webgpu';
-import {
-  engine,
-  getGradient,
-  getKernel,
-  registerGradient,
-  registerKernel,
-  type Tensor,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 import {
   contextFor,
   flushTfjsCommands,
   type KernelArgs,
   qkvDims,
+  registerWebGpuKernelWithGradient,
   type WebGpuBackendLike,
   wrapTensor,
 } from './webgpu-bridge.js';
@@ -106,30 +99,5 @@ function backward({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
 
 /** Registers the webgpu forward/backward kernels and the gradient (idempotent, on first use). */
 export function ensureWebGpuOvq(): void {
-  if (!getKernel(WEBGPU_KERNEL, 'webgpu')) {
-    registerKernel({
-      kernelName: WEBGPU_KERNEL,
-      backendName: 'webgpu',
-      kernelFunc: forward as never,
-    });
-    registerKernel({
-      kernelName: `${WEBGPU_KERNEL}Grad`,
-      backendName: 'webgpu',
-      kernelFunc: backward as never,
-    });
-  }
-  if (getGradient(WEBGPU_KERNEL)) return;
-  registerGradient({
-    kernelName: WEBGPU_KERNEL,
-    inputsToSave: ['q', 'k', 'v'],
-    gradFunc: (dy, saved, attrs) => {
-      const [q, k, v] = saved;
-      const grads = engine().runKernel(
-        `${WEBGPU_KERNEL}Grad`,
-        { dy: dy as Tensor, q, k, v },
-        attrs,
-      ) as Tensor[];
-      return { q: () => grads[0], k: () => grads[1], v: () => grads[2] };
-    },
-  });
+  registerWebGpuKernelWithGradient(WEBGPU_KERNEL, ['q', 'k', 'v'], forward, backward);
 }
