@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import * as baselines from '@ovq/baselines';
 import { ovqAttention as coreOvq, ovqAttentionBackward as coreOvqBackward } from '@ovq/core';
 import { assertClose, createRng } from '@ovq/core/testing';
+import { reportUnavailable } from '@ovq/vitest-config/unavailable';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { rolldown } from 'rolldown';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,11 +34,7 @@ const CHROMIUM = process.env.OVQ_CHROMIUM ?? '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
 
 /** Under CI a missing browser or adapter is a failure; elsewhere a printed skip. */
-function unavailable(what: string): void {
-  const message = `[ovq/tfjs browser] ${what}`;
-  if (process.env.CI) throw new Error(`${message} (CI requires it; run .ci/webgpu-setup.sh)`);
-  console.warn(`${message}; these tests are skipped`);
-}
+const unavailable = (what: string) => reportUnavailable(`[ovq/tfjs browser] ${what}`);
 if (!present) unavailable(`chromium not found at ${CHROMIUM}`);
 
 const TOL = 1e-4;

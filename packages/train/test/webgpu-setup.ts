@@ -1,5 +1,7 @@
 // Starts the tfjs webgpu backend in Node on Dawn (the `webgpu` package) through @ovq/webgpu's
 // `installNodeNavigatorGpu`, as @ovq/tfjs's tests and the trainer do.
+
+import { reportUnavailable } from '@ovq/vitest-config/unavailable';
 import { installNodeNavigatorGpu } from '@ovq/webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -23,8 +25,6 @@ async function startWebGpu(): Promise<string | null> {
  */
 export async function webGpuOrSkip(): Promise<string | null> {
   const reason = await startWebGpu();
-  if (reason && process.env.CI)
-    throw new Error(`[ovq/train] CI requires the webgpu backend: ${reason}`);
-  if (reason) console.warn(`[ovq/train] skipping webgpu tests: ${reason}`);
+  if (reason) reportUnavailable(`[ovq/train] webgpu backend: ${reason}`);
   return reason;
 }
