@@ -3,9 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CHROMIUM, CHROMIUM_ARGS } from '@ovq/vitest-config/chromium';
 import { reportUnavailable } from '@ovq/vitest-config/unavailable';
-
-export const CHROMIUM = '/usr/bin/chromium';
 
 /** Why the browser tests cannot run here, or null. Under CI a missing browser is a failure. */
 export function browserMissing(): string | null {
@@ -39,15 +38,7 @@ export async function renderPlots(htmlPath: string): Promise<RenderedPlot[]> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: ['--headless', ...CHROMIUM_ARGS],
   });
   try {
     const page = await browser.newPage();

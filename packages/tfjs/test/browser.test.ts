@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import * as baselines from '@ovq/baselines';
 import { ovqAttention as coreOvq, ovqAttentionBackward as coreOvqBackward } from '@ovq/core';
 import { assertClose, createRng } from '@ovq/core/testing';
+import { CHROMIUM, CHROMIUM_WEBGPU_ARGS } from '@ovq/vitest-config/chromium';
 import { reportUnavailable } from '@ovq/vitest-config/unavailable';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { rolldown } from 'rolldown';
@@ -30,7 +31,6 @@ import {
 import { perHeadReference, type Reference, randomMixerInputs } from './browser/reference.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.OVQ_CHROMIUM ?? '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
 
 /** Under CI a missing browser or adapter is a failure; elsewhere a printed skip. */
@@ -120,15 +120,7 @@ describe.skipIf(!present)('@ovq/tfjs with @tensorflow/tfjs in headless Chromium'
     server = await serve(dir);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [
-        '--enable-unsafe-webgpu',
-        '--no-sandbox',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_WEBGPU_ARGS,
     });
     page = await browser.newPage();
     const errors: string[] = [];

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHROMIUM, CHROMIUM_WEBGPU_ARGS } from '@ovq/vitest-config/chromium';
 import { reportUnavailable } from '@ovq/vitest-config/unavailable';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = resolve(here, '..');
 const core = resolve(pkg, '../core');
-const CHROMIUM = process.env.OVQ_CHROMIUM ?? '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
 if (!present) reportUnavailable(`[webgpu tests] chromium not found at ${CHROMIUM}`);
 
@@ -98,15 +98,7 @@ suite('in headless Chromium (navigator.gpu)', () => {
     server = await serve();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [
-        '--enable-unsafe-webgpu',
-        '--no-sandbox',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_WEBGPU_ARGS,
     });
     page = await browser.newPage();
     const errors: string[] = [];
