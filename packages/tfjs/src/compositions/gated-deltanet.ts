@@ -32,7 +32,7 @@ import {
   zeros,
   zerosLike,
 } from '@tensorflow/tfjs-core';
-import { causalMask, l2Normalize } from './shared.js';
+import { causalMask, cumsumAlong, l2Normalize } from './shared.js';
 
 /** Default chunk length (a power of two, as in @ovq/baselines' chunked fast path). */
 export const GDN_COMPOSITE_CHUNK = 64;
@@ -76,11 +76,9 @@ export function gatedDeltaNetComposite(
     const K = reshape(padTokens(l2Normalize(k)), [M, C, dk]);
     const V = reshape(padTokens(v), [M, C, dv]);
     const bet = reshape(padTokens(beta), [M, C]);
-    // b_t = Σ_{j ≤ t} ln α_j within the chunk, γ_t/γ_s = exp(b_t − b_s). A matMul with the causal
-    // ones matrix, not cumsum: tfjs-backend-webgpu 4.22 caches the reverse cumsum (cumsum's
-    // gradient) shader without its length, so after one length it is wrong for every other.
+    // b_t = Σ_{j ≤ t} ln α_j within the chunk, γ_t/γ_s = exp(b_t − b_s).
     const mask = causalMask(C, C);
-    const b = matMul(reshape(padTokens(log(alpha)), [M, C]), mask, false, true);
+    const b = cumsumAlong(reshape(padTokens(log(alpha)), [M, C]), 1);
 
     const inv = unitLowerInverse(K, bet, b, C);
     const gammaCol = expandDims(exp(b), 2);

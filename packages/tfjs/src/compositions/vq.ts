@@ -7,7 +7,6 @@ import { createVqState, type VqConfig } from '@ovq/baselines';
 import {
   broadcastTo,
   concat,
-  cumsum,
   customGrad,
   div,
   equal,
@@ -24,7 +23,6 @@ import {
   pad,
   range,
   reshape,
-  reverse,
   scalar,
   slice,
   square,
@@ -39,7 +37,13 @@ import {
   zeros,
   zerosLike,
 } from '@tensorflow/tfjs-core';
-import { blockedSoftmaxRead, constantOf, type ReadSegment } from './shared.js';
+import {
+  bandBias,
+  blockedSoftmaxRead,
+  constantOf,
+  cumsumAlong,
+  type ReadSegment,
+} from './shared.js';
 
 /**
  * Forward: the code of every key, oneHot·codebook = c_{z_s}; backward: the whole gradient goes to
@@ -58,28 +62,11 @@ function constant(f: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
   return constantOf(() => f(...inputs));
 }
 
-/** [1, 1, L, L] additive mask: query i of a block sees key j of the same block when j ≤ i. */
-function causalBias(L: number): Tensor {
-  const m = new Float32Array(L * L).fill(Number.NEGATIVE_INFINITY);
-  for (let i = 0; i < L; i++) m.fill(0, i * L, i * L + i + 1);
-  return tensor4d(m, [1, 1, L, L]);
-}
-
-/**
- * Inclusive cumsum over the blocks axis (1) with its own gradient, the reversed cumsum written with
- * `reverse`: tfjs 4.22's Cumsum gradient is wrong on any axis but the last, and webgpu's reverse
- * cumsum is wrong from 8 elements on.
- */
-const cumsumBlocks = customGrad((...args: (Tensor | GradSaveFunc)[]) => ({
-  value: cumsum(args[0] as Tensor, 1),
-  gradFunc: (dy: Tensor) => reverse(cumsum(reverse(dy, 1), 1), 1),
-}));
-
 /** For every block b, the sum of `perBlock` [B·H, blocks, …] over blocks ≤ b − 2 (zeros for b < 2). */
 function olderThanPreviousBlock(perBlock: Tensor): Tensor {
   const [BH, blocks, ...rest] = perBlock.shape as number[];
   const kept = slice(perBlock, new Array(rest.length + 2).fill(0), [BH, blocks - 2, ...rest]);
-  return cumsumBlocks(concat([zeros([BH, 2, ...rest]), kept], 1));
+  return cumsumAlong(concat([zeros([BH, 2, ...rest]), kept], 1), 1);
 }
 
 export function vqComposite(
@@ -142,7 +129,7 @@ export function vqComposite(
     const vBlocks = blocksFirst(reshape(vp, [BH, blocks, L, dv]));
     const segments: ReadSegment[] = [
       // Query i of a block sees keys j ≤ i of its own block…
-      { keys: kCode, values: vBlocks, bias: causalBias(L) },
+      { keys: kCode, values: vBlocks, bias: reshape(bandBias(0, L, 0, L, L), [1, 1, L, L]) },
     ];
     if (blocks > 1) {
       // …and every key of the previous block (none for block 0).
