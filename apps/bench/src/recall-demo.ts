@@ -1,7 +1,7 @@
 // The main job until the benchmark runner lands: OVQ-attention and causal softmax attention on
 // one synthetic recall sequence, reporting how much state each keeps and how well each recalls.
 
-import { type OvqConfig, ovqAttention } from '@ovq/core';
+import { type OvqConfig, ovqAttentionReference } from '@ovq/core';
 import { createRng, randn } from '@ovq/core/testing';
 
 export type RecallDemoOptions = {
@@ -105,11 +105,11 @@ export function runRecallDemo(options: RecallDemoOptions = DEFAULT_RECALL_DEMO):
   const { dim, capacity, chunkSize, beta, seqLen: T } = options;
   const config: OvqConfig = { chunkSize, capacity, beta };
   let start = performance.now();
-  const ovq = ovqAttention(seq, config);
+  const ovq = ovqAttentionReference(seq, config);
   const ovqSeconds = (performance.now() - start) / 1000;
   // OVQ with growth 'full' and capacity ≥ T is exactly causal softmax attention (ALGORITHM.md §4).
   start = performance.now();
-  const softmax = ovqAttention(seq, { chunkSize, capacity: T, beta, growth: 'full' });
+  const softmax = ovqAttentionReference(seq, { chunkSize, capacity: T, beta, growth: 'full' });
   const softmaxSeconds = (performance.now() - start) / 1000;
   let num = 0;
   let den = 0;

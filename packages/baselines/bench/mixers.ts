@@ -1,7 +1,7 @@
 // The mixers the benchmark times: each fast path and OVQ's chunked path,
 // with its inputs at d = 64 and a correctness check against its float64 reference.
 import * as B from '@ovq/baselines';
-import { ovqAttention, ovqAttentionChunked, ovqAttentionChunkedBackward } from '@ovq/core';
+import { ovqAttention, ovqAttentionBackward, ovqAttentionReference } from '@ovq/core';
 import { createRng, rmsRatio } from '@ovq/core/testing';
 
 export type Inputs = {
@@ -153,11 +153,11 @@ export const baselineMixers: Mixer[] = [
 export const ovqMixer: Mixer = {
   name: `ovq N=${OVQ_CONFIG.capacity} C=${OVQ_CONFIG.chunkSize} (chunked)`,
   growth: 'linear',
-  forward: (x) => ovqAttentionChunked(x.seq, OVQ_CONFIG),
-  backward: (x) => ovqAttentionChunkedBackward(x.seq, OVQ_CONFIG, x.dOutput),
+  forward: (x) => ovqAttention(x.seq, OVQ_CONFIG),
+  backward: (x) => ovqAttentionBackward(x.seq, OVQ_CONFIG, x.dOutput),
   check: (x) =>
     rmsRatio(
-      ovqAttention(f64(x.seq), OVQ_CONFIG).output,
-      ovqAttentionChunked(x.seq, OVQ_CONFIG).output,
+      ovqAttentionReference(f64(x.seq), OVQ_CONFIG).output,
+      ovqAttention(x.seq, OVQ_CONFIG).output,
     ),
 };

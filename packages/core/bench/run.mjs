@@ -11,13 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { BackwardScratch } from '../dist/chunked/backward.js';
 import { createTape, rowsNeeded } from '../dist/chunked/forward.js';
 import { HeadWorkspace } from '../dist/chunked/head.js';
-import {
-  chunkedFlops,
-  ovqAttentionChunked,
-  ovqAttentionChunkedBackward,
-} from '../dist/chunked/index.js';
+import { chunkedFlops, ovqAttention, ovqAttentionBackward } from '../dist/chunked/index.js';
 import { ReadScratch } from '../dist/chunked/read.js';
-import { ovqAttention, ovqAttentionBackward, resolveOvqConfig } from '../dist/index.js';
+import {
+  ovqAttentionReference,
+  ovqAttentionReferenceBackward,
+  resolveOvqConfig,
+} from '../dist/index.js';
 import { assertClose, createRng } from '../dist/testing/index.js';
 
 const D = 64;
@@ -81,10 +81,10 @@ function childTime(T, config, forwardOnly) {
     globalThis.gc?.();
     const c0 = cpu();
     const t0 = performance.now();
-    ovqAttentionChunked(input, config, o);
+    ovqAttention(input, config, o);
     const t1 = performance.now();
     const c1 = cpu();
-    if (!forwardOnly) ovqAttentionChunkedBackward(input, config, input.dOutput, g);
+    if (!forwardOnly) ovqAttentionBackward(input, config, input.dOutput, g);
     const t2 = performance.now();
     const c2 = cpu();
     if (r >= warm) {
@@ -123,9 +123,9 @@ function childMemory(T) {
   globalThis.gc?.();
   const peak = () => process.resourceUsage().maxRSS * 1024;
   const before = peak();
-  ovqAttentionChunked(seq, CONFIG, { out });
+  ovqAttention(seq, CONFIG, { out });
   const afterForward = peak();
-  ovqAttentionChunkedBackward(seq, CONFIG, seq.dOutput, { out: grads });
+  ovqAttentionBackward(seq, CONFIG, seq.dOutput, { out: grads });
   const afterBoth = peak();
   return { T, fwd: afterForward - before, both: afterBoth - before };
 }
@@ -145,11 +145,11 @@ function checkCorrectness() {
   const T = 300;
   const seq = randomInputs(7, T);
   const config = { ...CONFIG, capacity: 48 };
-  const chunked = ovqAttentionChunked(seq, config);
-  const ref = ovqAttention(seq, config, { replay: chunked.trace });
+  const chunked = ovqAttention(seq, config);
+  const ref = ovqAttentionReference(seq, config, { replay: chunked.trace });
   assertClose('bench check: output', ref.output, chunked.output, 1e-5);
-  const g = ovqAttentionChunkedBackward(seq, config, seq.dOutput);
-  const r = ovqAttentionBackward(seq, config, seq.dOutput, { replay: g.trace });
+  const g = ovqAttentionBackward(seq, config, seq.dOutput);
+  const r = ovqAttentionReferenceBackward(seq, config, seq.dOutput, { replay: g.trace });
   for (const name of ['dq', 'dk', 'dv'])
     assertClose(`bench check: ${name}`, r[name], g[name], 1e-5);
   assertClose('bench check: dbeta', [r.dbeta], [g.dbeta], 1e-5);

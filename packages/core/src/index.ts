@@ -1,11 +1,11 @@
 // @ovq/core: OVQ-attention's math and its exact float64 reference.
 export * from './chunked/index.js';
 export * from './gmr/index.js';
-export { type OvqGradients, ovqAttentionBackward } from './ovq/backward.js';
+export { type OvqGradients, ovqAttentionReferenceBackward } from './ovq/backward.js';
 export { absorbPending, farthestPointSpawn, nearestRow, randomSpawn } from './ovq/dictionary.js';
 export { growthTarget, growthValue, spawnCount } from './ovq/growth.js';
 export { readState } from './ovq/read.js';
-export { type OvqForwardOptions, ovqAppend, ovqAttention } from './ovq/reference.js';
+export { type OvqForwardOptions, ovqAppend, ovqAttentionReference } from './ovq/reference.js';
 export { mulberry32Step } from './ovq/rng.js';
 export {
   deserializeOvqState,

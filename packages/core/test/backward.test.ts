@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { type OvqConfig, ovqAttention, ovqAttentionBackward } from '../src/index.js';
+import {
+  type OvqConfig,
+  ovqAttentionReference,
+  ovqAttentionReferenceBackward,
+} from '../src/index.js';
 import {
   assertClose,
   centralDifferences,
@@ -32,11 +36,11 @@ describe('reference gradients against float64 central differences', () => {
       const config: OvqConfig = { chunkSize: 3, capacity: 4, beta: 2.5, ...extra };
       const seq = randomSeq(name.length * 31, 17, 4, 3);
       const dOut = randn(createRng(99), 17 * 3);
-      const { trace } = ovqAttention(seq, config);
+      const { trace } = ovqAttentionReference(seq, config);
       // The loss with the discrete decisions held fixed (ALGORITHM.md §5).
       const loss = (c: OvqConfig = config) =>
-        dot(dOut, ovqAttention(seq, c, { replay: trace }).output);
-      const grads = ovqAttentionBackward(seq, config, dOut);
+        dot(dOut, ovqAttentionReference(seq, c, { replay: trace }).output);
+      const grads = ovqAttentionReferenceBackward(seq, config, dOut);
       expect(grads.trace).toEqual(trace);
       assertClose(
         'dq',
@@ -72,7 +76,7 @@ describe('reference gradients against float64 central differences', () => {
     const seq = randomSeq(4, 6, 3, 2);
     const dOut = new Float64Array(12);
     dOut.fill(1, 4); // loss on tokens 2..5 only
-    const grads = ovqAttentionBackward(seq, config, dOut);
+    const grads = ovqAttentionReferenceBackward(seq, config, dOut);
     expect(Math.hypot(...grads.dv.subarray(0, 2))).toBeGreaterThan(0);
     expect(Math.hypot(...grads.dk.subarray(0, 3))).toBeGreaterThan(0);
   });

@@ -2,9 +2,9 @@
 // float64 reference backward, and on a tiny case against central differences of the reference
 // forward itself, so that a shared misreading of §5 would still be caught.
 import { afterAll, describe, expect, it } from 'vitest';
-import { ovqAttentionChunked, ovqAttentionChunkedBackward } from '../src/chunked/index.js';
-import { ovqAttentionBackward } from '../src/ovq/backward.js';
-import { ovqAttention } from '../src/ovq/reference.js';
+import { ovqAttention, ovqAttentionBackward } from '../src/chunked/index.js';
+import { ovqAttentionReferenceBackward } from '../src/ovq/backward.js';
+import { ovqAttentionReference } from '../src/ovq/reference.js';
 import type { OvqConfig, Seq } from '../src/ovq/types.js';
 import {
   assertClose,
@@ -33,9 +33,9 @@ function checkGradients(seq: Seq, config: OvqConfig, seed: number): void {
     dk: poisoned(T * seq.keyDim),
     dv: poisoned(T * seq.valueDim),
   };
-  const chunked = ovqAttentionChunkedBackward(seq, config, dOutput, { out });
+  const chunked = ovqAttentionBackward(seq, config, dOutput, { out });
   expect(chunked.dq).toBe(out.dq);
-  const own = ovqAttention(seq, config).trace;
+  const own = ovqAttentionReference(seq, config).trace;
   replayStats.compared++;
   replayStats.absorbs += own.length;
   const flipped = own.filter(
@@ -45,7 +45,7 @@ function checkGradients(seq: Seq, config: OvqConfig, seed: number): void {
     replayStats.replayed++;
     replayStats.flippedAbsorbs += flipped;
   }
-  const ref = ovqAttentionBackward(
+  const ref = ovqAttentionReferenceBackward(
     seq,
     config,
     dOutput,
@@ -56,7 +56,7 @@ function checkGradients(seq: Seq, config: OvqConfig, seed: number): void {
   assertClose('dv', ref.dv, chunked.dv, TOL);
   assertClose('dbeta', [ref.dbeta], [chunked.dbeta], TOL);
   // The backward's own decision sweep must agree with the forward's.
-  expect(chunked.trace).toEqual(ovqAttentionChunked(seq, config).trace);
+  expect(chunked.trace).toEqual(ovqAttention(seq, config).trace);
 }
 
 describe('chunked backward = reference gradients', () => {
@@ -94,10 +94,10 @@ describe('chunked backward = central differences of the reference forward', () =
       const seq = randomSeq(99, 20, 4, 3);
       const config = { chunkSize: 3, capacity: 5, beta: 2, ...options };
       const dOutput = randn(createRng(3), 20 * 3);
-      const chunked = ovqAttentionChunkedBackward(seq, config, dOutput);
+      const chunked = ovqAttentionBackward(seq, config, dOutput);
       // Decisions are constants (§5): freeze them so that x ± h cannot flip one.
       const replay = chunked.trace;
-      const loss = () => dot(dOutput, ovqAttention(seq, config, { replay }).output);
+      const loss = () => dot(dOutput, ovqAttentionReference(seq, config, { replay }).output);
       for (const field of ['q', 'k', 'v'] as const) {
         const fd = centralDifferences(loss, seq[field] as Float64Array);
         assertClose(`d${field}`, fd, chunked[`d${field}`], 1e-5);
@@ -105,7 +105,7 @@ describe('chunked backward = central differences of the reference forward', () =
       const base = config.beta;
       const h = 1e-6;
       const at = (beta: number) =>
-        dot(dOutput, ovqAttention(seq, { ...config, beta }, { replay }).output);
+        dot(dOutput, ovqAttentionReference(seq, { ...config, beta }, { replay }).output);
       assertClose('dbeta', [(at(base + h) - at(base - h)) / (2 * h)], [chunked.dbeta], 1e-5);
     });
   }
@@ -115,16 +115,16 @@ describe('chunked backward: input checks', () => {
   const seq = randomSeq(1, 10, 4, 3);
   const config = { chunkSize: 4, capacity: 8, beta: 1 };
   it('rejects a dOutput of the wrong size or with NaN', () => {
-    expect(() => ovqAttentionChunkedBackward(seq, config, new Float32Array(29))).toThrow(
+    expect(() => ovqAttentionBackward(seq, config, new Float32Array(29))).toThrow(
       /dOutput: has 29 values; expected seqLen\*valueDim = 30/,
     );
-    expect(() => ovqAttentionChunkedBackward(seq, config, poisoned(30))).toThrow(
+    expect(() => ovqAttentionBackward(seq, config, poisoned(30))).toThrow(
       /dOutput: value at index 0 is NaN/,
     );
   });
   it('rejects a wrong gradient buffer', () => {
     expect(() =>
-      ovqAttentionChunkedBackward(seq, config, new Float32Array(30), {
+      ovqAttentionBackward(seq, config, new Float32Array(30), {
         out: { dk: new Float32Array(3) },
       }),
     ).toThrow(/options.out.dk: has 3 values; expected seqLen\*keyDim = 40/);

@@ -3,10 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   type BatchedSeq,
+  ovqAttention,
+  ovqAttentionBackward,
   ovqAttentionBatched,
   ovqAttentionBatchedBackward,
-  ovqAttentionChunked,
-  ovqAttentionChunkedBackward,
 } from '../src/chunked/index.js';
 import type { OvqState } from '../src/ovq/state.js';
 import type { Seq } from '../src/ovq/types.js';
@@ -66,17 +66,13 @@ describe('batched = per-head loop', () => {
       let dbeta = 0;
       for (let h = 0; h < H; h++) {
         const seq = headOf(x, h);
-        const one = ovqAttentionChunked(seq, config);
+        const one = ovqAttention(seq, config);
         expect(Array.from(batched.output.subarray(h * 500, (h + 1) * 500))).toEqual(
           Array.from(one.output),
         );
         expectSameState(`head ${h}`, one.state, batched.states[h], 0);
         expect(batched.traces[h]).toEqual(one.trace);
-        const g = ovqAttentionChunkedBackward(
-          seq,
-          config,
-          dOutput.subarray(h * 500, (h + 1) * 500),
-        );
+        const g = ovqAttentionBackward(seq, config, dOutput.subarray(h * 500, (h + 1) * 500));
         expect(Array.from(grads.dq.subarray(h * 1200, (h + 1) * 1200))).toEqual(Array.from(g.dq));
         expect(Array.from(grads.dk.subarray(h * 1200, (h + 1) * 1200))).toEqual(Array.from(g.dk));
         expect(Array.from(grads.dv.subarray(h * 500, (h + 1) * 500))).toEqual(Array.from(g.dv));

@@ -2,7 +2,7 @@
 // path's decisions only when float32 rounding flipped a near-tie, and counting how often), and
 // small independent definitions.
 import { expect } from 'vitest';
-import { ovqAttention } from '../src/ovq/reference.js';
+import { ovqAttentionReference } from '../src/ovq/reference.js';
 import type { OvqState } from '../src/ovq/state.js';
 import type { OvqConfig, OvqTrace, Seq } from '../src/ovq/types.js';
 import { assertClose } from '../src/testing/index.js';
@@ -26,7 +26,7 @@ function sameRecord(a: OvqTrace[number], b: OvqTrace[number]): boolean {
  * chunked trace, else a replay of the chunked trace (ALGORITHM.md allows it; never a looser tol).
  */
 export function referenceFor(seq: Seq, config: OvqConfig, chunkedTrace: OvqTrace) {
-  const own = ovqAttention(seq, config);
+  const own = ovqAttentionReference(seq, config);
   replayStats.compared++;
   replayStats.absorbs += own.trace.length;
   expect(own.trace.length).toBe(chunkedTrace.length);
@@ -34,7 +34,7 @@ export function referenceFor(seq: Seq, config: OvqConfig, chunkedTrace: OvqTrace
   if (flipped === 0) return own;
   replayStats.replayed++;
   replayStats.flippedAbsorbs += flipped;
-  return ovqAttention(seq, config, { replay: chunkedTrace });
+  return ovqAttentionReference(seq, config, { replay: chunkedTrace });
 }
 
 /** Asserts two states hold the same stream (counters and counts exactly, rows to `tol`). */

@@ -1,8 +1,8 @@
 // The chunked Float32 forward against the float64 reference: outputs and final state over odd
 // shapes and every option, plus the invariants of ALGORITHM.md §4 on the chunked path itself.
 import { afterAll, describe, expect, it } from 'vitest';
-import { ovqAttentionChunked } from '../src/chunked/index.js';
-import { ovqAppend, ovqAttention } from '../src/ovq/reference.js';
+import { ovqAttention } from '../src/chunked/index.js';
+import { ovqAppend, ovqAttentionReference } from '../src/ovq/reference.js';
 import { serializeOvqState } from '../src/ovq/serialize.js';
 import { createOvqState, setOvqCapacity } from '../src/ovq/state.js';
 import { assertClose, createRng, poisoned, randomSeq } from '../src/testing/index.js';
@@ -32,7 +32,7 @@ describe('chunked forward = reference (outputs and final state)', () => {
         it(`T${T}-d${d}-C${C}`, () => {
           const seq = randomSeq(T * 7 + d * 3 + C, T, d, d === 60 ? 12 : d);
           const config = { chunkSize: C, capacity: 40, beta: 4 };
-          const chunked = ovqAttentionChunked(seq, config, { out: poisoned(T * seq.valueDim) });
+          const chunked = ovqAttention(seq, config, { out: poisoned(T * seq.valueDim) });
           const ref = referenceFor(seq, config, chunked.trace);
           assertClose('output', ref.output, chunked.output, TOL);
           expectSameState('state', ref.state, chunked.state);
@@ -51,7 +51,7 @@ describe('chunked forward = reference for every option', () => {
       it(`${name}-T${T}-d${d}-C${C}-N${N}`, () => {
         const seq = randomSeq(T + d + C, T, d, d + 3);
         const config = { chunkSize: C, capacity: N, beta: 3, ...options };
-        const chunked = ovqAttentionChunked(seq, config, { out: poisoned(T * seq.valueDim) });
+        const chunked = ovqAttention(seq, config, { out: poisoned(T * seq.valueDim) });
         const ref = referenceFor(seq, config, chunked.trace);
         assertClose('output', ref.output, chunked.output, TOL);
         expectSameState('state', ref.state, chunked.state);
@@ -76,8 +76,8 @@ describe('chunked: exact ties (repeated keys) go to the lowest row, as in the re
       const seq = randomSeq(10, T, d, d);
       for (let t = 0; t < T; t++) seq.k.set(bases[Math.floor(rng() * 5)], t * d);
       const config = { chunkSize: 8, capacity: 12, beta: 2, normalize: false, ...options };
-      const chunked = ovqAttentionChunked(seq, config);
-      const ref = ovqAttention(seq, config);
+      const chunked = ovqAttention(seq, config);
+      const ref = ovqAttentionReference(seq, config);
       expect(chunked.state.size).toBeGreaterThan(5); // duplicate rows exist, so ties do occur
       expect(chunked.trace).toEqual(ref.trace);
       assertClose('output', ref.output, chunked.output, TOL);
@@ -98,7 +98,7 @@ describe("chunked: repeated normalised tokens (the reference's float64 rounding 
       seq.k.set(bases.k.subarray(b * d, (b + 1) * d), t * d);
     }
     const config = { chunkSize: 8, capacity: 10, beta: 2 };
-    const chunked = ovqAttentionChunked(seq, config);
+    const chunked = ovqAttention(seq, config);
     const ref = referenceFor(seq, config, chunked.trace);
     assertClose('output', ref.output, chunked.output, TOL);
     expectSameState('state', ref.state, chunked.state);
@@ -115,7 +115,7 @@ describe('chunked: growth full with capacity ≥ T is causal softmax attention',
     it(`T${T}-d${d}-C${C}`, () => {
       const seq = randomSeq(T + 5 * d, T, d, d);
       const beta = 3;
-      const { output, state } = ovqAttentionChunked(seq, {
+      const { output, state } = ovqAttention(seq, {
         chunkSize: C,
         capacity: T,
         beta,
@@ -138,14 +138,14 @@ describe('chunked: streaming in random splits = one call', () => {
       it(`${name}-T${T}-d${d}-C${C}`, () => {
         const seq = randomSeq(T * 3 + C, T, d, d);
         const config = { chunkSize: C, capacity: 20, beta: 4, ...options };
-        const whole = ovqAttentionChunked(seq, config);
+        const whole = ovqAttention(seq, config);
         const rng = createRng(T + C);
         for (let trial = 0; trial < 3; trial++) {
           const cuts = randomCuts(rng, T, 2 + trial * 2);
           let state = createOvqState({ keyDim: d, valueDim: d }, config);
           const pieces = new Float32Array(T * d);
           for (let p = 0; p + 1 < cuts.length; p++) {
-            const r = ovqAttentionChunked(sliceSeq(seq, cuts[p], cuts[p + 1]), config, { state });
+            const r = ovqAttention(sliceSeq(seq, cuts[p], cuts[p + 1]), config, { state });
             pieces.set(r.output, cuts[p] * d);
             state = r.state;
           }
@@ -160,12 +160,12 @@ describe('chunked: streaming in random splits = one call', () => {
     const T = 230;
     const seq = randomSeq(42, T, 10, 6);
     const config = { chunkSize: 9, capacity: 16, beta: 3 };
-    const ref = ovqAttention(seq, config);
-    const head = ovqAttention(sliceSeq(seq, 0, 100), config);
-    const tail = ovqAttentionChunked(sliceSeq(seq, 100, T), config, { state: head.state });
+    const ref = ovqAttentionReference(seq, config);
+    const head = ovqAttentionReference(sliceSeq(seq, 0, 100), config);
+    const tail = ovqAttention(sliceSeq(seq, 100, T), config, { state: head.state });
     assertClose('chunked after reference', ref.output.subarray(100 * 6), tail.output, TOL);
     expectSameState('state', ref.state, tail.state);
-    const chunkedHead = ovqAttentionChunked(sliceSeq(seq, 0, 100), config);
+    const chunkedHead = ovqAttention(sliceSeq(seq, 0, 100), config);
     const rest = ovqAppend(chunkedHead.state, sliceSeq(seq, 100, T));
     assertClose('reference after chunked', ref.output.subarray(100 * 6), rest, TOL);
     expectSameState('appended state', ref.state, chunkedHead.state);
@@ -174,12 +174,12 @@ describe('chunked: streaming in random splits = one call', () => {
   it('leaves options.state untouched and handles empty pieces (T0)', () => {
     const seq = randomSeq(6, 30, 5, 4);
     const config = { chunkSize: 4, capacity: 6, beta: 2 };
-    const first = ovqAttentionChunked(sliceSeq(seq, 0, 13), config);
+    const first = ovqAttention(sliceSeq(seq, 0, 13), config);
     const snapshot = serializeOvqState(first.state);
-    const empty = ovqAttentionChunked(sliceSeq(seq, 13, 13), config, { state: first.state });
+    const empty = ovqAttention(sliceSeq(seq, 13, 13), config, { state: first.state });
     expect(empty.output.length).toBe(0);
     expectSameState('empty piece', first.state, empty.state, 0);
-    ovqAttentionChunked(sliceSeq(seq, 13, 30), config, { state: first.state });
+    ovqAttention(sliceSeq(seq, 13, 30), config, { state: first.state });
     expect(serializeOvqState(first.state)).toEqual(snapshot);
   });
 
@@ -187,10 +187,10 @@ describe('chunked: streaming in random splits = one call', () => {
     const T = 200;
     const seq = randomSeq(5, T, 8, 8);
     const config = { chunkSize: 8, capacity: 32, beta: 3 };
-    const first = ovqAttentionChunked(sliceSeq(seq, 0, 120), config);
+    const first = ovqAttention(sliceSeq(seq, 0, 120), config);
     const lowered = { ...config, capacity: 4 };
-    const second = ovqAttentionChunked(sliceSeq(seq, 120, T), lowered, { state: first.state });
-    const refState = ovqAttention(sliceSeq(seq, 0, 120), config).state;
+    const second = ovqAttention(sliceSeq(seq, 120, T), lowered, { state: first.state });
+    const refState = ovqAttentionReference(sliceSeq(seq, 0, 120), config).state;
     setOvqCapacity(refState, 4);
     const refOut = ovqAppend(refState, sliceSeq(seq, 120, T));
     expect(second.state.size).toBe(first.state.size);
@@ -208,12 +208,12 @@ describe('chunked: causality', () => {
       const d = 6;
       const seq = randomSeq(T, T, d, d);
       const config = { chunkSize: C, capacity: 8, beta: 3 };
-      const base = ovqAttentionChunked(seq, config).output;
+      const base = ovqAttention(seq, config).output;
       for (const t of [0, 3, Math.floor(T / 2), T - 1]) {
         for (const field of ['q', 'k', 'v'] as const) {
           const changed = { ...seq, [field]: seq[field].slice() };
           for (let i = t * d; i < (t + 1) * d; i++) changed[field][i] += 0.5;
-          const out = ovqAttentionChunked(changed, config).output;
+          const out = ovqAttention(changed, config).output;
           expect(Array.from(out.subarray(0, t * d))).toEqual(Array.from(base.subarray(0, t * d)));
           // v_t always moves y_t; q_t and k_t do not at t = 0 (its only component is itself).
           if (field === 'v' || t > 0) {
@@ -229,30 +229,30 @@ describe('chunked: input checks name the argument', () => {
   const seq = randomSeq(1, 10, 4, 3);
   const config = { chunkSize: 4, capacity: 8, beta: 1 };
   it('rejects a wrong output buffer', () => {
-    expect(() => ovqAttentionChunked(seq, config, { out: new Float32Array(29) })).toThrow(
+    expect(() => ovqAttention(seq, config, { out: new Float32Array(29) })).toThrow(
       /options.out: has 29 values; expected seqLen\*valueDim = 30/,
     );
     expect(() =>
-      ovqAttentionChunked(seq, config, { out: new Float64Array(30) as unknown as Float32Array }),
+      ovqAttention(seq, config, { out: new Float64Array(30) as unknown as Float32Array }),
     ).toThrow(OvqInputError);
   });
   it('rejects a state of other dims or config', () => {
     const other = createOvqState({ keyDim: 5, valueDim: 3 }, config);
-    expect(() => ovqAttentionChunked(seq, config, { state: other })).toThrow(
+    expect(() => ovqAttention(seq, config, { state: other })).toThrow(
       /options.state: has keyDim 5/,
     );
     const state = createOvqState({ keyDim: 4, valueDim: 3 }, config);
-    expect(() => ovqAttentionChunked(seq, { ...config, beta: 2 }, { state })).toThrow(
+    expect(() => ovqAttention(seq, { ...config, beta: 2 }, { state })).toThrow(
       /config.beta: got 2; options.state was created with 1/,
     );
-    expect(() => ovqAttentionChunked(seq, config, { state: {} as never })).toThrow(
+    expect(() => ovqAttention(seq, config, { state: {} as never })).toThrow(
       /options.state: expected an OvqState/,
     );
   });
   it('rejects a bad sequence or config through core validation', () => {
-    expect(() => ovqAttentionChunked({ ...seq, seqLen: 11 }, config)).toThrow(
+    expect(() => ovqAttention({ ...seq, seqLen: 11 }, config)).toThrow(
       /seq.q: has 40 values; expected seqLen\*keyDim = 44/,
     );
-    expect(() => ovqAttentionChunked(seq, { ...config, chunkSize: 0 })).toThrow(/config.chunkSize/);
+    expect(() => ovqAttention(seq, { ...config, chunkSize: 0 })).toThrow(/config.chunkSize/);
   });
 });

@@ -4,7 +4,7 @@ import {
   deserializeOvqState,
   type OvqConfig,
   ovqAppend,
-  ovqAttention,
+  ovqAttentionReference,
   serializeOvqState,
   setOvqCapacity,
 } from '../src/index.js';
@@ -36,7 +36,7 @@ describe('reference: growth full with capacity ≥ T is causal softmax attention
       it(`T${T}-d${d}-C${C}-${read}`, () => {
         const seq = randomSeq(T * 100 + d, T, d, d + 1);
         const beta = 3;
-        const { output, state } = ovqAttention(seq, {
+        const { output, state } = ovqAttentionReference(seq, {
           chunkSize: C,
           capacity: T,
           beta,
@@ -56,7 +56,7 @@ describe('reference: streaming in random splits equals one call', () => {
       const T = 90;
       const config: OvqConfig = { chunkSize: 7, capacity: 6, beta: 4, ...extra };
       const seq = randomSeq(3, T, 5, 4);
-      const whole = ovqAttention(seq, config);
+      const whole = ovqAttentionReference(seq, config);
       const rng = createRng(name.length);
       for (let trial = 0; trial < 3; trial++) {
         const cuts = randomSplits(rng, T, 5);
@@ -84,7 +84,7 @@ describe('reference: causality', () => {
     it(`T40-d4-C6-${name}`, () => {
       const config: OvqConfig = { chunkSize: 6, capacity: 5, beta: 5, ...extra };
       const seq = randomSeq(11, 40, 4, 3);
-      const base = ovqAttention(seq, config).output;
+      const base = ovqAttentionReference(seq, config).output;
       const t = 23;
       const later = { ...seq, q: seq.q.slice(), k: seq.k.slice(), v: seq.v.slice() };
       for (let i = (t + 1) * 4; i < 40 * 4; i++) {
@@ -92,7 +92,7 @@ describe('reference: causality', () => {
         later.k[i] -= 0.7;
       }
       for (let i = (t + 1) * 3; i < 40 * 3; i++) later.v[i] *= -2;
-      const afterLater = ovqAttention(later, config).output;
+      const afterLater = ovqAttentionReference(later, config).output;
       expect(Array.from(afterLater.subarray(0, (t + 1) * 3))).toEqual(
         Array.from(base.subarray(0, (t + 1) * 3)),
       );
@@ -100,7 +100,7 @@ describe('reference: causality', () => {
 
       const earlier = { ...seq, v: seq.v.slice() };
       earlier.v[2 * 3] += 1; // token 2's value reaches every later read, via the pending buffer or its row
-      const afterEarlier = ovqAttention(earlier, config).output;
+      const afterEarlier = ovqAttentionReference(earlier, config).output;
       for (let s = 2; s < 40; s++) {
         const row = (x: Float64Array) => Array.from(x.subarray(s * 3, s * 3 + 3));
         expect(row(afterEarlier), `token ${s}`).not.toEqual(row(base));
@@ -117,7 +117,7 @@ describe('reference: dictionary rows are the means of their members', () => {
       const [dk, dv] = [6, 3];
       const config: OvqConfig = { chunkSize: 8, capacity: 12, beta: 2, ...extra };
       const seq = randomSeq(5, T, dk, dv);
-      const { state, trace } = ovqAttention(seq, config);
+      const { state, trace } = ovqAttentionReference(seq, config);
       const members: number[][] = Array.from({ length: state.size }, () => []);
       trace.forEach((record, chunk) => {
         record.assignment.forEach((row, j) => {
@@ -162,7 +162,7 @@ describe('reference: dictionary rows are the means of their members', () => {
 describe('reference: growth schedules', () => {
   it('saturating growth reaches n* = ⌊Nτ/(N+τ)⌋ and never exceeds capacity', () => {
     const seq = randomSeq(9, 512, 4, 2);
-    const { trace, state } = ovqAttention(seq, { chunkSize: 16, capacity: 20, beta: 1 });
+    const { trace, state } = ovqAttentionReference(seq, { chunkSize: 16, capacity: 20, beta: 1 });
     trace.forEach((r, j) => {
       const tau = (j + 1) * 16;
       const target = Math.min(20, tau, Math.max(1, Math.floor((20 * tau) / (20 + tau))));
@@ -204,7 +204,7 @@ describe('reference: growth schedules', () => {
       keyDim: 2,
       valueDim: 1,
     };
-    const { trace } = ovqAttention(seq, {
+    const { trace } = ovqAttentionReference(seq, {
       chunkSize: 2,
       capacity: 3,
       beta: 1,
@@ -220,7 +220,7 @@ describe('reference: state serialization', () => {
   it('continues a stream identically after save and load', () => {
     const config: OvqConfig = { chunkSize: 5, capacity: 9, beta: 3, spawn: 'random', seed: 3 };
     const seq = randomSeq(21, 60, 4, 4);
-    const whole = ovqAttention(seq, config);
+    const whole = ovqAttentionReference(seq, config);
     const state = createOvqState({ keyDim: 4, valueDim: 4 }, config);
     const first = ovqAppend(state, {
       q: seq.q.subarray(0, 88),

@@ -4,8 +4,8 @@ import {
   deserializeOvqState,
   type OvqConfig,
   ovqAppend,
-  ovqAttention,
-  ovqAttentionBackward,
+  ovqAttentionReference,
+  ovqAttentionReferenceBackward,
   serializeOvqState,
 } from '../src/index.js';
 import { randomSeq } from '../src/testing/index.js';
@@ -17,23 +17,27 @@ describe('bad input gets an error naming the argument and what was expected', ()
   const cases: [string, () => unknown, RegExp][] = [
     [
       'q too short',
-      () => ovqAttention({ ...seq, q: seq.q.subarray(1) }, config),
+      () => ovqAttentionReference({ ...seq, q: seq.q.subarray(1) }, config),
       /seq\.q: has 29 values; expected seqLen\*keyDim = 30/,
     ],
     [
       'v too long',
-      () => ovqAttention({ ...seq, v: new Float64Array(21) }, config),
+      () => ovqAttentionReference({ ...seq, v: new Float64Array(21) }, config),
       /seq\.v: has 21 values; expected seqLen\*valueDim = 20/,
     ],
     [
       'NaN in k',
-      () => ovqAttention({ ...seq, k: Object.assign(seq.k.slice(), { 4: Number.NaN }) }, config),
+      () =>
+        ovqAttentionReference(
+          { ...seq, k: Object.assign(seq.k.slice(), { 4: Number.NaN }) },
+          config,
+        ),
       /seq\.k: value at index 4 is NaN/,
     ],
     [
       'Infinity in q',
       () =>
-        ovqAttention(
+        ovqAttentionReference(
           { ...seq, q: Object.assign(seq.q.slice(), { 0: Number.POSITIVE_INFINITY }) },
           config,
         ),
@@ -41,78 +45,83 @@ describe('bad input gets an error naming the argument and what was expected', ()
     ],
     [
       'q not an array',
-      () => ovqAttention({ ...seq, q: 'x' as unknown as Float64Array }, config),
+      () => ovqAttentionReference({ ...seq, q: 'x' as unknown as Float64Array }, config),
       /seq\.q: got string/,
     ],
     [
       'seqLen fractional',
-      () => ovqAttention({ ...seq, seqLen: 2.5 }, config),
+      () => ovqAttentionReference({ ...seq, seqLen: 2.5 }, config),
       /seq\.seqLen: got 2\.5; expected a non-negative integer/,
     ],
     [
       'keyDim 0',
-      () => ovqAttention({ ...seq, keyDim: 0 }, config),
+      () => ovqAttentionReference({ ...seq, keyDim: 0 }, config),
       /seq\.keyDim: got 0; expected a positive integer/,
     ],
     [
       'chunkSize 0',
-      () => ovqAttention(seq, { ...config, chunkSize: 0 }),
+      () => ovqAttentionReference(seq, { ...config, chunkSize: 0 }),
       /config\.chunkSize: got 0; expected a positive integer/,
     ],
     [
       'chunkSize 1.5',
-      () => ovqAttention(seq, { ...config, chunkSize: 1.5 }),
+      () => ovqAttentionReference(seq, { ...config, chunkSize: 1.5 }),
       /config\.chunkSize: got 1\.5/,
     ],
     [
       'capacity -1',
-      () => ovqAttention(seq, { ...config, capacity: -1 }),
+      () => ovqAttentionReference(seq, { ...config, capacity: -1 }),
       /config\.capacity: got -1; expected a positive integer/,
     ],
     [
       'beta 0',
-      () => ovqAttention(seq, { ...config, beta: 0 }),
+      () => ovqAttentionReference(seq, { ...config, beta: 0 }),
       /config\.beta: got 0; expected a finite number > 0/,
     ],
-    ['beta NaN', () => ovqAttention(seq, { ...config, beta: Number.NaN }), /config\.beta: got NaN/],
+    [
+      'beta NaN',
+      () => ovqAttentionReference(seq, { ...config, beta: Number.NaN }),
+      /config\.beta: got NaN/,
+    ],
     [
       'unknown option',
-      () => ovqAttention(seq, { ...config, windw: 3 } as OvqConfig),
+      () => ovqAttentionReference(seq, { ...config, windw: 3 } as OvqConfig),
       /config\.windw: unknown option/,
     ],
     [
       'unknown growth',
-      () => ovqAttention(seq, { ...config, growth: 'cubic' as 'full' }),
+      () => ovqAttentionReference(seq, { ...config, growth: 'cubic' as 'full' }),
       /config\.growth: got "cubic"/,
     ],
     [
       'growth missing param',
-      () => ovqAttention(seq, { ...config, growth: { kind: 'log' } as OvqConfig['growth'] }),
+      () =>
+        ovqAttentionReference(seq, { ...config, growth: { kind: 'log' } as OvqConfig['growth'] }),
       /config\.growth\.alpha: got undefined/,
     ],
     [
       'unknown spawn',
-      () => ovqAttention(seq, { ...config, spawn: 'kmeans' as 'first' }),
+      () => ovqAttentionReference(seq, { ...config, spawn: 'kmeans' as 'first' }),
       /config\.spawn: got "kmeans"/,
     ],
     [
       'unknown read',
-      () => ovqAttention(seq, { ...config, read: 'cosine' as 'dot' }),
+      () => ovqAttentionReference(seq, { ...config, read: 'cosine' as 'dot' }),
       /config\.read: got "cosine"/,
     ],
     [
       'ema rate 0',
-      () => ovqAttention(seq, { ...config, update: { kind: 'ema', rate: 0 } }),
+      () => ovqAttentionReference(seq, { ...config, update: { kind: 'ema', rate: 0 } }),
       /config\.update\.rate: got 0; expected 0 < rate ≤ 1/,
     ],
     [
       'normalize string',
-      () => ovqAttention(seq, { ...config, normalize: 'yes' as unknown as boolean }),
+      () => ovqAttentionReference(seq, { ...config, normalize: 'yes' as unknown as boolean }),
       /config\.normalize/,
     ],
     [
       'dOutput length',
-      () => ovqAttentionBackward(seq, config, new Float64Array(3)),
+      () => ovqAttentionReferenceBackward(seq, config, new Float64Array(3)),
       /dOutput: has 3 values; expected seqLen\*valueDim = 20/,
     ],
     ['dims', () => createOvqState({ keyDim: 3, valueDim: -2 }, config), /dims\.valueDim: got -2/],
@@ -173,9 +182,9 @@ describe('a rejected append leaves the state unchanged', () => {
   }
 
   it('a bad replay record mid-stream leaves a state untouched (reference entry)', () => {
-    const { trace } = ovqAttention(seq, config);
+    const { trace } = ovqAttentionReference(seq, config);
     const broken = trace.map((r) => ({ ...r, assignment: r.assignment.map(() => 99) }));
-    expect(() => ovqAttention(seq, config, { replay: broken })).toThrow(
+    expect(() => ovqAttentionReference(seq, config, { replay: broken })).toThrow(
       /options\.replay: token \d is assigned to row 99/,
     );
   });

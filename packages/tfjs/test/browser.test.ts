@@ -11,7 +11,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as baselines from '@ovq/baselines';
-import { ovqAttention as coreOvq, ovqAttentionBackward as coreOvqBackward } from '@ovq/core';
+import {
+  ovqAttentionReference as coreOvq,
+  ovqAttentionReferenceBackward as coreOvqBackward,
+} from '@ovq/core';
 import { assertClose, createRng } from '@ovq/core/testing';
 import { CHROMIUM, CHROMIUM_WEBGPU_ARGS } from '@ovq/vitest-config/chromium';
 import { reportUnavailable } from '@ovq/vitest-config/unavailable';

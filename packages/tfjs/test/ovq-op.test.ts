@@ -1,4 +1,7 @@
-import { ovqAttention as coreOvq, ovqAttentionBackward as coreOvqBackward } from '@ovq/core';
+import {
+  ovqAttentionReference as coreOvq,
+  ovqAttentionReferenceBackward as coreOvqBackward,
+} from '@ovq/core';
 import { createRng } from '@ovq/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OvqTfjsInputError, ovqAttention } from '../src/index.js';

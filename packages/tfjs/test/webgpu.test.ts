@@ -1,5 +1,8 @@
 // ovqAttention on the tfjs webgpu backend (Dawn in Node), against @ovq/core: outputs and tf.grads.
-import { ovqAttention as coreOvq, ovqAttentionBackward as coreOvqBackward } from '@ovq/core';
+import {
+  ovqAttentionReference as coreOvq,
+  ovqAttentionReferenceBackward as coreOvqBackward,
+} from '@ovq/core';
 import { createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OvqAttention, ovqAttention, SoftmaxAttention } from '../src/index.js';

@@ -9,7 +9,7 @@
 // Env: OVQ_BENCH_T=1024,4096 (sequence lengths), OVQ_BENCH_BH (batch×heads, default 8),
 // OVQ_BENCH_BUDGET_S (stop growing T once one run exceeds this, default 30),
 // OVQ_WEBGPU_ROUTE=vulkan|opengles|browser-default (Node: Dawn backend; default tries vulkan then opengles).
-import { ovqAttention as refAttention } from '@ovq/core';
+import { ovqAttentionReference as refAttention } from '@ovq/core';
 import { assertClose, randomSeq } from '@ovq/core/testing';
 import {
   acquireDevice,

@@ -1,7 +1,7 @@
 // OVQ backward (reverse chunk scan, no snapshots; `update: ema` from √-spaced checkpoints) on
 // every adapter present against the @ovq/core float64 reference, replaying the GPU's absorb
 // decisions: every gradient (q, k, v, β).
-import { ovqAttentionBackward as refBackward } from '@ovq/core';
+import { ovqAttentionReferenceBackward as refBackward } from '@ovq/core';
 import { assertClose } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
 import { ovqAttention, ovqAttentionBackward } from '../src/ovq/api.js';

@@ -5,7 +5,7 @@ import {
   type OvqConfig,
   type OvqState,
   type OvqTrace,
-  ovqAttention as refAttention,
+  ovqAttentionReference as refAttention,
 } from '@ovq/core';
 import { assertClose, randomSeq } from '@ovq/core/testing';
 import { expect } from 'vitest';

@@ -2,7 +2,12 @@
 // Float32 path when core exports it. Optional exports are looked up by name at run time, so the
 // runner builds and reports "skipped" before a sibling package has landed them.
 import * as core from '@ovq/core';
-import { type OvqConfig, type OvqState, ovqAttention, ovqAttentionBackward } from '@ovq/core';
+import {
+  type OvqConfig,
+  type OvqState,
+  ovqAttentionReference,
+  ovqAttentionReferenceBackward,
+} from '@ovq/core';
 import { modeFlops, ovqForwardFlops } from './flops.js';
 import { type BenchSeq, makeDOutput, makeSeq, rmsRatio, worstGradientRms } from './inputs.js';
 import type { CheckResult, Dims, Implementation, Skipped } from './types.js';
@@ -94,7 +99,7 @@ async function checkReference(): Promise<CheckResult> {
     };
   }
   const ref = softmax(seq, { beta: full.beta, normalize: true }).output;
-  const forwardRms = rmsRatio(ref, ovqAttention(seq, full).output);
+  const forwardRms = rmsRatio(ref, ovqAttentionReference(seq, full).output);
   return {
     ok: forwardRms < 1e-10,
     forwardRms,
@@ -109,13 +114,15 @@ function chunkedCheck(fwd: ChunkedForward, bwd: ChunkedBackward | undefined) {
     const seq = makeSeq(7, CHECK_T, CHECK_DIMS, Float32Array);
     const fast = fwd(seq, CHECK_CONFIG);
     // Float32 rounding may flip a near-tie in assignment: replay the fast path's decisions.
-    const ref = ovqAttention(seq, CHECK_CONFIG, { replay: fast.trace });
+    const ref = ovqAttentionReference(seq, CHECK_CONFIG, { replay: fast.trace });
     const forwardRms = rmsRatio(ref.output, fast.output);
     let backwardRms: number | null = null;
     let compared = '';
     if (bwd) {
       const dOut = makeDOutput(7, CHECK_T, CHECK_DIMS.valueDim);
-      const refGrad = ovqAttentionBackward(seq, CHECK_CONFIG, dOut, { replay: fast.trace });
+      const refGrad = ovqAttentionReferenceBackward(seq, CHECK_CONFIG, dOut, {
+        replay: fast.trace,
+      });
       const g = worstGradientRms(
         refGrad as unknown as Record<string, unknown>,
         bwd(seq, CHECK_CONFIG, dOut),
@@ -129,7 +136,7 @@ function chunkedCheck(fwd: ChunkedForward, bwd: ChunkedBackward | undefined) {
       forwardRms,
       backwardRms,
       tolerance: TOLERANCE,
-      detail: `vs float64 ovqAttention (replayed decisions) on T=${CHECK_T}, dk=${CHECK_DIMS.keyDim}, dv=${CHECK_DIMS.valueDim}${compared}`,
+      detail: `vs float64 ovqAttentionReference (replayed decisions) on T=${CHECK_T}, dk=${CHECK_DIMS.keyDim}, dv=${CHECK_DIMS.valueDim}${compared}`,
     };
   };
 }
@@ -181,8 +188,8 @@ export function ovqImplementations(): { implementations: Implementation[]; skipp
     entry(
       'core-reference',
       checkReference,
-      (seq) => ovqAttention(seq, c),
-      (seq, dOut) => ovqAttentionBackward(seq, c, dOut),
+      (seq) => ovqAttentionReference(seq, c),
+      (seq, dOut) => ovqAttentionReferenceBackward(seq, c, dOut),
       async (T, dims, piece, afterPiece) => {
         const state = core.createOvqState(dims, c);
         for (let t = 0; t < T; t += piece) {
@@ -194,7 +201,7 @@ export function ovqImplementations(): { implementations: Implementation[]; skipp
       Float64Array,
     ),
   );
-  const fwd = optionalCoreExport<ChunkedForward>('ovqAttentionChunked');
+  const fwd = optionalCoreExport<ChunkedForward>('ovqAttention');
   if (!fwd) {
     skipped.push({
       name: 'ovq/core-chunked',
@@ -207,7 +214,7 @@ export function ovqImplementations(): { implementations: Implementation[]; skipp
   implementations.push(
     ovqChunkedImplementation(
       fwd,
-      optionalCoreExport<ChunkedBackward>('ovqAttentionChunkedBackward'),
+      optionalCoreExport<ChunkedBackward>('ovqAttentionBackward'),
       optionalCoreExport<ChunkedFlopsModel>('chunkedFlops'),
     ),
   );

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ovqAttention } from '@ovq/core';
+import { ovqAttentionReference } from '@ovq/core';
 import {
   denseStateForwardFlops,
   modeFlops,
@@ -81,11 +81,11 @@ export async function tfjsImplementations(): Promise<{
   const specs: Spec[] = [
     {
       mixer: 'ovq',
-      op: 'ovqAttention',
+      op: 'ovqAttentionReference',
       config: `N=${c.capacity} C=${c.chunkSize} β=${c.beta} (host kernel)`,
       call: (op, tf, q, k, v) =>
         op(q, k, v, tf.tensor([c.beta], [1]), { capacity: c.capacity, chunkSize: c.chunkSize }),
-      reference: (seq) => ovqAttention(seq, c).output,
+      reference: (seq) => ovqAttentionReference(seq, c).output,
       flops: (T, d) => ovqForwardFlops(T, d, c),
       stateSize: (_T, d) => ovqStateNumbers(c, d),
     },

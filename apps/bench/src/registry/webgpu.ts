@@ -2,7 +2,7 @@
 // of q/k/v and the read-back of the outputs (the ops' public async API). Without a GPU these are
 // software adapters (llvmpipe, SwiftShader): they prove the kernels run, not how fast GPUs are.
 import { existsSync, mkdirSync } from 'node:fs';
-import { type OvqTrace, ovqAttention, ovqAttentionBackward } from '@ovq/core';
+import { type OvqTrace, ovqAttentionReference, ovqAttentionReferenceBackward } from '@ovq/core';
 import {
   denseStateForwardFlops,
   modeFlops,
@@ -108,11 +108,11 @@ function ovqGpuEntry(
     const config = { capacity: 24, chunkSize: 16, beta: 6 };
     const gpu = await fwd(x, config);
     const replay = gpu.trace[0];
-    const forwardRms = rmsRatio(ovqAttention(x, config, { replay }).output, gpu.output);
+    const forwardRms = rmsRatio(ovqAttentionReference(x, config, { replay }).output, gpu.output);
     let backwardRms: number | null = null;
     if (bwd) {
       const dOut = makeDOutput(7, CHECK_T, CHECK_DIMS.valueDim);
-      const ref = ovqAttentionBackward(x, config, dOut, { replay });
+      const ref = ovqAttentionReferenceBackward(x, config, dOut, { replay });
       backwardRms = worstGradientRms(
         ref as unknown as Record<string, unknown>,
         await bwd(x, dOut, config),
@@ -123,7 +123,7 @@ function ovqGpuEntry(
       forwardRms,
       backwardRms,
       tolerance: TOLERANCE,
-      detail: `vs float64 ovqAttention (replayed GPU decisions) on T=${CHECK_T}, dk=${CHECK_DIMS.keyDim}, dv=${CHECK_DIMS.valueDim}`,
+      detail: `vs float64 ovqAttentionReference (replayed GPU decisions) on T=${CHECK_T}, dk=${CHECK_DIMS.keyDim}, dv=${CHECK_DIMS.valueDim}`,
     };
   };
   return gpuEntry(

@@ -5,7 +5,7 @@ import {
   type OvqConfig,
   type OvqState,
   ovqAppend,
-  ovqAttention,
+  ovqAttentionReference,
   type Seq,
 } from '@ovq/core';
 import { optionalCoreExport } from '../registry/ovq.js';
@@ -29,14 +29,14 @@ export type OvqEngine = {
 const reference: OvqEngine = {
   name: 'core-reference',
   run(seq, config, state) {
-    if (!state) return ovqAttention(seq, config);
+    if (!state) return ovqAttentionReference(seq, config);
     const s = state.clone();
     return { output: ovqAppend(s, seq), state: s };
   },
 };
 
 export function ovqEngine(prefer: 'chunked' | 'reference' = 'chunked'): OvqEngine {
-  const chunked = optionalCoreExport<Chunked>('ovqAttentionChunked');
+  const chunked = optionalCoreExport<Chunked>('ovqAttention');
   if (prefer === 'reference' || !chunked) return reference;
   return {
     name: 'core-chunked',

@@ -328,11 +328,11 @@ export function backwardHead(
 }
 
 /**
- * Gradients of L = Σ dOutput ⊙ output for `ovqAttentionChunked(seq, config)` from an empty state,
+ * Gradients of L = Σ dOutput ⊙ output for `ovqAttention(seq, config)` from an empty state,
  * by the reverse scan: O(T·N·d) time, O(N·d + C·(N + C)) working memory plus the O(T) tape
  * (and, for `update: ema`, ⌈√(T/C)⌉ float64 checkpoints of the dictionary).
  */
-export function ovqAttentionChunkedBackward(
+export function ovqAttentionBackward(
   seq: Seq,
   config: OvqConfig,
   dOutput: ArrayLike<number>,

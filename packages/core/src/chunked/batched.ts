@@ -69,7 +69,7 @@ function validateBatched(input: BatchedSeq): BatchedDims {
 
 /**
  * OVQ-attention over every head of a batch on the chunked Float32 path: the same result as
- * calling `ovqAttentionChunked` on each head, with states/traces indexed b·heads + h.
+ * calling `ovqAttention` on each head, with states/traces indexed b·heads + h.
  */
 export function ovqAttentionBatched(
   input: BatchedSeq,

@@ -8,9 +8,9 @@ import type { OvqConfig } from '../ovq/types.js';
 import { resolveOvqConfig } from '../validate.js';
 
 export type ChunkedFlops = {
-  /** `ovqAttentionChunked` from an empty state. */
+  /** `ovqAttention` from an empty state. */
   forward: number;
-  /** `ovqAttentionChunkedBackward` (its decision sweep, recomputed reads and the gradients). */
+  /** `ovqAttentionBackward` (its decision sweep, recomputed reads and the gradients). */
   backward: number;
   /** Dictionary size after the last absorb. */
   finalSize: number;

@@ -1,5 +1,5 @@
 // The chunked Float32 forward pass (ALGORITHM.md §4, "Chunked form"): per chunk, read every query
-// at once, then absorb. Same inputs and outputs as the reference `ovqAttention`, plus streaming
+// at once, then absorb. Same inputs and outputs as the reference `ovqAttentionReference`, plus streaming
 // from a given OvqState and a caller-provided output buffer.
 import { spawnCount } from '../ovq/growth.js';
 import { OvqState } from '../ovq/state.js';
@@ -144,7 +144,7 @@ export function checkContinuable(
   if (!(state instanceof OvqState)) {
     throw new OvqInputError(
       argument,
-      'expected an OvqState (createOvqState, ovqAttention, ovqAttentionChunked or deserializeOvqState)',
+      'expected an OvqState (createOvqState, ovqAttentionReference, ovqAttention or deserializeOvqState)',
     );
   }
   if (state.keyDim !== keyDim || state.valueDim !== valueDim) {
@@ -195,10 +195,10 @@ export function checkOut(
 
 /**
  * OVQ-attention over one head on the chunked Float32 path. Same function as the reference
- * `ovqAttention` up to float32 rounding; with `options.state`, continues that stream, so any split
+ * `ovqAttentionReference` up to float32 rounding; with `options.state`, continues that stream, so any split
  * of a sequence into calls gives the same outputs and final state as one call.
  */
-export function ovqAttentionChunked(
+export function ovqAttention(
   seq: Seq,
   config: OvqConfig,
   options: ChunkedForwardOptions = {},

@@ -3,7 +3,7 @@
 export {
   type ChunkedBackwardOptions,
   type ChunkedGradients,
-  ovqAttentionChunkedBackward,
+  ovqAttentionBackward,
 } from './backward.js';
 export {
   type BatchedBackwardOptions,
@@ -16,5 +16,13 @@ export { type ChunkedFlops, chunkedFlops } from './flops.js';
 export {
   type ChunkedForwardOptions,
   type ChunkedForwardResult,
-  ovqAttentionChunked,
+  ovqAttention,
 } from './forward.js';
+
+import { ovqAttentionBackward } from './backward.js';
+import { ovqAttention } from './forward.js';
+
+/** @deprecated Renamed: `ovqAttention` is now the fast Float32 path. Removed in the next minor. */
+export const ovqAttentionChunked = ovqAttention;
+/** @deprecated Renamed: use `ovqAttentionBackward`. Removed in the next minor. */
+export const ovqAttentionChunkedBackward = ovqAttentionBackward;

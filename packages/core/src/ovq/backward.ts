@@ -81,9 +81,9 @@ function absorbBackward(
 
 /**
  * Gradients of L = Σ dOutput ⊙ output with respect to q, k, v and β, for the forward pass of
- * `ovqAttention(seq, config, options)` from an empty state.
+ * `ovqAttentionReference(seq, config, options)` from an empty state.
  */
-export function ovqAttentionBackward(
+export function ovqAttentionReferenceBackward(
   seq: Seq,
   config: OvqConfig,
   dOutput: ArrayLike<number>,

@@ -77,7 +77,7 @@ export function streamTokens(
 }
 
 /** OVQ-attention over one head of one sequence, from an empty dictionary (float64 reference). */
-export function ovqAttention(
+export function ovqAttentionReference(
   seq: Seq,
   config: OvqConfig,
   options: OvqForwardOptions = {},
@@ -98,7 +98,7 @@ export function ovqAppend(state: OvqState, seq: Omit<Seq, 'keyDim' | 'valueDim'>
   if (!(state instanceof OvqState)) {
     throw new OvqInputError(
       'state',
-      'expected an OvqState from createOvqState, ovqAttention or deserializeOvqState',
+      'expected an OvqState from createOvqState, ovqAttentionReference or deserializeOvqState',
     );
   }
   if (typeof seq !== 'object' || seq === null) {

@@ -1,7 +1,7 @@
 // OVQ-attention on the host backends: each [batch, head] runs @ovq/core's chunked Float32 path
 // (forward, and the reverse-scan backward that undoes absorbs instead of storing snapshots) with
 // that head's β. The batched entry points of @ovq/core share one β across heads, hence the loop.
-import { type OvqConfig, ovqAttentionChunked, ovqAttentionChunkedBackward } from '@ovq/core';
+import { type OvqConfig, ovqAttention, ovqAttentionBackward } from '@ovq/core';
 import type { HeadData, HostMixer } from './host-mixer.js';
 
 /** OVQ config without β: β is a per-head tensor input of the op. */
@@ -20,9 +20,9 @@ export const ovqMixer: HostMixer<OvqOpConfig> = {
   kernelName: 'OvqAttention',
   extras: [{ name: 'beta', kind: 'perHead' }],
   parseConfig: (json) => JSON.parse(json) as OvqOpConfig,
-  forward: (head, config) => ovqAttentionChunked(seqOf(head), headConfig(head, config)).output,
+  forward: (head, config) => ovqAttention(seqOf(head), headConfig(head, config)).output,
   backward: (head, config, dOutput) => {
-    const g = ovqAttentionChunkedBackward(seqOf(head), headConfig(head, config), dOutput);
+    const g = ovqAttentionBackward(seqOf(head), headConfig(head, config), dOutput);
     return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [[g.dbeta]] };
   },
 };

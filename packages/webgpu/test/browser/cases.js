@@ -1,6 +1,9 @@
 // Runs inside headless Chromium (navigator.gpu): the same checks as the Node tests, on the built
 // package (dist/) against @ovq/core's reference, loaded through the page's import map.
-import { ovqAttentionBackward as refBackward, ovqAttention as refForward } from '@ovq/core';
+import {
+  ovqAttentionReferenceBackward as refBackward,
+  ovqAttentionReference as refForward,
+} from '@ovq/core';
 import { assertClose, randomSeq } from '@ovq/core/testing';
 import {
   acquireDevice,
