@@ -1,5 +1,12 @@
 export { maskedMse, tokenAccuracy } from './metrics.js';
-export { type MqarOptions, mqarTask } from './mqar.js';
+export {
+  type MqarMixtureOptions,
+  type MqarOptions,
+  type MqarSlice,
+  mqarMixtureTask,
+  mqarTask,
+} from './mqar.js';
+export { type NiahOptions, type NiahVocabulary, niahTask, niahVocabulary } from './niah.js';
 export { itemSeed, Random } from './random.js';
 export { basicRecallTask, positionalRecallTask } from './recall.js';
 export { linearRegressionTask, type RegressionOptions } from './regression.js';
