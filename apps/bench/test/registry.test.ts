@@ -1,4 +1,3 @@
-import * as baselines from '@ovq/baselines';
 import { describe, expect, it } from 'vitest';
 import { BASELINE_SPECS, baselineImplementation } from '../src/registry/baselines.js';
 import { loadRegistry } from '../src/registry/index.js';
@@ -18,21 +17,38 @@ const tiny = {
   tfjs: false,
 };
 
-/** The real linear-attention fast path with one output element off by 1e-3 relative. */
+/** The real linear-attention fast path with one output element off by 5% relative. */
 function subtlyWrongLinear(): Implementation {
   const spec = BASELINE_SPECS.find((s) => s.mixer === 'linear')!;
-  const real = baselines.linearAttentionChunked;
-  const broken = {
-    ...baselines,
-    linearAttentionChunked: (...args: Parameters<typeof real>) => {
-      const r = real(...args);
-      r.output[5] *= 1.05;
+  const impl = baselineImplementation({
+    ...spec,
+    fast: (seq, options) => {
+      const r = spec.fast(seq, options);
+      (r.output as Float32Array)[5] *= 1.05;
       return r;
     },
-  } as Record<string, unknown>;
-  const impl = baselineImplementation(spec, broken);
-  if (!('check' in impl)) throw new Error(impl.reason);
+  });
   return { ...impl, name: 'linear/broken-fake', implementation: 'broken-fake' };
+}
+
+/** A fast path that skips writing the last output row: the NaN-poisoned buffer catches it. */
+function skipsAWrite(): Implementation {
+  const spec = BASELINE_SPECS.find((s) => s.mixer === 'softmax')!;
+  return {
+    ...baselineImplementation({
+      ...spec,
+      fast: (seq, options) => {
+        const saved = options.out ? Float32Array.from(options.out) : undefined;
+        const r = spec.fast(seq, options);
+        if (saved && options.out) {
+          const dv = seq.valueDim;
+          options.out.set(saved.subarray(saved.length - dv), options.out.length - dv);
+        }
+        return r;
+      },
+    }),
+    name: 'softmax/lazy-fake',
+  };
 }
 
 describe('registry correctness checks', () => {
@@ -47,6 +63,21 @@ describe('registry correctness checks', () => {
     // Absent implementations are listed with a reason, never dropped silently.
     for (const s of registry.skipped) expect(s.reason.length).toBeGreaterThan(10);
     expect(registry.skipped.some((s) => s.implementation.startsWith('webgpu'))).toBe(true);
+  });
+
+  it('a fast path that leaves an output unwritten fails its check (NaN-poisoned buffer)', async () => {
+    const [row] = await runChecks([skipsAWrite()], silentReporter);
+    expect(row.ok).toBe(false);
+    expect(row.forwardRms).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('the OVQ reference is checked against the softmax oracle, never ok by default', async () => {
+    const registry = await loadRegistry({ webgpu: false, tfjs: false });
+    const ref = registry.implementations.find((i) => i.name === 'ovq/core-reference')!;
+    const c = await ref.check();
+    expect(c.forwardRms).not.toBeNull();
+    expect(c.forwardRms!).toBeLessThan(1e-10);
+    expect(c.detail).toMatch(/softmaxAttention/);
   });
 
   it('a deliberately wrong implementation fails its check and gets no numbers', async () => {

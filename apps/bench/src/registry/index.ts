@@ -8,13 +8,16 @@ import { type AdapterInfo, webgpuImplementations } from './webgpu.js';
 export type RegistryOptions = {
   /** Open WebGPU adapters (Dawn). Off in `quick`: here they are software rasterisers. */
   webgpu: boolean;
-  tfjs: boolean;
+  /** true: every @ovq/tfjs op on cpu and wasm; 'dense': only plain dense attention on tfjs-wasm. */
+  tfjs: boolean | 'dense';
 };
 
 export type LoadedRegistry = Registry & { adapters: AdapterInfo[] };
 
 export async function loadRegistry(options: RegistryOptions): Promise<LoadedRegistry> {
-  const parts = [ovqImplementations(), await baselineImplementations()];
+  const parts: Registry[] = [
+    { implementations: [...ovqImplementations(), ...baselineImplementations()], skipped: [] },
+  ];
   let adapters: AdapterInfo[] = [];
   if (options.webgpu) {
     const gpu = await webgpuImplementations();
@@ -32,8 +35,9 @@ export async function loadRegistry(options: RegistryOptions): Promise<LoadedRegi
       })),
     });
   }
-  if (options.tfjs) parts.push(await tfjsImplementations());
-  else {
+  if (options.tfjs)
+    parts.push(await tfjsImplementations(options.tfjs === true ? undefined : 'dense'));
+  if (options.tfjs !== true) {
     parts.push({
       implementations: [],
       skipped: (['ovq', 'softmax', 'linear'] as const).map((mixer) => ({

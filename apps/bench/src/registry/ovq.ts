@@ -1,16 +1,20 @@
-// OVQ-attention entries from @ovq/core: the float64 reference (always present) and the chunked
-// Float32 path when core exports it. Optional exports are looked up by name at run time, so the
-// runner builds and reports "skipped" before a sibling package has landed them.
-import * as core from '@ovq/core';
+// OVQ-attention entries from @ovq/core: the float64 reference and the fast Float32 path
+// (`ovqAttention`). Imported statically with their types: a renamed export is a compile error.
+import { softmaxAttention } from '@ovq/baselines';
 import {
+  chunkedFlops,
+  createOvqState,
   type OvqConfig,
   type OvqState,
+  ovqAppend,
+  ovqAttention,
+  ovqAttentionBackward,
   ovqAttentionReference,
   ovqAttentionReferenceBackward,
 } from '@ovq/core';
 import { modeFlops, ovqForwardFlops } from './flops.js';
 import { type BenchSeq, makeDOutput, makeSeq, rmsRatio, worstGradientRms } from './inputs.js';
-import type { CheckResult, Dims, Implementation, Skipped } from './types.js';
+import type { CheckResult, Dims, Implementation } from './types.js';
 
 /** The OVQ setting every speed/memory measurement uses (the recall demo's defaults). */
 export const OVQ_BENCH_CONFIG: OvqConfig = { capacity: 256, chunkSize: 64, beta: 24 };
@@ -21,22 +25,8 @@ export function ovqStateNumbers(config: OvqConfig, dims: Dims): number {
   return config.capacity * (d + 1) + config.chunkSize * d;
 }
 
-type ChunkedForward = (
-  seq: BenchSeq,
-  config: OvqConfig,
-  options?: { state?: OvqState; out?: Float32Array },
-) => { output: Float32Array; state: OvqState; trace: core.OvqTrace };
-type ChunkedBackward = (
-  seq: BenchSeq,
-  config: OvqConfig,
-  dOutput: Float32Array,
-) => Record<string, unknown>;
-
-/** Exports of @ovq/core that may not exist yet, by name. */
-export function optionalCoreExport<F>(name: string): F | undefined {
-  const value = (core as Record<string, unknown>)[name];
-  return typeof value === 'function' ? (value as F) : undefined;
-}
+export type ChunkedForward = typeof ovqAttention;
+export type ChunkedBackward = typeof ovqAttentionBackward;
 
 const CHECK_DIMS: Dims = { keyDim: 16, valueDim: 12 };
 const CHECK_T = 203; // odd, several absorbs, dictionary saturates
@@ -83,49 +73,38 @@ function entry(
 
 /** The reference is checked against an independent oracle: growth 'full' with N ≥ T is softmax. */
 async function checkReference(): Promise<CheckResult> {
-  const baselines = (await import('@ovq/baselines')) as Record<string, unknown>;
-  const softmax = baselines.softmaxAttention as
-    | ((s: BenchSeq, c: object) => { output: Float64Array })
-    | undefined;
   const seq = makeSeq(7, CHECK_T, CHECK_DIMS, Float64Array);
   const full: OvqConfig = { ...CHECK_CONFIG, capacity: CHECK_T, growth: 'full' };
-  if (!softmax) {
-    return {
-      ok: true,
-      forwardRms: null,
-      backwardRms: null,
-      tolerance: TOLERANCE,
-      detail: 'ground truth (no softmax oracle exported by @ovq/baselines to cross-check)',
-    };
-  }
-  const ref = softmax(seq, { beta: full.beta, normalize: true }).output;
+  const ref = softmaxAttention(seq, { beta: full.beta, normalize: true }).output;
   const forwardRms = rmsRatio(ref, ovqAttentionReference(seq, full).output);
   return {
     ok: forwardRms < 1e-10,
     forwardRms,
     backwardRms: null,
     tolerance: 1e-10,
-    detail: "ground truth; growth 'full', N ≥ T vs @ovq/baselines softmaxAttention (float64)",
+    detail: "growth 'full', N ≥ T vs @ovq/baselines softmaxAttention (float64)",
   };
 }
 
-function chunkedCheck(fwd: ChunkedForward, bwd: ChunkedBackward | undefined) {
+function chunkedCheck(fwd: ChunkedForward, bwd: ChunkedBackward) {
   return async (): Promise<CheckResult> => {
     const seq = makeSeq(7, CHECK_T, CHECK_DIMS, Float32Array);
-    const fast = fwd(seq, CHECK_CONFIG);
+    // NaN-poisoned output buffer: a skipped write fails the check.
+    const out = new Float32Array(CHECK_T * CHECK_DIMS.valueDim).fill(Number.NaN);
+    const fast = fwd(seq, CHECK_CONFIG, { out });
     // Float32 rounding may flip a near-tie in assignment: replay the fast path's decisions.
     const ref = ovqAttentionReference(seq, CHECK_CONFIG, { replay: fast.trace });
     const forwardRms = rmsRatio(ref.output, fast.output);
     let backwardRms: number | null = null;
     let compared = '';
-    if (bwd) {
+    {
       const dOut = makeDOutput(7, CHECK_T, CHECK_DIMS.valueDim);
       const refGrad = ovqAttentionReferenceBackward(seq, CHECK_CONFIG, dOut, {
         replay: fast.trace,
       });
       const g = worstGradientRms(
         refGrad as unknown as Record<string, unknown>,
-        bwd(seq, CHECK_CONFIG, dOut),
+        bwd(seq, CHECK_CONFIG, dOut) as unknown as Record<string, unknown>,
       );
       backwardRms = g.rms;
       compared = `, gradients ${g.compared.join('/')}`;
@@ -141,32 +120,17 @@ function chunkedCheck(fwd: ChunkedForward, bwd: ChunkedBackward | undefined) {
   };
 }
 
-type ChunkedFlopsModel = (
-  dims: { seqLen: number; keyDim: number; valueDim: number },
-  config: OvqConfig,
-) => { forward: number; backward: number };
-
-/**
- * The chunked path's entry. Its GFLOP/s use core's own `chunkedFlops` when exported (the work its
- * kernels execute, masked half of the in-chunk block included); else the algorithmic model.
- */
+/** The fast path's entry; its GFLOP/s use core's `chunkedFlops` (the work its kernels execute). */
 export function ovqChunkedImplementation(
-  fwd: ChunkedForward,
-  bwd: ChunkedBackward | undefined,
-  flopsModel: ChunkedFlopsModel | undefined,
+  fwd: ChunkedForward = ovqAttention,
+  bwd: ChunkedBackward = ovqAttentionBackward,
 ): Implementation {
   const c = OVQ_BENCH_CONFIG;
-  const flops: Implementation['flops'] | undefined = flopsModel
-    ? (T, dims, mode) => {
-        const f = flopsModel({ seqLen: T, ...dims }, c);
-        return mode === 'forward' ? f.forward : f.forward + f.backward;
-      }
-    : undefined;
   return entry(
     'core-chunked',
     chunkedCheck(fwd, bwd),
     (seq, out) => fwd(seq, c, { out }),
-    bwd ? (seq, dOut) => bwd(seq, c, dOut) : undefined,
+    (seq, dOut) => bwd(seq, c, dOut),
     async (T, dims, piece, afterPiece) => {
       let state: OvqState | undefined;
       for (let t = 0; t < T; t += piece) {
@@ -176,47 +140,31 @@ export function ovqChunkedImplementation(
       }
     },
     Float32Array,
-    flops,
+    (T, dims, mode) => {
+      const f = chunkedFlops({ seqLen: T, ...dims }, c);
+      return mode === 'forward' ? f.forward : f.forward + f.backward;
+    },
   );
 }
 
-export function ovqImplementations(): { implementations: Implementation[]; skipped: Skipped[] } {
-  const implementations: Implementation[] = [];
-  const skipped: Skipped[] = [];
+export function ovqImplementations(): Implementation[] {
   const c = OVQ_BENCH_CONFIG;
-  implementations.push(
+  return [
     entry(
       'core-reference',
       checkReference,
       (seq) => ovqAttentionReference(seq, c),
       (seq, dOut) => ovqAttentionReferenceBackward(seq, c, dOut),
       async (T, dims, piece, afterPiece) => {
-        const state = core.createOvqState(dims, c);
+        const state = createOvqState(dims, c);
         for (let t = 0; t < T; t += piece) {
           const s = makeSeq(t + 1, Math.min(piece, T - t), dims, Float64Array);
-          core.ovqAppend(state, s);
+          ovqAppend(state, s);
           await afterPiece();
         }
       },
       Float64Array,
     ),
-  );
-  const fwd = optionalCoreExport<ChunkedForward>('ovqAttention');
-  if (!fwd) {
-    skipped.push({
-      name: 'ovq/core-chunked',
-      mixer: 'ovq',
-      implementation: 'core-chunked',
-      reason: '@ovq/core does not export ovqAttentionChunked yet',
-    });
-    return { implementations, skipped };
-  }
-  implementations.push(
-    ovqChunkedImplementation(
-      fwd,
-      optionalCoreExport<ChunkedBackward>('ovqAttentionBackward'),
-      optionalCoreExport<ChunkedFlopsModel>('chunkedFlops'),
-    ),
-  );
-  return { implementations, skipped };
+    ovqChunkedImplementation(),
+  ];
 }

@@ -8,7 +8,7 @@ import {
   recallSequence,
 } from '../recall-demo.js';
 import { consoleReporter, pct, type Reporter, si, TextTable } from '../report/format.js';
-import { ovqEngine, runOvq } from './ovq-engine.js';
+import { OVQ_ENGINE, runOvq } from './ovq-engine.js';
 
 export type AblateOptions = { sequence: RecallDemoOptions; seeds: number[]; capacity: number };
 
@@ -66,7 +66,6 @@ export function runAblate(
 ): AblateResult {
   const o = options.sequence;
   const N = options.capacity;
-  const engine = ovqEngine();
   const table = new TextTable([
     { title: 'axis', width: 18 },
     { title: 'variant', width: 34 },
@@ -85,15 +84,13 @@ export function runAblate(
     const config: OvqConfig = { capacity: N, chunkSize: o.chunkSize, beta: o.beta, ...v.config };
     const accs: number[] = [];
     const sizes: number[] = [];
-    const used = new Set<string>();
     for (const seed of options.seeds) {
       const c = recallSequence({ ...o, seed });
       const d = o.dim;
       let output: Float64Array;
       let size: number;
       if (v.capacityAfterHalf === undefined) {
-        const r = runOvq(engine, c.seq, config);
-        used.add(r.engine);
+        const r = runOvq(c.seq, config);
         output = Float64Array.from(r.output);
         size = r.state.size;
       } else {
@@ -107,15 +104,13 @@ export function runAblate(
           keyDim: d,
           valueDim: d,
         });
-        const first = runOvq(engine, part(0, half), config);
+        const first = runOvq(part(0, half), config);
         setOvqCapacity(first.state, v.capacityAfterHalf);
         const rest = runOvq(
-          engine,
           part(half, o.seqLen),
           { ...config, capacity: v.capacityAfterHalf },
           first.state,
         );
-        used.add(first.engine).add(rest.engine);
         output = new Float64Array(o.seqLen * d);
         output.set(Float64Array.from(first.output), 0);
         output.set(Float64Array.from(rest.output), half * d);
@@ -132,7 +127,7 @@ export function runAblate(
       perSeed: accs,
       dictionarySize: n,
       stateNumbers: n * (2 * o.dim + 1) + o.chunkSize * 2 * o.dim,
-      implementation: [...used].join('+'),
+      implementation: OVQ_ENGINE,
     };
     rows.push(row);
     reporter.line(

@@ -17,7 +17,7 @@ export const QUICK_SPEED: SpeedOptions = {
   memoryTs: [1024, 4096, 16384],
   memoryPiece: 1024,
   webgpu: false,
-  tfjs: false,
+  tfjs: 'dense',
 };
 
 export const QUICK_RECALL: SyntheticRecallOptions = {

@@ -11,7 +11,7 @@ import {
 } from '../recall-demo.js';
 import { ovqStateNumbers } from '../registry/ovq.js';
 import { consoleReporter, pct, type Reporter, si, TextTable } from '../report/format.js';
-import { ovqEngine, runOvq } from './ovq-engine.js';
+import { OVQ_ENGINE, runOvq } from './ovq-engine.js';
 
 export type SyntheticRecallOptions = {
   sequence: RecallDemoOptions;
@@ -85,23 +85,17 @@ export async function runSyntheticRecall(
     );
   };
 
-  const engine = ovqEngine();
   for (const capacity of options.ovqCapacities) {
     reporter.progress(`recall: OVQ N=${capacity}…`);
     const config: OvqConfig = { capacity, chunkSize: o.chunkSize, beta: o.beta };
-    let used = engine.name as string;
-    const perSeed = score((c) => {
-      const r = runOvq(engine, c.seq, config);
-      used = r.engine;
-      return r.output;
-    });
+    const perSeed = score((c) => runOvq(c.seq, config).output);
     add({
       mixer: 'ovq',
       setting: `N=${capacity}`,
       stateNumbers: ovqStateNumbers(config, dims),
       accuracy: mean(perSeed),
       perSeed,
-      implementation: `@ovq/core ${used}`,
+      implementation: `@ovq/core ${OVQ_ENGINE}`,
     });
   }
 

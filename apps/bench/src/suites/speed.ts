@@ -27,7 +27,8 @@ export type SpeedOptions = {
   memoryPiece: number;
   /** Open WebGPU adapters / load the tfjs backends (registry options, also used by the memory child). */
   webgpu: boolean;
-  tfjs: boolean;
+  /** true: every @ovq/tfjs op; 'dense': only the dense tfjs-wasm attention yardstick. */
+  tfjs: boolean | 'dense';
 };
 
 export const DEFAULT_SPEED: SpeedOptions = {
