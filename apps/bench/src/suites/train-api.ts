@@ -1,7 +1,7 @@
 // What ovq-bench needs from @ovq/train, and the adapter that builds it from the package's
 // `train` loop and `createTfjsMixer` factory. TensorFlow.js is @ovq/train's peer: it is resolved
-// from that package's installation (the instance its models use). Anything missing turns into a
-// "skipped" with the reason, so the runner never depends on a half-landed API at build time.
+// from that package's installation (the instance its models use). The package's own types are
+// used (a renamed export is a compile error); only a failed load becomes a "skipped" with the reason.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -62,24 +62,9 @@ type Tf = {
   tidy<T>(f: () => T): T;
   logSoftmax(x: Tensor): Tensor;
 };
-type Decoder = {
-  forward(x: Tensor): Tensor;
-  stateSize(T: number): number[];
-  kinds: string[];
-  dispose(): void;
-};
-type TrainModule = {
-  train(
-    config: object,
-    options: object,
-  ): Promise<{ model: Decoder; evals: { seqLen: number; metric: number }[] }>;
-  createTfjsMixer: unknown;
-  DEFAULT_TRAIN_CONFIG: Record<string, unknown>;
-  createTasks(spec: object): Promise<{
-    evaluation: { sample(b: number, T: number, seed: number): { targets: Int32Array } };
-  }>;
-  batchInputs(batch: object): Tensor;
-};
+type TrainModule = typeof import('@ovq/train');
+type TaskSpec = Parameters<TrainModule['createTasks']>[0];
+type Decoder = Awaited<ReturnType<TrainModule['train']>>['model'];
 
 async function loadTf(): Promise<{ tf: Tf; backend: string }> {
   const require = createRequire(import.meta.url);
@@ -126,7 +111,7 @@ function modelFor(kind: string, capacity: number | undefined) {
 /** Numbers one mixer layer keeps at T (all heads), from the model's own accounting. */
 function mixerState(model: Decoder, kind: string, T: number): number {
   const sizes = model.stateSize(T);
-  return Math.max(...sizes.filter((_, l) => model.kinds[l] === kind));
+  return Math.max(...sizes.filter((_, l) => (model.kinds[l] as string) === kind));
 }
 
 function adapter(t: TrainModule): TrainApi {
@@ -149,7 +134,7 @@ function adapter(t: TrainModule): TrainApi {
         throw new Error(
           `mixer ${o.mixer} has no @ovq/train kind; expected one of ${Object.keys(KIND).join(', ')}`,
         );
-      const task =
+      const task: TaskSpec =
         o.task === 'mqar'
           ? { name: 'mqar', vocabSize: 64, numPairs: 8 }
           : { name: 'positional-recall', vocabSize: 2 * o.seqLen };
@@ -169,7 +154,7 @@ function adapter(t: TrainModule): TrainApi {
       const { tf: tfx } = await tf();
       const kind = KIND[o.mixer];
       if (!kind) throw new Error(`mixer ${o.mixer} has no @ovq/train kind`);
-      const spec = { name: 'byte-lm' };
+      const spec: TaskSpec = { name: 'byte-lm' };
       const result = await t.train(
         { ...base(o), task: spec, model: modelFor(kind, undefined), evalLengths: [1] },
         { createMixer: t.createTfjsMixer },
@@ -179,7 +164,7 @@ function adapter(t: TrainModule): TrainApi {
       const batch = evaluation.sample(4, T, 0x1e7a1);
       // Per-position cross-entropy of the held-out batch, averaged over the batch.
       const logp = tfx.tidy(() =>
-        tfx.logSoftmax(result.model.forward(t.batchInputs(batch))).dataSync(),
+        tfx.logSoftmax(result.model.forward(t.batchInputs(batch)) as unknown as Tensor).dataSync(),
       );
       result.model.dispose();
       const V = logp.length / (4 * T);
@@ -213,16 +198,13 @@ function adapter(t: TrainModule): TrainApi {
   };
 }
 
-/** Loads @ovq/train and returns the functions present, or why it cannot be used. */
+/** Loads @ovq/train (typed as the package) and returns its adapter, or why it cannot be used. */
 export async function loadTrainApi(): Promise<{ api: TrainApi; missing: string | null }> {
-  let mod: Record<string, unknown>;
+  let mod: TrainModule;
   try {
-    mod = (await import('@ovq/train')) as Record<string, unknown>;
+    mod = await import('@ovq/train');
   } catch (error) {
     return { api: {}, missing: `@ovq/train failed to load: ${String(error).slice(0, 160)}` };
   }
-  const needed = ['train', 'createTfjsMixer', 'DEFAULT_TRAIN_CONFIG', 'createTasks', 'batchInputs'];
-  const absent = needed.filter((n) => mod[n] === undefined);
-  if (absent.length) return { api: {}, missing: `@ovq/train does not export ${absent.join(', ')}` };
-  return { api: adapter(mod as unknown as TrainModule), missing: null };
+  return { api: adapter(mod), missing: null };
 }
