@@ -1,6 +1,8 @@
-// Float32 fast path: tiled causal attention with an online softmax (flash-attention style, no T×T matrix).
+// Float32 fast path: tiled causal attention with an online softmax (flash-attention style, no T×T
+// matrix); the blocked matmul kernels live in kernel.ts.
 import type { FloatArray, SeqInput } from '../common.js';
 import { checkDOutput, checkOut, checkSameConfig, checkSeq, checkState } from '../validate.js';
+import { SOFTMAX_TILE, tiledBackward, tiledForward } from './kernel.js';
 import { finishQKGradients } from './reference.js';
 import {
   createSoftmaxState,
@@ -12,108 +14,7 @@ import {
   type SoftmaxState,
 } from './state.js';
 
-/** a[ao..ao+n)·b[bo..bo+n) with four partial sums (breaks the add dependency chain; ~2× in V8). */
-function dot32(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let x = 0;
-  for (; x + 3 < n; x += 4) {
-    s0 += a[ao + x] * b[bo + x];
-    s1 += a[ao + x + 1] * b[bo + x + 1];
-    s2 += a[ao + x + 2] * b[bo + x + 2];
-    s3 += a[ao + x + 3] * b[bo + x + 3];
-  }
-  for (; x < n; x++) s0 += a[ao + x] * b[bo + x];
-  return s0 + s1 + (s2 + s3);
-}
-
-/** y[yo..yo+n) += a · x[xo..xo+n). */
-function axpy32(
-  a: number,
-  x: Float32Array,
-  xo: number,
-  y: Float32Array,
-  yo: number,
-  n: number,
-): void {
-  let i = 0;
-  for (; i + 3 < n; i += 4) {
-    y[yo + i] += a * x[xo + i];
-    y[yo + i + 1] += a * x[xo + i + 1];
-    y[yo + i + 2] += a * x[xo + i + 2];
-    y[yo + i + 3] += a * x[xo + i + 3];
-  }
-  for (; i < n; i++) y[yo + i] += a * x[xo + i];
-}
-
-/** Query/key tile edge: a 64×64 score tile plus its rows stay in L1/L2. */
-export const SOFTMAX_TILE = 64;
-
-/**
- * Online-softmax forward over tiles. Query row t sits at key index n0 + t; keys [0, n0) come from
- * the cache. Writes out [T, dv] and, when given, each row's log-sum-exp (for the backward).
- */
-function tiledForward(
-  q: Float32Array,
-  keys: Float32Array,
-  values: Float32Array,
-  T: number,
-  n0: number,
-  dk: number,
-  dv: number,
-  beta: number,
-  W: number,
-  out: Float32Array,
-  lse: Float32Array | null,
-): void {
-  const B = SOFTMAX_TILE;
-  const scores = new Float32Array(B);
-  const acc = new Float32Array(B * dv);
-  const rowMax = new Float32Array(B);
-  const rowSum = new Float32Array(B);
-  for (let i0 = 0; i0 < T; i0 += B) {
-    const i1 = Math.min(T, i0 + B);
-    acc.fill(0);
-    rowMax.fill(Number.NEGATIVE_INFINITY);
-    rowSum.fill(0);
-    const firstKey = Math.max(0, n0 + i0 - W + 1);
-    const lastKey = n0 + i1 - 1;
-    for (let j0 = firstKey - (firstKey % B); j0 <= lastKey; j0 += B) {
-      for (let i = i0; i < i1; i++) {
-        const self = n0 + i;
-        const lo = Math.max(j0, self - W + 1);
-        const hi = Math.min(j0 + B - 1, self);
-        if (lo > hi) continue;
-        const r = i - i0;
-        let m = rowMax[r];
-        for (let j = lo; j <= hi; j++) {
-          const s = beta * dot32(q, i * dk, keys, j * dk, dk);
-          scores[j - lo] = s;
-          if (s > m) m = s;
-        }
-        const rescale = Math.exp(rowMax[r] - m);
-        const ao = r * dv;
-        if (rescale !== 1) for (let y = 0; y < dv; y++) acc[ao + y] *= rescale;
-        let sum = rowSum[r] * rescale;
-        for (let j = lo; j <= hi; j++) {
-          const p = Math.exp(scores[j - lo] - m);
-          sum += p;
-          axpy32(p, values, j * dv, acc, ao, dv);
-        }
-        rowMax[r] = m;
-        rowSum[r] = sum;
-      }
-    }
-    for (let i = i0; i < i1; i++) {
-      const r = i - i0;
-      const inv = 1 / rowSum[r];
-      for (let y = 0; y < dv; y++) out[i * dv + y] = acc[r * dv + y] * inv;
-      if (lse) lse[i] = rowMax[r] + Math.log(rowSum[r]);
-    }
-  }
-}
+export { SOFTMAX_TILE };
 
 function processed(seq: SeqInput, c: ResolvedSoftmaxConfig, position: number) {
   const { seqLen: T, keyDim: dk } = seq;
@@ -193,27 +94,7 @@ export function softmaxAttentionTiledBackward(
   const gq = new Float32Array(T * dk);
   const gk = new Float32Array(T * dk);
   const gv = new Float32Array(T * dv);
-  const B = SOFTMAX_TILE;
-  for (let j0 = 0; j0 < T; j0 += B) {
-    const j1 = Math.min(T, j0 + B);
-    const lastQuery = Math.min(T - 1, j1 - 1 + W - 1);
-    for (let i = j0; i <= lastQuery; i++) {
-      const lo = Math.max(j0, i - W + 1);
-      const hi = Math.min(j1 - 1, i);
-      const qo = i * dk;
-      const yo = i * dv;
-      for (let j = lo; j <= hi; j++) {
-        const ko = j * dk;
-        const vo = j * dv;
-        const p = Math.exp(c.beta * dot32(q, qo, k, ko, dk) - lse[i]);
-        const dp = dot32(dy, yo, v, vo, dv);
-        axpy32(p, dy, yo, gv, vo, dv);
-        const ds = c.beta * p * (dp - rowDot[i]);
-        axpy32(ds, k, ko, gq, qo, dk);
-        axpy32(ds, q, qo, gk, ko, dk);
-      }
-    }
-  }
+  tiledBackward(q, k, v, dy, lse, rowDot, T, dk, dv, c.beta, W, gq, gk, gv);
   finishQKGradients(c, qp, kp, gq, gk, T, dk);
   return { dq: gq, dk: gk, dv: gv };
 }
