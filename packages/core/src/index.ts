@@ -14,4 +14,5 @@ export {
 } from './ovq/serialize.js';
 export { createOvqState, OvqState, setOvqCapacity } from './ovq/state.js';
 export type * from './ovq/types.js';
+export * from './stream/index.js';
 export { OvqInputError, resolveOvqConfig, validateSeq } from './validate.js';
