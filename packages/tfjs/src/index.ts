@@ -20,6 +20,7 @@ export {
   softmaxAttention,
   vqAttention,
 } from './ops/baselines.js';
+export { denseProduct, explicitMatMul } from './ops/matmul.js';
 export { type OvqOpConfig, ovqAttention, resolveOvqOpConfig } from './ops/ovq.js';
 export { type DictionaryHealth, dictionaryHealth } from './streaming/ovq-health.js';
 export type { MixerStreamState } from './streaming/state.js';

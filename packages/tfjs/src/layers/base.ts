@@ -4,7 +4,6 @@
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
 import {
   dispose,
-  matMul,
   mul,
   reshape,
   type serialization,
@@ -16,6 +15,7 @@ import {
 import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
 import { describeShape, OvqTfjsInputError } from '../errors.js';
 import type { HeadData } from '../kernels/host-mixer.js';
+import { explicitMatMul } from '../ops/matmul.js';
 import { type ExtraKind, headViews, type MixerStreamState } from '../streaming/state.js';
 
 export type LayerArgs = NonNullable<ConstructorParameters<typeof layers.Layer>[0]>;
@@ -129,7 +129,8 @@ export abstract class MixerLayer<S> extends layers.Layer {
   /** x [batch, seqLen, modelDim] · W [modelDim, H·width] → [batch, H, seqLen, width]. */
   protected toHeads(x: Tensor3D, w: Tensor, width: number): Tensor4D {
     const [B, T, D] = x.shape;
-    const y = reshape(matMul(reshape(x, [B * T, D]), w), [B, T, this.heads, width]);
+    // explicitMatMul: tfjs's own matMul gradient hits wasm's slow transposed-operand path.
+    const y = reshape(explicitMatMul(reshape(x, [B * T, D]), w), [B, T, this.heads, width]);
     return transpose(y, [0, 2, 1, 3]) as Tensor4D;
   }
 
@@ -138,8 +139,8 @@ export abstract class MixerLayer<S> extends layers.Layer {
     const [B, , T] = y.shape;
     const D = this.modelDim;
     let flat = reshape(transpose(y, [0, 2, 1, 3]), [B * T, this.heads * this.valueDim]);
-    if (this.wg) flat = mul(flat, sigmoid(matMul(reshape(x, [B * T, D]), this.wg.read())));
-    return reshape(matMul(flat, this.wo.read()), [B, T, D]) as Tensor3D;
+    if (this.wg) flat = mul(flat, sigmoid(explicitMatMul(reshape(x, [B * T, D]), this.wg.read())));
+    return reshape(explicitMatMul(flat, this.wo.read()), [B, T, D]) as Tensor3D;
   }
 
   protected checkInput(x: Tensor): Tensor3D {

@@ -8,10 +8,11 @@ import {
   gatedDeltaNetStateSize,
 } from '@ovq/baselines';
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
-import { add, matMul, reshape, serialization, sigmoid, transpose } from '@tensorflow/tfjs-core';
+import { add, reshape, serialization, sigmoid, transpose } from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
 import type { HeadData } from '../kernels/host-mixer.js';
 import { gatedDeltaNet } from '../ops/baselines.js';
+import { explicitMatMul } from '../ops/matmul.js';
 import type { ExtraKind } from '../streaming/state.js';
 import { MixerLayer, type MixerLayerArgs } from './base.js';
 import { tokenDecay } from './linear.js';
@@ -57,7 +58,7 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
     const [B, T, D] = x.shape;
     const H = this.heads;
     const zb = add(
-      reshape(matMul(reshape(x, [B * T, D]), this.wb.read()), [B, T, H]),
+      reshape(explicitMatMul(reshape(x, [B * T, D]), this.wb.read()), [B, T, H]),
       this.bb.read(),
     );
     return [tokenDecay(x, this.wa.read(), this.ba.read(), H), transpose(sigmoid(zb), [0, 2, 1])];

@@ -17,7 +17,6 @@ import {
   add,
   clipByValue,
   exp,
-  matMul,
   neg,
   reshape,
   serialization,
@@ -27,6 +26,7 @@ import {
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
 import type { HeadData } from '../kernels/host-mixer.js';
 import { decayLinearAttention, linearAttention } from '../ops/baselines.js';
+import { explicitMatMul } from '../ops/matmul.js';
 import type { ExtraKind } from '../streaming/state.js';
 import { MixerLayer, type MixerLayerArgs } from './base.js';
 
@@ -77,7 +77,7 @@ serialization.registerClass(LinearAttention);
 /** Per-token, per-head gate in (0, 1]: exp(−softplus(x·W + b)) as [batch, heads, seqLen]. */
 export function tokenDecay(x: Tensor3D, w: Tensor, b: Tensor, heads: number): Tensor {
   const [B, T, D] = x.shape;
-  const z = add(reshape(matMul(reshape(x, [B * T, D]), w), [B, T, heads]), b);
+  const z = add(reshape(explicitMatMul(reshape(x, [B * T, D]), w), [B, T, heads]), b);
   return clipByValue(transpose(exp(neg(softplus(z))), [0, 2, 1]), 1e-6, 1);
 }
 

@@ -8,4 +8,5 @@ export {
   softmaxAttention,
   vqAttention,
 } from './baselines.js';
+export { denseProduct, explicitMatMul } from './matmul.js';
 export { type OvqOpConfig, ovqAttention, resolveOvqOpConfig } from './ovq.js';

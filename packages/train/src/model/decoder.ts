@@ -1,6 +1,7 @@
 // Decoder-only model: embedding → blocks (RMSNorm → mixer → residual → RMSNorm → SwiGLU →
 // residual) → RMSNorm → tied output. Vector tasks swap the embedding and the tied output for
 // input and output projections. Mixers are tfjs-layers Layers supplied by a factory.
+import { denseProduct } from '@ovq/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../tasks/random.js';
 import { type MixerKind, mixerSchedule } from './mixers.js';
@@ -155,11 +156,13 @@ export class Decoder {
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, 1e-6))), gain);
   }
 
-  /** x [B, T, D] · W [D, H] → [B, T, H] (a reshaped matMul: tfjs has no einsum gradient). */
+  /**
+   * x [B, T, D] · W [D, H] → [B, T, H] (· Wᵀ when `transposeW`). @ovq/tfjs's denseProduct keeps
+   * every product of the forward and the gradient untransposed: tfjs-wasm's transposed matMul is
+   * ~15× slower and tfjs's own matMul gradient uses it.
+   */
   private dense(x: tf.Tensor, w: tf.Tensor, transposeW = false): tf.Tensor {
-    const [b, t, d] = x.shape as [number, number, number];
-    const out = tf.matMul(tf.reshape(x, [b * t, d]), w, false, transposeW);
-    return tf.reshape(out, [b, t, out.shape[1]!]);
+    return denseProduct(x, w, transposeW);
   }
 
   /** Logits [B, T, vocab] for token inputs [B, T], or predictions [B, T, outputDim] for vectors. */
