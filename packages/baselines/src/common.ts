@@ -1,6 +1,6 @@
 // Shared types and small numeric helpers (row normalisation, RoPE, state serialisation).
 import type { Seq } from '@ovq/core';
-import { inputError } from './validate.js';
+import { fail } from './validate.js';
 
 export type FloatArray = Float32Array | Float64Array;
 export type Dims = { keyDim: number; valueDim: number };
@@ -10,6 +10,15 @@ export type SeqInput = Seq;
 
 /** Same floor as @ovq/core: x / max(‖x‖, 1e-12). */
 export const NORM_EPS = 1e-12;
+
+/** ‖x[o..o+dim)‖ as m·‖x/m‖ with m = max|x|: finite whenever the norm itself is. */
+function scaledNorm(x: ArrayLike<number>, o: number, dim: number): number {
+  let m = 0;
+  for (let i = 0; i < dim; i++) m = Math.max(m, Math.abs(x[o + i]));
+  let s = 0;
+  for (let i = 0; i < dim; i++) s += (x[o + i] / m) ** 2;
+  return m * Math.sqrt(s);
+}
 
 /** Copies `x` ([rows, dim]) into `out` with every row scaled to unit L2 norm; returns the norms used. */
 export function normalizeRows<A extends FloatArray>(
@@ -23,7 +32,9 @@ export function normalizeRows<A extends FloatArray>(
     const o = r * dim;
     let s = 0;
     for (let i = 0; i < dim; i++) s += x[o + i] * x[o + i];
-    const n = Math.max(Math.sqrt(s), NORM_EPS);
+    let n = Math.sqrt(s);
+    if (n === Number.POSITIVE_INFINITY) n = scaledNorm(x, o, dim); // Σx² overflowed, ‖x‖ may not
+    n = Math.max(n, NORM_EPS);
     norms[r] = n;
     for (let i = 0; i < dim; i++) out[o + i] = x[o + i] / n;
   }
@@ -96,23 +107,23 @@ export function serializeFields(mixer: string, fields: Record<string, unknown>):
 }
 
 /** Parses and checks the envelope (format, version, mixer); fields are checked by the mixer. */
-export function parseStateEnvelope(text: string, mixer: string): Record<string, unknown> {
+export function parseStateEnvelope(text: unknown, mixer: string): Record<string, unknown> {
+  if (typeof text !== 'string') fail('text', text, 'a string from serialize…State');
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    inputError(`serialized state is not valid JSON; expected the output of serialize…State`);
+    fail('text', text, 'valid JSON from serialize…State', 'is not valid JSON');
   }
-  if (typeof body !== 'object' || body === null) inputError('serialized state is not an object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    fail('text', body, 'a JSON object from serialize…State', `holds ${JSON.stringify(body)}`);
+  }
   const b = body as Record<string, unknown>;
-  if (b.format !== STATE_FORMAT) {
-    inputError(`serialized state has format ${String(b.format)}; expected ${STATE_FORMAT}`);
-  }
+  if (b.format !== STATE_FORMAT) fail('text.format', b.format, JSON.stringify(STATE_FORMAT));
   if (b.version !== STATE_VERSION) {
-    inputError(`serialized state has version ${String(b.version)}; expected ${STATE_VERSION}`);
+    fail('text.version', b.version, String(STATE_VERSION), `has version ${String(b.version)}`);
   }
-  if (b.mixer !== mixer)
-    inputError(`serialized state is for mixer ${String(b.mixer)}; expected ${mixer}`);
+  if (b.mixer !== mixer) fail('text.mixer', b.mixer, JSON.stringify(mixer));
   return b;
 }
 
@@ -124,10 +135,9 @@ export function readNumbers(
 ): Float64Array {
   const x = body[field];
   if (!Array.isArray(x) || x.some((n) => typeof n !== 'number' || !Number.isFinite(n))) {
-    inputError(`serialized state field ${field} is not an array of finite numbers`);
+    fail(`text.${field}`, x, 'an array of finite numbers');
   }
-  if (x.length !== length)
-    inputError(`serialized state field ${field} has ${x.length} values; expected ${length}`);
+  if (x.length !== length) fail(`text.${field}`, x, `${length} values`, `has ${x.length} values`);
   return Float64Array.from(x as number[]);
 }
 

@@ -5,7 +5,7 @@ import { type GatedDeltaNetConfig, gatedDeltaNetStateSize } from './gated-deltan
 import { type KvmConfig, kvmStateSize } from './kvm/state.js';
 import { type LinearConfig, linearStateSize } from './linear/state.js';
 import { type SoftmaxConfig, softmaxStateSize } from './softmax/state.js';
-import { inputError } from './validate.js';
+import { fail } from './validate.js';
 import { type VqConfig, vqStateSize } from './vq/state.js';
 
 /** Each mixer's name and the config its stateSize takes. */
@@ -51,6 +51,6 @@ export function stateSize<M extends MixerName>(
     case 'kvm':
       return kvmStateSize(dims, c, T);
     default:
-      return inputError(`mixer is ${String(mixer)}; expected one of ${MIXERS.join(', ')}`);
+      return fail('mixer', mixer, `one of ${MIXERS.join(', ')}`);
   }
 }

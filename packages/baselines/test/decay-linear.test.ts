@@ -142,10 +142,10 @@ describe('decay-linear streaming, causality, gradients, errors', () => {
     const bad = { ...seq, decay: seq.decay.slice() };
     bad.decay[3] = 1.5;
     expect(() => decayLinearAppend(state, bad)).toThrow(
-      'decay[3] is 1.5; expected a value in (0, 1]',
+      'seq.decay: value at index 3 is 1.5; expected values in (0, 1]',
     );
     expect(() => decayLinearAppend(state, { ...seq, decay: seq.decay.slice(1) })).toThrow(
-      'decay has 9 values; expected seqLen = 10',
+      'seq.decay: has 9 values; expected seqLen = 10',
     );
     expect(serializeDecayLinearState(state)).toBe(before);
     expect(decayLinearStateSize({ keyDim: 64, valueDim: 64 }, {}, 65536)).toBe(4096);

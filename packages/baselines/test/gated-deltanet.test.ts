@@ -156,12 +156,12 @@ describe('Gated DeltaNet streaming, causality, gradients, errors', () => {
     const bad = { ...seq, beta: seq.beta.slice() };
     bad.beta[9] = -0.1;
     expect(() => gatedDeltaNetAppend(state, bad)).toThrow(
-      'beta[9] is -0.1; expected a value in [0, 2]',
+      'seq.beta: value at index 9 is -0.1; expected values in [0, 2]',
     );
     const bad2 = { ...seq, alpha: seq.alpha.slice() };
     bad2.alpha[0] = 0;
     expect(() => gatedDeltaNetAppend(state, bad2)).toThrow(
-      'alpha[0] is 0; expected a value in (0, 1]',
+      'seq.alpha: value at index 0 is 0; expected values in (0, 1]',
     );
     expect(serializeGatedDeltaNetState(state)).toBe(before);
     expect(gatedDeltaNetStateSize({ keyDim: 64, valueDim: 64 }, {}, 65536)).toBe(4096);

@@ -210,10 +210,10 @@ describe('KVM streaming, causality, gradients, errors', () => {
     kvmAppend(state, seq);
     const before = serializeKvmState(state);
     expect(() => kvmAppend(state, { ...seq, k: seq.k.subarray(0, 149) })).toThrow(
-      'k has 149 values; expected seqLen*keyDim = 150',
+      'seq.k: has 149 values; expected seqLen*keyDim = 150',
     );
     expect(() => kvmAttention(seq, { ...config, window: 7 })).toThrow(
-      'config.window is 7; expected a multiple of config.blockSize = 3',
+      'config.window: got 7; expected a multiple of config.blockSize = 3',
     );
     expect(() => kvmAttention(seq, { ...config, budget: { kind: 'fixed' } as never })).toThrow(
       'config.budget.rows',

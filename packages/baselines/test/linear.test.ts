@@ -121,13 +121,15 @@ describe('linear attention streaming, causality, gradients, errors', () => {
     linearAppend(state, seq);
     const before = serializeLinearState(state);
     expect(() => linearAppend(state, { ...seq, v: seq.v.slice(2) })).toThrow(
-      'v has 38 values; expected seqLen*valueDim = 40',
+      'seq.v: has 38 values; expected seqLen*valueDim = 40',
     );
-    expect(() => linearAttention(seq, { eps: -1 })).toThrow('config.eps is -1');
+    expect(() => linearAttention(seq, { eps: -1 })).toThrow(
+      'config.eps: got -1; expected a finite number > 0',
+    );
     expect(serializeLinearState(state)).toBe(before);
     expect(() =>
       deserializeLinearState(before.replace('"mixer":"linear"', '"mixer":"softmax"')),
-    ).toThrow('expected linear');
+    ).toThrow('text.mixer: got "softmax"; expected "linear"');
     expect(linearStateSize({ keyDim: 64, valueDim: 64 }, {}, 65536)).toBe(64 * 64 + 64);
   });
 });

@@ -146,20 +146,26 @@ describe('softmax streaming, causality, gradients, errors', () => {
     softmaxAppend(state, seq);
     const before = serializeSoftmaxState(state);
     const bad = { ...seq, q: seq.q.slice(1) };
-    expect(() => softmaxAppend(state, bad)).toThrow('q has 59 values; expected seqLen*keyDim = 60');
+    expect(() => softmaxAppend(state, bad)).toThrow(
+      'seq.q: has 59 values; expected seqLen*keyDim = 60',
+    );
     const nan = { ...seq, v: seq.v.slice() };
     nan.v[7] = Number.NaN;
     expect(() => softmaxAppend(state, nan)).toThrow(BaselineInputError);
     expect(() =>
       softmaxAppend(state, { ...seq, keyDim: 5, q: seq.q.slice(0, 50), k: seq.k.slice(0, 50) }),
-    ).toThrow('expected the state');
+    ).toThrow("seq.keyDim: got 5; expected the state's keyDim 6");
     expect(serializeSoftmaxState(state)).toBe(before);
-    expect(() => softmaxAttention(seq, { window: 0 })).toThrow('config.window is 0');
+    expect(() => softmaxAttention(seq, { window: 0 })).toThrow(
+      'config.window: got 0; expected an integer ≥ 1',
+    );
     expect(() => softmaxAttention(randomSeq(1, 3, 5, 2), { rope: { base: 10 } })).toThrow(
       'even keyDim',
     );
     const tampered = before.replace('"version":1', '"version":2');
-    expect(() => deserializeSoftmaxState(tampered)).toThrow('version 2; expected 1');
+    expect(() => deserializeSoftmaxState(tampered)).toThrow(
+      'text.version: has version 2; expected 1',
+    );
   });
 
   it('stateSize counts the KV cache (§6)', () => {

@@ -31,7 +31,7 @@ describe('stateSize(mixer, dims, config, T) (ALGORITHM.md §6)', () => {
   it('rejects an unknown mixer by name', () => {
     expect(MIXERS).toHaveLength(6);
     expect(() => stateSize('mamba' as never, dims, undefined as never, 10)).toThrow(
-      'mixer is mamba; expected one of softmax, linear',
+      'mixer: got "mamba"; expected one of softmax, linear',
     );
   });
 });

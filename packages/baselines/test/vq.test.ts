@@ -175,20 +175,22 @@ describe('VQ-attention streaming, causality, gradients, errors', () => {
     vqAppend(state, seq);
     const before = serializeVqState(state);
     expect(() => vqAppend(state, { ...seq, codebook: seq.codebook.slice(1) })).toThrow(
-      'codebook has 29 values; expected codebookSize*keyDim = 30',
+      'seq.codebook: has 29 values; expected codebookSize*keyDim = 30',
     );
-    expect(() => vqAttention(seq, { codebookSize: 0 })).toThrow('config.codebookSize is 0');
+    expect(() => vqAttention(seq, { codebookSize: 0 })).toThrow(
+      'config.codebookSize: got 0; expected an integer ≥ 1',
+    );
     expect(serializeVqState(state)).toBe(before);
     expect(() =>
       deserializeVqState(before.replace('"recentLength":6', '"recentLength":5')),
-    ).toThrow('state.recentLength is 5');
+    ).toThrow('text.recentLength: got 5; expected 6');
     const counts = `"counts":[${Array.from(state.counts).join(',')}]`;
     const tampered = before.replace(
       counts,
       counts.replace(/\d+\]$/, (x) => `${Number.parseInt(x, 10) + 1}]`),
     );
     expect(() => deserializeVqState(tampered)).toThrow(
-      'state.counts sum to 5; expected position − recentLength = 4',
+      'text.counts: sum to 5; expected position − recentLength = 4',
     );
     expect(
       vqStateSize({ keyDim: 64, valueDim: 64 }, { codebookSize: 512, blockLength: 64 }, 65536),

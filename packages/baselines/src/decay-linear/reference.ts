@@ -1,13 +1,12 @@
 // Float64 reference for scalar-decay linear attention: S_t = a_t S_{t−1} + k_t v_tᵀ, y_t = scale·S_tᵀ q_t.
 import type { FloatArray } from '../common.js';
-import { checkDOutput, checkSameConfig, checkState } from '../validate.js';
+import { beginBackward, beginForward, checkFiniteArrays } from '../validate.js';
 import {
-  checkDecaySeq,
-  createDecayLinearState,
+  checkDecayLinearState,
   type DecayLinearConfig,
   type DecayLinearState,
   type DecaySeq,
-  resolveDecayLinearConfig,
+  decayLinearSpec,
 } from './state.js';
 
 export function decayLinearAttention(
@@ -15,13 +14,7 @@ export function decayLinearAttention(
   config?: DecayLinearConfig,
   initialState?: DecayLinearState,
 ): { output: Float64Array; state: DecayLinearState } {
-  checkDecaySeq(seq, initialState);
-  if (initialState) {
-    checkState(initialState, 'decay-linear');
-    if (config !== undefined)
-      checkSameConfig(initialState.config, resolveDecayLinearConfig(config));
-  }
-  const base = initialState ?? createDecayLinearState(seq, config);
+  const { base } = beginForward(decayLinearSpec, seq, config, initialState, 'initialState', false);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
   const { scale } = base.config;
   const kv = base.kv.slice();
@@ -37,12 +30,13 @@ export function decayLinearAttention(
       for (let j = 0; j < dv; j++) output[t * dv + j] += qt * kv[i * dv + j];
     }
   }
+  checkFiniteArrays('seq', { output, 'state.kv': kv }, 'float64');
   return { output, state: { ...base, position: base.position + T, kv } };
 }
 
 /** Streams `seq` into `state` (mutated only after every check passed); returns the outputs. */
 export function decayLinearAppend(state: DecayLinearState, seq: DecaySeq): Float64Array {
-  checkState(state, 'decay-linear');
+  checkDecayLinearState(state, 'state');
   const { output, state: next } = decayLinearAttention(seq, undefined, state);
   Object.assign(state, next);
   return output;
@@ -57,10 +51,8 @@ export function decayLinearAttentionBackward(
   config: DecayLinearConfig | undefined,
   dOutput: FloatArray,
 ): { dq: Float64Array; dk: Float64Array; dv: Float64Array; dDecay: Float64Array } {
-  checkDecaySeq(seq);
+  const { scale } = beginBackward(decayLinearSpec, seq, config, dOutput, false);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
-  const { scale } = resolveDecayLinearConfig(config);
   const m = dk * dv;
   const states = new Float64Array((T + 1) * m); // states[t] = S_{t−1} in 1-based terms: S before token t
   for (let t = 0; t < T; t++) {
@@ -101,5 +93,6 @@ export function decayLinearAttentionBackward(
     gDecay[t] = da;
     for (let x = 0; x < m; x++) G[x] *= seq.decay[t];
   }
+  checkFiniteArrays('seq', { dq: gq, dk: gk, dv: gv, dDecay: gDecay }, 'float64');
   return { dq: gq, dk: gk, dv: gv, dDecay: gDecay };
 }

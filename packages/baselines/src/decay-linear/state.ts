@@ -7,7 +7,16 @@ import {
   type SeqInput,
   serializeFields,
 } from '../common.js';
-import { checkInteger, checkPerToken, checkPositive, checkSeq } from '../validate.js';
+import {
+  checkDims,
+  checkInteger,
+  checkPerToken,
+  checkPositive,
+  checkState,
+  checkTokens,
+  type MixerSpec,
+  readConfig,
+} from '../validate.js';
 
 /** A sequence plus the per-token decay a_t ∈ (0, 1]. */
 export type DecaySeq = SeqInput & { decay: FloatArray };
@@ -31,52 +40,71 @@ export type DecayLinearState = {
 
 export function resolveDecayLinearConfig(
   config: DecayLinearConfig | undefined,
+  argument = 'config',
 ): ResolvedDecayLinearConfig {
-  return { scale: config?.scale === undefined ? 1 : checkPositive('config.scale', config.scale) };
+  const c = readConfig(argument, config, ['scale']);
+  return { scale: c.scale === undefined ? 1 : checkPositive(`${argument}.scale`, c.scale) };
 }
 
-export function checkDecaySeq(seq: DecaySeq, dims?: Dims): void {
-  checkSeq(seq, dims);
-  checkPerToken('decay', seq.decay, seq.seqLen, 0, 1, true, false);
-}
-
-export function createDecayLinearState(dims: Dims, config?: DecayLinearConfig): DecayLinearState {
-  const keyDim = checkInteger('dims.keyDim', dims.keyDim, 1);
-  const valueDim = checkInteger('dims.valueDim', dims.valueDim, 1);
+function emptyDecayLinearState(dims: Dims, config: ResolvedDecayLinearConfig): DecayLinearState {
+  const { keyDim, valueDim } = dims;
   return {
     mixer: 'decay-linear',
     keyDim,
     valueDim,
-    config: resolveDecayLinearConfig(config),
+    config,
     position: 0,
     kv: new Float64Array(keyDim * valueDim),
   };
 }
 
+export function createDecayLinearState(dims: Dims, config?: DecayLinearConfig): DecayLinearState {
+  return emptyDecayLinearState(checkDims(dims), resolveDecayLinearConfig(config));
+}
+
+export function checkDecayLinearState(state: unknown, argument: string): Dims {
+  return checkState(state, 'decay-linear', argument, [], (n) => ({ kv: n.keyDim * n.valueDim }));
+}
+
+export const decayLinearSpec: MixerSpec<DecayLinearState, ResolvedDecayLinearConfig> = {
+  mixer: 'decay-linear',
+  checkState: checkDecayLinearState,
+  resolve: (config) => resolveDecayLinearConfig(config as DecayLinearConfig),
+  // a_t ∈ (0, 1]: a_t = 0 would make ln a_t (the chunked form's cumulative decay) −∞.
+  checkExtras: (seq) => {
+    checkPerToken('seq.decay', seq.decay, seq.seqLen as number, 0, 1, true, false);
+  },
+  empty: emptyDecayLinearState,
+};
+
 /** dk·dv, independent of T (ALGORITHM.md §6). */
 export function decayLinearStateSize(
   dims: Dims,
-  _config: DecayLinearConfig | undefined,
-  _T: number,
+  config: DecayLinearConfig | undefined,
+  T: number,
 ): number {
-  return dims.keyDim * dims.valueDim;
+  const d = checkDims(dims);
+  resolveDecayLinearConfig(config);
+  checkTokens(T);
+  return d.keyDim * d.valueDim;
 }
 
 export function serializeDecayLinearState(state: DecayLinearState): string {
+  checkDecayLinearState(state, 'state');
   const { keyDim, valueDim, config, position, kv } = state;
   return serializeFields('decay-linear', { keyDim, valueDim, config, position, kv });
 }
 
 export function deserializeDecayLinearState(text: string): DecayLinearState {
   const b = parseStateEnvelope(text, 'decay-linear');
-  const keyDim = checkInteger('state.keyDim', b.keyDim, 1);
-  const valueDim = checkInteger('state.valueDim', b.valueDim, 1);
+  const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
+  const valueDim = checkInteger('text.valueDim', b.valueDim, 1);
   return {
     mixer: 'decay-linear',
     keyDim,
     valueDim,
-    config: resolveDecayLinearConfig(b.config as DecayLinearConfig),
-    position: checkInteger('state.position', b.position, 0),
+    config: resolveDecayLinearConfig(b.config as DecayLinearConfig, 'text.config'),
+    position: checkInteger('text.position', b.position, 0),
     kv: readNumbers(b, 'kv', keyDim * valueDim),
   };
 }

@@ -3,15 +3,19 @@
 // A_ts = β_t (γ_t/γ_s) k̂_t·k̂_s for s < t and γ = cumulative α; outputs and the next state are
 // then plain products, so the state is touched once per chunk rather than once per token.
 import { type FloatArray, normalizeRows, normalizeRowsBackward } from '../common.js';
-import { checkDOutput, checkOut, checkSameConfig, checkState } from '../validate.js';
+import {
+  beginBackward,
+  beginForward,
+  checkFiniteArrays,
+  checkOptions,
+  checkOut,
+} from '../validate.js';
 import type { GatedDeltaNetGradients } from './reference.js';
 import {
-  checkGdnSeq,
-  createGatedDeltaNetState,
   type GatedDeltaNetConfig,
   type GatedDeltaNetState,
   type GdnSeq,
-  resolveGatedDeltaNetConfig,
+  gatedDeltaNetSpec,
 } from './state.js';
 import { deltaStep, deltaStepBackward, readBackward } from './step.js';
 
@@ -105,16 +109,10 @@ export function gatedDeltaNetChunked(
   config?: GatedDeltaNetConfig,
   options: { state?: GatedDeltaNetState; out?: Float32Array } = {},
 ): { output: Float32Array; state: GatedDeltaNetState } {
-  const initial = options.state;
-  checkGdnSeq(seq, initial);
-  if (initial) {
-    checkState(initial, 'gated-deltanet');
-    if (config !== undefined)
-      checkSameConfig(initial.config, resolveGatedDeltaNetConfig(config, seq.keyDim));
-  }
-  const base = initial ?? createGatedDeltaNetState(seq, config);
+  const opts = checkOptions(options);
+  const { base } = beginForward(gatedDeltaNetSpec, seq, config, opts.state, 'options.state', true);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  const out = checkOut(options.out, T * dv);
+  const out = checkOut(opts.out, T * dv);
   const q = new Float32Array(T * dk);
   const k = new Float32Array(T * dk);
   normalizeRows(seq.q, T, dk, q);
@@ -126,6 +124,7 @@ export function gatedDeltaNetChunked(
     const n = Math.min(GDN_CHUNK, T - c0);
     chunkForward(S, q, k, v, seq.alpha, seq.beta, c0, n, dk, dv, base.config.scale, scratch, out);
   }
+  checkFiniteArrays('seq', { output: out, 'state.kv': S }, 'Float32');
   return { output: out, state: { ...base, position: base.position + T, kv: Float64Array.from(S) } };
 }
 
@@ -139,10 +138,8 @@ export function gatedDeltaNetChunkedBackward(
   config: GatedDeltaNetConfig | undefined,
   dOutput: FloatArray,
 ): GatedDeltaNetGradients<Float32Array> {
-  checkGdnSeq(seq);
+  const { scale } = beginBackward(gatedDeltaNetSpec, seq, config, dOutput, true);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
-  const { scale } = resolveGatedDeltaNetConfig(config, dk);
   const q = new Float32Array(T * dk);
   const k = new Float32Array(T * dk);
   const qNorm = normalizeRows(seq.q, T, dk, q);
@@ -242,5 +239,6 @@ export function gatedDeltaNetChunkedBackward(
   }
   normalizeRowsBackward(q, qNorm, T, dk, g.dq);
   normalizeRowsBackward(k, kNorm, T, dk, g.dk);
+  checkFiniteArrays('seq', g, 'Float32');
   return g;
 }

@@ -1,13 +1,12 @@
 // Float64 reference for Gated DeltaNet: the per-token recurrence, the ground truth.
 import { type FloatArray, normalizeRows, normalizeRowsBackward } from '../common.js';
-import { checkDOutput, checkSameConfig, checkState } from '../validate.js';
+import { beginBackward, beginForward, checkFiniteArrays } from '../validate.js';
 import {
-  checkGdnSeq,
-  createGatedDeltaNetState,
+  checkGatedDeltaNetState,
   type GatedDeltaNetConfig,
   type GatedDeltaNetState,
   type GdnSeq,
-  resolveGatedDeltaNetConfig,
+  gatedDeltaNetSpec,
 } from './state.js';
 import { deltaStep, deltaStepBackward, readBackward } from './step.js';
 
@@ -17,13 +16,14 @@ export function gatedDeltaNet(
   config?: GatedDeltaNetConfig,
   initialState?: GatedDeltaNetState,
 ): { output: Float64Array; state: GatedDeltaNetState } {
-  checkGdnSeq(seq, initialState);
-  if (initialState) {
-    checkState(initialState, 'gated-deltanet');
-    if (config !== undefined)
-      checkSameConfig(initialState.config, resolveGatedDeltaNetConfig(config, seq.keyDim));
-  }
-  const base = initialState ?? createGatedDeltaNetState(seq, config);
+  const { base } = beginForward(
+    gatedDeltaNetSpec,
+    seq,
+    config,
+    initialState,
+    'initialState',
+    false,
+  );
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
   const { scale } = base.config;
   const q = new Float64Array(T * dk);
@@ -40,12 +40,13 @@ export function gatedDeltaNet(
       for (let j = 0; j < dv; j++) output[t * dv + j] += a * S[i * dv + j];
     }
   }
+  checkFiniteArrays('seq', { output, 'state.kv': S }, 'float64');
   return { output, state: { ...base, position: base.position + T, kv: S } };
 }
 
 /** Streams `seq` into `state` (mutated only after every check passed); returns the outputs. */
 export function gatedDeltaNetAppend(state: GatedDeltaNetState, seq: GdnSeq): Float64Array {
-  checkState(state, 'gated-deltanet');
+  checkGatedDeltaNetState(state, 'state');
   const { output, state: next } = gatedDeltaNet(seq, undefined, state);
   Object.assign(state, next);
   return output;
@@ -59,10 +60,8 @@ export function gatedDeltaNetBackward(
   config: GatedDeltaNetConfig | undefined,
   dOutput: FloatArray,
 ): GatedDeltaNetGradients<Float64Array> {
-  checkGdnSeq(seq);
+  const { scale } = beginBackward(gatedDeltaNetSpec, seq, config, dOutput, false);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
-  const { scale } = resolveGatedDeltaNetConfig(config, dk);
   const q = new Float64Array(T * dk);
   const k = new Float64Array(T * dk);
   const qNorm = normalizeRows(seq.q, T, dk, q);
@@ -120,5 +119,6 @@ export function gatedDeltaNetBackward(
   }
   normalizeRowsBackward(q, qNorm, T, dk, g.dq);
   normalizeRowsBackward(k, kNorm, T, dk, g.dk);
+  checkFiniteArrays('seq', g, 'float64');
   return g;
 }

@@ -7,7 +7,16 @@ import {
   type SeqInput,
   serializeFields,
 } from '../common.js';
-import { checkInteger, checkPerToken, checkPositive, checkSeq } from '../validate.js';
+import {
+  checkDims,
+  checkInteger,
+  checkPerToken,
+  checkPositive,
+  checkState,
+  checkTokens,
+  type MixerSpec,
+  readConfig,
+} from '../validate.js';
 
 /** A sequence plus the per-token gate α_t ∈ (0, 1] and writing strength β_t ∈ [0, 2]. */
 export type GdnSeq = SeqInput & { alpha: FloatArray; beta: FloatArray };
@@ -32,62 +41,84 @@ export type GatedDeltaNetState = {
 export function resolveGatedDeltaNetConfig(
   config: GatedDeltaNetConfig | undefined,
   keyDim: number,
+  argument = 'config',
 ): ResolvedGatedDeltaNetConfig {
+  checkInteger('keyDim', keyDim, 1);
+  const c = readConfig(argument, config, ['scale']);
   return {
     scale:
-      config?.scale === undefined
-        ? 1 / Math.sqrt(keyDim)
-        : checkPositive('config.scale', config.scale),
+      c.scale === undefined ? 1 / Math.sqrt(keyDim) : checkPositive(`${argument}.scale`, c.scale),
   };
 }
 
-export function checkGdnSeq(seq: GdnSeq, dims?: Dims): void {
-  checkSeq(seq, dims);
-  checkPerToken('alpha', seq.alpha, seq.seqLen, 0, 1, true, false);
-  // β ∈ [0, 2] keeps I − β k̂k̂ᵀ a contraction for unit keys.
-  checkPerToken('beta', seq.beta, seq.seqLen, 0, 2, false, false);
+function emptyGatedDeltaNetState(
+  dims: Dims,
+  config: ResolvedGatedDeltaNetConfig,
+): GatedDeltaNetState {
+  const { keyDim, valueDim } = dims;
+  return {
+    mixer: 'gated-deltanet',
+    keyDim,
+    valueDim,
+    config,
+    position: 0,
+    kv: new Float64Array(keyDim * valueDim),
+  };
 }
 
 export function createGatedDeltaNetState(
   dims: Dims,
   config?: GatedDeltaNetConfig,
 ): GatedDeltaNetState {
-  const keyDim = checkInteger('dims.keyDim', dims.keyDim, 1);
-  const valueDim = checkInteger('dims.valueDim', dims.valueDim, 1);
-  return {
-    mixer: 'gated-deltanet',
-    keyDim,
-    valueDim,
-    config: resolveGatedDeltaNetConfig(config, keyDim),
-    position: 0,
-    kv: new Float64Array(keyDim * valueDim),
-  };
+  const d = checkDims(dims);
+  return emptyGatedDeltaNetState(d, resolveGatedDeltaNetConfig(config, d.keyDim));
 }
+
+export function checkGatedDeltaNetState(state: unknown, argument: string): Dims {
+  return checkState(state, 'gated-deltanet', argument, [], (n) => ({ kv: n.keyDim * n.valueDim }));
+}
+
+export const gatedDeltaNetSpec: MixerSpec<GatedDeltaNetState, ResolvedGatedDeltaNetConfig> = {
+  mixer: 'gated-deltanet',
+  checkState: checkGatedDeltaNetState,
+  resolve: (config, keyDim) => resolveGatedDeltaNetConfig(config as GatedDeltaNetConfig, keyDim),
+  checkExtras: (seq) => {
+    const T = seq.seqLen as number;
+    checkPerToken('seq.alpha', seq.alpha, T, 0, 1, true, false);
+    // β ∈ [0, 2] keeps I − β k̂k̂ᵀ a contraction for unit keys.
+    checkPerToken('seq.beta', seq.beta, T, 0, 2, false, false);
+  },
+  empty: emptyGatedDeltaNetState,
+};
 
 /** dk·dv, independent of T (ALGORITHM.md §6). */
 export function gatedDeltaNetStateSize(
   dims: Dims,
-  _config: GatedDeltaNetConfig | undefined,
-  _T: number,
+  config: GatedDeltaNetConfig | undefined,
+  T: number,
 ): number {
-  return dims.keyDim * dims.valueDim;
+  const d = checkDims(dims);
+  resolveGatedDeltaNetConfig(config, d.keyDim);
+  checkTokens(T);
+  return d.keyDim * d.valueDim;
 }
 
 export function serializeGatedDeltaNetState(state: GatedDeltaNetState): string {
+  checkGatedDeltaNetState(state, 'state');
   const { keyDim, valueDim, config, position, kv } = state;
   return serializeFields('gated-deltanet', { keyDim, valueDim, config, position, kv });
 }
 
 export function deserializeGatedDeltaNetState(text: string): GatedDeltaNetState {
   const b = parseStateEnvelope(text, 'gated-deltanet');
-  const keyDim = checkInteger('state.keyDim', b.keyDim, 1);
-  const valueDim = checkInteger('state.valueDim', b.valueDim, 1);
+  const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
+  const valueDim = checkInteger('text.valueDim', b.valueDim, 1);
   return {
     mixer: 'gated-deltanet',
     keyDim,
     valueDim,
-    config: resolveGatedDeltaNetConfig(b.config as GatedDeltaNetConfig, keyDim),
-    position: checkInteger('state.position', b.position, 0),
+    config: resolveGatedDeltaNetConfig(b.config as GatedDeltaNetConfig, keyDim, 'text.config'),
+    position: checkInteger('text.position', b.position, 0),
     kv: readNumbers(b, 'kv', keyDim * valueDim),
   };
 }

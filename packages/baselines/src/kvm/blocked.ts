@@ -2,9 +2,15 @@
 // ends, so a block of queries reads one row set); the backward keeps rows every ~√E evictions and
 // replays the rest, so memory stays O(√E·rows·d) instead of O(E·rows·d).
 import type { FloatArray, SeqInput } from '../common.js';
-import { checkDOutput, checkOut, checkSameConfig, checkSeq, checkState } from '../validate.js';
+import {
+  beginBackward,
+  beginForward,
+  checkFiniteArrays,
+  checkOptions,
+  checkOut,
+} from '../validate.js';
 import { type KvmGradients, runBackward, runForward } from './run.js';
-import { createKvmState, type KvmConfig, type KvmState, resolveKvmConfig } from './state.js';
+import { type KvmConfig, type KvmState, kvmSpec } from './state.js';
 
 /** Same function as `kvmAttention`, in Float32; `out` (if given) receives the output. */
 export function kvmAttentionBlocked(
@@ -12,15 +18,16 @@ export function kvmAttentionBlocked(
   config: KvmConfig | undefined,
   options: { state?: KvmState; out?: Float32Array } = {},
 ): { output: Float32Array; state: KvmState } {
-  const initial = options.state;
-  checkSeq(seq, initial);
-  if (initial) {
-    checkState(initial, 'kvm');
-    if (config !== undefined) checkSameConfig(initial.config, resolveKvmConfig(config));
-  }
-  const base = initial ?? createKvmState(seq, config as KvmConfig);
-  const out = checkOut(options.out, seq.seqLen * seq.valueDim);
-  return { output: out, state: runForward(Float32Array, seq, base, out) };
+  const opts = checkOptions(options);
+  const { base } = beginForward(kvmSpec, seq, config, opts.state, 'options.state', true);
+  const out = checkOut(opts.out, seq.seqLen * seq.valueDim);
+  const state = runForward(Float32Array, seq, base, out);
+  checkFiniteArrays(
+    'seq',
+    { output: out, 'state.rowValues': state.rowValues, 'state.rowRadii': state.rowRadii },
+    'Float32',
+  );
+  return { output: out, state };
 }
 
 /** Float32 gradients from an empty state (same definition as `kvmAttentionBackward`). */
@@ -29,9 +36,8 @@ export function kvmAttentionBlockedBackward(
   config: KvmConfig,
   dOutput: FloatArray,
 ): KvmGradients<Float32Array> {
-  checkSeq(seq);
-  checkDOutput(dOutput, seq.seqLen, seq.valueDim);
-  return runBackward(Float32Array, seq, resolveKvmConfig(config), dOutput, (E) =>
-    Math.ceil(Math.sqrt(E)),
-  );
+  const c = beginBackward(kvmSpec, seq, config, dOutput, true);
+  const g = runBackward(Float32Array, seq, c, dOutput, (E) => Math.ceil(Math.sqrt(E)));
+  checkFiniteArrays('seq', g, 'Float32');
+  return g;
 }

@@ -2,7 +2,7 @@
 // the eviction of a block (append most novel / merge winner-take-all), one query's read and the
 // backward of both. Generic over the array type so both paths run the same definition.
 import { type FloatArray, NORM_EPS } from '../common.js';
-import { budgetRows, type ResolvedKvmConfig } from './state.js';
+import { type ResolvedKvmConfig, rowsFor } from './state.js';
 
 type Ctor<A> = new (n: number) => A;
 
@@ -103,7 +103,7 @@ export function evictTokens<A extends FloatArray>(
 ): EvictRecord {
   const { dk, dv } = rows;
   const n0 = rows.n;
-  const add = Math.min(m, Math.max(0, budgetRows(config.budget, tau) - n0));
+  const add = Math.min(m, Math.max(0, rowsFor(config.budget, tau) - n0));
   // One similarity pass against the old rows serves both novelty and the merge winner.
   const bestOld = new Int32Array(m);
   const bestOldSim = new Float64Array(m);

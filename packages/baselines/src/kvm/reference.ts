@@ -1,9 +1,9 @@
 // Float64 reference for Key-Value Means: the engine run token by token in float64, every row
 // version kept for the backward.
 import type { FloatArray, SeqInput } from '../common.js';
-import { checkDOutput, checkSameConfig, checkSeq, checkState } from '../validate.js';
+import { beginBackward, beginForward, checkFiniteArrays } from '../validate.js';
 import { type KvmGradients, runBackward, runForward } from './run.js';
-import { createKvmState, type KvmConfig, type KvmState, resolveKvmConfig } from './state.js';
+import { checkKvmState, type KvmConfig, type KvmState, kvmSpec } from './state.js';
 
 /**
  * One softmax per query over the sink tokens, the compressed rows (logit β q̂·K_i, value ρ_i U_i) and
@@ -14,20 +14,20 @@ export function kvmAttention(
   config: KvmConfig | undefined,
   initialState?: KvmState,
 ): { output: Float64Array; state: KvmState } {
-  checkSeq(seq, initialState);
-  if (initialState) {
-    checkState(initialState, 'kvm');
-    if (config !== undefined) checkSameConfig(initialState.config, resolveKvmConfig(config));
-  }
-  const base = initialState ?? createKvmState(seq, config as KvmConfig);
+  const { base } = beginForward(kvmSpec, seq, config, initialState, 'initialState', false);
   const output = new Float64Array(seq.seqLen * seq.valueDim);
   const state = runForward(Float64Array, seq, base, output);
+  checkFiniteArrays(
+    'seq',
+    { output, 'state.rowValues': state.rowValues, 'state.rowRadii': state.rowRadii },
+    'float64',
+  );
   return { output, state };
 }
 
 /** Streams `seq` into `state` (mutated only after every check passed); returns the outputs. */
 export function kvmAppend(state: KvmState, seq: SeqInput): Float64Array {
-  checkState(state, 'kvm');
+  checkKvmState(state, 'state');
   const { output, state: next } = kvmAttention(seq, undefined, state);
   Object.assign(state, next);
   return output;
@@ -39,7 +39,8 @@ export function kvmAttentionBackward(
   config: KvmConfig,
   dOutput: FloatArray,
 ): KvmGradients<Float64Array> {
-  checkSeq(seq);
-  checkDOutput(dOutput, seq.seqLen, seq.valueDim);
-  return runBackward(Float64Array, seq, resolveKvmConfig(config), dOutput, () => 1);
+  const c = beginBackward(kvmSpec, seq, config, dOutput, false);
+  const g = runBackward(Float64Array, seq, c, dOutput, () => 1);
+  checkFiniteArrays('seq', g, 'float64');
+  return g;
 }

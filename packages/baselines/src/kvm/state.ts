@@ -1,7 +1,18 @@
 // Key-Value Means (Goldstein & Cheah 2026) as this package defines it (README "KVM"): config,
 // state (sink tokens, compressed rows, the raw window), serialisation and state size.
 import { type Dims, parseStateEnvelope, readNumbers, serializeFields } from '../common.js';
-import { checkInteger, checkPositive, inputError } from '../validate.js';
+import {
+  checkDims,
+  checkInteger,
+  checkKeys,
+  checkObject,
+  checkPositive,
+  checkState,
+  checkTokens,
+  fail,
+  type MixerSpec,
+  readConfig,
+} from '../validate.js';
 
 /** How many compressed rows may exist after τ tokens left the window. */
 export type KvmBudget =
@@ -52,40 +63,53 @@ export type KvmState = {
   windowValues: Float64Array;
 };
 
-export function resolveKvmConfig(config: KvmConfig | undefined): ResolvedKvmConfig {
-  if (config === undefined)
-    inputError('config is undefined; expected { window, beta, budget, blockSize?, sinks? }');
-  const window = checkInteger('config.window', config.window, 1);
-  const blockSize =
-    config.blockSize === undefined ? window : checkInteger('config.blockSize', config.blockSize, 1);
-  if (window % blockSize !== 0) {
-    inputError(
-      `config.window is ${window}; expected a multiple of config.blockSize = ${blockSize}`,
-    );
+const BUDGET_KINDS = "{kind: 'fixed'|'saturating', rows} or {kind: 'sqrt', scale}";
+
+/** Validates a budget `{kind, rows}` / `{kind: 'sqrt', scale}` (unknown keys refused). */
+function resolveBudget(budget: unknown, argument: string): KvmBudget {
+  const b = checkObject(argument, budget, BUDGET_KINDS);
+  if (b.kind === 'fixed' || b.kind === 'saturating') {
+    checkKeys(argument, b, ['kind', 'rows']);
+    return { kind: b.kind, rows: checkInteger(`${argument}.rows`, b.rows, 1) };
   }
-  const b = config.budget as KvmBudget | undefined;
-  let budget: KvmBudget;
-  if (b?.kind === 'fixed')
-    budget = { kind: 'fixed', rows: checkInteger('config.budget.rows', b.rows, 1) };
-  else if (b?.kind === 'saturating')
-    budget = { kind: 'saturating', rows: checkInteger('config.budget.rows', b.rows, 1) };
-  else if (b?.kind === 'sqrt')
-    budget = { kind: 'sqrt', scale: checkPositive('config.budget.scale', b.scale) };
-  else
-    inputError(
-      `config.budget is ${JSON.stringify(b)}; expected {kind: 'fixed'|'saturating', rows} or {kind: 'sqrt', scale}`,
-    );
+  if (b.kind === 'sqrt') {
+    checkKeys(argument, b, ['kind', 'scale']);
+    return { kind: 'sqrt', scale: checkPositive(`${argument}.scale`, b.scale) };
+  }
+  return fail(`${argument}.kind`, b.kind, "'fixed', 'saturating' or 'sqrt'");
+}
+
+/** Validates a KvmConfig (required: window, beta, budget) and fills in the defaults. */
+export function resolveKvmConfig(
+  config: KvmConfig | undefined,
+  argument = 'config',
+): ResolvedKvmConfig {
+  const c = readConfig(argument, config, ['window', 'blockSize', 'beta', 'budget', 'sinks'], true);
+  const window = checkInteger(`${argument}.window`, c.window, 1);
+  const blockSize =
+    c.blockSize === undefined ? window : checkInteger(`${argument}.blockSize`, c.blockSize, 1);
+  if (window % blockSize !== 0) {
+    fail(`${argument}.window`, window, `a multiple of ${argument}.blockSize = ${blockSize}`);
+  }
+  const budget = resolveBudget(c.budget, `${argument}.budget`);
   return {
     window,
     blockSize,
-    beta: checkPositive('config.beta', config.beta),
+    beta: checkPositive(`${argument}.beta`, c.beta),
     budget,
-    sinks: config.sinks === undefined ? 0 : checkInteger('config.sinks', config.sinks, 0),
+    sinks: c.sinks === undefined ? 0 : checkInteger(`${argument}.sinks`, c.sinks, 0),
   };
 }
 
 /** R(τ) = min(τ, max(1, ⌊G(τ)⌋)): fixed G = N, sqrt G = a√τ (uncapped), saturating G = Nτ/(N+τ). */
 export function budgetRows(budget: KvmBudget, tau: number): number {
+  const b = resolveBudget(budget, 'budget');
+  const t = checkInteger('tau', tau, 0);
+  return rowsFor(b, t);
+}
+
+/** budgetRows without the checks (config already resolved). */
+export function rowsFor(budget: KvmBudget, tau: number): number {
   const g =
     budget.kind === 'fixed'
       ? budget.rows
@@ -95,15 +119,13 @@ export function budgetRows(budget: KvmBudget, tau: number): number {
   return Math.min(tau, Math.max(1, Math.floor(g)));
 }
 
-export function createKvmState(dims: Dims, config: KvmConfig): KvmState {
-  const keyDim = checkInteger('dims.keyDim', dims.keyDim, 1);
-  const valueDim = checkInteger('dims.valueDim', dims.valueDim, 1);
+function emptyKvmState(dims: Dims, config: ResolvedKvmConfig): KvmState {
   const e = new Float64Array(0);
   return {
     mixer: 'kvm',
-    keyDim,
-    valueDim,
-    config: resolveKvmConfig(config),
+    keyDim: dims.keyDim,
+    valueDim: dims.valueDim,
+    config,
     position: 0,
     compressed: 0,
     sinkCount: 0,
@@ -118,6 +140,35 @@ export function createKvmState(dims: Dims, config: KvmConfig): KvmState {
     windowValues: e,
   };
 }
+
+export function createKvmState(dims: Dims, config: KvmConfig): KvmState {
+  return emptyKvmState(checkDims(dims), resolveKvmConfig(config));
+}
+
+export function checkKvmState(state: unknown, argument: string): Dims {
+  return checkState(
+    state,
+    'kvm',
+    argument,
+    ['compressed', 'sinkCount', 'rowCount', 'windowCount'],
+    (n) => ({
+      sinkKeys: n.sinkCount * n.keyDim,
+      sinkValues: n.sinkCount * n.valueDim,
+      rowKeys: n.rowCount * n.keyDim,
+      rowValues: n.rowCount * n.valueDim,
+      rowRadii: n.rowCount,
+      windowKeys: n.windowCount * n.keyDim,
+      windowValues: n.windowCount * n.valueDim,
+    }),
+  );
+}
+
+export const kvmSpec: MixerSpec<KvmState, ResolvedKvmConfig> = {
+  mixer: 'kvm',
+  checkState: checkKvmState,
+  resolve: (config) => resolveKvmConfig(config as KvmConfig),
+  empty: emptyKvmState,
+};
 
 /** Where the stream stands after T tokens: sinks, window tokens, compressed τ and rows (no values needed). */
 export function kvmCounts(
@@ -135,44 +186,46 @@ export function kvmCounts(
     const m = Math.max(0, (x + 1) * B - Math.max(x * B, config.sinks));
     if (m === 0) continue;
     compressed += m;
-    rows += Math.min(m, Math.max(0, budgetRows(config.budget, compressed) - rows));
+    rows += Math.min(m, Math.max(0, rowsFor(config.budget, compressed) - rows));
   }
   return { sinks, window: T - sinks - compressed, compressed, rows };
 }
 
 /** Rows·(dk + dv + 1) + (sinks + window tokens)·(dk + dv) after T tokens. */
 export function kvmStateSize(dims: Dims, config: KvmConfig, T: number): number {
-  const n = kvmCounts(resolveKvmConfig(config), T);
-  return (
-    n.rows * (dims.keyDim + dims.valueDim + 1) +
-    (n.sinks + n.window) * (dims.keyDim + dims.valueDim)
-  );
+  const d = checkDims(dims);
+  const n = kvmCounts(resolveKvmConfig(config), checkTokens(T));
+  return n.rows * (d.keyDim + d.valueDim + 1) + (n.sinks + n.window) * (d.keyDim + d.valueDim);
 }
 
 export function serializeKvmState(state: KvmState): string {
+  checkKvmState(state, 'state');
   const { mixer: _m, ...fields } = state;
   return serializeFields('kvm', fields);
 }
 
 export function deserializeKvmState(text: string): KvmState {
   const b = parseStateEnvelope(text, 'kvm');
-  const keyDim = checkInteger('state.keyDim', b.keyDim, 1);
-  const valueDim = checkInteger('state.valueDim', b.valueDim, 1);
-  const config = resolveKvmConfig(b.config as KvmConfig);
-  const position = checkInteger('state.position', b.position, 0);
+  const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
+  const valueDim = checkInteger('text.valueDim', b.valueDim, 1);
+  const config = resolveKvmConfig(b.config as KvmConfig, 'text.config');
+  const position = checkInteger('text.position', b.position, 0);
   const expected = kvmCounts(config, position);
-  const sinkCount = checkInteger('state.sinkCount', b.sinkCount, 0);
-  const windowCount = checkInteger('state.windowCount', b.windowCount, 0);
-  const compressed = checkInteger('state.compressed', b.compressed, 0);
-  const rowCount = checkInteger('state.rowCount', b.rowCount, 0);
+  const sinkCount = checkInteger('text.sinkCount', b.sinkCount, 0);
+  const windowCount = checkInteger('text.windowCount', b.windowCount, 0);
+  const compressed = checkInteger('text.compressed', b.compressed, 0);
+  const rowCount = checkInteger('text.rowCount', b.rowCount, 0);
   if (
     sinkCount !== expected.sinks ||
     windowCount !== expected.window ||
     compressed !== expected.compressed ||
     rowCount !== expected.rows
   ) {
-    inputError(
-      `serialized state has sinks/window/compressed/rows ${sinkCount}/${windowCount}/${compressed}/${rowCount}; expected ${expected.sinks}/${expected.window}/${expected.compressed}/${expected.rows} at position ${position}`,
+    fail(
+      'text',
+      `${sinkCount}/${windowCount}/${compressed}/${rowCount}`,
+      `${expected.sinks}/${expected.window}/${expected.compressed}/${expected.rows} at position ${position}`,
+      `has sinks/window/compressed/rows ${sinkCount}/${windowCount}/${compressed}/${rowCount}`,
     );
   }
   return {

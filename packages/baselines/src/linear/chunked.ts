@@ -1,14 +1,19 @@
 // Float32 fast path for linear attention: chunks of C tokens, causal C×C products inside a chunk,
 // the running state (S, z) between chunks.
 import type { FloatArray, SeqInput } from '../common.js';
-import { checkDOutput, checkOut, checkSameConfig, checkSeq, checkState } from '../validate.js';
 import {
-  createLinearState,
+  beginBackward,
+  beginForward,
+  checkFiniteArrays,
+  checkOptions,
+  checkOut,
+} from '../validate.js';
+import {
   featureMap,
   featureMapBackward,
   type LinearConfig,
   type LinearState,
-  resolveLinearConfig,
+  linearSpec,
 } from './state.js';
 
 export const LINEAR_CHUNK = 64;
@@ -19,15 +24,10 @@ export function linearAttentionChunked(
   config?: LinearConfig,
   options: { state?: LinearState; out?: Float32Array } = {},
 ): { output: Float32Array; state: LinearState } {
-  const initial = options.state;
-  checkSeq(seq, initial);
-  if (initial) {
-    checkState(initial, 'linear');
-    if (config !== undefined) checkSameConfig(initial.config, resolveLinearConfig(config));
-  }
-  const base = initial ?? createLinearState(seq, config);
+  const opts = checkOptions(options);
+  const { base } = beginForward(linearSpec, seq, config, opts.state, 'options.state', true);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  const out = checkOut(options.out, T * dv);
+  const out = checkOut(opts.out, T * dv);
   const fq = featureMap(seq.q, new Float32Array(T * dk));
   const fk = featureMap(seq.k, new Float32Array(T * dk));
   const v = Float32Array.from(seq.v);
@@ -58,6 +58,7 @@ export function linearAttentionChunked(
     }
     accumulateState(fk, v, c0, n, dk, dv, kv, kSum);
   }
+  checkFiniteArrays('seq', { output: out, 'state.kv': kv, 'state.kSum': kSum }, 'Float32');
   return {
     output: out,
     state: {
@@ -98,10 +99,8 @@ export function linearAttentionChunkedBackward(
   config: LinearConfig | undefined,
   dOutput: FloatArray,
 ): { dq: Float32Array; dk: Float32Array; dv: Float32Array } {
-  checkSeq(seq);
+  const { eps } = beginBackward(linearSpec, seq, config, dOutput, true);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
-  const { eps } = resolveLinearConfig(config);
   const fq = featureMap(seq.q, new Float32Array(T * dk));
   const fk = featureMap(seq.k, new Float32Array(T * dk));
   const v = Float32Array.from(seq.v);
@@ -192,5 +191,6 @@ export function linearAttentionChunkedBackward(
   }
   featureMapBackward(seq.q, gq);
   featureMapBackward(seq.k, gk);
+  checkFiniteArrays('seq', { dq: gq, dk: gk, dv: gv }, 'Float32');
   return { dq: gq, dk: gk, dv: gv };
 }

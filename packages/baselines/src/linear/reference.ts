@@ -1,13 +1,13 @@
 // Float64 reference for linear attention (Katharopoulos et al. 2020): a plain loop over time.
 import type { FloatArray, SeqInput } from '../common.js';
-import { checkDOutput, checkSameConfig, checkSeq, checkState } from '../validate.js';
+import { beginBackward, beginForward, checkFiniteArrays } from '../validate.js';
 import {
-  createLinearState,
+  checkLinearState,
   featureMap,
   featureMapBackward,
   type LinearConfig,
   type LinearState,
-  resolveLinearConfig,
+  linearSpec,
 } from './state.js';
 
 /** y_t = Σ_{s≤t} (φ(q_t)·φ(k_s)) v_s / (Σ_{s≤t} φ(q_t)·φ(k_s) + eps), φ = elu + 1. */
@@ -16,12 +16,7 @@ export function linearAttention(
   config?: LinearConfig,
   initialState?: LinearState,
 ): { output: Float64Array; state: LinearState } {
-  checkSeq(seq, initialState);
-  if (initialState) {
-    checkState(initialState, 'linear');
-    if (config !== undefined) checkSameConfig(initialState.config, resolveLinearConfig(config));
-  }
-  const base = initialState ?? createLinearState(seq, config);
+  const { base } = beginForward(linearSpec, seq, config, initialState, 'initialState', false);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
   const kv = base.kv.slice();
   const kSum = base.kSum.slice();
@@ -41,12 +36,13 @@ export function linearAttention(
       for (let j = 0; j < dv; j++) output[t * dv + j] += a * kv[i * dv + j];
     }
   }
+  checkFiniteArrays('seq', { output, 'state.kv': kv, 'state.kSum': kSum }, 'float64');
   return { output, state: { ...base, position: base.position + T, kv, kSum } };
 }
 
 /** Streams `seq` into `state` (mutated only after every check passed); returns the outputs. */
 export function linearAppend(state: LinearState, seq: SeqInput): Float64Array {
-  checkState(state, 'linear');
+  checkLinearState(state, 'state');
   const { output, state: next } = linearAttention(seq, undefined, state);
   Object.assign(state, next);
   return output;
@@ -61,10 +57,8 @@ export function linearAttentionBackward(
   config: LinearConfig | undefined,
   dOutput: FloatArray,
 ): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
-  checkSeq(seq);
+  const { eps } = beginBackward(linearSpec, seq, config, dOutput, false);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
-  const { eps } = resolveLinearConfig(config);
   const fq = featureMap(seq.q, new Float64Array(T * dk));
   const fk = featureMap(seq.k, new Float64Array(T * dk));
   const kv = new Float64Array(dk * dv);
@@ -117,5 +111,6 @@ export function linearAttentionBackward(
   }
   featureMapBackward(seq.q, gq);
   featureMapBackward(seq.k, gk);
+  checkFiniteArrays('seq', { dq: gq, dk: gk, dv: gv }, 'float64');
   return { dq: gq, dk: gk, dv: gv };
 }

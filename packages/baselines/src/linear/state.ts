@@ -1,6 +1,14 @@
 // Linear attention config, recurrent state (S = Σ φ(k) vᵀ, z = Σ φ(k)), serialisation and size.
 import { type Dims, parseStateEnvelope, readNumbers, serializeFields } from '../common.js';
-import { checkInteger, checkPositive } from '../validate.js';
+import {
+  checkDims,
+  checkInteger,
+  checkPositive,
+  checkState,
+  checkTokens,
+  type MixerSpec,
+  readConfig,
+} from '../validate.js';
 
 export type LinearConfig = {
   /** Added to the normaliser φ(q)·z (as in Katharopoulos et al.); default 1e-6. */
@@ -21,45 +29,70 @@ export type LinearState = {
   kSum: Float64Array;
 };
 
-export function resolveLinearConfig(config: LinearConfig | undefined): ResolvedLinearConfig {
-  const eps = config?.eps;
-  return { eps: eps === undefined ? 1e-6 : eps === 0 ? 0 : checkPositive('config.eps', eps) };
+/** Validates a LinearConfig; eps must be > 0 (with eps = 0 an underflowing φ(q)·z gives 0/0). */
+export function resolveLinearConfig(
+  config: LinearConfig | undefined,
+  argument = 'config',
+): ResolvedLinearConfig {
+  const c = readConfig(argument, config, ['eps']);
+  return { eps: c.eps === undefined ? 1e-6 : checkPositive(`${argument}.eps`, c.eps) };
 }
 
-export function createLinearState(dims: Dims, config?: LinearConfig): LinearState {
-  const keyDim = checkInteger('dims.keyDim', dims.keyDim, 1);
-  const valueDim = checkInteger('dims.valueDim', dims.valueDim, 1);
+function emptyLinearState(dims: Dims, config: ResolvedLinearConfig): LinearState {
+  const { keyDim, valueDim } = dims;
   return {
     mixer: 'linear',
     keyDim,
     valueDim,
-    config: resolveLinearConfig(config),
+    config,
     position: 0,
     kv: new Float64Array(keyDim * valueDim),
     kSum: new Float64Array(keyDim),
   };
 }
 
+export function createLinearState(dims: Dims, config?: LinearConfig): LinearState {
+  return emptyLinearState(checkDims(dims), resolveLinearConfig(config));
+}
+
+export function checkLinearState(state: unknown, argument: string): Dims {
+  return checkState(state, 'linear', argument, [], (n) => ({
+    kv: n.keyDim * n.valueDim,
+    kSum: n.keyDim,
+  }));
+}
+
+export const linearSpec: MixerSpec<LinearState, ResolvedLinearConfig> = {
+  mixer: 'linear',
+  checkState: checkLinearState,
+  resolve: (config) => resolveLinearConfig(config as LinearConfig),
+  empty: emptyLinearState,
+};
+
 /** dk·dv for S plus dk for the normaliser z, independent of T. */
-export function linearStateSize(dims: Dims, _config: LinearConfig | undefined, _T: number): number {
-  return dims.keyDim * dims.valueDim + dims.keyDim;
+export function linearStateSize(dims: Dims, config: LinearConfig | undefined, T: number): number {
+  const d = checkDims(dims);
+  resolveLinearConfig(config);
+  checkTokens(T);
+  return d.keyDim * d.valueDim + d.keyDim;
 }
 
 export function serializeLinearState(state: LinearState): string {
+  checkLinearState(state, 'state');
   const { keyDim, valueDim, config, position, kv, kSum } = state;
   return serializeFields('linear', { keyDim, valueDim, config, position, kv, kSum });
 }
 
 export function deserializeLinearState(text: string): LinearState {
   const b = parseStateEnvelope(text, 'linear');
-  const keyDim = checkInteger('state.keyDim', b.keyDim, 1);
-  const valueDim = checkInteger('state.valueDim', b.valueDim, 1);
+  const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
+  const valueDim = checkInteger('text.valueDim', b.valueDim, 1);
   return {
     mixer: 'linear',
     keyDim,
     valueDim,
-    config: resolveLinearConfig(b.config as LinearConfig),
-    position: checkInteger('state.position', b.position, 0),
+    config: resolveLinearConfig(b.config as LinearConfig, 'text.config'),
+    position: checkInteger('text.position', b.position, 0),
     kv: readNumbers(b, 'kv', keyDim * valueDim),
     kSum: readNumbers(b, 'kSum', keyDim),
   };

@@ -1,14 +1,26 @@
 // Float64 reference for causal softmax attention: a plain loop over time, the ground truth.
 import { applyRope, type FloatArray, normalizeRowsBackward, type SeqInput } from '../common.js';
-import { checkDOutput, checkSameConfig, checkSeq, checkState } from '../validate.js';
+import { beginBackward, beginForward, checkFiniteArrays, fail } from '../validate.js';
 import {
-  createSoftmaxState,
+  checkSoftmaxState,
   nextSoftmaxState,
   prepareQK,
-  resolveSoftmaxConfig,
   type SoftmaxConfig,
   type SoftmaxState,
+  softmaxSpec,
 } from './state.js';
+
+/** Overflow guard: a logit β·q·k beyond the float64 range would turn the softmax into NaN. */
+function checkLogit(logit: number, t: number, s: number): void {
+  if (!Number.isFinite(logit)) {
+    fail(
+      'seq.q, seq.k',
+      logit,
+      'finite logits β·q·k (scale q and k down, or use normalize: true)',
+      `overflowed: the logit of query ${t} and key ${s} is ${logit}`,
+    );
+  }
+}
 
 /**
  * y_t = Σ_{s ≤ t, s > t−W} softmax_s(β q̃_t·k̃_s) v_s with q̃, k̃ optionally normalised and rotated.
@@ -19,13 +31,14 @@ export function softmaxAttention(
   config?: SoftmaxConfig,
   initialState?: SoftmaxState,
 ): { output: Float64Array; state: SoftmaxState } {
-  checkSeq(seq, initialState);
-  const state = initialState ?? createSoftmaxState(seq, config);
-  if (initialState) {
-    checkState(initialState, 'softmax');
-    if (config !== undefined)
-      checkSameConfig(state.config, resolveSoftmaxConfig(config, seq.keyDim));
-  }
+  const { base: state } = beginForward(
+    softmaxSpec,
+    seq,
+    config,
+    initialState,
+    'initialState',
+    false,
+  );
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
   const c = state.config;
   const q = prepareQK(seq.q, T, dk, state.position, c, new Float64Array(T * dk)).processed;
@@ -48,6 +61,7 @@ export function softmaxAttention(
       let d = 0;
       for (let i = 0; i < dk; i++) d += q[t * dk + i] * keys[s * dk + i];
       logits[s] = c.beta * d;
+      checkLogit(logits[s], t, s);
       if (logits[s] > max) max = logits[s];
     }
     let sum = 0;
@@ -57,12 +71,13 @@ export function softmaxAttention(
       for (let j = 0; j < dv; j++) output[t * dv + j] += p * values[s * dv + j];
     }
   }
+  checkFiniteArrays('seq', { output }, 'float64');
   return { output, state: nextSoftmaxState(state, kNew, seq.v, T) };
 }
 
 /** Streams `seq` into `state` (mutated only after every check passed); returns the outputs. */
 export function softmaxAppend(state: SoftmaxState, seq: SeqInput): Float64Array {
-  checkState(state, 'softmax');
+  checkSoftmaxState(state, 'state');
   const { output, state: next } = softmaxAttention(seq, undefined, state);
   Object.assign(state, next);
   return output;
@@ -74,10 +89,8 @@ export function softmaxAttentionBackward(
   config: SoftmaxConfig | undefined,
   dOutput: FloatArray,
 ): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
-  checkSeq(seq);
+  const c = beginBackward(softmaxSpec, seq, config, dOutput, false);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
-  const c = resolveSoftmaxConfig(config, dk);
   const qp = prepareQK(seq.q, T, dk, 0, c, new Float64Array(T * dk));
   const kp = prepareQK(seq.k, T, dk, 0, c, new Float64Array(T * dk));
   const q = qp.processed;
@@ -96,6 +109,7 @@ export function softmaxAttentionBackward(
       let d = 0;
       for (let i = 0; i < dk; i++) d += q[t * dk + i] * k[s * dk + i];
       p[s] = c.beta * d;
+      checkLogit(p[s], t, s);
       if (p[s] > max) max = p[s];
     }
     let sum = 0;
@@ -118,6 +132,7 @@ export function softmaxAttentionBackward(
     }
   }
   finishQKGradients(c, qp, kp, gq, gk, T, dk);
+  checkFiniteArrays('seq', { dq: gq, dk: gk, dv: gv }, 'float64');
   return { dq: gq, dk: gk, dv: gv };
 }
 

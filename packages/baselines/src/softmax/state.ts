@@ -8,7 +8,19 @@ import {
   readNumbers,
   serializeFields,
 } from '../common.js';
-import { checkInteger, checkPositive, inputError } from '../validate.js';
+import {
+  checkBoolean,
+  checkDims,
+  checkInteger,
+  checkKeys,
+  checkObject,
+  checkPositive,
+  checkState,
+  checkTokens,
+  fail,
+  type MixerSpec,
+  readConfig,
+} from '../validate.js';
 
 export type SoftmaxConfig = {
   /** Logit scale β; default 1/√keyDim. */
@@ -43,32 +55,48 @@ export type SoftmaxState = {
   values: Float64Array;
 };
 
+/** Validates a SoftmaxConfig (types, ranges, unknown keys) and fills in the defaults. */
 export function resolveSoftmaxConfig(
   config: SoftmaxConfig | undefined,
   keyDim: number,
+  argument = 'config',
 ): ResolvedSoftmaxConfig {
-  const c = config ?? {};
-  const beta = c.beta === undefined ? 1 / Math.sqrt(keyDim) : checkPositive('config.beta', c.beta);
+  checkInteger('keyDim', keyDim, 1);
+  const c = readConfig(argument, config, ['beta', 'normalize', 'window', 'rope']);
+  const beta =
+    c.beta === undefined ? 1 / Math.sqrt(keyDim) : checkPositive(`${argument}.beta`, c.beta);
+  const normalize =
+    c.normalize === undefined ? false : checkBoolean(`${argument}.normalize`, c.normalize);
   const window =
     c.window === undefined || c.window === Number.POSITIVE_INFINITY
       ? null
-      : checkInteger('config.window', c.window, 1);
+      : checkInteger(`${argument}.window`, c.window, 1);
   let rope: { base: number } | null = null;
   if (c.rope !== undefined && c.rope !== null) {
-    rope = { base: checkPositive('config.rope.base', c.rope.base) };
-    if (keyDim % 2 !== 0) inputError(`keyDim is ${keyDim}; RoPE needs an even keyDim`);
+    const r = checkObject(`${argument}.rope`, c.rope, 'an object {base}');
+    checkKeys(`${argument}.rope`, r, ['base']);
+    rope = { base: checkPositive(`${argument}.rope.base`, r.base) };
+    if (keyDim % 2 !== 0) {
+      fail(
+        `${argument}.rope`,
+        c.rope,
+        'an even keyDim (RoPE rotates pairs)',
+        `needs an even keyDim; got keyDim ${keyDim}`,
+      );
+    }
   }
-  return { beta, normalize: c.normalize ?? false, window, rope };
+  return { beta, normalize, window, rope };
 }
 
-export function createSoftmaxState(dims: Dims, config?: SoftmaxConfig): SoftmaxState {
-  const keyDim = checkInteger('dims.keyDim', dims.keyDim, 1);
-  const valueDim = checkInteger('dims.valueDim', dims.valueDim, 1);
+function emptySoftmaxState(
+  dims: { keyDim: number; valueDim: number },
+  config: ResolvedSoftmaxConfig,
+): SoftmaxState {
   return {
     mixer: 'softmax',
-    keyDim,
-    valueDim,
-    config: resolveSoftmaxConfig(config, keyDim),
+    keyDim: dims.keyDim,
+    valueDim: dims.valueDim,
+    config,
     position: 0,
     length: 0,
     keys: new Float64Array(0),
@@ -76,11 +104,36 @@ export function createSoftmaxState(dims: Dims, config?: SoftmaxConfig): SoftmaxS
   };
 }
 
+export function createSoftmaxState(dims: Dims, config?: SoftmaxConfig): SoftmaxState {
+  const d = checkDims(dims);
+  return emptySoftmaxState(d, resolveSoftmaxConfig(config, d.keyDim));
+}
+
+/** Checks a softmax state argument: tag, dims, counters and the KV-cache array lengths. */
+export function checkSoftmaxState(state: unknown, argument: string): Dims {
+  const dims = checkState(state, 'softmax', argument, ['length'], (n) => ({
+    keys: n.length * n.keyDim,
+    values: n.length * n.valueDim,
+  }));
+  const s = state as SoftmaxState;
+  if (s.length > s.position) fail(`${argument}.length`, s.length, `≤ position = ${s.position}`);
+  return dims;
+}
+
+export const softmaxSpec: MixerSpec<SoftmaxState, ResolvedSoftmaxConfig> = {
+  mixer: 'softmax',
+  checkState: checkSoftmaxState,
+  resolve: (config, keyDim) => resolveSoftmaxConfig(config as SoftmaxConfig, keyDim),
+  empty: emptySoftmaxState,
+};
+
 /** Numbers held after T tokens: T·(dk + dv), or min(T, W)·(dk + dv) with a window (ALGORITHM.md §6). */
 export function softmaxStateSize(dims: Dims, config: SoftmaxConfig | undefined, T: number): number {
-  const c = resolveSoftmaxConfig(config, dims.keyDim);
-  const rows = c.window === null ? T : Math.min(T, c.window);
-  return rows * (dims.keyDim + dims.valueDim);
+  const d = checkDims(dims);
+  const c = resolveSoftmaxConfig(config, d.keyDim);
+  const n = checkTokens(T);
+  const rows = c.window === null ? n : Math.min(n, c.window);
+  return rows * (d.keyDim + d.valueDim);
 }
 
 /** Queries/keys as the logits see them: optionally normalised, then rotated at their positions. */
@@ -134,6 +187,7 @@ export function nextSoftmaxState(
 }
 
 export function serializeSoftmaxState(state: SoftmaxState): string {
+  checkSoftmaxState(state, 'state');
   return serializeFields('softmax', {
     keyDim: state.keyDim,
     valueDim: state.valueDim,
@@ -147,22 +201,28 @@ export function serializeSoftmaxState(state: SoftmaxState): string {
 
 export function deserializeSoftmaxState(text: string): SoftmaxState {
   const b = parseStateEnvelope(text, 'softmax');
-  const keyDim = checkInteger('state.keyDim', b.keyDim, 1);
-  const valueDim = checkInteger('state.valueDim', b.valueDim, 1);
-  const raw = (b.config ?? {}) as ResolvedSoftmaxConfig;
+  const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
+  const valueDim = checkInteger('text.valueDim', b.valueDim, 1);
+  const raw = checkObject('text.config', b.config, 'the resolved config object') as Record<
+    string,
+    unknown
+  >;
   const config = resolveSoftmaxConfig(
     {
       beta: raw.beta,
       normalize: raw.normalize,
       window: raw.window ?? undefined,
       rope: raw.rope ?? undefined,
-    },
+    } as SoftmaxConfig,
     keyDim,
+    'text.config',
   );
-  const position = checkInteger('state.position', b.position, 0);
-  const length = checkInteger('state.length', b.length, 0);
-  if (length > position)
-    inputError(`state.length is ${length}; expected ≤ state.position = ${position}`);
+  const position = checkInteger('text.position', b.position, 0);
+  const length = checkInteger('text.length', b.length, 0);
+  if (length > position) fail('text.length', length, `≤ text.position = ${position}`);
+  if (config.window !== null && length > config.window) {
+    fail('text.length', length, `≤ config.window = ${config.window}`);
+  }
   return {
     mixer: 'softmax',
     keyDim,

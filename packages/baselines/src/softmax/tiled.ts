@@ -1,17 +1,22 @@
 // Float32 fast path: tiled causal attention with an online softmax (flash-attention style, no T×T
 // matrix); the blocked matmul kernels live in kernel.ts.
 import type { FloatArray, SeqInput } from '../common.js';
-import { checkDOutput, checkOut, checkSameConfig, checkSeq, checkState } from '../validate.js';
+import {
+  beginBackward,
+  beginForward,
+  checkFiniteArrays,
+  checkOptions,
+  checkOut,
+} from '../validate.js';
 import { SOFTMAX_TILE, tiledBackward, tiledForward } from './kernel.js';
 import { finishQKGradients } from './reference.js';
 import {
-  createSoftmaxState,
   nextSoftmaxState,
   prepareQK,
   type ResolvedSoftmaxConfig,
-  resolveSoftmaxConfig,
   type SoftmaxConfig,
   type SoftmaxState,
+  softmaxSpec,
 } from './state.js';
 
 export { SOFTMAX_TILE };
@@ -30,14 +35,10 @@ export function softmaxAttentionTiled(
   config?: SoftmaxConfig,
   options: { state?: SoftmaxState; out?: Float32Array } = {},
 ): { output: Float32Array; state: SoftmaxState } {
-  const initial = options.state;
-  checkSeq(seq, initial);
-  if (initial) checkState(initial, 'softmax');
-  const state = initial ?? createSoftmaxState(seq, config);
-  if (initial && config !== undefined)
-    checkSameConfig(state.config, resolveSoftmaxConfig(config, seq.keyDim));
+  const opts = checkOptions(options);
+  const { base: state } = beginForward(softmaxSpec, seq, config, opts.state, 'options.state', true);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  const out = checkOut(options.out, T * dv);
+  const out = checkOut(opts.out, T * dv);
   const c = state.config;
   const { qp, kp } = processed(seq, c, state.position);
   const n0 = state.length;
@@ -60,6 +61,7 @@ export function softmaxAttentionTiled(
     out,
     null,
   );
+  checkFiniteArrays('seq.q, seq.k', { output: out }, 'Float32');
   return { output: out, state: nextSoftmaxState(state, kp.processed, values.subarray(n0 * dv), T) };
 }
 
@@ -72,10 +74,8 @@ export function softmaxAttentionTiledBackward(
   config: SoftmaxConfig | undefined,
   dOutput: FloatArray,
 ): { dq: Float32Array; dk: Float32Array; dv: Float32Array } {
-  checkSeq(seq);
+  const c = beginBackward(softmaxSpec, seq, config, dOutput, true);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
-  const c = resolveSoftmaxConfig(config, dk);
   const { qp, kp } = processed(seq, c, 0);
   const q = qp.processed;
   const k = kp.processed;
@@ -96,5 +96,6 @@ export function softmaxAttentionTiledBackward(
   const gv = new Float32Array(T * dv);
   tiledBackward(q, k, v, dy, lse, rowDot, T, dk, dv, c.beta, W, gq, gk, gv);
   finishQKGradients(c, qp, kp, gq, gk, T, dk);
+  checkFiniteArrays('seq.q, seq.k', { dq: gq, dk: gk, dv: gv }, 'Float32');
   return { dq: gq, dk: gk, dv: gv };
 }

@@ -2,17 +2,22 @@
 // logits once (q·c_j) and reuses them for the cache rows and for every raw key (which is a code),
 // so a token costs O((S + 2L)·d) whatever T is.
 import type { FloatArray } from '../common.js';
-import { checkDOutput, checkOut, checkSameConfig, checkState } from '../validate.js';
+import {
+  beginBackward,
+  beginForward,
+  checkFiniteArrays,
+  checkOptions,
+  checkOut,
+} from '../validate.js';
 import type { VqGradients } from './reference.js';
 import {
-  checkVqSeq,
   createVqState,
   nearestCode,
   type ResolvedVqConfig,
-  resolveVqConfig,
   type VqConfig,
   type VqSeq,
   type VqState,
+  vqSpec,
 } from './state.js';
 
 /** Working buffers for one call: raw tokens of the stream window, per-code cache, code logits. */
@@ -120,14 +125,10 @@ export function vqAttentionBlocked(
   config: VqConfig | undefined,
   options: { state?: VqState; out?: Float32Array } = {},
 ): { output: Float32Array; state: VqState } {
-  const initial = options.state;
-  if (initial) checkState(initial, 'vq');
-  const c = initial ? initial.config : resolveVqConfig(config, seq.keyDim);
-  if (initial && config !== undefined) checkSameConfig(c, resolveVqConfig(config, seq.keyDim));
-  checkVqSeq(seq, c, initial);
-  const base = initial ?? createVqState(seq, c);
+  const opts = checkOptions(options);
+  const { base, config: c } = beginForward(vqSpec, seq, config, opts.state, 'options.state', true);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  const out = checkOut(options.out, T * dv);
+  const out = checkOut(opts.out, T * dv);
   const L = c.blockLength;
   const cb = Float32Array.from(seq.codebook);
   const q = Float32Array.from(seq.q);
@@ -160,6 +161,7 @@ export function vqAttentionBlocked(
   const keepFrom = end === 0 ? 0 : Math.max(0, (Math.floor((end - 1) / L) - 1) * L);
   fillCache(w, keepFrom, dv, null);
   const r0 = keepFrom - w.origin;
+  checkFiniteArrays('seq', { output: out, 'state.valueSums': w.sums }, 'Float32');
   return {
     output: out,
     state: {
@@ -184,10 +186,8 @@ export function vqAttentionBlockedBackward(
   config: VqConfig,
   dOutput: FloatArray,
 ): VqGradients<Float32Array> {
-  const c = resolveVqConfig(config, seq.keyDim);
-  checkVqSeq(seq, c);
+  const c = beginBackward(vqSpec, seq, config, dOutput, true);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
   const { codebookSize: S, blockLength: L, beta } = c;
   const cb = Float32Array.from(seq.codebook);
   const q = Float32Array.from(seq.q);
@@ -251,5 +251,6 @@ export function vqAttentionBlockedBackward(
     const z = w.codes[r];
     for (let j = 0; j < dv; j++) g.dv[r * dv + j] += prefix[z * dv + j];
   }
+  checkFiniteArrays('seq', g, 'Float32');
   return g;
 }

@@ -1,14 +1,13 @@
 // Float64 reference for Transformer-VQ attention: a plain loop over time.
 import type { FloatArray } from '../common.js';
-import { checkDOutput, checkSameConfig, checkState } from '../validate.js';
+import { beginBackward, beginForward, checkFiniteArrays } from '../validate.js';
 import {
-  checkVqSeq,
-  createVqState,
+  checkVqState,
   nearestCode,
-  resolveVqConfig,
   type VqConfig,
   type VqSeq,
   type VqState,
+  vqSpec,
 } from './state.js';
 
 /**
@@ -22,11 +21,14 @@ export function vqAttention(
   config: VqConfig | undefined,
   initialState?: VqState,
 ): { output: Float64Array; state: VqState } {
-  if (initialState) checkState(initialState, 'vq');
-  const c = initialState ? initialState.config : resolveVqConfig(config, seq.keyDim);
-  if (initialState && config !== undefined) checkSameConfig(c, resolveVqConfig(config, seq.keyDim));
-  checkVqSeq(seq, c, initialState);
-  const base = initialState ?? createVqState(seq, c);
+  const { base, config: c } = beginForward(
+    vqSpec,
+    seq,
+    config,
+    initialState,
+    'initialState',
+    false,
+  );
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
   const { codebookSize: S, blockLength: L, beta } = c;
   const cb = seq.codebook;
@@ -73,6 +75,7 @@ export function vqAttention(
     }
     for (let j = 0; j < dv; j++) y[j] /= sum;
   }
+  checkFiniteArrays('seq', { output, 'state.valueSums': sums }, 'float64');
   return {
     output,
     state: {
@@ -89,7 +92,7 @@ export function vqAttention(
 
 /** Streams `seq` into `state` (mutated only after every check passed); returns the outputs. */
 export function vqAppend(state: VqState, seq: VqSeq): Float64Array {
-  checkState(state, 'vq');
+  checkVqState(state, 'state');
   const { output, state: next } = vqAttention(seq, undefined, state);
   Object.assign(state, next);
   return output;
@@ -109,10 +112,8 @@ export function vqAttentionBackward(
   config: VqConfig,
   dOutput: FloatArray,
 ): VqGradients<Float64Array> {
-  const c = resolveVqConfig(config, seq.keyDim);
-  checkVqSeq(seq, c);
+  const c = beginBackward(vqSpec, seq, config, dOutput, false);
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  checkDOutput(dOutput, T, dv);
   const { codebookSize: S, blockLength: L, beta } = c;
   const cb = seq.codebook;
   const q = seq.q;
@@ -188,5 +189,6 @@ export function vqAttentionBackward(
       }
     }
   }
+  checkFiniteArrays('seq', g, 'float64');
   return g;
 }

@@ -8,7 +8,17 @@ import {
   type SeqInput,
   serializeFields,
 } from '../common.js';
-import { checkArray, checkInteger, checkPositive, checkSeq, inputError } from '../validate.js';
+import {
+  checkArray,
+  checkDims,
+  checkInteger,
+  checkPositive,
+  checkState,
+  checkTokens,
+  fail,
+  type MixerSpec,
+  readConfig,
+} from '../validate.js';
 
 /** A sequence plus the fixed codebook of key codes, row-major [codebookSize, keyDim]. */
 export type VqSeq = SeqInput & { codebook: FloatArray };
@@ -40,30 +50,24 @@ export type VqState = {
   recentValues: Float64Array;
 };
 
-export function resolveVqConfig(config: VqConfig | undefined, keyDim: number): ResolvedVqConfig {
-  if (config === undefined)
-    inputError('config is undefined; expected { codebookSize, blockLength?, beta? }');
+/** Validates a VqConfig (required: it carries codebookSize) and fills in the defaults. */
+export function resolveVqConfig(
+  config: VqConfig | undefined,
+  keyDim: number,
+  argument = 'config',
+): ResolvedVqConfig {
+  checkInteger('keyDim', keyDim, 1);
+  const c = readConfig(argument, config, ['codebookSize', 'blockLength', 'beta'], true);
   return {
-    codebookSize: checkInteger('config.codebookSize', config.codebookSize, 1),
+    codebookSize: checkInteger(`${argument}.codebookSize`, c.codebookSize, 1),
     blockLength:
-      config.blockLength === undefined
-        ? 64
-        : checkInteger('config.blockLength', config.blockLength, 1),
-    beta:
-      config.beta === undefined ? 1 / Math.sqrt(keyDim) : checkPositive('config.beta', config.beta),
+      c.blockLength === undefined ? 64 : checkInteger(`${argument}.blockLength`, c.blockLength, 1),
+    beta: c.beta === undefined ? 1 / Math.sqrt(keyDim) : checkPositive(`${argument}.beta`, c.beta),
   };
 }
 
-export function checkVqSeq(seq: VqSeq, config: ResolvedVqConfig, dims?: Dims): void {
-  checkSeq(seq, dims);
-  const n = config.codebookSize * seq.keyDim;
-  checkArray('codebook', seq.codebook, n, 'codebookSize*keyDim');
-}
-
-export function createVqState(dims: Dims, config: VqConfig): VqState {
-  const keyDim = checkInteger('dims.keyDim', dims.keyDim, 1);
-  const valueDim = checkInteger('dims.valueDim', dims.valueDim, 1);
-  const c = resolveVqConfig(config, keyDim);
+function emptyVqState(dims: Dims, c: ResolvedVqConfig): VqState {
+  const { keyDim, valueDim } = dims;
   return {
     mixer: 'vq',
     keyDim,
@@ -78,12 +82,46 @@ export function createVqState(dims: Dims, config: VqConfig): VqState {
   };
 }
 
+export function createVqState(dims: Dims, config: VqConfig): VqState {
+  const d = checkDims(dims);
+  return emptyVqState(d, resolveVqConfig(config, d.keyDim));
+}
+
+export function checkVqState(state: unknown, argument: string): Dims {
+  return checkState(state, 'vq', argument, ['recentLength'], (n) => {
+    const S = checkInteger(
+      `${argument}.config.codebookSize`,
+      (state as VqState).config.codebookSize,
+      1,
+    );
+    return {
+      counts: S,
+      valueSums: S * n.valueDim,
+      recentCodes: n.recentLength,
+      recentValues: n.recentLength * n.valueDim,
+    };
+  });
+}
+
+export const vqSpec: MixerSpec<VqState, ResolvedVqConfig> = {
+  mixer: 'vq',
+  checkState: checkVqState,
+  resolve: (config, keyDim) => resolveVqConfig(config as VqConfig, keyDim),
+  checkExtras: (seq, c, float32) => {
+    const n = c.codebookSize * (seq.keyDim as number);
+    checkArray('seq.codebook', seq.codebook, n, 'codebookSize*keyDim', float32);
+  },
+  empty: emptyVqState,
+};
+
 /** ALGORITHM.md §6: S·(dk + dv + 1) codebook cache plus up to 2 blocks of raw keys and values. */
 export function vqStateSize(dims: Dims, config: VqConfig, T: number): number {
-  const c = resolveVqConfig(config, dims.keyDim);
+  const d = checkDims(dims);
+  const c = resolveVqConfig(config, d.keyDim);
+  const n = checkTokens(T);
   return (
-    c.codebookSize * (dims.keyDim + dims.valueDim + 1) +
-    Math.min(T, 2 * c.blockLength) * (dims.keyDim + dims.valueDim)
+    c.codebookSize * (d.keyDim + d.valueDim + 1) +
+    Math.min(n, 2 * c.blockLength) * (d.keyDim + d.valueDim)
   );
 }
 
@@ -95,6 +133,7 @@ export function recentCount(position: number, blockLength: number): number {
 }
 
 export function serializeVqState(state: VqState): string {
+  checkVqState(state, 'state');
   const {
     keyDim,
     valueDim,
@@ -121,31 +160,33 @@ export function serializeVqState(state: VqState): string {
 
 export function deserializeVqState(text: string): VqState {
   const b = parseStateEnvelope(text, 'vq');
-  const keyDim = checkInteger('state.keyDim', b.keyDim, 1);
-  const valueDim = checkInteger('state.valueDim', b.valueDim, 1);
-  const config = resolveVqConfig(b.config as VqConfig, keyDim);
-  const position = checkInteger('state.position', b.position, 0);
-  const recentLength = checkInteger('state.recentLength', b.recentLength, 0);
-  if (recentLength !== recentCount(position, config.blockLength)) {
-    inputError(
-      `state.recentLength is ${recentLength}; expected ${recentCount(position, config.blockLength)} at position ${position}`,
-    );
+  const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
+  const valueDim = checkInteger('text.valueDim', b.valueDim, 1);
+  const config = resolveVqConfig(b.config as VqConfig, keyDim, 'text.config');
+  const position = checkInteger('text.position', b.position, 0);
+  const recentLength = checkInteger('text.recentLength', b.recentLength, 0);
+  const expectedRecent = recentCount(position, config.blockLength);
+  if (recentLength !== expectedRecent) {
+    fail('text.recentLength', recentLength, `${expectedRecent} at position ${position}`);
   }
   const recentCodes = readNumbers(b, 'recentCodes', recentLength);
   for (const z of recentCodes) {
     if (!Number.isInteger(z) || z < 0 || z >= config.codebookSize) {
-      inputError(`state.recentCodes has ${z}; expected integers in [0, ${config.codebookSize})`);
+      fail('text.recentCodes', z, `integers in [0, ${config.codebookSize})`, `holds ${z}`);
     }
   }
   const counts = readNumbers(b, 'counts', config.codebookSize);
   let cached = 0;
   for (const n of counts) {
-    if (!Number.isInteger(n) || n < 0) inputError(`state.counts has ${n}; expected integers ≥ 0`);
+    if (!Number.isInteger(n) || n < 0) fail('text.counts', n, 'integers ≥ 0', `holds ${n}`);
     cached += n;
   }
   if (cached !== position - recentLength) {
-    inputError(
-      `state.counts sum to ${cached}; expected position − recentLength = ${position - recentLength}`,
+    fail(
+      'text.counts',
+      cached,
+      `position − recentLength = ${position - recentLength}`,
+      `sum to ${cached}`,
     );
   }
   return {
