@@ -10,9 +10,11 @@ export { mulberry32Step } from './ovq/rng.js';
 export {
   deserializeOvqState,
   OVQ_STATE_FORMAT_VERSION,
+  OVQ_STATE_MAX_PENDING_VALUES,
   serializeOvqState,
 } from './ovq/serialize.js';
 export { createOvqState, OvqState, setOvqCapacity } from './ovq/state.js';
 export type * from './ovq/types.js';
+export * from './parallel/index.js';
 export * from './stream/index.js';
 export { OvqInputError, resolveOvqConfig, validateSeq } from './validate.js';

@@ -1,9 +1,15 @@
 // The batched multi-head form of the chunked path. Layout (row-major, like the usual attention
 // tensors): q, k [batch, heads, seqLen, keyDim]; v and output [batch, heads, seqLen, valueDim];
-// head (b, h) is independent and its state/trace is entry b·heads + h. One workspace is reused by
-// every head, so working memory is that of a single head.
+// head (b, h) is independent and its state/trace is entry b·heads + h. β may differ per head.
+//
+// Every head is computed by `runBatchedHeads`, on this thread (one workspace reused by every head,
+// so working memory is that of a single head) or, with `options.pool`, on the pool's workers
+// (src/parallel/): each head wholly by one worker running the same code, so results are bit for
+// bit the same for every pool size and without a pool.
+
 import type { OvqState } from '../ovq/state.js';
-import type { OvqConfig, OvqTrace } from '../ovq/types.js';
+import type { OvqConfig, OvqTrace, ResolvedOvqConfig } from '../ovq/types.js';
+import { type OvqWorkerPool, runOnPool } from '../parallel/pool.js';
 import {
   OvqInputError,
   requireFiniteArray,
@@ -13,9 +19,9 @@ import {
 } from '../validate.js';
 import { BackwardScratch, backwardHead } from './backward.js';
 import {
+  type AbsorbTape,
   checkContinuable,
   checkOut,
-  createTape,
   forwardHead,
   rowsNeeded,
   traceFromTape,
@@ -35,15 +41,38 @@ export type BatchedSeq = {
   valueDim: number;
 };
 
+/**
+ * The batched config: an OvqConfig whose β is one number for every head, or a Float32Array of
+ * `heads` values (β[h], shared by the batch) or of `batch·heads` values (β[b·heads + h]).
+ */
+export type BatchedOvqConfig = Omit<OvqConfig, 'beta'> & { beta: number | Float32Array };
+
 export type BatchedForwardOptions = {
   /** Streams to continue, one per head (index b·heads + h); not modified. */
   states?: OvqState[];
   /** Preallocated output [batch, heads, seqLen, valueDim]; every element is written. */
   out?: Float32Array;
+  /** Run the heads on this pool's workers (createOvqWorkerPool); same results, bit for bit. */
+  pool?: OvqWorkerPool;
 };
 
 export type BatchedBackwardOptions = {
   out?: { dq?: Float32Array; dk?: Float32Array; dv?: Float32Array };
+  /** Run the heads on this pool's workers (createOvqWorkerPool); same results, bit for bit. */
+  pool?: OvqWorkerPool;
+};
+
+export type BatchedGradients = {
+  dq: Float32Array;
+  dk: Float32Array;
+  dv: Float32Array;
+  /** ∂L/∂β summed over every head (the gradient of a β shared by all heads). */
+  dbeta: number;
+  /** ∂L/∂β of each head, [batch·heads]. */
+  dbetaPerHead: Float64Array;
+  /** ∂L/∂config.beta in its shape: 1 value for a number, else one per entry of the Float32Array. */
+  dbetaConfig: Float64Array;
+  traces: OvqTrace[];
 };
 
 type BatchedDims = { heads: number; T: number; dk: number; dv: number };
@@ -67,17 +96,158 @@ function validateBatched(input: BatchedSeq): BatchedDims {
   return { heads: batch * heads, T, dk, dv };
 }
 
+/** Resolves the config and β of every head (b·heads + h). */
+function resolveBatchedConfig(
+  config: BatchedOvqConfig,
+  input: BatchedSeq,
+): { resolved: ResolvedOvqConfig; betas: Float64Array } {
+  const beta = (config as { beta?: unknown } | null)?.beta;
+  if (!(beta instanceof Float32Array)) {
+    const resolved = resolveOvqConfig(config as OvqConfig);
+    return { resolved, betas: new Float64Array(input.batch * input.heads).fill(resolved.beta) };
+  }
+  const { batch, heads } = input;
+  if (beta.length !== heads && beta.length !== batch * heads) {
+    throw new OvqInputError(
+      'config.beta',
+      `has ${beta.length} values; expected a number or a Float32Array of heads = ${heads} or batch*heads = ${batch * heads} values`,
+    );
+  }
+  for (let i = 0; i < beta.length; i++) {
+    if (!Number.isFinite(beta[i]) || beta[i] <= 0) {
+      throw new OvqInputError(
+        'config.beta',
+        `value at index ${i} is ${beta[i]}; expected finite numbers > 0`,
+      );
+    }
+  }
+  const resolved = resolveOvqConfig({ ...config, beta: beta[0] });
+  const betas = new Float64Array(batch * heads);
+  for (let bh = 0; bh < batch * heads; bh++) {
+    betas[bh] = beta.length === heads ? beta[bh % heads] : beta[bh];
+  }
+  return { resolved, betas };
+}
+
+/** Where a head's initial state comes from and where its final state goes (thread or worker). */
+export type HeadStates = {
+  load(h: number): OvqState | undefined;
+  store(h: number, ws: HeadWorkspace): void;
+};
+
+/**
+ * One batched call, as plain data: what `runBatchedHeads` needs on this thread or in a worker.
+ * Tapes: head h's absorb a is codes[(h·absorbsCap + a)·C …], sizeBefore[h·absorbsCap + a];
+ * absorbs[h] absorbs were made.
+ */
+export type BatchedJob = {
+  kind: 'forward' | 'backward';
+  config: ResolvedOvqConfig;
+  betas: Float64Array;
+  heads: number;
+  T: number;
+  dk: number;
+  dv: number;
+  rowsCap: number;
+  absorbsCap: number;
+  q: ArrayLike<number>;
+  k: ArrayLike<number>;
+  v: ArrayLike<number>;
+  /** Forward: output [heads, T, dv]. */
+  out: Float32Array | null;
+  /** Backward: dOutput and the gradients. */
+  dOutput: ArrayLike<number> | null;
+  dq: Float32Array | null;
+  dkOut: Float32Array | null;
+  dvOut: Float32Array | null;
+  dbeta: Float64Array | null;
+  codes: Int32Array;
+  sizeBefore: Int32Array;
+  absorbs: Int32Array;
+};
+
+/**
+ * Runs heads `next()`, `next()`, … (until it returns −1) of a job with one workspace. The single
+ * code path for every head, on this thread and in pool workers, which makes pool sizes agree.
+ */
+export function runBatchedHeads(job: BatchedJob, states: HeadStates, next: () => number): void {
+  const { config, T, dk, dv, rowsCap, absorbsCap } = job;
+  const C = config.chunkSize;
+  const ws = new HeadWorkspace(dk, dv, config, rowsCap);
+  const forward = job.kind === 'forward';
+  const scratch = forward
+    ? new ReadScratch(C, rowsCap, dk, dv)
+    : new BackwardScratch(C, rowsCap, dk, dv);
+  const seq = { q: job.q, k: job.k, v: job.v };
+  for (let h = next(); h >= 0; h = next()) {
+    const cfg = job.betas[h] === config.beta ? config : { ...config, beta: job.betas[h] };
+    const init = forward ? states.load(h) : undefined;
+    if (init) ws.load(init, cfg);
+    else ws.reset(cfg);
+    const absorbs = Math.floor(((forward ? ws.pendingCount : 0) + T) / C);
+    job.absorbs[h] = absorbs;
+    const tape: AbsorbTape = {
+      codes: job.codes.subarray(h * absorbsCap * C, (h * absorbsCap + absorbs) * C),
+      sizeBefore: job.sizeBefore.subarray(h * absorbsCap, h * absorbsCap + absorbs),
+    };
+    if (forward) {
+      forwardHead(ws, scratch, seq, h * T * dk, h * T * dv, T, job.out!, h * T * dv, tape);
+      states.store(h, ws);
+    } else {
+      const grads = { dq: job.dq!, dk: job.dkOut!, dv: job.dvOut! };
+      const d = backwardHead(
+        ws,
+        scratch as BackwardScratch,
+        seq,
+        job.dOutput!,
+        h * T * dk,
+        h * T * dv,
+        T,
+        grads,
+        tape,
+      );
+      job.dbeta![h] = d;
+    }
+  }
+}
+
+/** Head traces from a finished job's tapes. */
+function tracesOf(job: BatchedJob): OvqTrace[] {
+  const C = job.config.chunkSize;
+  const traces: OvqTrace[] = [];
+  for (let h = 0; h < job.heads; h++) {
+    const at = h * job.absorbsCap;
+    const n = job.absorbs[h];
+    traces.push(
+      traceFromTape(
+        {
+          codes: job.codes.subarray(at * C, (at + n) * C),
+          sizeBefore: job.sizeBefore.subarray(at, at + n),
+        },
+        C,
+      ),
+    );
+  }
+  return traces;
+}
+
+/** Runs a job on this thread, heads in order. */
+function runHere(job: BatchedJob, states: HeadStates): void {
+  let h = 0;
+  runBatchedHeads(job, states, () => (h < job.heads ? h++ : -1));
+}
+
 /**
  * OVQ-attention over every head of a batch on the chunked Float32 path: the same result as
- * calling `ovqAttention` on each head, with states/traces indexed b·heads + h.
+ * calling `ovqAttention` on each head (with that head's β), states/traces indexed b·heads + h.
  */
 export function ovqAttentionBatched(
   input: BatchedSeq,
-  config: OvqConfig,
+  config: BatchedOvqConfig,
   options: BatchedForwardOptions = {},
 ): { output: Float32Array; states: OvqState[]; traces: OvqTrace[] } {
-  const resolved = resolveOvqConfig(config);
   const { heads, T, dk, dv } = validateBatched(input);
+  const { resolved, betas } = resolveBatchedConfig(config, input);
   const output =
     options.out === undefined
       ? new Float32Array(heads * T * dv)
@@ -91,46 +261,57 @@ export function ovqAttentionBatched(
   }
   let rowsCap = 1;
   for (let h = 0; h < heads; h++) {
-    const state = init
-      ? checkContinuable(init[h], resolved, dk, dv, `options.states[${h}]`)
-      : undefined;
-    rowsCap = Math.max(rowsCap, rowsNeeded(resolved, T, state));
+    const cfg = { ...resolved, beta: betas[h] };
+    const state = init ? checkContinuable(init[h], cfg, dk, dv, `options.states[${h}]`) : undefined;
+    rowsCap = Math.max(rowsCap, rowsNeeded(cfg, T, state));
   }
   const C = resolved.chunkSize;
-  const ws = new HeadWorkspace(dk, dv, resolved, rowsCap);
-  const scratch = new ReadScratch(C, rowsCap, dk, dv);
-  const states: OvqState[] = [];
-  const traces: OvqTrace[] = [];
-  for (let h = 0; h < heads; h++) {
-    if (init) ws.load(init[h], resolved);
-    else ws.reset(resolved);
-    const tape = createTape(Math.floor((ws.pendingCount + T) / C), C);
-    forwardHead(ws, scratch, input, h * T * dk, h * T * dv, T, output, h * T * dv, tape);
-    states.push(ws.toState());
-    traces.push(traceFromTape(tape, C));
+  const absorbsCap = Math.floor((C - 1 + T) / C);
+  const job: BatchedJob = {
+    kind: 'forward',
+    config: resolved,
+    betas,
+    heads,
+    T,
+    dk,
+    dv,
+    rowsCap,
+    absorbsCap,
+    q: input.q,
+    k: input.k,
+    v: input.v,
+    out: output,
+    dOutput: null,
+    dq: null,
+    dkOut: null,
+    dvOut: null,
+    dbeta: null,
+    codes: new Int32Array(heads * absorbsCap * C),
+    sizeBefore: new Int32Array(heads * absorbsCap),
+    absorbs: new Int32Array(heads),
+  };
+  const states: OvqState[] = new Array(heads);
+  if (options.pool !== undefined) {
+    const result = runOnPool(options.pool, 'options.pool', job, init);
+    for (let h = 0; h < heads; h++) states[h] = result.states[h];
+  } else {
+    runHere(job, { load: (h) => init?.[h], store: (h, ws) => (states[h] = ws.toState()) });
   }
-  return { output, states, traces };
+  return { output, states, traces: tracesOf(job) };
 }
 
 /**
  * Gradients of L = Σ dOutput ⊙ output for `ovqAttentionBatched(input, config)` (empty initial
- * states). β is shared by all heads: `dbeta` is the total, `dbetaPerHead` its split.
+ * states): `dbetaPerHead` per head, `dbetaConfig` in config.beta's shape, `dbeta` their total.
  */
 export function ovqAttentionBatchedBackward(
   input: BatchedSeq,
-  config: OvqConfig,
+  config: BatchedOvqConfig,
   dOutput: ArrayLike<number>,
   options: BatchedBackwardOptions = {},
-): {
-  dq: Float32Array;
-  dk: Float32Array;
-  dv: Float32Array;
-  dbeta: number;
-  dbetaPerHead: Float64Array;
-  traces: OvqTrace[];
-} {
-  const resolved = resolveOvqConfig(config);
+): BatchedGradients {
   const { heads, T, dk, dv } = validateBatched(input);
+  const { resolved, betas } = resolveBatchedConfig(config, input);
   requireFiniteArray('dOutput', dOutput, heads * T * dv, 'batch*heads*seqLen*valueDim');
   const out = options.out ?? {};
   const nk = heads * T * dk;
@@ -150,28 +331,39 @@ export function ovqAttentionBatchedBackward(
         : checkOut(out.dv, nv, 'options.out.dv', 'batch*heads*seqLen*valueDim'),
   };
   const C = resolved.chunkSize;
-  const rowsCap = rowsNeeded(resolved, T);
-  const ws = new HeadWorkspace(dk, dv, resolved, rowsCap);
-  const scratch = new BackwardScratch(C, rowsCap, dk, dv);
+  const absorbsCap = Math.floor(T / C);
   const dbetaPerHead = new Float64Array(heads);
-  const traces: OvqTrace[] = [];
-  for (let h = 0; h < heads; h++) {
-    ws.reset(resolved);
-    const tape = createTape(Math.floor(T / C), C);
-    dbetaPerHead[h] = backwardHead(
-      ws,
-      scratch,
-      input,
-      dOutput,
-      h * T * dk,
-      h * T * dv,
-      T,
-      grads,
-      tape,
-    );
-    traces.push(traceFromTape(tape, C));
-  }
+  const job: BatchedJob = {
+    kind: 'backward',
+    config: resolved,
+    betas,
+    heads,
+    T,
+    dk,
+    dv,
+    rowsCap: rowsNeeded(resolved, T),
+    absorbsCap,
+    q: input.q,
+    k: input.k,
+    v: input.v,
+    out: null,
+    dOutput,
+    dq: grads.dq,
+    dkOut: grads.dk,
+    dvOut: grads.dv,
+    dbeta: dbetaPerHead,
+    codes: new Int32Array(heads * absorbsCap * C),
+    sizeBefore: new Int32Array(heads * absorbsCap),
+    absorbs: new Int32Array(heads),
+  };
+  const noStates: HeadStates = { load: () => undefined, store: () => {} };
+  if (options.pool !== undefined) runOnPool(options.pool, 'options.pool', job, undefined);
+  else runHere(job, noStates);
   let dbeta = 0;
   for (let h = 0; h < heads; h++) dbeta += dbetaPerHead[h];
-  return { ...grads, dbeta, dbetaPerHead, traces };
+  const beta = config.beta;
+  const width = beta instanceof Float32Array ? beta.length : 1;
+  const dbetaConfig = new Float64Array(width);
+  for (let h = 0; h < heads; h++) dbetaConfig[h % width] += dbetaPerHead[h];
+  return { ...grads, dbeta, dbetaPerHead, dbetaConfig, traces: tracesOf(job) };
 }

@@ -8,6 +8,8 @@ export {
 export {
   type BatchedBackwardOptions,
   type BatchedForwardOptions,
+  type BatchedGradients,
+  type BatchedOvqConfig,
   type BatchedSeq,
   ovqAttentionBatched,
   ovqAttentionBatchedBackward,

@@ -1,0 +1,185 @@
+// The worker pool: batched forward and backward give the same bytes for 1, 2 and 3 workers and
+// without a pool (per-head β included), inputs already in SharedArrayBuffers work in place, and
+// bad pools, failing and dying workers give clear errors instead of hanging.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BatchedSeq,
+  ovqAttention,
+  ovqAttentionBackward,
+  ovqAttentionBatched,
+  ovqAttentionBatchedBackward,
+} from '../src/chunked/index.js';
+import { createOvqWorkerPool, type OvqWorkerPool } from '../src/parallel/index.js';
+import { injectFault } from '../src/parallel/pool.js';
+import { createRng, poisoned, randn } from '../src/testing/index.js';
+import { OvqInputError } from '../src/validate.js';
+import { expectSameState } from './chunked-support.js';
+
+function randomBatch(seed: number, batch: number, heads: number, T: number, d: number): BatchedSeq {
+  const rng = createRng(seed);
+  const n = batch * heads * T * d;
+  return {
+    q: Float32Array.from(randn(rng, n)),
+    k: Float32Array.from(randn(rng, n)),
+    v: Float32Array.from(randn(rng, n)),
+    batch,
+    heads,
+    seqLen: T,
+    keyDim: d,
+    valueDim: d,
+  };
+}
+
+const bytesOf = (x: Float32Array | Float64Array) =>
+  Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('base64');
+
+let pools: OvqWorkerPool[] = [];
+
+// One pool first: from sources, its worker fills the transpile cache that the others then read.
+beforeAll(async () => {
+  pools = [await createOvqWorkerPool({ threads: 1 })];
+  pools.push(...(await Promise.all([2, 3].map((threads) => createOvqWorkerPool({ threads })))));
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.dispose()));
+});
+
+describe('createOvqWorkerPool', () => {
+  const x = randomBatch(5, 2, 3, 150, 8);
+  const beta = Float32Array.from([2.5, 4, 6]);
+  const cases = [
+    ['shared β', { chunkSize: 16, capacity: 20, beta: 3 }],
+    ['per-head β [heads]', { chunkSize: 16, capacity: 20, beta }],
+    [
+      'per-entry β [batch·heads], ema gaussian random',
+      {
+        chunkSize: 8,
+        capacity: 12,
+        beta: Float32Array.from([1, 2, 3, 4, 5, 6]),
+        read: 'gaussian',
+        update: { kind: 'ema', rate: 0.4 },
+        spawn: 'random',
+        seed: 3,
+      },
+    ],
+  ] as const;
+
+  for (const [name, config] of cases) {
+    it(`forward and backward are the same bytes for no pool and 1, 2, 3 workers (${name})`, () => {
+      const dOutput = Float32Array.from(randn(createRng(9), 6 * 150 * 8));
+      const ref = ovqAttentionBatched(x, config);
+      const refGrad = ovqAttentionBatchedBackward(x, config, dOutput);
+      for (const pool of pools) {
+        const out = poisoned(6 * 150 * 8);
+        const got = ovqAttentionBatched(x, config, { pool, out });
+        expect(got.output).toBe(out);
+        expect(bytesOf(got.output), `threads ${pool.threads}`).toBe(bytesOf(ref.output));
+        expect(got.traces).toEqual(ref.traces);
+        for (let h = 0; h < 6; h++) expectSameState(`head ${h}`, ref.states[h], got.states[h], 0);
+        const g = ovqAttentionBatchedBackward(x, config, dOutput, {
+          pool,
+          out: { dq: poisoned(6 * 1200), dk: poisoned(6 * 1200), dv: poisoned(6 * 1200) },
+        });
+        for (const key of ['dq', 'dk', 'dv', 'dbetaPerHead', 'dbetaConfig'] as const) {
+          expect(bytesOf(g[key]), `${key}, threads ${pool.threads}`).toBe(bytesOf(refGrad[key]));
+        }
+        expect(g.dbeta).toBe(refGrad.dbeta);
+        expect(g.traces).toEqual(refGrad.traces);
+      }
+    });
+  }
+
+  it('per-head β equals one-head calls with that β; dbetaConfig sums over the batch', () => {
+    const config = { chunkSize: 16, capacity: 20, beta };
+    const dOutput = Float32Array.from(randn(createRng(4), 6 * 150 * 8));
+    const got = ovqAttentionBatched(x, config, { pool: pools[1] });
+    const g = ovqAttentionBatchedBackward(x, config, dOutput, { pool: pools[1] });
+    const expected = new Float64Array(3);
+    for (let bh = 0; bh < 6; bh++) {
+      const part = (a: Float32Array | Float64Array) => a.slice(bh * 1200, (bh + 1) * 1200);
+      const seq = { q: part(x.q), k: part(x.k), v: part(x.v), seqLen: 150, keyDim: 8, valueDim: 8 };
+      const one = { chunkSize: 16, capacity: 20, beta: beta[bh % 3] };
+      const o = ovqAttention(seq, one);
+      expect(bytesOf(got.output.subarray(bh * 1200, (bh + 1) * 1200))).toBe(bytesOf(o.output));
+      const og = ovqAttentionBackward(seq, one, dOutput.subarray(bh * 1200, (bh + 1) * 1200));
+      expect(g.dbetaPerHead[bh]).toBe(og.dbeta);
+      expect(bytesOf(g.dq.subarray(bh * 1200, (bh + 1) * 1200))).toBe(bytesOf(og.dq));
+      expected[bh % 3] += og.dbeta;
+    }
+    expect(Array.from(g.dbetaConfig)).toEqual(Array.from(expected));
+  });
+
+  it('continues per-head states on the pool', () => {
+    const config = { chunkSize: 16, capacity: 20, beta };
+    const first = ovqAttentionBatched(x, config);
+    const a = ovqAttentionBatched(x, config, { states: first.states });
+    const b = ovqAttentionBatched(x, config, { states: first.states, pool: pools[2] });
+    expect(bytesOf(b.output)).toBe(bytesOf(a.output));
+    for (let h = 0; h < 6; h++) expectSameState(`head ${h}`, a.states[h], b.states[h], 0);
+  });
+
+  it('works on SharedArrayBuffer-backed inputs and outputs in place', () => {
+    const config = { chunkSize: 16, capacity: 20, beta: 2 };
+    const share = (a: Float32Array | Float64Array) => {
+      const s = new Float32Array(new SharedArrayBuffer(a.length * 4));
+      s.set(a);
+      return s;
+    };
+    const xs = { ...x, q: share(x.q), k: share(x.k), v: share(x.v) };
+    const out = share(poisoned(6 * 1200));
+    const got = ovqAttentionBatched(xs, config, { pool: pools[1], out });
+    expect(got.output).toBe(out);
+    expect(bytesOf(out)).toBe(bytesOf(ovqAttentionBatched(x, config).output));
+  });
+
+  it('rejects bad β, a fake pool and a disposed pool, naming the argument', async () => {
+    const config = { chunkSize: 16, capacity: 20, beta: 2 };
+    expect(() =>
+      ovqAttentionBatched(x, { ...config, beta: Float32Array.from([1, 2]) }, { pool: pools[0] }),
+    ).toThrow(/config.beta: has 2 values; expected a number or a Float32Array of heads = 3/);
+    expect(() => ovqAttentionBatched(x, { ...config, beta: Float32Array.from([1, 0, 2]) })).toThrow(
+      /config.beta: value at index 1 is 0/,
+    );
+    const fake = { threads: 2, disposed: false, dispose: async () => {} };
+    expect(() => ovqAttentionBatched(x, config, { pool: fake })).toThrow(OvqInputError);
+    expect(() =>
+      ovqAttentionBatchedBackward(x, config, new Float32Array(7200), { pool: fake }),
+    ).toThrow(/options.pool: expected a pool made by createOvqWorkerPool of this copy/);
+    const pool = await createOvqWorkerPool({ threads: 1 });
+    await pool.dispose();
+    expect(pool.disposed).toBe(true);
+    expect(() => ovqAttentionBatched(x, config, { pool })).toThrow(
+      /options.pool: the pool is disposed/,
+    );
+    await expect(createOvqWorkerPool({ threads: 0 })).rejects.toThrow(
+      /options.threads: got 0; expected a positive integer/,
+    );
+  });
+
+  it('a worker that throws fails the call with its error, and the pool stays usable', () => {
+    const config = { chunkSize: 16, capacity: 20, beta: 2 };
+    const pool = pools[1];
+    injectFault(pool, 'throw');
+    expect(() => ovqAttentionBatched(x, config, { pool })).toThrow(
+      /@ovq\/core worker pool: worker \d failed on head 0: Error: injected fault/,
+    );
+    expect(pool.disposed).toBe(false);
+    const again = ovqAttentionBatched(x, config, { pool });
+    expect(bytesOf(again.output)).toBe(bytesOf(ovqAttentionBatched(x, config).output));
+  });
+
+  it('a worker that dies fails the call (no hang) and the pool refuses later calls', async () => {
+    const config = { chunkSize: 16, capacity: 20, beta: 2 };
+    const pool = await createOvqWorkerPool({ threads: 2 });
+    injectFault(pool, 'exit');
+    expect(() => ovqAttentionBatched(x, config, { pool })).toThrow(
+      /worker \d exited with code 3 during the call/,
+    );
+    expect(pool.disposed).toBe(true);
+    expect(() => ovqAttentionBatched(x, config, { pool })).toThrow(
+      /options.pool: the pool is unusable \(worker \d exited with code 3 during the call\)/,
+    );
+    await pool.dispose();
+  });
+});
