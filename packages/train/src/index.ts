@@ -1,9 +1,11 @@
 // @ovq/train: tasks, hybrid models and the training loop for OVQ-attention experiments.
 export * from './checkpoint/checkpoint.js';
+export * from './checkpoint/crc32.js';
 export * from './loop/loss.js';
 export * from './loop/sample.js';
 export * from './loop/task-spec.js';
 export * from './loop/train.js';
+export * from './loop/validate.js';
 export * from './model/decoder.js';
 export * from './model/mixers.js';
 export * from './model/tfjs-mixers.js';

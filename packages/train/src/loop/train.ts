@@ -1,8 +1,16 @@
 // The training loop: AdamW with warm-up + cosine, global-norm clipping, periodic evaluation at
-// the training length and longer ones, atomic versioned checkpoints, JSONL metrics, and resume
-// that continues bit-identically (batches are a pure function of the seed and the step).
+// the training length and longer ones, atomic checksummed checkpoints, JSONL metrics (each step
+// once, however often a run resumes), resume that continues bit-identically (batches are a pure
+// function of the seed and the step), steps with a non-finite gradient skipped rather than
+// applied, and a clean stop (checkpoint included) when the caller's AbortSignal fires.
 import * as tf from '@tensorflow/tfjs-core';
-import { decodeCheckpoint, encodeCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
+import {
+  decodeCheckpoint,
+  encodeCheckpoint,
+  readCheckpointFile,
+  removeStaleTemporaries,
+  writeFileAtomic,
+} from '../checkpoint/checkpoint.js';
 import {
   Decoder,
   type LayerHealth,
@@ -14,7 +22,8 @@ import { maskedMse, tokenAccuracy } from '../tasks/metrics.js';
 import { itemSeed } from '../tasks/random.js';
 import type { Batch, Task } from '../tasks/types.js';
 import { batchInputs, batchLoss } from './loss.js';
-import { createTasks, createTasksSync, type TaskSpec, taskShape } from './task-spec.js';
+import { createTasks, type TaskSpec, taskShape } from './task-spec.js';
+import { validateTrainConfig } from './validate.js';
 
 export type TrainConfig = {
   task: TaskSpec;
@@ -69,21 +78,50 @@ export type TrainEvent =
       loss: number;
       lr: number;
       gradNorm: number;
+      /** True when the gradient norm or loss was not finite and the update was skipped. */
+      skipped: boolean;
+      /** Skipped steps so far in this run (resumed runs count from the resume). */
+      skippedSteps: number;
       tokensPerSecond: number;
       elapsed: number;
     }
-  | { type: 'eval'; results: EvalResult[] }
-  | { type: 'checkpoint'; path: string; step: number };
+  | { type: 'eval'; step: number; results: EvalResult[] }
+  | { type: 'checkpoint'; path: string; step: number }
+  | { type: 'interrupted'; step: number };
 
 export type TrainOptions = {
   createMixer: MixerFactory;
   checkpointPath?: string;
   resume?: boolean;
+  /** JSONL log; emptied when a run starts, cut back to the checkpoint's step when it resumes. */
   metricsPath?: string;
   onEvent?: (event: TrainEvent) => void;
+  /**
+   * Called once the run is accepted (config valid, checkpoint restored when resuming) and before
+   * anything is written: the place to write a run's own files.
+   */
+  onStart?: (info: { step: number }) => void | Promise<void>;
+  /** When it fires, the step in flight finishes, a checkpoint is written and train returns. */
+  signal?: AbortSignal;
+  /** Checkpoint every K steps (default: config.evalEvery); the last step is always saved. */
+  checkpointEvery?: number;
+  /** Stop with an error after this many skipped (non-finite) steps in a row. Default 10. */
+  maxNonFiniteSteps?: number;
 };
 
-export type TrainResult = { model: Decoder; evals: EvalResult[]; finalLoss: number; steps: number };
+export type TrainResult = {
+  model: Decoder;
+  evals: EvalResult[];
+  finalLoss: number;
+  /** The step reached: config.steps, or fewer when the signal stopped the run. */
+  steps: number;
+  /** True when options.signal stopped the run early. */
+  interrupted: boolean;
+  /** Steps whose update was skipped because the gradient norm or loss was not finite. */
+  skippedSteps: number;
+};
+
+export const DEFAULT_MAX_NON_FINITE_STEPS = 10;
 
 const EVAL_SEED = 0x0e7a1;
 
@@ -148,6 +186,12 @@ export async function evaluate(
 
 export async function train(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
   validateTrainConfig(config);
+  const checkpointEvery = options.checkpointEvery ?? config.evalEvery;
+  const maxNonFinite = options.maxNonFiniteSteps ?? DEFAULT_MAX_NON_FINITE_STEPS;
+  if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1)
+    throw new Error(`checkpointEvery: got ${checkpointEvery}; expected a positive integer`);
+  if (!Number.isInteger(maxNonFinite) || maxNonFinite < 1)
+    throw new Error(`maxNonFiniteSteps: got ${maxNonFinite}; expected a positive integer`);
   const tasks = await createTasks(config.task);
   const model = new Decoder(
     { ...config.model, ...taskShape(config.task), seed: config.seed },
@@ -156,9 +200,22 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   model.build(Math.min(config.seqLen, 16));
   const optimizer = new AdamW({ weightDecay: config.weightDecay });
   let start = 0;
-  if (options.resume && options.checkpointPath)
+  if (options.resume) {
+    if (!options.checkpointPath) throw new Error('resume: needs checkpointPath');
     start = await restore(options.checkpointPath, model, optimizer, config);
-  const { appendFile } = await import('node:fs/promises');
+  }
+  // The run is accepted: from here on files may be written.
+  await options.onStart?.({ step: start });
+  const { appendFile, mkdir } = await import('node:fs/promises');
+  const { dirname } = await import('node:path');
+  if (options.checkpointPath) {
+    await mkdir(dirname(options.checkpointPath), { recursive: true });
+    await removeStaleTemporaries(options.checkpointPath);
+  }
+  if (options.metricsPath) {
+    await mkdir(dirname(options.metricsPath), { recursive: true });
+    await truncateMetrics(options.metricsPath, start);
+  }
   const log = async (record: object) => {
     if (options.metricsPath) await appendFile(options.metricsPath, `${JSON.stringify(record)}\n`);
   };
@@ -167,6 +224,10 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   const varList = [...model.variables.values()];
   const began = performance.now();
   let finalLoss = Number.NaN;
+  let skippedSteps = 0;
+  let skippedInARow = 0;
+  let reached = start;
+  let interrupted = false;
   for (let step = start; step < config.steps; step++) {
     const t0 = performance.now();
     const batch = tasks.train.sample(config.batchSize, config.seqLen, itemSeed(config.seed, step));
@@ -176,28 +237,44 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
     );
     const named = new Map(Object.entries(grads).map(([k, g]) => [names.get(k) ?? k, g]));
     const gradNorm = await clipByGlobalNorm(named, config.clip);
-    const lr = learningRate(step, config.lr, config.warmup, config.steps);
-    optimizer.apply(model.variables, named, lr);
-    for (const g of named.values()) g.dispose();
-    finalLoss = (await value.data())[0];
+    const loss = (await value.data())[0];
     value.dispose();
-    if (!Number.isFinite(finalLoss))
-      throw new Error(
-        `training diverged at step ${step}: loss ${finalLoss}; lower lr (${config.lr})`,
-      );
+    const lr = learningRate(step, config.lr, config.warmup, config.steps);
+    // A non-finite norm or loss means some gradient is NaN/Inf: applying it (even partly) would
+    // poison the weights and the AdamW moments, so the whole update is skipped.
+    const skipped = !Number.isFinite(gradNorm) || !Number.isFinite(loss);
+    if (skipped) {
+      skippedSteps += 1;
+      skippedInARow += 1;
+    } else {
+      skippedInARow = 0;
+      optimizer.apply(model.variables, named, lr);
+      finalLoss = loss;
+    }
+    for (const g of named.values()) g.dispose();
     const seconds = (performance.now() - t0) / 1000;
     const event = {
       type: 'step' as const,
       step: step + 1,
       steps: config.steps,
-      loss: finalLoss,
+      loss,
       lr,
       gradNorm,
+      skipped,
+      skippedSteps,
       tokensPerSecond: (config.batchSize * config.seqLen) / seconds,
       elapsed: (performance.now() - began) / 1000,
     };
     options.onEvent?.(event);
     await log(event);
+    reached = step + 1;
+    if (skippedInARow >= maxNonFinite) {
+      optimizer.dispose();
+      model.dispose();
+      throw new Error(
+        `training stopped at step ${step + 1}: ${skippedInARow} steps in a row had a non-finite gradient norm or loss (last: norm ${gradNorm}, loss ${loss}); their updates were skipped and the last checkpoint is untouched. Lower lr (${config.lr}) or clip (${config.clip}).`,
+      );
+    }
     const last = step + 1 === config.steps;
     if ((step + 1) % config.evalEvery === 0 || last) {
       const results: EvalResult[] = [];
@@ -214,16 +291,62 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
         );
       }
       evals.push(...results);
-      options.onEvent?.({ type: 'eval', results });
-      await log({ type: 'eval', results: results.map(({ byPosition: _, ...r }) => r) });
-      if (options.checkpointPath) {
-        await saveCheckpoint(options.checkpointPath, model, optimizer, config, step + 1);
-        options.onEvent?.({ type: 'checkpoint', path: options.checkpointPath, step: step + 1 });
-      }
+      options.onEvent?.({ type: 'eval', step: step + 1, results });
+      await log({
+        type: 'eval',
+        step: step + 1,
+        results: results.map(({ byPosition: _, ...r }) => r),
+      });
+    }
+    interrupted = options.signal?.aborted === true && !last;
+    if (options.checkpointPath && ((step + 1) % checkpointEvery === 0 || last || interrupted)) {
+      await saveCheckpoint(options.checkpointPath, model, optimizer, config, step + 1);
+      options.onEvent?.({ type: 'checkpoint', path: options.checkpointPath, step: step + 1 });
+    }
+    if (interrupted) {
+      options.onEvent?.({ type: 'interrupted', step: step + 1 });
+      await log({ type: 'interrupted', step: step + 1 });
+      break;
     }
   }
   optimizer.dispose();
-  return { model, evals, finalLoss, steps: config.steps };
+  return { model, evals, finalLoss, steps: reached, interrupted, skippedSteps };
+}
+
+/** Step of a metrics record (steps, evaluations and interruptions all carry one). */
+function recordStep(line: string): number | undefined {
+  try {
+    const r = JSON.parse(line);
+    if (Number.isInteger(r.step)) return r.step;
+    // Evaluations written before records carried a top-level step.
+    if (Number.isInteger(r.results?.[0]?.step)) return r.results[0].step;
+  } catch {
+    // A line cut short by a kill: dropped.
+  }
+  return undefined;
+}
+
+/**
+ * Keeps the records of steps ≤ `step` (none for a fresh run), so steps redone after a resume are
+ * logged once. Rewritten atomically: a kill here leaves the old log.
+ */
+async function truncateMetrics(path: string, step: number): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  let text = '';
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    // No log yet.
+  }
+  const kept =
+    step === 0
+      ? []
+      : text.split('\n').filter((l) => {
+          const s = l.trim() === '' ? undefined : recordStep(l);
+          return s !== undefined && s <= step;
+        });
+  const next = kept.map((l) => `${l}\n`).join('');
+  if (next !== text) await writeFileAtomic(path, new TextEncoder().encode(next));
 }
 
 export async function saveCheckpoint(
@@ -251,12 +374,24 @@ async function restore(
   optimizer: AdamW,
   config: TrainConfig,
 ): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const c = decodeCheckpoint(new Uint8Array(await readFile(path)), path);
-  const saved = JSON.stringify({ ...(c.config as TrainConfig), steps: 0 });
-  if (saved !== JSON.stringify({ ...config, steps: 0 })) {
+  const c = decodeCheckpoint(await readCheckpointFile(path), path);
+  const saved = c.config as TrainConfig;
+  const differing = [...new Set([...Object.keys(saved ?? {}), ...Object.keys(config)])].filter(
+    (k) =>
+      k !== 'steps' &&
+      JSON.stringify((saved as Record<string, unknown>)?.[k]) !==
+        JSON.stringify((config as Record<string, unknown>)[k]),
+  );
+  if (differing.length > 0) {
+    for (const t of [...c.weights.values(), ...c.m.values(), ...c.v.values()]) t.dispose();
     throw new Error(
-      `${path}: checkpoint config differs from this run's (only "steps" may change when resuming)`,
+      `${path}: checkpoint config differs from this run's in ${differing.join(', ')} (only "steps" may change when resuming)`,
+    );
+  }
+  if (c.step > config.steps) {
+    for (const t of [...c.weights.values(), ...c.m.values(), ...c.v.values()]) t.dispose();
+    throw new Error(
+      `${path}: checkpoint is at step ${c.step}, past this run's steps = ${config.steps}`,
     );
   }
   for (const [name, variable] of model.variables) {
@@ -271,53 +406,12 @@ async function restore(
   return c.step;
 }
 
-/** Rejects a bad config before any work, naming the field and what to change. */
-export function validateTrainConfig(c: TrainConfig): void {
-  const positiveInt = [
-    'seqLen',
-    'batchSize',
-    'steps',
-    'evalEvery',
-    'evalBatches',
-    'evalBatchSize',
-  ] as const;
-  for (const key of positiveInt) {
-    if (!Number.isInteger(c[key]) || c[key] <= 0)
-      throw new Error(`${key}: got ${c[key]}; expected a positive integer`);
-  }
-  if (!(c.lr > 0)) throw new Error(`lr: got ${c.lr}; expected a positive learning rate`);
-  if (!Number.isInteger(c.warmup) || c.warmup < 0)
-    throw new Error(`warmup: got ${c.warmup}; expected a non-negative integer`);
-  if (!(c.clip > 0))
-    throw new Error(`clip: got ${c.clip}; expected a positive gradient-norm limit`);
-  if (!Array.isArray(c.evalLengths) || c.evalLengths.some((m) => !Number.isInteger(m) || m < 1)) {
-    throw new Error(
-      `evalLengths: got ${JSON.stringify(c.evalLengths)}; expected multiples of seqLen such as [1, 4, 8]`,
-    );
-  }
-  // Tasks check their own length constraints (e.g. MQAR needs an even length ≥ 4·pairs): try
-  // each training and evaluation length once now rather than fail mid-run.
-  if (c.task.name !== 'byte-lm') {
-    const task = createTasksSync(c.task);
-    for (const m of [1, ...c.evalLengths]) task.sample(1, c.seqLen * m, 0);
-  }
-}
-
 /** Rebuilds the model a checkpoint was trained with and loads its weights (for eval and sampling). */
 export async function loadTrainedModel(
   path: string,
   createMixer: MixerFactory,
 ): Promise<{ model: Decoder; config: TrainConfig; step: number }> {
-  const { readFile } = await import('node:fs/promises');
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await readFile(path));
-  } catch {
-    throw new Error(
-      `checkpoint: cannot read ${path}; pass the ckpt.bin written by "ovq-train run"`,
-    );
-  }
-  const c = decodeCheckpoint(bytes, path);
+  const c = decodeCheckpoint(await readCheckpointFile(path), path);
   const config = c.config as TrainConfig;
   validateTrainConfig(config);
   const model = new Decoder(
