@@ -10,6 +10,7 @@ export { mulberry32Step } from './ovq/rng.js';
 export {
   deserializeOvqState,
   OVQ_STATE_FORMAT_VERSION,
+  OVQ_STATE_MAX_PENDING_VALUES,
   serializeOvqState,
 } from './ovq/serialize.js';
 export { createOvqState, OvqState, setOvqCapacity } from './ovq/state.js';

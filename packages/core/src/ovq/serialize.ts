@@ -3,7 +3,7 @@
 // float64 payload (counts, centroid keys, centroid values, pending keys, pending values), little-endian.
 import { OvqInputError, resolveOvqConfig } from '../validate.js';
 import { OvqState } from './state.js';
-import type { OvqConfig } from './types.js';
+import type { OvqConfig, ResolvedOvqConfig } from './types.js';
 
 const MAGIC = 0x5351564f; // "OVQS" read as a little-endian u32
 export const OVQ_STATE_FORMAT_VERSION = 1;
@@ -59,8 +59,27 @@ function fail(message: string): never {
 }
 
 /**
+ * Largest pending buffer (chunkSize·(keyDim + valueDim) float64 values, 256 MiB) a blob may ask
+ * for: the pending buffer is allocated at full chunk size whatever the payload holds, so this is
+ * the only size the byte length does not bound.
+ */
+export const OVQ_STATE_MAX_PENDING_VALUES = 2 ** 25;
+
+/** A header integer field: a number, an integer, within [min, max]. */
+function headerInteger(header: Record<string, unknown>, name: string, min: number, max: number) {
+  const value = header[name];
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(`header.${name} is ${JSON.stringify(value)}; expected an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+/**
  * Restores a state saved by `serializeOvqState`. With `expected`, also checks that it belongs to
  * a stream of those dimensions (and, if given, that config), so a wrong file fails loudly.
+ * Untrusted bytes are safe: the header is validated and every size bounded (by the byte length,
+ * or by OVQ_STATE_MAX_PENDING_VALUES for the pending buffer) before anything is allocated; any
+ * inconsistency is an OvqInputError naming the field.
  */
 export function deserializeOvqState(
   bytes: Uint8Array,
@@ -75,32 +94,42 @@ export function deserializeOvqState(
     fail(`format version ${version}; this build reads version ${OVQ_STATE_FORMAT_VERSION}`);
   }
   const headerLength = view.getUint32(8, true);
-  if (12 + headerLength > bytes.length) fail('header runs past the end of the data');
-  let header: Header;
+  if (headerLength > bytes.length - 12) {
+    fail(`header length ${headerLength} runs past the end of the ${bytes.length} bytes`);
+  }
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)));
+    parsed = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(12, 12 + headerLength)),
+    );
   } catch {
-    fail('header is not valid JSON');
+    fail('header is not valid UTF-8 JSON');
   }
-  const config = resolveOvqConfig(header.config);
-  const state = new OvqState(header.keyDim, header.valueDim, config);
-  const { keyDim, valueDim, size, tokensSeen, pendingCount, rngState } = header;
-  for (const [name, value] of Object.entries({
-    keyDim,
-    valueDim,
-    size,
-    tokensSeen,
-    pendingCount,
-    rngState,
-  })) {
-    if (!Number.isInteger(value) || value < 0)
-      fail(`header.${name} is ${value}; expected a non-negative integer`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    fail(`header is ${JSON.stringify(parsed)}; expected an object`);
   }
-  if (keyDim === 0 || valueDim === 0) fail('header dims must be positive');
-  if (pendingCount >= config.chunkSize)
-    fail(`pendingCount ${pendingCount} must be < chunkSize ${config.chunkSize}`);
-  if (size > tokensSeen - pendingCount)
-    fail(`size ${size} exceeds the ${tokensSeen - pendingCount} absorbed tokens`);
+  const header = parsed as Record<string, unknown>;
+  const keyDim = headerInteger(header, 'keyDim', 1, Number.MAX_SAFE_INTEGER);
+  const valueDim = headerInteger(header, 'valueDim', 1, Number.MAX_SAFE_INTEGER);
+  const tokensSeen = headerInteger(header, 'tokensSeen', 0, Number.MAX_SAFE_INTEGER);
+  const pendingCount = headerInteger(header, 'pendingCount', 0, tokensSeen);
+  const size = headerInteger(header, 'size', 0, tokensSeen - pendingCount);
+  const rngState = headerInteger(header, 'rngState', 0, 0xffffffff);
+  let config: ResolvedOvqConfig;
+  try {
+    config = resolveOvqConfig(header.config as OvqConfig);
+  } catch (error) {
+    if (!(error instanceof OvqInputError)) throw error;
+    fail(`header.${error.message}`);
+  }
+  if (pendingCount >= config.chunkSize) {
+    fail(`header.pendingCount ${pendingCount} must be < chunkSize ${config.chunkSize}`);
+  }
+  if (config.chunkSize * (keyDim + valueDim) > OVQ_STATE_MAX_PENDING_VALUES) {
+    fail(
+      `header.config.chunkSize ${config.chunkSize} with keyDim ${keyDim} and valueDim ${valueDim} asks for a pending buffer of more than ${OVQ_STATE_MAX_PENDING_VALUES} values`,
+    );
+  }
   if (expected.keyDim !== undefined && expected.keyDim !== keyDim) {
     throw new OvqInputError(
       'expected.keyDim',
@@ -125,33 +154,47 @@ export function deserializeOvqState(
       }
     }
   }
+  // The payload's length bounds every row allocation: sizes that disagree with it stop here.
   const payloadStart = Math.ceil((12 + headerLength) / 8) * 8;
   const payloadLength = size * (1 + keyDim + valueDim) + pendingCount * (keyDim + valueDim);
   if (bytes.length !== payloadStart + payloadLength * 8) {
-    fail(`has ${bytes.length} bytes; expected ${payloadStart + payloadLength * 8} for this header`);
+    fail(
+      `has ${bytes.length} bytes; expected ${payloadStart + payloadLength * 8} for header.size ${size}, header.pendingCount ${pendingCount}, keyDim ${keyDim} and valueDim ${valueDim}`,
+    );
   }
   let at = payloadStart;
-  const read = (): number => {
+  const read = (field: string, index: number): number => {
     const x = view.getFloat64(at, true);
     at += 8;
-    if (!Number.isFinite(x)) fail(`non-finite value at byte ${at - 8}`);
+    if (!Number.isFinite(x)) fail(`non-finite value ${x} at ${field}[${index}] (byte ${at - 8})`);
     return x;
   };
+  let countSum = 0;
+  for (let i = 0; i < size; i++) {
+    const c = view.getFloat64(payloadStart + i * 8, true);
+    if (!(Number.isInteger(c) && c >= 1)) fail(`counts[${i}] is ${c}; counts are integers ≥ 1`);
+    countSum += c;
+  }
+  if (countSum !== tokensSeen - pendingCount) {
+    fail(
+      `counts sum to ${countSum}; header.tokensSeen − header.pendingCount = ${tokensSeen - pendingCount} tokens were absorbed`,
+    );
+  }
+  const state = new OvqState(keyDim, valueDim, config);
   state.reserve(size);
   state.size = size;
   const counts = state.counts;
-  for (let i = 0; i < size; i++) {
-    counts[i] = read();
-    if (counts[i] < 1) fail(`count of row ${i} is ${counts[i]}; counts are ≥ 1`);
-  }
+  for (let i = 0; i < size; i++) counts[i] = read('counts', i);
   const keys = state.centroidKeys;
-  for (let i = 0; i < keys.length; i++) keys[i] = read();
+  for (let i = 0; i < keys.length; i++) keys[i] = read('centroidKeys', i);
   const values = state.centroidValues;
-  for (let i = 0; i < values.length; i++) values[i] = read();
-  for (let i = 0; i < pendingCount * keyDim; i++) state.pendingKeys[i] = read();
-  for (let i = 0; i < pendingCount * valueDim; i++) state.pendingValues[i] = read();
+  for (let i = 0; i < values.length; i++) values[i] = read('centroidValues', i);
+  for (let i = 0; i < pendingCount * keyDim; i++) state.pendingKeys[i] = read('pendingKeys', i);
+  for (let i = 0; i < pendingCount * valueDim; i++) {
+    state.pendingValues[i] = read('pendingValues', i);
+  }
   state.tokensSeen = tokensSeen;
   state.pendingCount = pendingCount;
-  state.rngState = rngState >>> 0;
+  state.rngState = rngState;
   return state;
 }
