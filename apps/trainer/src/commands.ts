@@ -1,4 +1,5 @@
 // The work behind each ovq-train command.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   createTasks,
@@ -11,7 +12,10 @@ import {
 } from '@ovq/train';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from './backend.js';
+import { BACKENDS, type RunFlags } from './config.js';
+import { choiceFlag, integerFlag, integerListFlag, numberFlag, UsageError } from './flags.js';
 import type { Progress } from './progress.js';
+import { RUN_FILES } from './run-folder.js';
 
 /** One evaluation as text: loss and metric, accuracy by position quarter, OVQ dictionary health. */
 export function describeEval(r: EvalResult): string {
@@ -39,35 +43,84 @@ export function describeEval(r: EvalResult): string {
   return lines.join('\n');
 }
 
+/**
+ * Trains into `out`. SIGINT/SIGTERM finish the step in flight, write a checkpoint and resolve to
+ * 130; a second signal exits at once (the last checkpoint is intact: writes are atomic).
+ */
 export async function runTraining(
   config: TrainConfig,
   backend: string,
   out: string,
-  resume: boolean,
+  flags: RunFlags,
+  prepare: (config: TrainConfig) => Promise<void>,
   progress: Progress,
-) {
+): Promise<number> {
+  const checkpointEvery = integerFlag('checkpoint-every', flags['checkpoint-every'], 1);
+  const maxNonFiniteSteps = integerFlag('max-nonfinite', flags['max-nonfinite'], 1);
   const active = await useBackend(backend);
-  progress.message(
-    `training ${config.model.mixers} × ${config.model.layers} layers on ${config.task.name} (backend ${active}) → ${out}`,
-  );
-  const result = await train(config, {
-    createMixer: createTfjsMixer,
-    checkpointPath: join(out, 'ckpt.bin'),
-    metricsPath: join(out, 'metrics.jsonl'),
-    resume,
-    onEvent: (e) => {
-      if (e.type === 'step') progress.step(e);
-      else if (e.type === 'eval')
-        progress.message(
-          `eval @ step ${e.results[0].step}\n${e.results.map(describeEval).join('\n')}`,
-        );
-    },
-  });
-  const sizes = result.model.stateSize(config.seqLen);
-  progress.message(
-    `state numbers per layer at T=${config.seqLen}: ${sizes.map((s, l) => `${result.model.kinds[l]}=${s}`).join(', ')}`,
-  );
-  result.model.dispose();
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`ovq-train: second ${signal}: exiting without a new checkpoint\n`);
+      process.exit(130);
+    }
+    process.stderr.write(
+      `ovq-train: ${signal}: finishing the current step and writing a checkpoint (send it again to exit at once)\n`,
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    progress.message(
+      `training ${config.model.mixers} × ${config.model.layers} layers on ${config.task.name} (backend ${active}) → ${out}`,
+    );
+    const checkpointPath = join(out, RUN_FILES.checkpoint);
+    const result = await train(config, {
+      createMixer: createTfjsMixer,
+      checkpointPath,
+      metricsPath: join(out, RUN_FILES.metrics),
+      resume: Boolean(flags.resume),
+      signal: controller.signal,
+      checkpointEvery,
+      maxNonFiniteSteps,
+      onStart: () => prepare(config),
+      onEvent: (e) => {
+        if (e.type === 'step') {
+          progress.step(e);
+          if (e.skipped)
+            progress.message(
+              `step ${e.step}: non-finite gradient norm or loss, update skipped (${e.skippedSteps} so far)`,
+            );
+        } else if (e.type === 'eval')
+          progress.message(`eval @ step ${e.step}\n${e.results.map(describeEval).join('\n')}`);
+      },
+    });
+    if (result.interrupted) {
+      progress.message(
+        `interrupted at step ${result.steps}/${config.steps}; checkpoint written to ${checkpointPath}. Continue with: ovq-train run --out ${out} --resume`,
+      );
+      result.model.dispose();
+      return 130;
+    }
+    const sizes = result.model.stateSize(config.seqLen);
+    progress.message(
+      `state numbers per layer at T=${config.seqLen}: ${sizes.map((s, l) => `${result.model.kinds[l]}=${s}`).join(', ')}`,
+    );
+    result.model.dispose();
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** A missing --checkpoint is a usage error; a corrupt one fails later, when it is verified. */
+function requireCheckpointFile(path: string): void {
+  if (!existsSync(path))
+    throw new UsageError(
+      `--checkpoint: ${path} does not exist; pass the ckpt.bin written by "ovq-train run"`,
+    );
 }
 
 export async function runEval(
@@ -75,10 +128,12 @@ export async function runEval(
   flags: { lengths?: string; batches?: string; backend?: string },
   progress: Progress,
 ) {
-  await useBackend(flags.backend ?? 'cpu');
+  const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 8];
+  const batches = integerFlag('batches', flags.batches, 1) ?? 4;
+  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? 'cpu';
+  requireCheckpointFile(checkpoint);
+  await useBackend(backend);
   const { model, config, step } = await loadTrainedModel(checkpoint, createTfjsMixer);
-  const lengths = (flags.lengths ?? '1,4,8').split(',').map(Number);
-  const batches = Number(flags.batches ?? 4);
   const { evaluation } = await createTasks(config.task);
   progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on ${config.task.name}`);
   for (const m of lengths) {
@@ -102,18 +157,28 @@ export async function runSample(
   },
   progress: Progress,
 ) {
-  await useBackend(flags.backend ?? 'cpu');
+  const tokens = integerFlag('tokens', flags.tokens, 1) ?? 200;
+  const temperature = numberFlag('temperature', flags.temperature, 0, true) ?? 0.8;
+  const seed = integerFlag('seed', flags.seed, 0) ?? 0;
+  const prompt = flags.prompt ?? 'The ';
+  if (prompt.length === 0)
+    throw new UsageError('--prompt: empty; give at least one character to continue');
+  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? 'cpu';
+  requireCheckpointFile(checkpoint);
+  await useBackend(backend);
   const { model, config } = await loadTrainedModel(checkpoint, createTfjsMixer);
-  if (config.task.name !== 'byte-lm')
-    throw new Error(
+  if (config.task.name !== 'byte-lm') {
+    model.dispose();
+    throw new UsageError(
       `--checkpoint: sampling needs a byte-lm model; this one was trained on ${config.task.name}`,
     );
+  }
   const { sampleBytes } = await import('@ovq/train');
   const text = await sampleBytes(model, {
-    prompt: new TextEncoder().encode(flags.prompt ?? 'The '),
-    tokens: Number(flags.tokens ?? 200),
-    temperature: Number(flags.temperature ?? 0.8),
-    seed: Number(flags.seed ?? 0),
+    prompt: new TextEncoder().encode(prompt),
+    tokens,
+    temperature,
+    seed,
   });
   progress.message(new TextDecoder().decode(text));
   model.dispose();

@@ -1,14 +1,25 @@
 // Command-line flags and JSON config files → a validated TrainConfig. Everything that can be
-// wrong is checked here, before any training starts, with a message that says what to change.
+// wrong is checked here, before any training starts and before any file is written, with a
+// message that names the flag (or config key) and says what to change.
 import { existsSync, readFileSync } from 'node:fs';
 import {
+  checkTrainConfigKeys,
   DEFAULT_TRAIN_CONFIG,
   mixerSchedule,
   TASK_NAMES,
   type TaskSpec,
   type TrainConfig,
+  TrainConfigError,
   validateTrainConfig,
 } from '@ovq/train';
+import {
+  choiceFlag,
+  integerFlag,
+  integerListFlag,
+  numberFlag,
+  type ParsedFlags,
+  UsageError,
+} from './flags.js';
 
 export const RUN_FLAGS = {
   config: {
@@ -55,31 +66,86 @@ export const RUN_FLAGS = {
     type: 'string',
     description: 'output folder for ckpt.bin, metrics.jsonl, config.json (default runs/latest)',
   },
-  resume: { type: 'boolean', description: 'continue from OUT/ckpt.bin' },
+  'checkpoint-every': {
+    type: 'string',
+    description: 'also checkpoint every K steps (default: --eval-every)',
+  },
+  'max-nonfinite': {
+    type: 'string',
+    description: 'stop after K steps in a row with a non-finite gradient (default 10)',
+  },
+  resume: {
+    type: 'boolean',
+    description: 'continue the run in --out from its ckpt.bin (its config is the default)',
+  },
+  force: { type: 'boolean', description: 'replace the run already in --out' },
   help: { type: 'boolean', description: 'show this help' },
 } as const;
 
-export type RunFlags = {
-  [K in keyof typeof RUN_FLAGS]?: (typeof RUN_FLAGS)[K]['type'] extends 'boolean'
-    ? boolean
-    : string;
+export type RunFlags = ParsedFlags<typeof RUN_FLAGS>;
+
+/** TrainConfig paths and the flags that set them (for "did you mean" and error hints). */
+const FLAG_OF_PATH: Record<string, string> = {
+  'task.name': 'task',
+  'task.vocabSize': 'vocab',
+  'task.numPairs': 'pairs',
+  'task.functions': 'functions',
+  'task.corpus': 'corpus',
+  'model.mixers': 'mixers',
+  'model.layers': 'layers',
+  'model.dModel': 'd-model',
+  'model.heads': 'heads',
+  'model.mixerOptions.window': 'window',
+  'model.mixerOptions.ovqCapacity': 'capacity',
+  'model.mixerOptions.ovqChunkSize': 'chunk',
+  seqLen: 'len',
+  batchSize: 'batch',
+  steps: 'steps',
+  lr: 'lr',
+  warmup: 'warmup',
+  evalEvery: 'eval-every',
+  evalLengths: 'eval-lengths',
+  seed: 'seed',
 };
 
-function number(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const x = Number(value);
-  if (!Number.isFinite(x)) throw new Error(`--${flag}: got "${value}"; expected a number`);
-  return x;
+/** A config error as a UsageError naming the file and, where one exists, the flag. */
+function configError(e: unknown, file: string | undefined): UsageError {
+  const where = file ? `${file}: ` : '';
+  if (e instanceof TrainConfigError) {
+    const path = e.suggestion ?? e.argument;
+    const flag = FLAG_OF_PATH[path];
+    const hint = flag ? ` (flag --${flag})` : '';
+    return new UsageError(`${where}${e.message}${hint}`);
+  }
+  return new UsageError(`${where}${(e as Error).message}`);
 }
 
-function taskSpec(flags: RunFlags, base: TaskSpec | undefined): TaskSpec {
-  const name = flags.task ?? base?.name ?? 'mqar';
-  if (!(TASK_NAMES as readonly string[]).includes(name)) {
-    throw new Error(`--task: unknown task "${name}"; choose from ${TASK_NAMES.join(', ')}`);
+/** Reads and checks a JSON config file: unknown keys are refused with a did-you-mean. */
+export function readConfigFile(file: string, flag = 'config'): Record<string, unknown> {
+  if (!existsSync(file)) throw new UsageError(`--${flag}: ${file} does not exist`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--${flag}: ${file} is not valid JSON (${(e as Error).message})`);
   }
+  try {
+    checkTrainConfigKeys(raw);
+  } catch (e) {
+    throw configError(e, `--${flag} ${file}`);
+  }
+  return raw as Record<string, unknown>;
+}
+
+const DEFAULT_MODEL = { dModel: 64, heads: 2, layers: 2, mixers: 'swa,ovq' };
+const DEFAULT_MIXER_OPTIONS = { window: 16, ovqCapacity: 64, ovqChunkSize: 16 };
+export const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
+
+function taskSpec(flags: RunFlags, base: TaskSpec | undefined): TaskSpec {
+  const name = choiceFlag('task', flags.task, TASK_NAMES) ?? base?.name ?? 'mqar';
   const b = (base?.name === name ? base : {}) as Record<string, unknown>;
-  const vocab = number('vocab', flags.vocab, (b.vocabSize as number) ?? 64);
-  const pairs = number('pairs', flags.pairs, (b.numPairs as number) ?? 8);
+  const vocab = integerFlag('vocab', flags.vocab, 1) ?? (b.vocabSize as number) ?? 64;
+  const pairs = integerFlag('pairs', flags.pairs, 1) ?? (b.numPairs as number) ?? 8;
   switch (name) {
     case 'mqar':
       return { ...b, name, vocabSize: vocab, numPairs: pairs };
@@ -91,75 +157,82 @@ function taskSpec(flags: RunFlags, base: TaskSpec | undefined): TaskSpec {
       return {
         ...b,
         name,
-        functions: number('functions', flags.functions, (b.functions as number) ?? 16),
+        functions: integerFlag('functions', flags.functions, 1) ?? (b.functions as number) ?? 16,
       };
     default: {
       const corpus = flags.corpus ?? (b.corpus as string | undefined);
       if (corpus !== undefined && !existsSync(corpus))
-        throw new Error(`--corpus: ${corpus} does not exist; give a UTF-8 file or folder`);
+        throw new UsageError(`--corpus: ${corpus} does not exist; give a UTF-8 file or folder`);
       return { ...b, name: 'byte-lm', ...(corpus ? { corpus } : {}) };
     }
   }
 }
 
-/** Builds and validates the config of `ovq-train run`. */
-export function buildRunConfig(flags: RunFlags): {
+/**
+ * Builds and validates the config of `ovq-train run`: defaults, then `base` (a resumed
+ * checkpoint's config) or the --config file, then the flags. Everything wrong is a UsageError.
+ */
+export function buildRunConfig(
+  flags: RunFlags,
+  resumed?: TrainConfig,
+): {
   config: TrainConfig;
   backend: string;
   out: string;
 } {
-  let base: Partial<TrainConfig> = {};
-  if (flags.config !== undefined) {
-    if (!existsSync(flags.config)) throw new Error(`--config: ${flags.config} does not exist`);
-    try {
-      base = JSON.parse(readFileSync(flags.config, 'utf8'));
-    } catch (e) {
-      throw new Error(`--config: ${flags.config} is not valid JSON (${(e as Error).message})`);
-    }
-  }
-  const model = base.model ?? { dModel: 64, heads: 2, layers: 2, mixers: 'swa,ovq' };
-  const mixerOptions = { window: 16, ovqCapacity: 64, ovqChunkSize: 16, ...model.mixerOptions };
+  const file = flags.config;
+  const base = (
+    file !== undefined ? readConfigFile(file) : (resumed ?? {})
+  ) as Partial<TrainConfig>;
+  const model = { ...DEFAULT_MODEL, ...base.model };
+  const mixerOptions = { ...DEFAULT_MIXER_OPTIONS, ...model.mixerOptions };
+  const d = { ...DEFAULT_TRAIN_CONFIG, ...base };
+  const evalLengths = integerListFlag('eval-lengths', flags['eval-lengths']);
   const config: TrainConfig = {
-    ...DEFAULT_TRAIN_CONFIG,
-    ...base,
+    ...d,
     task: taskSpec(flags, base.task),
     model: {
       ...model,
       mixers: flags.mixers ?? model.mixers,
-      layers: number('layers', flags.layers, model.layers),
-      dModel: number('d-model', flags['d-model'], model.dModel),
-      heads: number('heads', flags.heads, model.heads),
+      layers: integerFlag('layers', flags.layers, 1) ?? model.layers,
+      dModel: integerFlag('d-model', flags['d-model'], 1) ?? model.dModel,
+      heads: integerFlag('heads', flags.heads, 1) ?? model.heads,
       mixerOptions: {
         ...mixerOptions,
-        window: number('window', flags.window, mixerOptions.window),
-        ovqCapacity: number('capacity', flags.capacity, mixerOptions.ovqCapacity),
-        ovqChunkSize: number('chunk', flags.chunk, mixerOptions.ovqChunkSize),
+        window: integerFlag('window', flags.window, 1) ?? mixerOptions.window,
+        ovqCapacity: integerFlag('capacity', flags.capacity, 1) ?? mixerOptions.ovqCapacity,
+        ovqChunkSize: integerFlag('chunk', flags.chunk, 1) ?? mixerOptions.ovqChunkSize,
       },
     },
+    seqLen: integerFlag('len', flags.len, 1) ?? d.seqLen,
+    batchSize: integerFlag('batch', flags.batch, 1) ?? d.batchSize,
+    steps: integerFlag('steps', flags.steps, 1) ?? d.steps,
+    lr: numberFlag('lr', flags.lr, 0) ?? d.lr,
+    warmup: integerFlag('warmup', flags.warmup, 0) ?? d.warmup,
+    evalEvery: integerFlag('eval-every', flags['eval-every'], 1) ?? d.evalEvery,
+    seed: integerFlag('seed', flags.seed, 0) ?? d.seed,
+    evalLengths: evalLengths ?? d.evalLengths,
   };
-  const d = { ...DEFAULT_TRAIN_CONFIG, ...base };
-  config.seqLen = number('len', flags.len, d.seqLen);
-  config.batchSize = number('batch', flags.batch, d.batchSize);
-  config.steps = number('steps', flags.steps, d.steps);
-  config.lr = number('lr', flags.lr, d.lr);
-  config.warmup = number('warmup', flags.warmup, d.warmup);
-  config.evalEvery = number('eval-every', flags['eval-every'], d.evalEvery);
-  config.seed = number('seed', flags.seed, d.seed);
-  if (flags['eval-lengths'] !== undefined) {
-    config.evalLengths = flags['eval-lengths']
-      .split(',')
-      .map((s) => number('eval-lengths', s, Number.NaN));
+  try {
+    mixerSchedule(config.model.mixers, config.model.layers);
+  } catch (e) {
+    throw new UsageError(`--mixers: ${(e as Error).message}`);
   }
-  mixerSchedule(config.model.mixers, config.model.layers);
-  if (config.model.dModel % config.model.heads !== 0) {
-    throw new Error(
+  if (
+    typeof config.model.dModel === 'number' &&
+    typeof config.model.heads === 'number' &&
+    config.model.dModel % config.model.heads !== 0
+  ) {
+    throw new UsageError(
       `--d-model: ${config.model.dModel} is not divisible by --heads ${config.model.heads}`,
     );
   }
-  validateTrainConfig(config);
-  const backend = flags.backend ?? 'cpu';
-  if (!['cpu', 'wasm', 'webgpu'].includes(backend))
-    throw new Error(`--backend: got "${backend}"; choose cpu, wasm or webgpu`);
+  try {
+    validateTrainConfig(config);
+  } catch (e) {
+    throw configError(e, file !== undefined ? `--config ${file}` : undefined);
+  }
+  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? 'cpu';
   return { config, backend, out: flags.out ?? 'runs/latest' };
 }
 

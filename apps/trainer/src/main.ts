@@ -1,11 +1,15 @@
-// ovq-train's commands, testable without a subprocess: `main(argv)` resolves to an exit code.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+// ovq-train's commands, testable without a subprocess: `main(argv)` resolves to an exit code and
+// never throws; errors are printed as one "ovq-train: …" line on stderr.
+import * as tf from '@tensorflow/tfjs';
 import { runEval, runSample, runTraining } from './commands.js';
-import { buildRunConfig, helpText, RUN_FLAGS, type RunFlags } from './config.js';
+import { buildRunConfig, helpText, RUN_FLAGS } from './config.js';
+import { parseFlags, UsageError } from './flags.js';
 import { Progress } from './progress.js';
+import { acceptRun } from './run-folder.js';
 import { runSweep } from './sweep.js';
+
+/** Exit codes: see the README. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 const USAGE = {
   main: 'usage: ovq-train <run|eval|sample|sweep> [options]   (ovq-train <command> --help for its options)',
@@ -13,7 +17,7 @@ const USAGE = {
   eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
-  sweep: 'usage: ovq-train sweep --config experiments/recall-sweep.json [--out runs/sweep]',
+  sweep: 'usage: ovq-train sweep --config experiments/mqar-sweep.json [--out runs/sweep]',
 };
 
 const SWEEP_FLAGS = {
@@ -37,58 +41,73 @@ const SAMPLE_FLAGS = {
   checkpoint: { type: 'string', description: 'ckpt.bin of a byte-lm run' },
   prompt: { type: 'string', description: 'text to continue (default "The ")' },
   tokens: { type: 'string', description: 'bytes to generate (default 200)' },
-  temperature: { type: 'string', description: 'sampling temperature; 0 = greedy (default 0.8)' },
+  temperature: {
+    type: 'string',
+    description: 'sampling temperature ≥ 0; 0 = greedy (default 0.8)',
+  },
   seed: { type: 'string', description: 'sampling seed (default 0)' },
   backend: { type: 'string', description: 'cpu | wasm | webgpu (default cpu)' },
   help: { type: 'boolean', description: 'show this help' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {
+  // TensorFlow.js prints a "Hi, looks like you are running TensorFlow.js in Node.js" banner on
+  // the first tensor write unless PROD (or IS_TEST) is set; set it before any backend starts.
+  tf.enableProdMode();
+  try {
+    return await dispatch(argv);
+  } catch (e) {
+    process.stderr.write(`ovq-train: ${(e as Error).message}\n`);
+    return e instanceof UsageError ? EXIT.usage : EXIT.failed;
+  }
+}
+
+async function dispatch(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const progress = new Progress(process.stdout);
   if (command === undefined || command === '--help' || command === 'help') {
     console.log(USAGE.main);
-    return command === undefined ? 1 : 0;
+    return command === undefined ? EXIT.usage : EXIT.ok;
   }
   if (command === 'run') {
-    const { values } = parseArgs({ args: rest, options: RUN_FLAGS, strict: true });
+    const values = parseFlags('run', rest, RUN_FLAGS);
     if (values.help) return print(helpText(USAGE.run, RUN_FLAGS));
-    const { config, backend, out } = buildRunConfig(values as RunFlags);
-    mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-    await runTraining(config, backend, out, Boolean(values.resume), progress);
-    return 0;
+    // Everything is checked before the first write: a refused run leaves the folder as it was.
+    const accepted = await acceptRun(values);
+    const { config, backend, out } = buildRunConfig(values, accepted.resumedConfig);
+    accepted.checkConfig(config);
+    return runTraining(config, backend, out, values, accepted.prepare, progress);
   }
   if (command === 'eval') {
-    const { values } = parseArgs({ args: rest, options: EVAL_FLAGS, strict: true });
+    const values = parseFlags('eval', rest, EVAL_FLAGS);
     if (values.help) return print(helpText(USAGE.eval, EVAL_FLAGS));
     if (!values.checkpoint)
-      throw new Error('--checkpoint: required; pass the ckpt.bin written by "ovq-train run"');
+      throw new UsageError('--checkpoint: required; pass the ckpt.bin written by "ovq-train run"');
     await runEval(values.checkpoint, values, progress);
-    return 0;
+    return EXIT.ok;
   }
   if (command === 'sample') {
-    const { values } = parseArgs({ args: rest, options: SAMPLE_FLAGS, strict: true });
+    const values = parseFlags('sample', rest, SAMPLE_FLAGS);
     if (values.help) return print(helpText(USAGE.sample, SAMPLE_FLAGS));
     if (!values.checkpoint)
-      throw new Error('--checkpoint: required; pass the ckpt.bin of a byte-lm run');
+      throw new UsageError('--checkpoint: required; pass the ckpt.bin of a byte-lm run');
     await runSample(values.checkpoint, values, progress);
-    return 0;
+    return EXIT.ok;
   }
   if (command === 'sweep') {
-    const { values } = parseArgs({ args: rest, options: SWEEP_FLAGS, strict: true });
+    const values = parseFlags('sweep', rest, SWEEP_FLAGS);
     if (values.help) return print(helpText(USAGE.sweep, SWEEP_FLAGS));
     if (!values.config)
-      throw new Error(
-        '--config: required; pass a sweep file such as experiments/recall-sweep.json',
+      throw new UsageError(
+        '--config: required; pass a sweep file such as experiments/mqar-sweep.json',
       );
     await runSweep(values.config, values.out ?? 'runs/sweep', progress);
-    return 0;
+    return EXIT.ok;
   }
-  throw new Error(`unknown command "${command}"; ${USAGE.main}`);
+  throw new UsageError(`unknown command "${command}"; ${USAGE.main}`);
 }
 
 function print(text: string): number {
   process.stdout.write(text);
-  return 0;
+  return EXIT.ok;
 }
