@@ -1,0 +1,49 @@
+// Release checks publint and attw cannot make, run by each published package's `lint` from its
+// folder: the exports users get (`publishConfig.exports`, which pnpm publishes in place of
+// `exports`) are the workspace's exports without the `@ovq/source` condition, so nothing
+// published points at TypeScript sources; a LICENSE ships; the repository fields are real.
+import { existsSync, readFileSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
+
+const SOURCE_CONDITION = '@ovq/source';
+const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
+const dir = process.cwd();
+const pkg = JSON.parse(readFileSync(resolve(dir, 'package.json'), 'utf8'));
+const problems = [];
+
+/** The exports map with the workspace-only condition removed at every level. */
+function withoutSource(entry) {
+  if (typeof entry !== 'object' || entry === null) return entry;
+  return Object.fromEntries(
+    Object.entries(entry)
+      .filter(([key]) => key !== SOURCE_CONDITION)
+      .map(([key, value]) => [key, withoutSource(value)]),
+  );
+}
+
+const expected = JSON.stringify(withoutSource(pkg.exports));
+const published = JSON.stringify(pkg.publishConfig?.exports);
+if (published !== expected) {
+  problems.push(
+    `publishConfig.exports is ${published}; expected the exports map without "${SOURCE_CONDITION}": ${expected}`,
+  );
+}
+if (published?.includes(SOURCE_CONDITION) || published?.includes('./src/')) {
+  problems.push(`publishConfig.exports points at sources (${published}); expected ./dist only`);
+}
+if (!existsSync(resolve(dir, 'LICENSE'))) problems.push('LICENSE: missing; expected the MIT text');
+const directory = relative(root, dir);
+if (pkg.repository?.directory !== directory) {
+  problems.push(`repository.directory is ${pkg.repository?.directory}; expected "${directory}"`);
+}
+for (const field of ['repository', 'homepage', 'bugs']) {
+  const text = JSON.stringify(pkg[field] ?? '');
+  if (!text.includes('https://')) problems.push(`${field}: is ${text}; expected an https URL`);
+  if (text.includes('.invalid')) problems.push(`${field}: is ${text}; expected a real host`);
+}
+
+if (problems.length > 0) {
+  console.error(`${pkg.name}: release check failed\n- ${problems.join('\n- ')}`);
+  process.exit(1);
+}
+console.log(`${pkg.name}: published exports, LICENSE and repository fields are release-ready`);
