@@ -41,6 +41,16 @@ const OPTIONAL_FEATURES: GPUFeatureName[] = ['timestamp-query', 'subgroups'];
 
 type GpuLike = { requestAdapter(options?: unknown): Promise<GPUAdapter | null> };
 
+// What to do when no adapter comes back: in Node it is almost always the missing headless set-up.
+const NO_ADAPTER_FIX =
+  typeof process !== 'undefined' && process.versions?.node
+    ? 'In Node, call `await prepareHeadlessDawn()` (from @ovq/webgpu) before acquireDevice(); on a ' +
+      'machine without a GPU driver also install a software one (Mesa: `apt-get install ' +
+      "mesa-vulkan-drivers libvulkan1` with {nodeBackend: 'opengles', featureLevel: " +
+      "'compatibility'}, or Chromium's SwiftShader); see \"Node set-up\" in @ovq/webgpu's README"
+    : 'The browser has WebGPU disabled or no usable GPU (Chromium: enable WebGPU, e.g. ' +
+      '--enable-unsafe-webgpu on Linux)';
+
 // Dawn tears down its instance when the JS object is garbage-collected, which crashes the
 // driver's worker threads under a live device: keep every instance and adapter we create alive.
 const keepAlive = new Set<unknown>();
@@ -90,7 +100,7 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
   if (!adapter) {
     throw new WebGpuError(
       'acquire',
-      `requestAdapter({featureLevel: '${featureLevel}'}) returned null; expected an adapter`,
+      `requestAdapter({featureLevel: '${featureLevel}'}) returned null; expected an adapter. ${NO_ADAPTER_FIX}`,
     );
   }
   keepAlive.add(adapter);
