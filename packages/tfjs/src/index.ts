@@ -22,5 +22,6 @@ export {
 } from './ops/baselines.js';
 export { denseProduct, explicitMatMul } from './ops/matmul.js';
 export { type OvqOpConfig, ovqAttention, resolveOvqOpConfig } from './ops/ovq.js';
+export { hostWorkerPool, setHostWorkerPool } from './parallel/pool.js';
 export { type DictionaryHealth, dictionaryHealth } from './streaming/ovq-health.js';
 export type { MixerStreamState } from './streaming/state.js';

@@ -51,6 +51,20 @@ export type HostMixer<C> = {
   parseConfig(json: string): C;
   forward(head: HeadData, config: C): ArrayLike<number>;
   backward(head: HeadData, config: C, dOutput: Float32Array): HeadGradients;
+  /**
+   * Optional: every [batch, head] in one call (per-head parameters without a per-head JS loop,
+   * and the heads on the host worker pool when one is set). Used instead of forward/backward.
+   */
+  forwardBatched?(x: BatchedInputs, config: C): Float32Array;
+  backwardBatched?(x: BatchedInputs, config: C, dOutput: Float32Array): BatchedGradientsOut;
+};
+
+/** Gradients of a batched call: dq, dk, dv in the inputs' layout, extras in their input shapes. */
+export type BatchedGradientsOut = {
+  dq: Float32Array;
+  dk: Float32Array;
+  dv: Float32Array;
+  extras: Float32Array[];
 };
 
 /** Backends whose tensors the host kernels can read synchronously and write without a copy-back. */
@@ -79,7 +93,8 @@ function write(backend: HostBackend, shape: number[], values: Float32Array): Ten
   throw new Error(`backend ${engine().backendName} cannot create tensors from host values`);
 }
 
-type Batched = {
+/** All heads' inputs of one kernel call, as the host reads them. */
+export type BatchedInputs = {
   batch: number;
   heads: number;
   seqLen: number;
@@ -98,7 +113,7 @@ function gather(backend: HostBackend, inputs: NamedTensorInfoMap, extras: readon
   const q = inputs.q as TensorInfo;
   const v = inputs.v as TensorInfo;
   const [batch, heads, seqLen, keyDim] = q.shape;
-  const batched: Batched = {
+  const batched: BatchedInputs = {
     batch,
     heads,
     seqLen,
@@ -116,7 +131,7 @@ function gather(backend: HostBackend, inputs: NamedTensorInfoMap, extras: readon
   return batched;
 }
 
-function headView(x: Batched, extras: readonly ExtraInput[], b: number, h: number): HeadData {
+function headView(x: BatchedInputs, extras: readonly ExtraInput[], b: number, h: number): HeadData {
   const { heads, seqLen: T, keyDim: dk, valueDim: dv } = x;
   const bh = b * heads + h;
   return {
@@ -149,6 +164,8 @@ function forwardKernel<C>(mixer: HostMixer<C>) {
     const x = gather(host, inputs, mixer.extras);
     const config = mixer.parseConfig(attrs?.config as string);
     const { batch, heads, seqLen: T, valueDim: dv } = x;
+    if (mixer.forwardBatched)
+      return write(host, [batch, heads, T, dv], mixer.forwardBatched(x, config));
     const out = new Float32Array(batch * heads * T * dv);
     for (let b = 0; b < batch; b++) {
       for (let h = 0; h < heads; h++) {
@@ -175,6 +192,15 @@ function backwardKernel<C>(mixer: HostMixer<C>) {
     const dy = read(host, inputs.dy as TensorInfo);
     const config = mixer.parseConfig(attrs?.config as string);
     const { batch, heads, seqLen: T, keyDim: dk, valueDim: dv } = x;
+    if (mixer.backwardBatched) {
+      const g = mixer.backwardBatched(x, config, dy);
+      return [
+        write(host, [batch, heads, T, dk], g.dq),
+        write(host, [batch, heads, T, dk], g.dk),
+        write(host, [batch, heads, T, dv], g.dv),
+        ...g.extras.map((d, i) => write(host, x.extraShape[i], d)),
+      ];
+    }
     const dq = new Float32Array(batch * heads * T * dk);
     const dkAll = new Float32Array(batch * heads * T * dk);
     const dvAll = new Float32Array(batch * heads * T * dv);

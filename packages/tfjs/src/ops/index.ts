@@ -1,5 +1,6 @@
 // @ovq/tfjs/ops: the ops alone, for users without @tensorflow/tfjs-layers (an optional peer).
 export { OvqTfjsInputError } from '../errors.js';
+export { hostWorkerPool, setHostWorkerPool } from '../parallel/pool.js';
 export {
   decayLinearAttention,
   gatedDeltaNet,

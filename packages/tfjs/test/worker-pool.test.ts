@@ -1,0 +1,118 @@
+// The host kernels on @ovq/core's worker pool (setHostWorkerPool): the OVQ op's outputs and
+// gradients (q, k, v, per-head β) are the same bytes without a pool and with 1 or 2 workers, on
+// cpu and wasm, and match the per-head path; a worker that throws or dies fails the step with an
+// error naming it (no hang) and leaves the weights as they were.
+import { ovqAttention as coreOvq, createOvqWorkerPool, type OvqWorkerPool } from '@ovq/core';
+import { createRng } from '@ovq/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// Test-only fault injection of the pool (not public API): the same module instance @ovq/core's
+// source entry loads.
+import { injectFault } from '../../core/src/parallel/pool.js';
+import { OvqAttention, ovqAttention, setHostWorkerPool } from '../src/index.js';
+import { HOST_BACKENDS, randomTensor, tf, useBackend } from './backends.js';
+
+const bytes = (t: tf.Tensor) => {
+  const x = t.dataSync() as Float32Array;
+  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('base64');
+};
+
+let pools: OvqWorkerPool[] = [];
+
+beforeAll(async () => {
+  // One worker first: from sources it fills the transpile cache the others read.
+  pools = [await createOvqWorkerPool({ threads: 1 })];
+  pools.push(await createOvqWorkerPool({ threads: 2 }));
+}, 120_000);
+
+afterAll(async () => {
+  setHostWorkerPool(null);
+  await Promise.all(pools.map((p) => p.dispose()));
+  await tf.setBackend('cpu');
+});
+
+const config = { chunkSize: 8, capacity: 12 } as const;
+
+/** Output and gradients (q, k, v, β) of the OVQ op as bytes, with the given pool. */
+function run(pool: OvqWorkerPool | null) {
+  setHostWorkerPool(pool);
+  const rng = createRng(11);
+  const [B, H, T, d] = [2, 3, 41, 6];
+  const q = randomTensor(rng, [B, H, T, d]);
+  const k = randomTensor(rng, [B, H, T, d]);
+  const v = randomTensor(rng, [B, H, T, d]);
+  const beta = tf.tensor([0.7, 1.9, 3.1]);
+  const dy = randomTensor(rng, [B, H, T, d]);
+  const out = ovqAttention(q, k, v, beta, config);
+  const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, e: tf.Tensor) =>
+    tf.sum(tf.mul(ovqAttention(a, b, c, e, config), dy)),
+  )([q, k, v, beta]);
+  const result = [out, ...grads].map(bytes);
+  const head = { b: 1, h: 2 };
+  const slice = (t: tf.Tensor) =>
+    (t.dataSync() as Float32Array).subarray(
+      (head.b * H + head.h) * T * d,
+      (head.b * H + head.h + 1) * T * d,
+    );
+  const perHead = coreOvq(
+    { q: slice(q), k: slice(k), v: slice(v), seqLen: T, keyDim: d, valueDim: d },
+    { ...config, beta: 3.1 },
+  ).output;
+  const outHead = slice(out);
+  tf.dispose([q, k, v, beta, dy, out, ...grads]);
+  setHostWorkerPool(null);
+  return { result, perHead, outHead };
+}
+
+describe.each(HOST_BACKENDS)('OVQ host kernel on the worker pool, %s', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  it('no pool, 1 worker and 2 workers give the same bytes (output, dq, dk, dv, dβ per head)', () => {
+    const none = run(null);
+    const one = run(pools[0]);
+    const two = run(pools[1]);
+    expect(one.result).toEqual(none.result);
+    expect(two.result).toEqual(none.result);
+    // The batched call with per-head β computes head (1, 2) as the per-head path does with β = 3.1.
+    let num = 0;
+    let den = 0;
+    none.perHead.forEach((r, i) => {
+      num += (none.outHead[i] - r) ** 2;
+      den += r ** 2;
+    });
+    expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
+  });
+
+  it('a worker that throws or dies fails the training step with an error naming it; weights untouched', async () => {
+    for (const fault of ['throw', 'exit'] as const) {
+      const pool = await createOvqWorkerPool({ threads: 2 });
+      pools.push(pool);
+      const layer = new OvqAttention({ heads: 2, keyDim: 4, capacity: 8, chunkSize: 4, seed: 3 });
+      const x = randomTensor(createRng(2), [2, 16, 8]);
+      layer.apply(x);
+      const weights = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+      const before = weights.map(bytes);
+      const sgd = tf.train.sgd(0.1);
+      setHostWorkerPool(pool);
+      injectFault(pool, fault);
+      expect(() =>
+        sgd.minimize(() => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar),
+      ).toThrow(
+        fault === 'throw'
+          ? /worker pool: worker \d failed on head 0: Error: injected fault/
+          : /worker \d exited with code 3 during the call/,
+      );
+      expect(weights.map(bytes)).toEqual(before);
+      if (fault === 'throw') {
+        // A worker's exception leaves the pool usable.
+        expect(pool.disposed).toBe(false);
+        tf.dispose(layer.apply(x) as tf.Tensor);
+      } else {
+        // A dead worker breaks the pool: the next call says so instead of hanging.
+        expect(() => layer.apply(x)).toThrow(/options.pool: the pool is unusable/);
+      }
+      setHostWorkerPool(null);
+      sgd.dispose();
+      x.dispose();
+    }
+  }, 60_000);
+});
