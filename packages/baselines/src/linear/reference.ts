@@ -1,6 +1,6 @@
 // Float64 reference for linear attention (Katharopoulos et al. 2020): a plain loop over time.
 import type { FloatArray, SeqInput } from '../common.js';
-import { beginBackward, beginForward, checkFiniteArrays } from '../validate.js';
+import { beginBackward, beginForward, checkFiniteArrays, fail } from '../validate.js';
 import {
   checkLinearState,
   featureMap,
@@ -9,6 +9,18 @@ import {
   type LinearState,
   linearSpec,
 } from './state.js';
+
+/** Overflow guard: an infinite φ(q)·z would silently turn every output of the token into 0. */
+function checkDenominator(den: number, t: number): void {
+  if (!Number.isFinite(den)) {
+    fail(
+      'seq.q, seq.k',
+      den,
+      'inputs whose φ(q)·Σφ(k) stays finite (scale q and k down)',
+      `overflowed: the normaliser of token ${t} is ${den}`,
+    );
+  }
+}
 
 /** y_t = Σ_{s≤t} (φ(q_t)·φ(k_s)) v_s / (Σ_{s≤t} φ(q_t)·φ(k_s) + eps), φ = elu + 1. */
 export function linearAttention(
@@ -31,6 +43,7 @@ export function linearAttention(
     }
     let den = base.config.eps;
     for (let i = 0; i < dk; i++) den += fq[t * dk + i] * kSum[i];
+    checkDenominator(den, t);
     for (let i = 0; i < dk; i++) {
       const a = fq[t * dk + i] / den;
       for (let j = 0; j < dv; j++) output[t * dv + j] += a * kv[i * dv + j];
@@ -74,6 +87,7 @@ export function linearAttentionBackward(
     }
     let den = eps;
     for (let i = 0; i < dk; i++) den += fq[t * dk + i] * kSum[i];
+    checkDenominator(den, t);
     y.fill(0);
     for (let i = 0; i < dk; i++)
       for (let j = 0; j < dv; j++) y[j] += (fq[t * dk + i] * kv[i * dv + j]) / den;
