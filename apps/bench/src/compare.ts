@@ -58,7 +58,9 @@ export function compareReports(a: BenchReport, b: BenchReport): CompareRow[] {
       });
     }
   }
-  const recallKey = (p: { mixer: string; setting: string }) => `${p.mixer} ${p.setting}`;
+  // Matched-state points compare per (data set, budget, mixer); the chosen setting may differ.
+  const recallKey = (p: { mixer: string; setting: string; dataset?: string; budget?: number }) =>
+    p.budget === undefined ? `${p.mixer} ${p.setting}` : `${p.dataset} ≤${p.budget} ${p.mixer}`;
   const bRecall = new Map((b.syntheticRecall?.points ?? []).map((p) => [recallKey(p), p]));
   for (const pa of a.syntheticRecall?.points ?? []) {
     const pb = bRecall.get(recallKey(pa));

@@ -14,6 +14,12 @@ export type RecallDemoOptions = {
   /** Distinct key directions the distractor tokens are drawn around. */
   distractorClusters: number;
   seed: number;
+  /**
+   * 'clustered' (default): distractor keys repeat `distractorClusters` directions (+ noise), facts
+   * are novel — a farthest-point spawn rule sees facts as outliers. 'iid': every key is an
+   * independent random unit vector, so facts look like any other token to every spawn rule.
+   */
+  keys?: 'clustered' | 'iid';
 };
 
 export const DEFAULT_RECALL_DEMO: RecallDemoOptions = {
@@ -57,9 +63,12 @@ export function recallSequence(o: RecallDemoOptions) {
   const q = unitRows(rng, T, dim);
   const k = new Float64Array(T * dim);
   const noise = randn(rng, T * dim);
-  for (let t = 0; t < T; t++) {
-    const c = Math.floor(rng() * o.distractorClusters);
-    for (let d = 0; d < dim; d++) k[t * dim + d] = vocab[c * dim + d] + 0.1 * noise[t * dim + d];
+  if (o.keys === 'iid') k.set(unitRows(rng, T, dim));
+  else {
+    for (let t = 0; t < T; t++) {
+      const c = Math.floor(rng() * o.distractorClusters);
+      for (let d = 0; d < dim; d++) k[t * dim + d] = vocab[c * dim + d] + 0.1 * noise[t * dim + d];
+    }
   }
   const v = randn(rng, T * dim);
   const factKeys = unitRows(rng, pairs, dim);

@@ -1,5 +1,7 @@
 // Runs one suite end to end: registry, suite(s), JSON + HTML report, optional comparison.
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { compareReports, formatComparison } from './compare.js';
 import type { RecallDemoOptions } from './recall-demo.js';
 import { loadRegistry, selectImplementations } from './registry/index.js';
@@ -24,10 +26,13 @@ import {
   runSyntheticRecall,
   type SyntheticRecallOptions,
 } from './suites/recall-synthetic.js';
-import { DEFAULT_SPEED, runSpeed, type SpeedOptions } from './suites/speed.js';
+import { DEFAULT_SPEED, loadNow, runSpeed, type SpeedOptions } from './suites/speed.js';
 import { loadTrainApi } from './suites/train-api.js';
 
 export type Suite = 'quick' | 'speed' | 'recall' | 'ablate' | 'lm';
+
+/** Bad input from the command line (or a caller): printed without a stack, exit code 2. */
+export class UsageError extends Error {}
 
 export type RunOptions = {
   suite: Suite;
@@ -44,17 +49,52 @@ export type RunOptions = {
   command: string[];
 };
 
+/** The trainer's regime results, relative to this file (src/ or dist/ of apps/bench). */
+const REGIME = join(dirname(fileURLToPath(import.meta.url)), '../../trainer/results/regime.json');
+
+/** Other tools' results the report shows when they exist (their JSON is embedded as it is). */
+function attachments(out: string): NonNullable<BenchReport['attachments']> {
+  const found: NonNullable<BenchReport['attachments']> = [];
+  for (const [title, path] of [
+    ['Training speed (ovq-bench train-speed)', join(out, 'train-speed.json')],
+    ['OVQ in its own regime (apps/trainer/results/regime.json)', REGIME],
+  ] as const) {
+    if (!existsSync(path)) continue;
+    try {
+      found.push({
+        title,
+        path: relative(process.cwd(), path),
+        data: JSON.parse(readFileSync(path, 'utf8')),
+      });
+    } catch (error) {
+      found.push({ title, path, data: { error: `unreadable: ${String(error)}` } });
+    }
+  }
+  return found;
+}
+
 export async function runSuite(
   o: RunOptions,
   reporter: Reporter = consoleReporter,
 ): Promise<{ report: BenchReport; json: string; html: string }> {
   const started = performance.now();
+  const loadStart = loadNow();
   const quick = o.suite === 'quick';
   const speedOptions: SpeedOptions = { ...(quick ? QUICK_SPEED : DEFAULT_SPEED), ...o.speed };
   const wantsRegistry = quick || o.suite === 'speed';
+  if (wantsRegistry) reporter.progress('loading the implementations (registry)…');
   const registry = wantsRegistry
     ? await loadRegistry({ webgpu: speedOptions.webgpu, tfjs: speedOptions.tfjs })
     : { implementations: [], skipped: [], adapters: [] };
+  if (o.impl.length && !wantsRegistry)
+    throw new UsageError(`--impl applies to quick and speed, not ${o.suite}`);
+  const known = [...registry.implementations, ...registry.skipped].map((i) => i.name);
+  const unknown = o.impl.filter((f) => !known.some((n) => n.includes(f)));
+  if (unknown.length) {
+    throw new UsageError(
+      `--impl ${unknown.map((f) => `"${f}"`).join(', ')} matches no implementation; known: ${known.join(', ')}`,
+    );
+  }
   let impls = selectImplementations(registry.implementations, o.impl);
   if (quick) impls = quickImplementations(impls);
   const report: BenchReport = {
@@ -87,7 +127,8 @@ export async function runSuite(
   }
   const recallOptions: SyntheticRecallOptions = {
     ...(quick ? QUICK_RECALL : DEFAULT_SYNTHETIC_RECALL),
-    ...(o.seeds ? { seeds: o.seeds } : {}),
+    // --seeds: the validation seeds; the test seeds are the same +100 (never overlapping).
+    ...(o.seeds ? { validationSeeds: o.seeds, testSeeds: o.seeds.map((s) => s + 100) } : {}),
   };
   recallOptions.sequence = { ...recallOptions.sequence, ...o.sequence };
   const t = o.train ?? {};
@@ -102,8 +143,8 @@ export async function runSuite(
     report.recall = await runRecall(recall, reporter);
     reporter.line('');
   }
-  if (quick || (o.suite === 'recall' && report.recall?.status === 'skipped')) {
-    // Without @ovq/train the recall headline comes from the untrained comparison, labelled so.
+  if (quick || o.suite === 'recall') {
+    // The untrained matched-state sweep: small in quick, full in recall (labelled untrained).
     if (quick) {
       const { api, missing } = await loadTrainApi();
       const reason = api.trainRecall
@@ -142,13 +183,13 @@ export async function runSuite(
     report.headlines = headlines(report.speed, report.syntheticRecall);
     reporter.line('Headline claims:');
     for (const h of report.headlines) {
-      reporter.line(
-        `  [${h.held === null ? 'n/a' : h.held ? 'held' : 'NOT held'}] ${h.claim} — ${h.evidence}`,
-      );
+      reporter.line(`  [${h.verdict}] ${h.claim} — ${h.evidence}`);
     }
     reporter.line('');
   }
   report.wallSeconds = (performance.now() - started) / 1000;
+  report.load = { start: loadStart, end: loadNow() };
+  report.attachments = attachments(o.out);
   const json = join(o.out, `${o.suite}.json`);
   const html = join(o.out, `${o.suite}.html`);
   writeJson(json, report);

@@ -8,13 +8,15 @@ describe('compare', () => {
     const b = fixtureReport({ speedFactor: 2, accuracyShift: 0.1 });
     const rows = compareReports(a, b);
     const speed = rows.filter((r) => r.kind === 'speed' && r.a !== null);
-    expect(speed.length).toBe(12);
+    // 3 implementations × 4 lengths forward + 4 forward+backward.
+    expect(speed.length).toBe(16);
     for (const r of speed) expect(r.ratio).toBeCloseTo(2, 12);
     // A row skipped in both runs is listed with its status, not a ratio.
     const skipped = rows.find((r) => r.key.includes('T=16384'))!;
     expect(skipped).toMatchObject({ ratio: null, note: 'skipped → skipped' });
+    // One row per (data set, budget, mixer).
     const recall = rows.filter((r) => r.kind === 'recall');
-    expect(recall.length).toBeGreaterThan(0);
+    expect(recall.length).toBe(18);
     for (const r of recall) expect(r.ratio).toBeCloseTo(0.1, 12);
     const memory = rows.find((r) => r.kind === 'memory' && r.key.startsWith('softmax'))!;
     expect(memory.ratio).toBeCloseTo(1, 12);

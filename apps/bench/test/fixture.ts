@@ -4,11 +4,14 @@ import type { SpeedRow } from '../src/suites/speed.js';
 
 export const FIXTURE = {
   impls: ['ovq/core-chunked', 'softmax/baselines-fast', 'linear/baselines-fast'],
-  Ts: [256, 1024, 4096],
+  Ts: [256, 1024, 4096, 8192],
   /** Implementations with a forward+backward series and with memory probes. */
   backward: ['ovq/core-chunked'],
   memory: ['ovq/core-chunked', 'softmax/baselines-fast'],
-  recallMixers: { ovq: 3, softmax: 1, linear: 1 },
+  /** Matched-state recall: two data sets, three budgets, these mixers (one point per budget). */
+  recallDatasets: ['clustered', 'iid'] as const,
+  recallBudgets: [4096, 8192, 16384],
+  recallMixers: ['ovq', 'kvm', 'linear'],
   ablations: 4,
 };
 
@@ -46,6 +49,9 @@ export function fixtureReport(
           timing,
           tokensPerSecond: { median: T / seconds, p20: T / timing.p80, p80: T / timing.p20 },
           gflops: { median: (1e-3 * T) / seconds, p20: 1, p80: 1 },
+          load: { before: 0.5, after: 0.7, cores: 2 },
+          spread: 1.2 / 0.9,
+          noisy: false,
           memory:
             mode === 'forward' && FIXTURE.memory.includes(impl)
               ? {
@@ -57,6 +63,10 @@ export function fixtureReport(
                   heldBaseline: 4e6,
                   held: mixer === 'softmax' ? 512 * T : 0,
                   piece: 1024,
+                  // Held bytes after each 1024-token piece: a KV cache grows, OVQ stays flat.
+                  heldByPiece: Array.from({ length: Math.max(1, T / 1024) }, (_, i) =>
+                    mixer === 'softmax' ? 512 * 1024 * (i + 1) : 2048 + ((i * 7919) % 3) * 64,
+                  ),
                   seconds: 1,
                 }
               : undefined,
@@ -75,14 +85,52 @@ export function fixtureReport(
     flops: 1,
     stateNumbers: 1,
   });
-  const point = (mixer: string, setting: string, stateNumbers: number, accuracy: number) => ({
-    mixer,
-    setting,
-    stateNumbers,
-    accuracy: accuracy + shift,
-    perSeed: [accuracy + shift],
-    implementation: 'fixture',
-  });
+  // OVQ: 0.3 / 0.6 / 0.9 by budget, KVM 0.2 / 0.5 / 0.7, linear 0.03 flat (shifted by `shift`).
+  const acc: Record<string, number[]> = {
+    ovq: [0.3, 0.6, 0.9],
+    kvm: [0.2, 0.5, 0.7],
+    linear: [0.03, 0.03, 0.03],
+  };
+  const points = FIXTURE.recallDatasets.flatMap((dataset) =>
+    FIXTURE.recallBudgets.flatMap((budget, b) =>
+      FIXTURE.recallMixers.map((mixer) => ({
+        mixer,
+        setting: `${mixer} size ${b}`,
+        stateNumbers: budget * 0.9,
+        accuracy: acc[mixer][b] + shift,
+        perSeed: [acc[mixer][b] + shift],
+        validation: acc[mixer][b],
+        implementation: 'fixture',
+        dataset,
+        budget,
+      })),
+    ),
+  );
+  const comparisons = FIXTURE.recallDatasets.flatMap((dataset) =>
+    FIXTURE.recallBudgets.map((budget) => {
+      const ranking = points
+        .filter((p) => p.dataset === dataset && p.budget === budget)
+        .sort((x, y) => y.accuracy - x.accuracy)
+        .map(({ mixer, accuracy, setting, stateNumbers }) => ({
+          mixer,
+          accuracy,
+          setting,
+          stateNumbers,
+        }));
+      const ovq = ranking.find((r) => r.mixer === 'ovq')!;
+      const other = ranking.find((r) => r.mixer !== 'ovq')!;
+      return {
+        dataset,
+        budget,
+        ranking,
+        winner: ranking[0].mixer,
+        margin: ranking[0].accuracy - ranking[1].accuracy,
+        ovqGap: ovq.accuracy - other.accuracy,
+        ovqGapSe: 0.02,
+        bestOther: other.mixer,
+      };
+    }),
+  );
   return {
     schema: REPORT_SCHEMA,
     suite: 'quick',
@@ -141,13 +189,18 @@ export function fixtureReport(
     syntheticRecall: {
       label: 'fixture recall',
       options: {} as never,
-      points: [
-        point('ovq', 'N=32', 6000, 0.1),
-        point('ovq', 'N=64', 8000, 0.3),
-        point('ovq', 'N=128', 12000, 0.6),
-        point('softmax', 'KV', 262_000, 0.9),
-        point('linear', 'elu+1', 1000, 0.03),
-      ],
+      points,
+      references: FIXTURE.recallDatasets.map((dataset) => ({
+        mixer: 'softmax',
+        setting: 'KV cache',
+        stateNumbers: 262_144,
+        accuracy: 1,
+        perSeed: [1],
+        implementation: 'fixture',
+        dataset,
+      })),
+      comparisons,
+      candidates: 18,
       skipped: [],
     },
     ablate: {
@@ -162,7 +215,10 @@ export function fixtureReport(
         stateNumbers: 10_000,
         implementation: 'fixture',
       })),
+      findings: [],
     },
-    headlines: [{ claim: 'fixture claim', held: true, evidence: 'fixture' }],
+    headlines: [
+      { claim: 'fixture claim', held: true, verdict: 'held', evidence: 'fixture', rows: [] },
+    ],
   };
 }

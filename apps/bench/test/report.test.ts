@@ -57,8 +57,25 @@ describe('JSON results file', () => {
     expect(r.headlines!.map((h) => h.claim)).toEqual([
       'OVQ scales linearly in T',
       'OVQ keeps constant memory',
-      'OVQ recalls better than fixed-state mixers',
+      'OVQ is faster than softmax attention at long T (the faster of our softmax and tfjs-wasm dense)',
+      'At equal state, OVQ recalls better than every other bounded-state mixer',
     ]);
+    // Two lengths cannot support a scaling fit: said so, not guessed.
+    expect(r.headlines![0].verdict).toBe('not measured');
+    expect(r.load!.start).toBeGreaterThanOrEqual(0);
+    const rowsWithLoad = ok.filter((row) => row.load && typeof row.noisy === 'boolean');
+    expect(rowsWithLoad).toHaveLength(ok.length);
+    // Matched state: every mixer at every budget it fits, on both data sets.
+    const s = r.syntheticRecall!;
+    expect(new Set(s.points.map((p) => p.dataset))).toEqual(new Set(['clustered', 'iid']));
+    for (const m of ['ovq', 'kvm', 'vq', 'swa', 'linear', 'decay-linear', 'gated-deltanet'])
+      expect(
+        s.points.some((p) => p.mixer === m),
+        m,
+      ).toBe(true);
+    for (const p of s.points) expect(p.stateNumbers).toBeLessThanOrEqual(1.1 * p.budget!);
+    expect(s.comparisons.length).toBe(2 * s.options.budgets.length);
+    expect(r.ablate!.findings.length).toBeGreaterThan(0);
   });
 
   it('writes non-finite numbers as strings instead of invalid JSON', () => {
@@ -74,7 +91,27 @@ describe('HTML report', () => {
   it('is self-contained: inline SVG, no scripts or external assets', () => {
     const html = renderHtml(fixtureReport());
     expect(html).not.toMatch(/<script|<link|src=|href="http/);
-    expect(html.match(/<svg class="plot"/g)).toHaveLength(4);
+    expect(html.match(/<svg class="plot"/g)).toHaveLength(5);
+    // One explanatory paragraph per plot, the config folded away.
+    expect(html.match(/<figcaption>/g)).toHaveLength(5);
+    expect(html).toMatch(/<details><summary>config/);
+    // The speed plot carries the linear- and quadratic-time reference lines.
+    expect(html).toMatch(/data-guide="linear time/);
+    expect(html).toMatch(/data-guide="quadratic time/);
+  });
+
+  it('shows other tools’ results when attached', () => {
+    const report = fixtureReport();
+    report.attachments = [
+      {
+        title: 'Training speed (ovq-bench train-speed)',
+        path: 'bench-results/train-speed.json',
+        data: { rows: [{ mixers: 'swa,ovq', tokensPerSecond: 2100, mfu: 0.27 }] },
+      },
+    ];
+    const html = renderHtml(report);
+    expect(html).toMatch(/<h2>Training speed \(ovq-bench train-speed\)<\/h2>/);
+    expect(html).toMatch(/<td>swa,ovq<\/td><td>2100<\/td><td>0\.2700<\/td>/);
   });
 
   it.skipIf(browserMissing())(
@@ -84,7 +121,13 @@ describe('HTML report', () => {
       writeHtml(path, fixtureReport());
       const plots = await renderPlots(path);
       const byId = Object.fromEntries(plots.map((p) => [p.id, p]));
-      expect(Object.keys(byId).sort()).toEqual(['ablate', 'memory', 'recall', 'speed']);
+      expect(Object.keys(byId).sort()).toEqual([
+        'ablate',
+        'memory',
+        'recall-clustered',
+        'recall-iid',
+        'speed',
+      ]);
       for (const p of plots) {
         expect(p.width * p.height, p.id).toBeGreaterThan(0);
         expect(p.contentWidth * p.contentHeight, p.id).toBeGreaterThan(0);
@@ -96,10 +139,13 @@ describe('HTML report', () => {
       expect(byId.speed.seriesMarks).toEqual(
         Array(FIXTURE.impls.length + FIXTURE.backward.length).fill(nT),
       );
-      // Two series per probed implementation: bytes held (solid) and peak RSS growth (dashed).
-      expect(byId.memory.series).toBe(2 * FIXTURE.memory.length);
-      expect(byId.memory.marks).toBe(2 * FIXTURE.memory.length * nT);
-      expect(byId.recall.seriesMarks).toEqual(Object.values(FIXTURE.recallMixers));
+      // One series per probed implementation (bytes held, log axis: OVQ's ~2 KiB is visible).
+      expect(byId.memory.series).toBe(FIXTURE.memory.length);
+      expect(byId.memory.marks).toBe(FIXTURE.memory.length * nT);
+      for (const id of ['recall-clustered', 'recall-iid'])
+        expect(byId[id].seriesMarks).toEqual(
+          FIXTURE.recallMixers.map(() => FIXTURE.recallBudgets.length),
+        );
       expect(byId.ablate.marks).toBe(FIXTURE.ablations);
     },
   );
@@ -107,7 +153,12 @@ describe('HTML report', () => {
   it.skipIf(browserMissing())('renders the plots of a real quick run', async () => {
     const { html, report } = await quick;
     const plots = await renderPlots(html);
-    expect(plots.map((p) => p.id).sort()).toEqual(['ablate', 'recall', 'speed']);
+    expect(plots.map((p) => p.id).sort()).toEqual([
+      'ablate',
+      'recall-clustered',
+      'recall-iid',
+      'speed',
+    ]);
     for (const p of plots) {
       expect(p.width * p.height, p.id).toBeGreaterThan(0);
       expect(p.series, p.id).toBeGreaterThan(0);

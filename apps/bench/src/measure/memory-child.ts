@@ -27,11 +27,14 @@ async function main(): Promise<void> {
   const rssBaseline = process.memoryUsage().rss;
   let heldMax = heldBaseline;
   let peakRss = rssBaseline;
+  const heldByPiece: number[] = [];
   const start = performance.now();
   await impl.stream(request.T, request.dims, request.piece, async () => {
     // RSS before collecting (garbage included: closer to the true peak), held bytes after.
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    heldMax = Math.max(heldMax, await live());
+    const held = await live();
+    heldByPiece.push(held - heldBaseline);
+    heldMax = Math.max(heldMax, held);
   });
   const result: MemoryMeasurement = {
     held: heldMax - heldBaseline,
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
     rssBaseline,
     maxRss: process.resourceUsage().maxRSS * 1024,
     piece: request.piece,
+    heldByPiece,
     seconds: (performance.now() - start) / 1000,
   };
   process.send?.({ ok: true, result }, () => process.exit(0));

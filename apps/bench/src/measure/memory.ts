@@ -26,6 +26,8 @@ export type MemoryMeasurement = {
   /** The kernel's high-water mark for the whole child (includes loading the code). */
   maxRss: number;
   piece: number;
+  /** Live bytes minus the baseline after each piece (piece i ends at (i+1)·piece tokens). */
+  heldByPiece?: number[];
   seconds: number;
 };
 

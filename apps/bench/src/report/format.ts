@@ -54,20 +54,27 @@ export class TextTable {
 }
 
 /**
- * Prints results to stdout. Progress goes to stderr: on a terminal as one rewritten line; in a
- * log, only for long work (`long`), one line each, so the stdout table stays clean.
+ * Prints results to stdout. Progress goes to stderr, stamped with the seconds since the run
+ * started: on a terminal as one rewritten line; in a log, one line per step (callers announce
+ * steps, not inner iterations), so no step runs silently and stdout stays clean.
  */
 export type Reporter = { line(text: string): void; progress(text: string, long?: boolean): void };
 
-export const consoleReporter: Reporter = {
-  line(text) {
-    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-    console.log(text);
-  },
-  progress(text, long = false) {
-    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text.slice(0, 150)}`);
-    else if (long) process.stderr.write(`… ${text}\n`);
-  },
-};
+export function createConsoleReporter(): Reporter {
+  const start = performance.now();
+  return {
+    line(text) {
+      if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+      console.log(text);
+    },
+    progress(text) {
+      const stamp = `[${((performance.now() - start) / 1000).toFixed(0)} s] ${text}`;
+      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${stamp.slice(0, 150)}`);
+      else process.stderr.write(`… ${stamp}\n`);
+    },
+  };
+}
+
+export const consoleReporter: Reporter = createConsoleReporter();
 
 export const silentReporter: Reporter = { line() {}, progress() {} };

@@ -15,7 +15,17 @@ import type { SpeedResult } from '../suites/speed.js';
 
 export const REPORT_SCHEMA = 'ovq-bench/1';
 
-export type Headline = { claim: string; held: boolean | null; evidence: string };
+export type Verdict = 'held' | 'not held' | 'inconclusive (noisy)' | 'not measured';
+
+export type Headline = {
+  claim: string;
+  /** true/false only when the verdict is 'held'/'not held'; null when inconclusive or unmeasured. */
+  held: boolean | null;
+  verdict: Verdict;
+  evidence: string;
+  /** The table rows the verdict was computed from (speed rows `impl@T`, recall budgets…). */
+  rows: string[];
+};
 
 export type BenchReport = {
   schema: typeof REPORT_SCHEMA;
@@ -45,6 +55,10 @@ export type BenchReport = {
   ablate?: AblateResult;
   lm?: LmResult;
   headlines?: Headline[];
+  /** 1-minute load average when the run started and ended (other processes slow timings). */
+  load?: { start: number; end: number };
+  /** Results of other tools shown in the report (train-speed, the trainer's regime sweep). */
+  attachments?: { title: string; path: string; data: unknown }[];
 };
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -120,7 +134,13 @@ export function writeJson(path: string, report: BenchReport): void {
 }
 
 export function readReport(path: string): BenchReport {
-  const parsed = JSON.parse(readFileSync(path, 'utf8')) as BenchReport;
+  let parsed: BenchReport;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8')) as BenchReport;
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(error);
+    throw new Error(`${path}: cannot read (${why}); expected an ovq-bench results file`);
+  }
   if (parsed.schema !== REPORT_SCHEMA) {
     throw new Error(
       `${path}: schema ${String(parsed.schema)}; expected ${REPORT_SCHEMA} (an ovq-bench results file)`,

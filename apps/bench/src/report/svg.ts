@@ -3,7 +3,17 @@
 // `.mark`, so the report test can count what was drawn.
 
 export type Point = { x: number; y: number; lo?: number; hi?: number; label?: string };
-export type Series = { name: string; points: Point[]; dashed?: boolean; color?: string };
+export type Series = {
+  name: string;
+  points: Point[];
+  dashed?: boolean;
+  /** An SVG dash pattern (overrides `dashed`), e.g. '2 3' for dotted. */
+  dash?: string;
+  color?: string;
+};
+
+/** A reference line (no marks, not a series): drawn dashed grey through `points`. */
+export type Guide = { name: string; points: { x: number; y: number }[] };
 
 export type LinePlot = {
   id: string;
@@ -13,6 +23,9 @@ export type LinePlot = {
   xLog: boolean;
   yLog: boolean;
   series: Series[];
+  guides?: Guide[];
+  /** Log-axis floor: values below are drawn at it (e.g. "≤ 1 KiB"). */
+  yFloor?: number;
 };
 
 export type Bar = { group: string; label: string; value: number; highlight?: boolean };
@@ -91,8 +104,43 @@ export function colorFor(index: number): string {
   return PALETTE[index % PALETTE.length];
 }
 
+/** One colour per mixer, the same in every plot of every report. */
+export const MIXER_COLORS: Record<string, string> = {
+  ovq: '#d62728',
+  softmax: '#1f77b4',
+  linear: '#2ca02c',
+  'decay-linear': '#ff7f0e',
+  'gated-deltanet': '#9467bd',
+  vq: '#8c564b',
+  kvm: '#e377c2',
+  swa: '#17becf',
+};
+
+export function mixerColor(mixer: string): string {
+  return MIXER_COLORS[mixer] ?? '#7f7f7f';
+}
+
 export function linePlot(p: LinePlot): string {
-  const pts = p.series.flatMap((s) => s.points);
+  const floor = p.yFloor;
+  const clamp = (y: number) => (floor !== undefined && y < floor ? floor : y);
+  if (floor !== undefined) {
+    p = {
+      ...p,
+      series: p.series.map((s) => ({
+        ...s,
+        points: s.points.map((q) => ({
+          ...q,
+          y: clamp(q.y),
+          lo: q.lo === undefined ? undefined : clamp(q.lo),
+          hi: q.hi === undefined ? undefined : clamp(q.hi),
+        })),
+      })),
+    };
+  }
+  const pts: Point[] = [
+    ...p.series.flatMap((s) => s.points),
+    ...(p.guides ?? []).flatMap((g) => g.points),
+  ];
   const [x0, x1] = extent(
     pts.map((q) => q.x),
     p.xLog,
@@ -133,8 +181,24 @@ export function linePlot(p: LinePlot): string {
   out.push(
     `<text transform="translate(16 ${(M.top + H - M.bottom) / 2}) rotate(-90)" text-anchor="middle" class="label">${escapeXml(p.yLabel)}</text>`,
   );
+  const line = (points: { x: number; y: number }[]) =>
+    points
+      .filter((q) => Number.isFinite(q.x) && Number.isFinite(q.y) && (!p.yLog || q.y > 0))
+      .map((q, j) => `${j ? 'L' : 'M'}${sx(q.x).toFixed(1)},${sy(q.y).toFixed(1)}`)
+      .join('');
+  const nSeries = p.series.length;
+  (p.guides ?? []).forEach((g, i) => {
+    out.push(
+      `<g class="guide" data-guide="${escapeXml(g.name)}"><path d="${line(g.points)}" fill="none" stroke="#888" stroke-width="1.2" stroke-dasharray="3 4"/></g>`,
+    );
+    const ly = M.top + 8 + (nSeries + i) * 18;
+    out.push(
+      `<g class="legend" transform="translate(${W - M.right + 12} ${ly})"><line x1="0" x2="18" y1="0" y2="0" stroke="#888" stroke-width="1.2" stroke-dasharray="3 4"/><text x="24" y="4" class="legend-text">${escapeXml(g.name)}</text></g>`,
+    );
+  });
   p.series.forEach((s, i) => {
     const color = s.color ?? colorFor(i);
+    const dash = s.dash ?? (s.dashed ? '6 4' : undefined);
     const valid = s.points.filter(
       (q) => Number.isFinite(q.x) && Number.isFinite(q.y) && (!p.yLog || q.y > 0),
     );
@@ -146,7 +210,7 @@ export function linePlot(p: LinePlot): string {
     );
     if (valid.length > 1)
       out.push(
-        `<path d="${d}" fill="none" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
+        `<path d="${d}" fill="none" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`,
       );
     for (const q of valid) {
       const cx = sx(q.x).toFixed(1);
@@ -162,7 +226,7 @@ export function linePlot(p: LinePlot): string {
     out.push('</g>');
     const ly = M.top + 8 + i * 18;
     out.push(
-      `<g class="legend" transform="translate(${W - M.right + 12} ${ly})"><line x1="0" x2="18" y1="0" y2="0" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/><text x="24" y="4" class="legend-text">${escapeXml(s.name)}</text></g>`,
+      `<g class="legend" transform="translate(${W - M.right + 12} ${ly})"><line x1="0" x2="18" y1="0" y2="0" stroke="${color}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/><text x="24" y="4" class="legend-text">${escapeXml(s.name)}</text></g>`,
     );
   });
   out.push('</svg>');

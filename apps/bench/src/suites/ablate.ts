@@ -14,7 +14,7 @@ export type AblateOptions = { sequence: RecallDemoOptions; seeds: number[]; capa
 
 export const DEFAULT_ABLATE: AblateOptions = {
   sequence: DEFAULT_RECALL_DEMO,
-  seeds: [1, 2, 3],
+  seeds: [1, 2, 3, 4, 5, 6, 7, 8],
   // Below the demo's 256 so that the dictionary fills and the rules that manage it matter.
   capacity: 128,
 };
@@ -56,7 +56,68 @@ export type AblationRow = {
   implementation: string;
 };
 
-export type AblateResult = { label: string; options: AblateOptions; rows: AblationRow[] };
+export type AblationFinding = {
+  axis: Variant['axis'];
+  /** The best variant on this axis (the default included) and its margin over the runner-up. */
+  winner: string;
+  winnerAccuracy: number;
+  runnerUp: string;
+  runnerUpAccuracy: number;
+  /** Winner minus runner-up, its standard error over seeds (paired), and the seeds. */
+  margin: number;
+  marginSe: number;
+  seeds: number;
+  /** One sentence: which setting won, by how much, over how many seeds. */
+  text: string;
+};
+
+export type AblateResult = {
+  label: string;
+  options: AblateOptions;
+  rows: AblationRow[];
+  findings: AblationFinding[];
+};
+
+/** Per axis: the default against every variant of that axis; who won, by how much, how sure. */
+export function ablationFindings(rows: AblationRow[]): AblationFinding[] {
+  const def = rows.find((r) => r.axis === 'default');
+  if (!def) return [];
+  const axes = [...new Set(rows.map((r) => r.axis))].filter((a) => a !== 'default');
+  return axes.map((axis) => {
+    const contenders = [
+      { ...def, variant: `default (${def.variant})` },
+      ...rows.filter((r) => r.axis === axis),
+    ].sort((a, b) => b.accuracy - a.accuracy);
+    const [w, r] = contenders;
+    const diffs = w.perSeed.map((x, i) => x - r.perSeed[i]);
+    const n = diffs.length;
+    const m = diffs.reduce((a, b) => a + b, 0) / n;
+    const sd =
+      n > 1 ? Math.sqrt(diffs.reduce((a, d) => a + (d - m) ** 2, 0) / (n - 1)) : Number.NaN;
+    const se = sd / Math.sqrt(n);
+    const sure = n > 1 && Math.abs(m) > 2 * se;
+    const pts = (x: number) => `${(100 * x).toFixed(1)}%`;
+    const text =
+      w.accuracy === r.accuracy
+        ? `${axis}: ${w.variant} and ${r.variant} tie at ${pts(w.accuracy)} (${n} seed${n > 1 ? 's' : ''})`
+        : `${axis}: ${w.variant} wins with ${pts(w.accuracy)} vs ${r.variant} ${pts(r.accuracy)}, +${(100 * (w.accuracy - r.accuracy)).toFixed(1)} pts over ${n} seed${n > 1 ? 's' : ''}` +
+          (n > 1
+            ? ` (paired ± ${(100 * se).toFixed(1)} pts: ${sure ? 'beyond 2σ' : 'within 2σ, not a clear win'})`
+            : ' (one seed: no error bar)') +
+          (w.variant.startsWith('default') ? '' : ' — the default loses on this axis');
+    return {
+      axis,
+      winner: w.variant,
+      winnerAccuracy: w.accuracy,
+      runnerUp: r.variant,
+      runnerUpAccuracy: r.accuracy,
+      margin: w.accuracy - r.accuracy,
+      marginSe: se,
+      seeds: n,
+      text,
+    };
+  });
+}
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -141,5 +202,8 @@ export function runAblate(
       ]),
     );
   }
-  return { label: 'OVQ ablations on untrained synthetic recall', options, rows };
+  const findings = ablationFindings(rows);
+  reporter.line('What the ablations show:');
+  for (const f of findings) reporter.line(`  ${f.text}`);
+  return { label: 'OVQ ablations on untrained synthetic recall', options, rows, findings };
 }

@@ -1,6 +1,7 @@
 // The speed suite: every implementation's correctness check first (a failed or throwing check
 // excludes it from all numbers), then tokens/s and GFLOP/s per T and mode, state size, and peak
 // memory from a child process that streams the sequence.
+import os from 'node:os';
 import { type MemoryMeasurement, measureMemory, memoryProbeAvailable } from '../measure/memory.js';
 import { type TimingStats, timeRepeats } from '../measure/timing.js';
 import type { CheckResult, Dims, Implementation, Mode, Skipped } from '../registry/types.js';
@@ -24,6 +25,8 @@ export type SpeedOptions = {
   budgetSeconds: number;
   /** T values whose peak memory is probed (subset of Ts); empty = no memory probe. */
   memoryTs: number[];
+  /** Implementations (names) whose memory is probed; undefined = every one with a stream. */
+  memoryImpls?: string[];
   memoryPiece: number;
   /** Open WebGPU adapters / load the tfjs backends (registry options, also used by the memory child). */
   webgpu: boolean;
@@ -51,6 +54,16 @@ export type CheckRow = CheckResult & {
   error?: string;
 };
 
+/** A row whose timing spread p80/p20 exceeds this is marked noisy (its verdicts inconclusive). */
+export const NOISY_SPREAD = 1.3;
+
+/** 1-minute load average (runnable processes) around one measurement, and the cores there are. */
+export type LoadSample = { before: number; after: number; cores: number };
+
+export function loadNow(): number {
+  return os.loadavg()[0];
+}
+
 export type SpeedRow = {
   impl: string;
   mixer: string;
@@ -66,6 +79,11 @@ export type SpeedRow = {
   gflops?: { median: number; p20: number; p80: number };
   memory?: MemoryMeasurement;
   memoryError?: string;
+  /** Machine load sampled before and after the timing. */
+  load?: LoadSample;
+  /** p80/p20 of the timing; > NOISY_SPREAD marks the row noisy. */
+  spread?: number;
+  noisy?: boolean;
 };
 
 export type SpeedResult = {
@@ -131,6 +149,8 @@ const speedTable = new TextTable([
   { title: 'state', width: 7, align: 'right' },
   { title: 'held +', width: 9, align: 'right' },
   { title: 'RSS +', width: 8, align: 'right' },
+  { title: 'load', width: 4, align: 'right' },
+  { title: 'note', width: 5 },
 ]);
 
 export function formatSpeedRow(r: SpeedRow): string {
@@ -139,6 +159,7 @@ export function formatSpeedRow(r: SpeedRow): string {
     return speedTable.row([r.impl, mode, String(r.T), `${r.status}: ${r.reason ?? ''}`]);
   }
   const tps = r.tokensPerSecond!;
+  const loadCell = r.load ? Math.max(r.load.before, r.load.after).toFixed(1) : '';
   return speedTable.row([
     r.impl,
     mode,
@@ -154,6 +175,8 @@ export function formatSpeedRow(r: SpeedRow): string {
           ? 'n/a'
           : 'error'
         : '',
+    loadCell,
+    r.noisy ? `noisy (p80/p20 ${r.spread!.toFixed(2)})` : '',
   ]);
 }
 
@@ -209,7 +232,8 @@ export async function runSpeed(
           row.status === 'ok' &&
           mode === 'forward' &&
           probeMemory &&
-          options.memoryTs.includes(T)
+          options.memoryTs.includes(T) &&
+          (!options.memoryImpls || options.memoryImpls.includes(impl.name))
         ) {
           if (!impl.stream) row.memoryError = 'no streaming API';
           else {
@@ -273,14 +297,25 @@ async function measureOne(
         (estimate > 0 ? ` (est. ${estimate.toFixed(1)}s each)…` : '…'),
       estimate > 10,
     );
+    const before = loadNow();
     const timing = await timeRepeats(fn, {
       warmup: options.warmup,
       repeats: options.repeats,
       maxSeconds: options.budgetSeconds / 2,
       minRepeats: Math.min(3, options.repeats),
     });
+    const load = { before, after: loadNow(), cores: os.cpus().length };
     work.dispose?.();
-    return { ...base, status: 'ok', timing, ...rates(timing, T, base.flops) };
+    const spread = timing.p80 / timing.p20;
+    return {
+      ...base,
+      status: 'ok',
+      timing,
+      ...rates(timing, T, base.flops),
+      load,
+      spread,
+      noisy: spread > NOISY_SPREAD,
+    };
   } catch (error) {
     return { ...base, status: 'failed', reason: String(error).slice(0, 200) };
   }
