@@ -1,5 +1,6 @@
 // JSON-serialisable task specs (for configs and checkpoints) and their construction.
-import { mqarTask } from '../tasks/mqar.js';
+import { type MqarSlice, mqarMixtureTask, mqarTask } from '../tasks/mqar.js';
+import { niahTask, niahVocabulary } from '../tasks/niah.js';
 import { basicRecallTask, positionalRecallTask } from '../tasks/recall.js';
 import { linearRegressionTask } from '../tasks/regression.js';
 import { byteLmTask, loadBrownCorpus, loadTextDocuments, splitDocuments } from '../tasks/text.js';
@@ -16,7 +17,15 @@ export type TaskSpec =
       outputDim?: number;
       noise?: number;
     }
-  | { name: 'byte-lm'; corpus?: string; validationFraction?: number };
+  | { name: 'byte-lm'; corpus?: string; validationFraction?: number }
+  | { name: 'mqar-mixture'; vocabSize: number; slices: MqarSlice[]; powerA?: number }
+  | {
+      name: 'niah';
+      needleLength?: number;
+      /** Synthetic filler tokens, or bytes of the default corpus (train/validation documents). */
+      filler?: 'synthetic' | 'corpus';
+      depth?: number;
+    };
 
 export const TASK_NAMES = [
   'mqar',
@@ -24,11 +33,24 @@ export const TASK_NAMES = [
   'positional-recall',
   'linear-regression',
   'byte-lm',
+  'mqar-mixture',
+  'niah',
 ] as const;
 
-/** The task of a synthetic spec (everything but byte-lm, whose corpus loads asynchronously). */
+/** Specs whose task needs the corpus, which loads asynchronously. */
+export function needsCorpus(spec: TaskSpec): boolean {
+  return spec.name === 'byte-lm' || (spec.name === 'niah' && spec.filler === 'corpus');
+}
+
+/** The task of a synthetic spec (everything but those that need the corpus). */
 export function createTasksSync(spec: Exclude<TaskSpec, { name: 'byte-lm' }>): Task {
   switch (spec.name) {
+    case 'mqar-mixture':
+      return mqarMixtureTask(spec);
+    case 'niah':
+      if (spec.filler === 'corpus')
+        throw new Error('task.filler: corpus filler loads asynchronously; use createTasks');
+      return niahTask({ needleLength: spec.needleLength, depth: spec.depth });
     case 'mqar':
       return mqarTask(spec);
     case 'basic-recall':
@@ -46,6 +68,14 @@ export function createTasksSync(spec: Exclude<TaskSpec, { name: 'byte-lm' }>): T
 
 /** The training and evaluation tasks of a spec (they differ only for byte-lm's document split). */
 export async function createTasks(spec: TaskSpec): Promise<{ train: Task; evaluation: Task }> {
+  if (spec.name === 'niah' && spec.filler === 'corpus') {
+    const { train, validation } = splitDocuments(await loadBrownCorpus(), 0.1);
+    const options = { needleLength: spec.needleLength, depth: spec.depth };
+    return {
+      train: niahTask({ ...options, filler: train }),
+      evaluation: niahTask({ ...options, filler: validation }),
+    };
+  }
   if (spec.name !== 'byte-lm') {
     const task = createTasksSync(spec);
     return { train: task, evaluation: task };
@@ -74,6 +104,11 @@ export function taskShape(spec: TaskSpec): {
       };
     case 'byte-lm':
       return { vocabSize: 256 };
+    case 'niah':
+      return {
+        vocabSize: niahVocabulary({ filler: spec.filler === 'corpus' ? [] : 'synthetic' })
+          .vocabSize,
+      };
     default:
       return { vocabSize: spec.vocabSize };
   }

@@ -1,6 +1,7 @@
 // Training-config validation: unknown keys (with a did-you-mean), types and ranges, checked
 // before any work so a typo never silently trains the defaults. Errors name the config path, the
 // value and what was expected.
+import type { MixerOptions } from '../model/decoder.js';
 import { createTasksSync, TASK_NAMES, type TaskSpec } from './task-spec.js';
 import type { TrainConfig } from './train.js';
 
@@ -34,22 +35,34 @@ const TOP_KEYS = [
   'seed',
 ] as const;
 const MODEL_KEYS = ['dModel', 'heads', 'layers', 'mixers', 'mlpHidden', 'mixerOptions'] as const;
-// Mirrors MixerOptions in model/decoder.ts: a key added there must be added here.
 const MIXER_OPTION_KEYS = [
   'window',
   'ropeBase',
   'ovqCapacity',
   'ovqChunkSize',
   'vqCodes',
-  'kvmBudget',
+
 ] as const;
-// Mirrors TaskSpec in task-spec.ts.
+// The key lists must name every field of their types: a field added to TrainConfig, the model
+// config or MixerOptions without being listed here fails to compile instead of being refused.
+type Missing<T, K extends readonly unknown[]> = Exclude<keyof T, K[number]>;
+const everyKeyListed: [
+  Missing<TrainConfig, typeof TOP_KEYS>,
+  Missing<TrainConfig['model'], typeof MODEL_KEYS>,
+  Missing<MixerOptions, typeof MIXER_OPTION_KEYS>,
+] extends [never, never, never]
+  ? true
+  : never = true;
+void everyKeyListed;
+// Mirrors TaskSpec in task-spec.ts (a new task name fails to compile until listed).
 const TASK_KEYS: Record<TaskSpec['name'], readonly string[]> = {
   mqar: ['name', 'vocabSize', 'numPairs', 'powerA', 'randomNonQueries'],
   'basic-recall': ['name', 'vocabSize', 'numPairs', 'queries'],
   'positional-recall': ['name', 'vocabSize', 'runLength'],
   'linear-regression': ['name', 'functions', 'inputDim', 'outputDim', 'noise'],
   'byte-lm': ['name', 'corpus', 'validationFraction'],
+  'mqar-mixture': ['name', 'vocabSize', 'slices', 'powerA'],
+  niah: ['name', 'needleLength', 'filler', 'depth'],
 };
 
 /** Every known path, for suggestions across levels (a top-level "window" means the mixer's). */
@@ -81,7 +94,10 @@ function distance(a: string, b: string): number {
 
 /** The candidate closest to `word` (case and separators ignored), or undefined when none is close. */
 export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
-  return closest(word, candidates.map((c) => ({ path: c, bias: 0 })));
+  return closest(
+    word,
+    candidates.map((c) => ({ path: c, bias: 0 })),
+  );
 }
 
 function closest(word: string, candidates: { path: string; bias: number }[]): string | undefined {
@@ -241,8 +257,20 @@ export function validateTrainConfig(c: TrainConfig): void {
   }
   // Tasks check their own length constraints (e.g. MQAR needs an even length ≥ 4·pairs): try
   // each training and evaluation length once now rather than fail mid-run.
+  if (
+    c.task.name === 'niah' &&
+    c.task.filler !== undefined &&
+    !['synthetic', 'corpus'].includes(c.task.filler)
+  ) {
+    throw new TrainConfigError(
+      'task.filler',
+      `got ${describe(c.task.filler)}; expected "synthetic" or "corpus"`,
+    );
+  }
   if (c.task.name !== 'byte-lm') {
-    const task = createTasksSync(c.task);
+    // Corpus filler only changes the filler bytes, not the length rules: check with synthetic.
+    const spec = c.task.name === 'niah' ? { ...c.task, filler: 'synthetic' as const } : c.task;
+    const task = createTasksSync(spec);
     for (const k of [1, ...c.evalLengths]) task.sample(1, c.seqLen * k, 0);
   } else if (c.task.corpus !== undefined && typeof c.task.corpus !== 'string') {
     throw new TrainConfigError(

@@ -1,5 +1,5 @@
 // The regime experiment's results file, schema `ovq-results/1`: one row per (task, mixers,
-// budget, seed, training length, evaluation length, metric), each with the command that
+// budget, seed, training length, learning rate, evaluation length, metric), each with the command that
 // reproduces it. Rows are merged by that key, so a resumed or split sweep never duplicates one.
 
 export const RESULTS_SCHEMA = 'ovq-results/1';
@@ -30,7 +30,7 @@ export type ResultsFile = {
 };
 
 const rowKey = (r: ResultRow) =>
-  JSON.stringify([r.task, r.mixers, r.budget, r.seed, r.trainLen, r.evalLen, r.metric]);
+  JSON.stringify([r.task, r.mixers, r.budget, r.seed, r.trainLen, r.lr, r.evalLen, r.metric]);
 
 /** Checks a parsed results file; names the first bad field. */
 export function validateResults(value: unknown, source = 'results'): ResultsFile {

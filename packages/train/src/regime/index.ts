@@ -1,0 +1,39 @@
+// The regime experiment: matched state budgets, the plan of cells, the runner and its results.
+export {
+  type BudgetMatch,
+  budgetKnob,
+  type LayerShape,
+  layerStateCeiling,
+  matchBudget,
+} from './budget.js';
+export {
+  budgetOptions,
+  planCells,
+  type RegimeCell,
+  type RegimeConfig,
+  type RegimeTask,
+  shardCells,
+  validateRegimeConfig,
+} from './plan.js';
+export {
+  type CellKey,
+  cellDone,
+  meanStd,
+  mergeResults,
+  RESULTS_SCHEMA,
+  type ResultRow,
+  type ResultsFile,
+  validateResults,
+} from './results.js';
+export {
+  cellKey,
+  cellProbes,
+  cellTrainConfig,
+  pendingCells,
+  pickedLr,
+  type RunCellOptions,
+  type RunRegimeOptions,
+  runCell,
+  runRegime,
+  trainingSpec,
+} from './run.js';

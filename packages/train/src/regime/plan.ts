@@ -1,0 +1,216 @@
+// The regime experiment as a plan of cells (ALGORITHM.md §6–7; issue "OVQ in its own regime"):
+// every mixer pattern at every matched state budget, the learning rate picked per (task, mixers,
+// budget) on a validation split with seed 0, then every seed trained at that rate and scored on a
+// separate test split at 1×, 4×, 16× the training length.
+import type { MixerOptions } from '../model/decoder.js';
+import { MIXER_KINDS, type MixerKind, mixerSchedule } from '../model/mixers.js';
+import { type BudgetMatch, matchBudget } from './budget.js';
+
+export type RegimeTask =
+  | {
+      /** Zoology MQAR: train on a mixture of (length, pairs) slices, test per (length, pairs). */
+      name: 'mqar';
+      vocabSize: number;
+      trainSlices: { seqLen: number; numPairs: number; weight?: number }[];
+      /** Test cells as (multiple of the training length, pairs). */
+      testCells: { lengthMultiple: number; numPairs: number }[];
+      powerA?: number;
+    }
+  | {
+      /** NIAH-S1: random depth in training; test on a length × depth grid. */
+      name: 'niah';
+      needleLength?: number;
+      depths: number[];
+      filler?: 'synthetic' | 'corpus';
+    }
+  | { name: 'byte-lm'; corpus?: string };
+
+export type RegimeConfig = {
+  schema: 'ovq-regime/1';
+  model: {
+    dModel: number;
+    heads: number;
+    layers: number;
+    mlpHidden?: number;
+    /** Window of the SWA layers (and KVM's raw window), OVQ chunk size. */
+    window: number;
+    chunkSize: number;
+  };
+  trainLen: number;
+  batchSize: number;
+  steps: number;
+  warmup?: number;
+  weightDecay?: number;
+  clip?: number;
+  /** Evaluation lengths as multiples of trainLen. */
+  evalMultiples: number[];
+  tasks: RegimeTask[];
+  /** Mixer patterns, e.g. "swa" (SWA only), "swa,ovq", "swa,softmax". */
+  mixers: string[];
+  /** State budgets: numbers one long-range layer holds per sequence (ALGORITHM.md §6). */
+  budgets: number[];
+  seeds: number[];
+  /** Learning-rate grid searched on the validation split with the first seed. */
+  lrs: number[];
+  validationSequences: number;
+  testSequences: number;
+  evalBatchSize: number;
+  backend?: string;
+};
+
+/** One training run of the plan. `lr` is undefined for test cells until the search has run. */
+export type RegimeCell = {
+  id: string;
+  /** task/mixers/budget: the lr search and the seeds of one group run in one process. */
+  group: string;
+  task: RegimeTask;
+  mixers: string;
+  /** Budget the long-range layers were matched to; null for unbudgeted or fixed-state patterns. */
+  budget: number | null;
+  /** What each sized kind's knob was set to, for the table. */
+  matches: BudgetMatch[];
+  mixerOptions: MixerOptions;
+  seed: number;
+  phase: 'lr-search' | 'test';
+  lr?: number;
+};
+
+const SIZED: readonly MixerKind[] = ['ovq', 'kvm', 'vq'];
+
+/** The long-range kinds of a pattern: everything but SWA, or SWA itself for "swa" alone. */
+function longRangeKinds(pattern: string, layers: number): MixerKind[] {
+  const kinds = [...new Set(mixerSchedule(pattern, layers))];
+  const other = kinds.filter((k) => k !== 'swa');
+  return other.length > 0 ? other : ['swa'];
+}
+
+/** Options and budget matches for `pattern` at `budget`; null budget when nothing is sized. */
+export function budgetOptions(
+  config: RegimeConfig,
+  pattern: string,
+  budget: number,
+): { budget: number | null; options: MixerOptions; matches: BudgetMatch[] } {
+  const { heads, dModel, layers, window, chunkSize } = config.model;
+  const shape = { heads, headDim: dModel / heads, chunkSize, window };
+  const base: MixerOptions = { window, ovqChunkSize: chunkSize };
+  const kinds = longRangeKinds(pattern, layers);
+  const sized = kinds.filter((k) => SIZED.includes(k) || (k === 'swa' && kinds.length === 1));
+  if (sized.length === 0) return { budget: null, options: base, matches: [] };
+  const options: MixerOptions = { ...base };
+  const matches = sized.map((k) => matchBudget(k, budget, shape, base));
+  for (const m of matches) if (m.knob) (options as Record<string, number>)[m.knob] = m.value!;
+  return { budget, options, matches };
+}
+
+export function validateRegimeConfig(config: RegimeConfig): void {
+  const fail = (what: string): never => {
+    throw new Error(`regime config: ${what}`);
+  };
+  if (config.schema !== 'ovq-regime/1')
+    fail(`schema is ${JSON.stringify(config.schema)}; expected "ovq-regime/1"`);
+  const positiveInt = (name: string, x: unknown) => {
+    if (!Number.isInteger(x) || (x as number) < 1)
+      fail(`${name} is ${JSON.stringify(x)}; expected a positive integer`);
+  };
+  for (const key of [
+    'trainLen',
+    'batchSize',
+    'steps',
+    'validationSequences',
+    'testSequences',
+    'evalBatchSize',
+  ] as const)
+    positiveInt(key, config[key]);
+  for (const key of ['dModel', 'heads', 'layers', 'window', 'chunkSize'] as const)
+    positiveInt(`model.${key}`, config.model?.[key]);
+  if (config.model.dModel % config.model.heads !== 0)
+    fail(
+      `model.dModel ${config.model.dModel} is not a multiple of model.heads ${config.model.heads}`,
+    );
+  for (const key of ['evalMultiples', 'tasks', 'mixers', 'budgets', 'seeds', 'lrs'] as const)
+    if (!Array.isArray(config[key]) || config[key].length === 0)
+      fail(`${key}: expected a non-empty array`);
+  for (const pattern of config.mixers) {
+    try {
+      mixerSchedule(pattern, config.model.layers);
+    } catch (e) {
+      fail(`mixers: ${(e as Error).message} (choose from ${MIXER_KINDS.join(', ')})`);
+    }
+  }
+  config.lrs.forEach((lr, i) => {
+    if (!(lr > 0 && Number.isFinite(lr))) fail(`lrs[${i}] is ${lr}; expected a positive number`);
+  });
+  config.budgets.forEach((b, i) => {
+    if (!(b > 0 && Number.isFinite(b))) fail(`budgets[${i}] is ${b}; expected a positive number`);
+  });
+  config.seeds.forEach((s, i) => {
+    if (!Number.isInteger(s) || s < 0) fail(`seeds[${i}] is ${s}; expected a non-negative integer`);
+  });
+}
+
+/**
+ * Every cell of the plan, lr-search cells first (they decide the test cells' rate). A pattern
+ * that no budget sizes (fixed-state or full softmax) runs once, with budget null.
+ */
+export function planCells(config: RegimeConfig): RegimeCell[] {
+  validateRegimeConfig(config);
+  const cells: RegimeCell[] = [];
+  for (const task of config.tasks) {
+    for (const pattern of config.mixers) {
+      const seen = new Set<string>();
+      for (const budget of config.budgets) {
+        const b = budgetOptions(config, pattern, budget);
+        const key = JSON.stringify(b.options);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const base = `${task.name}/${pattern}/${b.budget ?? 'natural'}`;
+        for (const lr of config.lrs) {
+          cells.push({
+            id: `${base}/lr=${lr}`,
+            group: base,
+            task,
+            mixers: pattern,
+            budget: b.budget,
+            matches: b.matches,
+            mixerOptions: b.options,
+            seed: config.seeds[0],
+            phase: 'lr-search',
+            lr,
+          });
+        }
+        for (const seed of config.seeds) {
+          cells.push({
+            id: `${base}/seed=${seed}`,
+            group: base,
+            task,
+            mixers: pattern,
+            budget: b.budget,
+            matches: b.matches,
+            mixerOptions: b.options,
+            seed,
+            phase: 'test',
+          });
+        }
+      }
+    }
+  }
+  return cells;
+}
+
+/**
+ * Cells of shard `index` of `count`: whole groups round robin, so a group's test cells always
+ * find its lr search done by the same process.
+ */
+export function shardCells(cells: RegimeCell[], index: number, count: number): RegimeCell[] {
+  if (
+    !Number.isInteger(count) ||
+    count < 1 ||
+    !Number.isInteger(index) ||
+    index < 0 ||
+    index >= count
+  )
+    throw new RangeError(`shard is ${index}/${count}; expected i/n with 0 ≤ i < n`);
+  const groups = [...new Set(cells.map((c) => c.group))];
+  const mine = new Set(groups.filter((_, i) => i % count === index));
+  return cells.filter((c) => mine.has(c.group));
+}

@@ -1,0 +1,270 @@
+// Runs a regime plan cell by cell: trains, scores on the validation split (lr search) or the test
+// split (every length, pair count and depth), and merges the rows into the results file after
+// each cell, so a killed sweep resumes where it stopped (a cell in flight resumes from its own
+// checkpoint) and several processes can split the plan by group.
+
+import type { TaskSpec } from '../loop/task-spec.js';
+import { type EvalResult, evaluate, type TrainConfig, train } from '../loop/train.js';
+import type { Decoder, MixerFactory } from '../model/decoder.js';
+import { mqarTask } from '../tasks/mqar.js';
+import { niahTask } from '../tasks/niah.js';
+import { byteLmTask, loadBrownCorpus, loadTextDocuments, splitDocuments } from '../tasks/text.js';
+import type { Task } from '../tasks/types.js';
+import type { RegimeCell, RegimeConfig, RegimeTask } from './plan.js';
+import { type CellKey, cellDone, type ResultRow, type ResultsFile } from './results.js';
+
+/** Seeds of the validation and test splits never meet each other's (or training's) batches. */
+const SPLIT_SALT = { validation: 0x51a7e, test: 0x7e57 } as const;
+
+function onSplit(task: Task, split: keyof typeof SPLIT_SALT): Task {
+  return {
+    ...task,
+    sample: (batch, seqLen, seed) =>
+      task.sample(batch, seqLen, (Math.imul(seed + 1, 0x9e3779b1) ^ SPLIT_SALT[split]) >>> 0),
+  };
+}
+
+/** The training task spec of a regime task. */
+export function trainingSpec(task: RegimeTask): TaskSpec {
+  switch (task.name) {
+    case 'mqar':
+      return {
+        name: 'mqar-mixture',
+        vocabSize: task.vocabSize,
+        slices: task.trainSlices,
+        ...(task.powerA === undefined ? {} : { powerA: task.powerA }),
+      } as TaskSpec;
+    case 'niah':
+      return {
+        name: 'niah',
+        needleLength: task.needleLength ?? 4,
+        filler: task.filler ?? 'synthetic',
+      } as TaskSpec;
+    case 'byte-lm':
+      return { name: 'byte-lm', ...(task.corpus ? { corpus: task.corpus } : {}) };
+  }
+}
+
+/** One evaluation of a cell: the task to sample, its length, and the metric name it reports. */
+type Probe = { task: Task; seqLen: number; metric: string; loss?: boolean };
+
+async function heldOutDocuments(corpus: string | undefined) {
+  const docs = corpus ? await loadTextDocuments(corpus) : await loadBrownCorpus();
+  // Training uses `train` (as the loop does); the held-out documents split again, val | test.
+  const held = splitDocuments(docs, 0.1).validation;
+  const { train: validation, validation: test } = splitDocuments(held, 0.5);
+  return { validation, test };
+}
+
+/** What a cell is scored on: validation at the training length, or the whole test grid. */
+export async function cellProbes(config: RegimeConfig, cell: RegimeCell): Promise<Probe[]> {
+  const split = cell.phase === 'lr-search' ? 'validation' : 'test';
+  const multiples = cell.phase === 'lr-search' ? [1] : config.evalMultiples;
+  const T = config.trainLen;
+  const task = cell.task;
+  const probes: Probe[] = [];
+  if (task.name === 'mqar') {
+    const cells =
+      cell.phase === 'lr-search'
+        ? task.testCells.filter((c) => c.lengthMultiple === 1)
+        : task.testCells;
+    for (const c of cells.length > 0 ? cells : task.testCells.slice(0, 1)) {
+      const t = mqarTask({ vocabSize: task.vocabSize, numPairs: c.numPairs, powerA: task.powerA });
+      probes.push({
+        task: onSplit(t, split),
+        seqLen: T * c.lengthMultiple,
+        metric: `accuracy@pairs=${c.numPairs}`,
+      });
+    }
+  } else if (task.name === 'niah') {
+    const filler =
+      task.filler === 'corpus' ? (await heldOutDocuments(undefined))[split] : 'synthetic';
+    for (const m of multiples) {
+      for (const depth of task.depths) {
+        const t = niahTask({ needleLength: task.needleLength ?? 4, depth, filler });
+        probes.push({ task: onSplit(t, split), seqLen: T * m, metric: `accuracy@depth=${depth}` });
+      }
+    }
+  } else {
+    const docs = (await heldOutDocuments(task.corpus))[split];
+    const t = byteLmTask(docs, `byte-lm-${split}`);
+    for (const m of multiples)
+      probes.push({ task: onSplit(t, split), seqLen: T * m, metric: 'loss', loss: true });
+  }
+  return probes;
+}
+
+/** The learning rate the lr search picked for a group (best validation score at trainLen). */
+export function pickedLr(results: ResultsFile, config: RegimeConfig, cell: RegimeCell): number {
+  const rows = results.rows.filter(
+    (r) =>
+      r.task === `${cell.task.name}:validation` &&
+      r.mixers === cell.mixers &&
+      r.budget === cell.budget &&
+      r.trainLen === config.trainLen,
+  );
+  const missing = config.lrs.filter((lr) => !rows.some((r) => r.lr === lr));
+  if (missing.length > 0)
+    throw new Error(`${cell.group}: lr search has no result for lr ${missing.join(', ')} yet`);
+  const lowerIsBetter = cell.task.name === 'byte-lm';
+  let best = { lr: config.lrs[0], score: lowerIsBetter ? Infinity : -Infinity };
+  for (const lr of config.lrs) {
+    const scores = rows.filter((r) => r.lr === lr).map((r) => r.value);
+    const score = scores.reduce((a, b) => a + b, 0) / scores.length;
+    if (lowerIsBetter ? score < best.score : score > best.score) best = { lr, score };
+  }
+  return best.lr;
+}
+
+export function cellKey(config: RegimeConfig, cell: RegimeCell, lr: number): CellKey {
+  return {
+    task: cell.phase === 'lr-search' ? `${cell.task.name}:validation` : cell.task.name,
+    mixers: cell.mixers,
+    budget: cell.budget,
+    seed: cell.seed,
+    trainLen: config.trainLen,
+    lr,
+  };
+}
+
+export function cellTrainConfig(config: RegimeConfig, cell: RegimeCell, lr: number): TrainConfig {
+  const { window: _w, chunkSize: _c, ...model } = config.model;
+  return {
+    task: trainingSpec(cell.task),
+    model: { ...model, mixers: cell.mixers, mixerOptions: cell.mixerOptions },
+    seqLen: config.trainLen,
+    batchSize: config.batchSize,
+    steps: config.steps,
+    lr,
+    warmup: config.warmup ?? Math.min(100, Math.floor(config.steps / 10)),
+    weightDecay: config.weightDecay ?? 0.1,
+    clip: config.clip ?? 1,
+    evalEvery: config.steps,
+    evalBatches: 1,
+    evalBatchSize: Math.min(config.evalBatchSize, 4),
+    evalLengths: [1],
+    seed: cell.seed,
+  };
+}
+
+export type RunCellOptions = {
+  createMixer: MixerFactory;
+  /** Checkpoint of the cell in flight (resumed when it exists). */
+  checkpointPath?: string;
+  resume?: boolean;
+  /** Reproduces this cell (goes into each row's `command`). */
+  command: string;
+  onMessage?: (text: string) => void;
+};
+
+/** Trains one cell and scores it; returns its rows (not yet merged). */
+export async function runCell(
+  config: RegimeConfig,
+  cell: RegimeCell,
+  lr: number,
+  options: RunCellOptions,
+): Promise<ResultRow[]> {
+  const trainConfig = cellTrainConfig(config, cell, lr);
+  const result = await train(trainConfig, {
+    createMixer: options.createMixer,
+    ...(options.checkpointPath ? { checkpointPath: options.checkpointPath } : {}),
+    resume: options.resume ?? false,
+  });
+  const model: Decoder = result.model;
+  try {
+    const key = cellKey(config, cell, lr);
+    const sequences =
+      cell.phase === 'lr-search' ? config.validationSequences : config.testSequences;
+    const batches = Math.ceil(sequences / config.evalBatchSize);
+    const rows: ResultRow[] = [];
+    for (const probe of await cellProbes(config, cell)) {
+      const started = performance.now();
+      const r: EvalResult = await evaluate(
+        model,
+        probe.task,
+        probe.seqLen,
+        batches,
+        config.evalBatchSize,
+        config.steps,
+      );
+      // Every mixer layer's state (SWA windows included): the memory a sequence holds.
+      const stateNumbers = model.stateSize(probe.seqLen).reduce((a, b) => a + b, 0);
+      rows.push({
+        ...key,
+        evalLen: probe.seqLen,
+        stateNumbers,
+        metric: probe.metric,
+        value: probe.loss ? r.loss : r.metric,
+        command: options.command,
+      });
+      options.onMessage?.(
+        `${cell.id} lr=${lr} T=${probe.seqLen} ${probe.metric}=${(probe.loss ? r.loss : r.metric).toFixed(4)} (${((performance.now() - started) / 1000).toFixed(0)} s)`,
+      );
+    }
+    return rows;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The cells of `cells` not yet in `results` (with the lr each runs at, when decidable). */
+export function pendingCells(
+  config: RegimeConfig,
+  cells: RegimeCell[],
+  results: ResultsFile,
+): RegimeCell[] {
+  return cells.filter((cell) => {
+    if (cell.phase === 'lr-search') return !cellDone(results, cellKey(config, cell, cell.lr!));
+    try {
+      return !cellDone(results, cellKey(config, cell, pickedLr(results, config, cell)));
+    } catch {
+      return true;
+    }
+  });
+}
+
+export type RunRegimeOptions = {
+  createMixer: MixerFactory;
+  /** Reads the results file as it is now (another shard may have written to it). */
+  load: () => Promise<ResultsFile>;
+  /** Merges rows into the results file and persists it (atomically). */
+  save: (rows: ResultRow[]) => Promise<void>;
+  /** Where the cell in flight keeps its checkpoint; resumed when it exists. */
+  checkpointFor?: (cell: RegimeCell) => { path: string; exists: boolean };
+  /** Reproduces a cell: goes into each row's `command`. */
+  commandFor: (cell: RegimeCell) => string;
+  onMessage?: (text: string) => void;
+  /** Called after each cell's rows are saved (e.g. to commit them). */
+  onCellDone?: (cell: RegimeCell, rows: ResultRow[]) => Promise<void> | void;
+  /** Stop before the next cell when it fires. */
+  signal?: AbortSignal;
+};
+
+/** Runs every pending cell of `cells` in order; returns how many it ran. */
+export async function runRegime(
+  config: RegimeConfig,
+  cells: RegimeCell[],
+  options: RunRegimeOptions,
+): Promise<number> {
+  let ran = 0;
+  for (const [i, cell] of cells.entries()) {
+    if (options.signal?.aborted) break;
+    const results = await options.load();
+    const lr = cell.phase === 'lr-search' ? cell.lr! : pickedLr(results, config, cell);
+    if (cellDone(results, cellKey(config, cell, lr))) continue;
+    options.onMessage?.(
+      `[${i + 1}/${cells.length}] ${cell.id}${cell.phase === 'test' ? ` (lr ${lr})` : ''}`,
+    );
+    const checkpoint = options.checkpointFor?.(cell);
+    const rows = await runCell(config, cell, lr, {
+      createMixer: options.createMixer,
+      ...(checkpoint ? { checkpointPath: checkpoint.path, resume: checkpoint.exists } : {}),
+      command: options.commandFor(cell),
+      ...(options.onMessage ? { onMessage: options.onMessage } : {}),
+    });
+    await options.save(rows);
+    await options.onCellDone?.(cell, rows);
+    ran++;
+  }
+  return ran;
+}

@@ -1,0 +1,101 @@
+// The regime sweep end to end at toy size: lr search on validation, seeds at the picked rate,
+// rows for every length/pairs/depth, resume skips finished cells, shards split whole groups.
+import '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTfjsMixer,
+  mergeResults,
+  planCells,
+  RESULTS_SCHEMA,
+  type RegimeConfig,
+  type ResultsFile,
+  runRegime,
+  shardCells,
+} from '../src/index.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const config: RegimeConfig = {
+  schema: 'ovq-regime/1',
+  model: { dModel: 16, heads: 2, layers: 2, window: 8, chunkSize: 8 },
+  trainLen: 32,
+  batchSize: 4,
+  steps: 2,
+  evalMultiples: [1, 2],
+  tasks: [
+    {
+      name: 'mqar',
+      vocabSize: 128,
+      trainSlices: [
+        { seqLen: 16, numPairs: 2 },
+        { seqLen: 32, numPairs: 4 },
+      ],
+      testCells: [
+        { lengthMultiple: 1, numPairs: 4 },
+        { lengthMultiple: 2, numPairs: 8 },
+      ],
+    },
+    { name: 'niah', needleLength: 2, depths: [0, 1] },
+  ],
+  mixers: ['swa,ovq', 'swa,gdn'],
+  budgets: [2048],
+  seeds: [0, 1],
+  lrs: [1e-3, 3e-3],
+  validationSequences: 4,
+  testSequences: 4,
+  evalBatchSize: 4,
+};
+
+describe('regime sweep', () => {
+  it('plans lr search then seeds per group, budgets matched, fixed-state mixers once', () => {
+    const cells = planCells(config);
+    // 2 tasks × 2 patterns × (2 lrs + 2 seeds).
+    expect(cells).toHaveLength(16);
+    const ovq = cells.find((c) => c.mixers === 'swa,ovq')!;
+    expect(ovq.budget).toBe(2048);
+    expect(ovq.mixerOptions.ovqCapacity).toBe(Math.floor((2048 / 2 - 8 * 16) / 17));
+    const gdn = cells.find((c) => c.mixers === 'swa,gdn')!;
+    expect(gdn.budget).toBeNull();
+    const shards = [0, 1, 2].map((i) => shardCells(cells, i, 3));
+    expect(shards.flat()).toHaveLength(cells.length);
+    for (const s of shards)
+      for (const c of s)
+        expect(shards.filter((t) => t.some((d) => d.group === c.group))).toHaveLength(1);
+  });
+
+  it('runs, writes rows with commands, and a second pass runs nothing', async () => {
+    let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 'test', machine: 'test', rows: [] };
+    const cells = planCells({ ...config, tasks: [config.tasks[1]], mixers: ['swa,ovq'] });
+    const options = {
+      createMixer: createTfjsMixer,
+      load: async () => file,
+      save: async (rows: ResultsFile['rows']) => {
+        file = mergeResults(file, rows);
+      },
+      commandFor: (c: { id: string }) => `ovq-train sweep --config toy.json --only ${c.id}`,
+    };
+    expect(await runRegime(config, cells, options)).toBe(4);
+    const test = file.rows.filter((r) => r.task === 'niah');
+    // 2 seeds × 2 lengths × 2 depths.
+    expect(test).toHaveLength(8);
+    expect(new Set(test.map((r) => r.metric))).toEqual(
+      new Set(['accuracy@depth=0', 'accuracy@depth=1']),
+    );
+    expect(new Set(test.map((r) => r.evalLen))).toEqual(new Set([32, 64]));
+    for (const r of test) {
+      expect(r.value).toBeGreaterThanOrEqual(0);
+      expect(r.value).toBeLessThanOrEqual(1);
+      expect(r.stateNumbers).toBeGreaterThan(0);
+      expect(config.lrs).toContain(r.lr);
+      expect(r.command).toMatch(
+        /^ovq-train sweep --config toy\.json --only niah\/swa,ovq\/2048\/seed=\d$/,
+      );
+    }
+    const validation = file.rows.filter((r) => r.task === 'niah:validation');
+    expect(validation.map((r) => r.lr).sort()).toEqual([1e-3, 1e-3, 3e-3, 3e-3]);
+    expect(await runRegime(config, cells, options)).toBe(0);
+  }, 120_000);
+});
