@@ -41,7 +41,7 @@ const MIXER_OPTION_KEYS = [
   'ovqCapacity',
   'ovqChunkSize',
   'vqCodes',
-
+  'kvmBudget',
 ] as const;
 // The key lists must name every field of their types: a field added to TrainConfig, the model
 // config or MixerOptions without being listed here fails to compile instead of being refused.
