@@ -159,6 +159,11 @@ function taskSpec(flags: RunFlags, base: TaskSpec | undefined): TaskSpec {
         name,
         functions: integerFlag('functions', flags.functions, 1) ?? (b.functions as number) ?? 16,
       };
+    case 'mqar-mixture':
+      // The slices come from a config file (no flag describes them).
+      return { ...b, name, vocabSize: vocab } as TaskSpec;
+    case 'niah':
+      return { ...b, name } as TaskSpec;
     default: {
       const corpus = flags.corpus ?? (b.corpus as string | undefined);
       if (corpus !== undefined && !existsSync(corpus))

@@ -68,6 +68,9 @@ describe('ovq-train', () => {
     expect(config.steps).toBe(7);
     expect(config.seqLen).toBe(32);
     expect(config.task).toEqual({ name: 'basic-recall', vocabSize: 40, numPairs: 3 });
+    // Every task name keeps its name (none falls through to another task's spec).
+    expect(buildRunConfig({ task: 'niah', len: '64' }).config.task.name).toBe('niah');
+    expect(buildRunConfig({ task: 'byte-lm' }).config.task.name).toBe('byte-lm');
   });
 
   it('run writes config, metrics and a checkpoint that eval reads back', async () => {
