@@ -57,7 +57,23 @@ export function checkInteger(argument: string, value: unknown, min: number): num
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     fail(argument, value, min === 0 ? 'a non-negative integer' : `an integer ≥ ${min}`);
   }
+  if (value > Number.MAX_SAFE_INTEGER) fail(argument, value, 'an integer ≤ 2^53 − 1');
   return value;
+}
+
+/** Largest typed-array length any state or output here is allocated with. */
+export const MAX_LENGTH = 2 ** 31 - 1;
+
+/** A product of sizes that becomes one array's length (keyDim·valueDim, codebookSize·valueDim…). */
+export function checkLength(argument: string, value: number, expr: string): void {
+  if (value > MAX_LENGTH) {
+    fail(
+      argument,
+      value,
+      `${expr} ≤ 2^31 − 1 (one array holds that many numbers)`,
+      `gives ${expr} = ${value}`,
+    );
+  }
 }
 
 export function checkPositive(argument: string, value: unknown): number {
@@ -158,10 +174,10 @@ export function readConfig(
 /** Dims `{keyDim, valueDim}` (a whole sequence is fine too: other keys are not looked at). */
 export function checkDims(dims: unknown, argument = 'dims'): { keyDim: number; valueDim: number } {
   const d = checkObject(argument, dims, 'an object {keyDim, valueDim}');
-  return {
-    keyDim: checkInteger(`${argument}.keyDim`, d.keyDim, 1),
-    valueDim: checkInteger(`${argument}.valueDim`, d.valueDim, 1),
-  };
+  const keyDim = checkInteger(`${argument}.keyDim`, d.keyDim, 1);
+  const valueDim = checkInteger(`${argument}.valueDim`, d.valueDim, 1);
+  checkLength(argument, keyDim * valueDim, 'keyDim·valueDim');
+  return { keyDim, valueDim };
 }
 
 /** A token count T (stateSize). */
@@ -218,6 +234,7 @@ export function checkSeq(
   const seqLen = checkInteger('seq.seqLen', s.seqLen, 0);
   const keyDim = checkInteger('seq.keyDim', s.keyDim, 1);
   const valueDim = checkInteger('seq.valueDim', s.valueDim, 1);
+  checkLength('seq', keyDim * valueDim, 'keyDim·valueDim');
   if (dims && dims.keyDim !== keyDim) {
     fail('seq.keyDim', keyDim, `the state's keyDim ${dims.keyDim}`);
   }

@@ -617,6 +617,76 @@ describe('generic entry points and overflow', () => {
         argument: 'tau',
       });
     }
+    // Sizes no array can hold are refused up front (not a RangeError from the allocation).
+    const sizes: [string, () => unknown, string][] = [
+      [
+        'createLinearState dims 1e6×1e6',
+        () => api.createLinearState({ keyDim: 1e6, valueDim: 1e6 }),
+        'dims',
+      ],
+      [
+        'createSoftmaxState keyDim 1e300',
+        () => api.createSoftmaxState({ keyDim: 1e300, valueDim: 1 }),
+        'dims.keyDim',
+      ],
+      [
+        'decayLinearStateSize valueDim 2^60',
+        () => api.decayLinearStateSize({ keyDim: 1, valueDim: 2 ** 60 }, {}, 1),
+        'dims.valueDim',
+      ],
+      [
+        'createVqState codebookSize 1e9',
+        () => api.createVqState(dims, { codebookSize: 1e9 }),
+        'config.codebookSize',
+      ],
+      [
+        'gatedDeltaNet seqLen 0, dims 1e5×1e5',
+        () =>
+          api.gatedDeltaNet({
+            q: new Float64Array(0),
+            k: new Float64Array(0),
+            v: new Float64Array(0),
+            seqLen: 0,
+            keyDim: 1e5,
+            valueDim: 1e5,
+            alpha: new Float64Array(0),
+            beta: new Float64Array(0),
+          }),
+        'seq',
+      ],
+    ];
+    for (const [label, run, argument] of sizes) cases.push({ label, run, argument });
+    // finishQKGradients is exported too.
+    const c = { normalize: false, rope: null };
+    const p = { processed: new Float64Array(8), norms: null };
+    const g = () => new Float64Array(8);
+    const finish: [string, unknown[], string][] = [
+      ['c null', [null, p, p, g(), g(), 2, 4], 'c'],
+      ['c.normalize "no"', [{ ...c, normalize: 'no' }, p, p, g(), g(), 2, 4], 'c.normalize'],
+      ['c.rope {}', [{ ...c, rope: {} }, p, p, g(), g(), 2, 4], 'c.rope'],
+      ['qp undefined', [c, undefined, p, g(), g(), 2, 4], 'qp'],
+      [
+        'kp.processed short',
+        [c, p, { processed: new Float64Array(7), norms: null }, g(), g(), 2, 4],
+        'kp.processed',
+      ],
+      [
+        'norms missing with normalize',
+        [{ ...c, normalize: true }, p, p, g(), g(), 2, 4],
+        'qp.norms',
+      ],
+      ['gq short', [c, p, p, new Float64Array(7), g(), 2, 4], 'gq'],
+      ['gk a plain array', [c, p, p, g(), [0, 0, 0, 0, 0, 0, 0, 0], 2, 4], 'gk'],
+      ['T -1', [c, p, p, g(), g(), -1, 4], 'T'],
+      ['dk 0', [c, p, p, g(), g(), 2, 0], 'dk'],
+    ];
+    for (const [label, args, argument] of finish) {
+      cases.push({
+        label: `finishQKGradients ${label}`,
+        run: () => call('finishQKGradients', ...args),
+        argument,
+      });
+    }
     expect(MIXERS.length).toBe(6);
     total += cases.length;
     expect(failures(cases)).toEqual([]);
@@ -722,6 +792,6 @@ describe('generic entry points and overflow', () => {
 
   it('covers the promised number of cases', () => {
     // Sum of the generated cases above (runs last in this file); see the README for the count.
-    expect(total).toBeGreaterThan(5000);
+    expect(total).toBeGreaterThanOrEqual(5192);
   });
 });

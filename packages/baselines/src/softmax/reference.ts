@@ -1,6 +1,15 @@
 // Float64 reference for causal softmax attention: a plain loop over time, the ground truth.
 import { applyRope, type FloatArray, normalizeRowsBackward, type SeqInput } from '../common.js';
-import { beginBackward, beginForward, checkFiniteArrays, fail } from '../validate.js';
+import {
+  beginBackward,
+  beginForward,
+  checkBoolean,
+  checkFiniteArrays,
+  checkInteger,
+  checkObject,
+  checkPositive,
+  fail,
+} from '../validate.js';
 import {
   checkSoftmaxState,
   nextSoftmaxState,
@@ -146,6 +155,43 @@ export function finishQKGradients(
   T: number,
   dk: number,
 ): void {
+  // Exported (the fast path shares it), so checked like every entry point.
+  checkInteger('T', T, 0);
+  checkInteger('dk', dk, 1);
+  const cc = checkObject('c', c, '{normalize, rope}');
+  checkBoolean('c.normalize', cc.normalize);
+  if (cc.rope !== null)
+    checkPositive('c.rope.base', checkObject('c.rope', cc.rope, '{base} or null').base);
+  for (const [name, x] of [
+    ['qp', qp],
+    ['kp', kp],
+  ] as const) {
+    const o = checkObject(name, x, '{processed, norms}');
+    if (
+      !(o.processed instanceof Float32Array || o.processed instanceof Float64Array) ||
+      o.processed.length !== T * dk
+    ) {
+      fail(
+        `${name}.processed`,
+        o.processed,
+        `a Float32Array or Float64Array of T*dk = ${T * dk} values`,
+      );
+    }
+    if (
+      (cc.normalize && !(o.norms instanceof Float32Array || o.norms instanceof Float64Array)) ||
+      (cc.normalize && (o.norms as FloatArray).length !== T)
+    ) {
+      fail(`${name}.norms`, o.norms, `the row norms (T = ${T} values)`);
+    }
+  }
+  for (const [name, g] of [
+    ['gq', gq],
+    ['gk', gk],
+  ] as const) {
+    if (!(g instanceof Float32Array || g instanceof Float64Array) || g.length !== T * dk) {
+      fail(name, g, `a Float32Array or Float64Array of T*dk = ${T * dk} values`);
+    }
+  }
   if (c.rope) {
     applyRope(gq, T, dk, 0, c.rope.base, -1);
     applyRope(gk, T, dk, 0, c.rope.base, -1);

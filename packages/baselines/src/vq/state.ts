@@ -12,6 +12,7 @@ import {
   checkArray,
   checkDims,
   checkInteger,
+  checkLength,
   checkPositive,
   checkState,
   checkTokens,
@@ -58,8 +59,10 @@ export function resolveVqConfig(
 ): ResolvedVqConfig {
   checkInteger('keyDim', keyDim, 1);
   const c = readConfig(argument, config, ['codebookSize', 'blockLength', 'beta'], true);
+  const codebookSize = checkInteger(`${argument}.codebookSize`, c.codebookSize, 1);
+  checkLength(`${argument}.codebookSize`, codebookSize * keyDim, 'codebookSize·keyDim');
   return {
-    codebookSize: checkInteger(`${argument}.codebookSize`, c.codebookSize, 1),
+    codebookSize,
     blockLength:
       c.blockLength === undefined ? 64 : checkInteger(`${argument}.blockLength`, c.blockLength, 1),
     beta: c.beta === undefined ? 1 / Math.sqrt(keyDim) : checkPositive(`${argument}.beta`, c.beta),
@@ -68,6 +71,7 @@ export function resolveVqConfig(
 
 function emptyVqState(dims: Dims, c: ResolvedVqConfig): VqState {
   const { keyDim, valueDim } = dims;
+  checkLength('config.codebookSize', c.codebookSize * valueDim, 'codebookSize·valueDim');
   return {
     mixer: 'vq',
     keyDim,
