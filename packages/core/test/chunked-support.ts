@@ -6,6 +6,7 @@ import { ovqAttentionReference } from '../src/ovq/reference.js';
 import type { OvqState } from '../src/ovq/state.js';
 import type { OvqConfig, OvqTrace, Seq } from '../src/ovq/types.js';
 import { assertClose } from '../src/testing/index.js';
+import { verifyDecisions } from './decisions-support.js';
 
 export const TOL = 1e-5;
 
@@ -32,6 +33,8 @@ export function referenceFor(seq: Seq, config: OvqConfig, chunkedTrace: OvqTrace
   expect(own.trace.length).toBe(chunkedTrace.length);
   const flipped = own.trace.filter((r, a) => !sameRecord(r, chunkedTrace[a])).length;
   if (flipped === 0) return own;
+  // A replay is allowed only for genuine ties: every chunked decision must be float64-optimal.
+  verifyDecisions(seq, config, chunkedTrace);
   replayStats.replayed++;
   replayStats.flippedAbsorbs += flipped;
   return ovqAttentionReference(seq, config, { replay: chunkedTrace });

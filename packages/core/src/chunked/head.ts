@@ -137,9 +137,10 @@ export class HeadWorkspace {
     const key = new Float64Array(dk);
     const value = new Float64Array(dv);
     for (let i = 0; i < this.size; i++) {
-      const inv = mean ? 1 / this.counts[i] : 1;
-      for (let d = 0; d < dk; d++) key[d] = this.keyAcc[i * dk + d] * inv;
-      for (let d = 0; d < dv; d++) value[d] = this.valueAcc[i * dv + d] * inv;
+      // Divide (not × 1/c): an exact sum of c equal keys gives back exactly that key.
+      const c = mean ? this.counts[i] : 1;
+      for (let d = 0; d < dk; d++) key[d] = this.keyAcc[i * dk + d] / c;
+      for (let d = 0; d < dv; d++) value[d] = this.valueAcc[i * dv + d] / c;
       state.pushRow(key, 0, value, 0, this.counts[i]);
     }
     for (let j = 0; j < this.pendingCount * dk; j++) state.pendingKeys[j] = this.pendKeys[j];
@@ -154,16 +155,16 @@ export class HeadWorkspace {
   refreshRow(i: number): void {
     const { keyDim: dk, valueDim: dv, rowsCap } = this;
     const c = this.counts[i];
-    const inv = this.config.update.kind === 'mean' ? 1 / c : 1;
+    const div = this.config.update.kind === 'mean' ? c : 1;
     let sq = 0;
     for (let d = 0; d < dk; d++) {
-      const x = Math.fround(this.keyAcc[i * dk + d] * inv);
+      const x = Math.fround(this.keyAcc[i * dk + d] / div);
       this.keys[i * dk + d] = x;
       this.keysT[d * rowsCap + i] = x;
       sq += x * x;
     }
     for (let d = 0; d < dv; d++) {
-      const x = this.valueAcc[i * dv + d] * inv;
+      const x = this.valueAcc[i * dv + d] / div;
       this.values[i * dv + d] = x;
       this.valuesT[d * rowsCap + i] = x;
     }
@@ -185,6 +186,20 @@ export class HeadWorkspace {
     this.pendHalfNorms[j] = 0.5 * sq;
   }
 
+  /** Float64 ‖k̂_j − μ_i‖² (pending slot j, row i as its float64 mean), from the differences. */
+  rowDistance(j: number, i: number): number {
+    const dk = this.keyDim;
+    const div = this.config.update.kind === 'mean' ? this.counts[i] : 1;
+    const acc = this.keyAcc;
+    const keys = this.pendKeys;
+    let s = 0;
+    for (let d = 0; d < dk; d++) {
+      const diff = keys[j * dk + d] - acc[i * dk + d] / div;
+      s += diff * diff;
+    }
+    return s;
+  }
+
   /**
    * Decides the absorb of the full pending buffer (ALGORITHM.md §4.3 a–c) and writes it to
    * tape[at … at+C): the row each token joins, or ~row (= −row−1) for a token that seeds a row.
@@ -196,22 +211,36 @@ export class HeadWorkspace {
     const cfg = this.config;
     const m = spawnCount(cfg.growth, cfg.capacity, this.tokensSeen, n, P);
     const { bestDist, bestRow, picked, pendKeys } = this;
-    // Nearest existing row per token: argmin ½‖μ‖² − k̂·μ (one C×n×d product, ties lowest row).
+    // Nearest existing row per token: argmin ½‖μ‖² − k̂·μ by one C×n×d float32 product, then
+    // every row within that screen's error bound of the best is re-ranked by its float64
+    // distance ‖k̂ − μ‖², summed from the differences (the f32 form cancels for near-duplicate
+    // keys). So a decision can differ from the float64 reference's only on a genuine tie, and
+    // bestDist (which farthest-point spawn ranks) is the float64 distance.
     if (n > 0) {
       const S = this.scores;
       matmulABt(pendKeys, 0, dk, P, this.keys, 0, dk, n, dk, S, 0, rowsCap, false);
+      let maxHalf = 0;
+      for (let i = 0; i < n; i++) if (this.halfNorms[i] > maxHalf) maxHalf = this.halfNorms[i];
       for (let j = 0; j < P; j++) {
         const base = j * rowsCap;
         let best = Number.POSITIVE_INFINITY;
-        let arg = -1;
         for (let i = 0; i < n; i++) {
           const e = this.halfNorms[i] - S[base + i];
-          if (e < best) {
-            best = e;
+          if (e < best) best = e;
+        }
+        // |error| of one screen value ≤ (dk+1)·2⁻²⁴·(½‖k̂‖² + ½‖μ‖²); the window is 4× that.
+        const window = 4 * ((dk + 1) * 2 ** -23) * (this.pendHalfNorms[j] + maxHalf);
+        let exact = Number.POSITIVE_INFINITY;
+        let arg = -1;
+        for (let i = 0; i < n; i++) {
+          if (this.halfNorms[i] - S[base + i] > best + window) continue;
+          const d = this.rowDistance(j, i);
+          if (d < exact) {
+            exact = d;
             arg = i;
           }
         }
-        bestDist[j] = Math.max(0, 2 * (this.pendHalfNorms[j] + best));
+        bestDist[j] = exact;
         bestRow[j] = arg;
       }
     } else {
@@ -291,25 +320,33 @@ export class HeadWorkspace {
         touched[touchedCount++] = row;
       }
       members[row] += 1;
-      for (let d = 0; d < dk; d++) sums[row * dk + d] += pendKeys[j * dk + d];
-      for (let d = 0; d < dv; d++) vsums[row * dv + d] += pendValues[j * dv + d];
+      if (mean) {
+        for (let d = 0; d < dk; d++) sums[row * dk + d] += pendKeys[j * dk + d];
+        for (let d = 0; d < dv; d++) vsums[row * dv + d] += pendValues[j * dv + d];
+      } else {
+        // ema sums Σ(x − D) against the row before this absorb's merges (as the reference).
+        for (let d = 0; d < dk; d++)
+          sums[row * dk + d] += pendKeys[j * dk + d] - keyAcc[row * dk + d];
+        for (let d = 0; d < dv; d++) {
+          vsums[row * dv + d] += pendValues[j * dv + d] - valueAcc[row * dv + d];
+        }
+      }
     }
     for (let t = 0; t < touchedCount; t++) {
       const row = touched[t];
       const mi = members[row];
       counts[row] += mi;
       if (!mean && mi > 0) {
-        // Same formula as the reference: D ← D + Σx·η/m − η·D.
-        const rate = (this.config.update as { rate: number }).rate;
-        const step = rate / mi;
+        // Same formula as the reference: D ← D + (η/m)·Σ(x − D).
+        const step = (this.config.update as { rate: number }).rate / mi;
         for (let d = 0; d < dk; d++) {
           const a = row * dk + d;
-          keyAcc[a] += sums[a] * step - rate * keyAcc[a];
+          keyAcc[a] += sums[a] * step;
           sums[a] = 0;
         }
         for (let d = 0; d < dv; d++) {
           const a = row * dv + d;
-          valueAcc[a] += vsums[a] * step - rate * valueAcc[a];
+          valueAcc[a] += vsums[a] * step;
           vsums[a] = 0;
         }
       }

@@ -175,37 +175,45 @@ export function absorbPending(state: OvqState, replay?: AbsorbRecord): AbsorbRec
     }
   }
 
-  // Batch M-step: sum the members of each row, then move the row to the running mean (or EMA).
+  // Batch M-step (ALGORITHM.md §4.3d): D ← D + (Σk − m·D)/c, with Σk − m·D summed as Σ(k − D)
+  // against the rows before this absorb's merges, so members equal to their row leave it exact.
   const isSeed = new Uint8Array(pending);
   for (const j of spawned) isSeed[j] = 1;
   const members = new Float64Array(state.size);
-  const keySums = new Float64Array(state.size * keyDim);
-  const valueSums = new Float64Array(state.size * valueDim);
+  const keyDiffs = new Float64Array(state.size * keyDim);
+  const valueDiffs = new Float64Array(state.size * valueDim);
+  const counts = state.counts;
+  const keys = state.centroidKeys;
+  const values = state.centroidValues;
   for (let j = 0; j < pending; j++) {
     if (isSeed[j]) continue;
     const row = assignment[j];
     members[row] += 1;
-    for (let d = 0; d < keyDim; d++) keySums[row * keyDim + d] += pk[j * keyDim + d];
-    for (let d = 0; d < valueDim; d++) valueSums[row * valueDim + d] += pv[j * valueDim + d];
+    for (let d = 0; d < keyDim; d++) {
+      keyDiffs[row * keyDim + d] += pk[j * keyDim + d] - keys[row * keyDim + d];
+    }
+    for (let d = 0; d < valueDim; d++) {
+      valueDiffs[row * valueDim + d] += pv[j * valueDim + d] - values[row * valueDim + d];
+    }
   }
-  const counts = state.counts;
-  const keys = state.centroidKeys;
-  const values = state.centroidValues;
   const update = config.update;
   for (let i = 0; i < state.size; i++) {
     const mi = members[i];
     if (mi === 0) continue;
     counts[i] += mi;
-    // mean: D ← D + (Σx − m·D)/c (exact running mean); ema: D ← D + η(Σx/m − D).
-    const stepScale = update.kind === 'mean' ? 1 / counts[i] : update.rate / mi;
-    const selfScale = update.kind === 'mean' ? mi / counts[i] : update.rate;
-    for (let d = 0; d < keyDim; d++) {
-      const at = i * keyDim + d;
-      keys[at] += keySums[at] * stepScale - selfScale * keys[at];
-    }
-    for (let d = 0; d < valueDim; d++) {
-      const at = i * valueDim + d;
-      values[at] += valueSums[at] * stepScale - selfScale * values[at];
+    if (update.kind === 'mean') {
+      const c = counts[i];
+      for (let d = 0; d < keyDim; d++) keys[i * keyDim + d] += keyDiffs[i * keyDim + d] / c;
+      for (let d = 0; d < valueDim; d++) {
+        values[i * valueDim + d] += valueDiffs[i * valueDim + d] / c;
+      }
+    } else {
+      // ema: D ← D + η(Σk/m − D) = D + (η/m)·Σ(k − D).
+      const scale = update.rate / mi;
+      for (let d = 0; d < keyDim; d++) keys[i * keyDim + d] += keyDiffs[i * keyDim + d] * scale;
+      for (let d = 0; d < valueDim; d++) {
+        values[i * valueDim + d] += valueDiffs[i * valueDim + d] * scale;
+      }
     }
   }
   state.pendingCount = 0;
