@@ -228,7 +228,8 @@ export class HeadWorkspace {
           const e = this.halfNorms[i] - S[base + i];
           if (e < best) best = e;
         }
-        // |error| of one screen value ≤ (dk+1)·2⁻²⁴·(½‖k̂‖² + ½‖μ‖²); the window is 4× that.
+        // |error| of one screen value ≤ (dk+1)·2⁻²⁴·(½‖k̂‖² + ½‖μ‖²); the window is 4× the
+        // bound on the difference of two such values.
         const window = 4 * ((dk + 1) * 2 ** -23) * (this.pendHalfNorms[j] + maxHalf);
         let exact = Number.POSITIVE_INFINITY;
         let arg = -1;
