@@ -18,3 +18,4 @@ export type * from './ovq/types.js';
 export * from './parallel/index.js';
 export * from './stream/index.js';
 export { OvqInputError, resolveOvqConfig, validateSeq } from './validate.js';
+export * from './wasm/index.js';

@@ -13,6 +13,7 @@ import { createOvqWorkerPool, type OvqWorkerPool } from '../src/parallel/index.j
 import { injectFault } from '../src/parallel/pool.js';
 import { createRng, poisoned, randn } from '../src/testing/index.js';
 import { OvqInputError } from '../src/validate.js';
+import { setOvqKernels } from '../src/wasm/simd.js';
 import { expectSameState } from './chunked-support.js';
 
 function randomBatch(seed: number, batch: number, heads: number, T: number, d: number): BatchedSeq {
@@ -89,6 +90,25 @@ describe('createOvqWorkerPool', () => {
       }
     });
   }
+
+  it("workers follow the caller's kernel choice (setOvqKernels)", () => {
+    const config = { chunkSize: 16, capacity: 20, beta: 2 };
+    try {
+      setOvqKernels('js');
+      const js = ovqAttentionBatched(x, config);
+      expect(bytesOf(ovqAttentionBatched(x, config, { pool: pools[1] }).output)).toBe(
+        bytesOf(js.output),
+      );
+      setOvqKernels('wasm');
+      const wasm = ovqAttentionBatched(x, config);
+      expect(bytesOf(wasm.output)).not.toBe(bytesOf(js.output));
+      expect(bytesOf(ovqAttentionBatched(x, config, { pool: pools[1] }).output)).toBe(
+        bytesOf(wasm.output),
+      );
+    } finally {
+      setOvqKernels('auto');
+    }
+  });
 
   it('per-head β equals one-head calls with that β; dbetaConfig sums over the batch', () => {
     const config = { chunkSize: 16, capacity: 20, beta };

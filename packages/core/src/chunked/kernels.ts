@@ -2,13 +2,90 @@
 // C = A·Bᵀ over contiguous rows, so that a single register-blocked loop serves the forward read,
 // the assignment and every backward product. Kernels take only Float32Array so V8 keeps them
 // monomorphic; the arithmetic itself runs in float64 registers (JS numbers) and rounds on store.
+// The same products run as WASM SIMD (src/wasm/) unless the JS kernels are chosen.
+import { HEAP_BASE, reserve, wasmKernels } from '../wasm/simd.js';
+
+/** Below this many multiply-adds (or 4 rows) copying into WASM memory costs more than it saves. */
+const WASM_MIN_WORK = 16384;
 
 /**
  * Out[oOff + r·oStride + i] (+)= Σ_d A[aOff + r·aStride + d] · B[bOff + i·bStride + d]
- * for r < rows, i < cols, d < dim. Blocked 4 rows × 3 cols: 12 accumulators stay in registers and
- * each loaded element feeds 3 or 4 multiply-adds (measured fastest of 2×2…6×2, 4×4 spills).
+ * for r < rows, i < cols, d < dim. Runs the WASM SIMD kernel when chosen and the product is big
+ * enough (operands copied into its memory, the result copied back), else `matmulABtJs`.
  */
 export function matmulABt(
+  A: Float32Array,
+  aOff: number,
+  aStride: number,
+  rows: number,
+  B: Float32Array,
+  bOff: number,
+  bStride: number,
+  cols: number,
+  dim: number,
+  Out: Float32Array,
+  oOff: number,
+  oStride: number,
+  accumulate: boolean,
+): void {
+  const w = rows >= 4 && rows * cols * dim >= WASM_MIN_WORK ? wasmKernels() : null;
+  if (w === null) {
+    matmulABtJs(
+      A,
+      aOff,
+      aStride,
+      rows,
+      B,
+      bOff,
+      bStride,
+      cols,
+      dim,
+      Out,
+      oOff,
+      oStride,
+      accumulate,
+    );
+    return;
+  }
+  // Spans of the operands (strided rows copied with their gaps, which are never read).
+  const aLen = (rows - 1) * aStride + dim;
+  const bLen = (cols - 1) * bStride + dim;
+  const oLen = (rows - 1) * oStride + cols;
+  const a = 0;
+  const b = align4(a + aLen);
+  const o = align4(b + bLen);
+  const heap = reserve(w, (o + oLen) * 4);
+  const base = HEAP_BASE / 4;
+  heap.set(A.subarray(aOff, aOff + aLen), base + a);
+  heap.set(B.subarray(bOff, bOff + bLen), base + b);
+  // The output span is copied in whole when it has gaps (other columns) or is accumulated into.
+  const gaps = oStride !== cols;
+  if (accumulate || gaps) heap.set(Out.subarray(oOff, oOff + oLen), base + o);
+  w.exports.matmulABt(
+    HEAP_BASE + a * 4,
+    aStride,
+    rows,
+    HEAP_BASE + b * 4,
+    bStride,
+    cols,
+    dim,
+    HEAP_BASE + o * 4,
+    oStride,
+    accumulate ? 1 : 0,
+  );
+  Out.set(heap.subarray(base + o, base + o + oLen), oOff);
+}
+
+/** Rounds an f32 index up to a multiple of 4 (16-byte alignment for the SIMD loads). */
+export function align4(i: number): number {
+  return (i + 3) & ~3;
+}
+
+/**
+ * The JS kernel of `matmulABt`. Blocked 4 rows × 3 cols: 12 accumulators stay in registers and
+ * each loaded element feeds 3 or 4 multiply-adds (measured fastest of 2×2…6×2, 4×4 spills).
+ */
+export function matmulABtJs(
   A: Float32Array,
   aOff: number,
   aStride: number,

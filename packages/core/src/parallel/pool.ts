@@ -12,6 +12,7 @@ import type { BatchedJob } from '../chunked/batched.js';
 import { deserializeOvqState, serializeOvqState } from '../ovq/serialize.js';
 import type { OvqState } from '../ovq/state.js';
 import { OvqInputError, requirePositiveInteger } from '../validate.js';
+import { ovqKernelsSetting } from '../wasm/simd.js';
 import {
   CTRL,
   type JobMessage,
@@ -400,6 +401,7 @@ export function runOnPool(
     statesOut: forward ? (views.statesOut as Uint8Array) : null,
     stateIndex,
     slot,
+    kernels: ovqKernelsSetting(),
     fault: null,
   };
   pool.run(message);

@@ -2,6 +2,7 @@
 // with the pool: a head counter the workers take heads from, a count of workers done with the
 // current job, and the first error (a code and a UTF-8 message).
 import type { BatchedJob } from '../chunked/batched.js';
+import type { OvqKernelsSetting } from '../wasm/simd.js';
 
 /** Int32 slots of the control block. */
 export const CTRL = {
@@ -34,6 +35,8 @@ export type JobMessage = {
   statesOut: Uint8Array | null;
   stateIndex: Int32Array;
   slot: number;
+  /** The caller's kernel setting (setOvqKernels), so every worker runs the same kernels. */
+  kernels: OvqKernelsSetting;
   /** Fault injection for the pool's own tests: the worker taking head 0 throws or exits. */
   fault: 'throw' | 'exit' | null;
 };

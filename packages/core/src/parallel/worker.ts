@@ -3,6 +3,7 @@
 // and reports done (or the first error) through the control block. Never throws out of a job.
 import { type HeadStates, runBatchedHeads } from '../chunked/batched.js';
 import { deserializeOvqState, serializeOvqState } from '../ovq/serialize.js';
+import { setOvqKernels } from '../wasm/simd.js';
 import {
   CTRL,
   type InitMessage,
@@ -46,6 +47,7 @@ function runJob(m: JobMessage): void {
   let head = -1;
   try {
     const { job, statesIn, statesOut, stateIndex, slot } = m;
+    setOvqKernels(m.kernels);
     const states: HeadStates = {
       load: (h) =>
         statesIn === null

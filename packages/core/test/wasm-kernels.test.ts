@@ -1,0 +1,120 @@
+// The WASM SIMD kernels: the committed module is the build of wasm/kernels.ts; the matmul kernel
+// equals a float64 product; forward outputs, final states and gradients agree with the JS kernels
+// and with the float64 reference (RMS ratio ≤ 1e-6); the kernel choice is honoured everywhere.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ovqAttention, ovqAttentionBackward } from '../src/chunked/index.js';
+import { matmulABt, matmulABtJs } from '../src/chunked/kernels.js';
+import { ovqAttentionReferenceBackward } from '../src/ovq/backward.js';
+import type { OvqConfig } from '../src/ovq/types.js';
+import { assertClose, createRng, poisoned, randn, randomSeq } from '../src/testing/index.js';
+import { OvqInputError } from '../src/validate.js';
+import { ovqKernels, setOvqKernels } from '../src/wasm/simd.js';
+import { expectSameState, OPTION_CASES, referenceFor } from './chunked-support.js';
+
+const TOL = 1e-6;
+// ∂L/∂β is one scalar summed over every token with cancellation (terms ≫ the total): even the
+// JS kernels are 1–2e-6 from the reference on it here, so it gets 1e-5.
+const TOL_DBETA = 1e-5;
+
+afterEach(() => setOvqKernels('auto'));
+
+describe('WASM kernels', () => {
+  it('the committed module is the build of wasm/kernels.ts', () => {
+    const script = fileURLToPath(new URL('../scripts/build-wasm.mjs', import.meta.url));
+    const text = execFileSync(process.execPath, [script, '--check'], { encoding: 'utf8' });
+    expect(text.trim()).toBe('up to date');
+  }, 120_000);
+
+  it('are in use by default here, and setOvqKernels switches and validates', () => {
+    expect(ovqKernels()).toBe('wasm');
+    setOvqKernels('js');
+    expect(ovqKernels()).toBe('js');
+    expect(() => setOvqKernels('fast' as 'js')).toThrow(OvqInputError);
+    expect(() => setOvqKernels('fast' as 'js')).toThrow(/kernels: got fast; expected 'auto'/);
+  });
+
+  it('OVQ_KERNELS=js in the environment selects the JS kernels', async () => {
+    vi.stubEnv('OVQ_KERNELS', 'js');
+    vi.resetModules();
+    const fresh = await import('../src/wasm/simd.js');
+    expect(fresh.ovqKernels()).toBe('js');
+    vi.unstubAllEnvs();
+  });
+
+  it('matmulABt equals a float64 product (strides, gaps, accumulate, odd sizes)', () => {
+    const rng = createRng(1);
+    for (const [rows, cols, dim] of [
+      [4, 64, 64],
+      [7, 130, 61],
+      [64, 1000, 64],
+      [13, 9, 301],
+    ]) {
+      const aStride = dim + 3;
+      const bStride = dim + 1;
+      const oStride = cols + 5;
+      const A = Float32Array.from(randn(rng, rows * aStride));
+      const B = Float32Array.from(randn(rng, cols * bStride));
+      const init = Float32Array.from(randn(rng, rows * oStride));
+      for (const accumulate of [false, true]) {
+        const expected = new Float64Array(rows * oStride);
+        for (let r = 0; r < rows; r++) {
+          for (let i = 0; i < oStride; i++) {
+            let s = accumulate || i >= cols ? init[r * oStride + i] : 0;
+            if (i < cols) {
+              for (let d = 0; d < dim; d++) s += A[r * aStride + d] * B[i * bStride + d];
+            }
+            expected[r * oStride + i] = s;
+          }
+        }
+        setOvqKernels('wasm');
+        const out = Float32Array.from(init);
+        if (!accumulate)
+          for (let r = 0; r < rows; r++) out.fill(Number.NaN, r * oStride, r * oStride + cols);
+        matmulABt(A, 0, aStride, rows, B, 0, bStride, cols, dim, out, 0, oStride, accumulate);
+        assertClose(`wasm ${rows}x${cols}x${dim} acc=${accumulate}`, expected, out, TOL);
+        const js = Float32Array.from(init);
+        matmulABtJs(A, 0, aStride, rows, B, 0, bStride, cols, dim, js, 0, oStride, accumulate);
+        assertClose(`js ${rows}x${cols}x${dim} acc=${accumulate}`, expected, js, TOL);
+      }
+    }
+  });
+
+  const cases = OPTION_CASES.filter(([n]) =>
+    ['default', 'gaussian', 'ema0.3', 'random-gaussian-ema', 'raw', 'full'].includes(n),
+  );
+  for (const [name, options] of cases) {
+    it(`forward, state and gradients: WASM = JS = reference within RMS ${TOL} (${name})`, () => {
+      const seq = randomSeq(7, 400, 32, 24);
+      const config: OvqConfig = { chunkSize: 32, capacity: 96, beta: 4, ...options };
+      const dOutput = randn(createRng(3), 400 * 24);
+      const run = (kernels: 'js' | 'wasm') => {
+        setOvqKernels(kernels);
+        const out = poisoned(400 * 24);
+        const f = ovqAttention(seq, config, { out });
+        const g = ovqAttentionBackward(seq, config, dOutput, {
+          out: { dq: poisoned(400 * 32), dk: poisoned(400 * 32), dv: poisoned(400 * 24) },
+        });
+        return { f, g };
+      };
+      const js = run('js');
+      const wasm = run('wasm');
+      expect(wasm.f.trace).toEqual(js.f.trace);
+      assertClose('output wasm vs js', js.f.output, wasm.f.output, TOL);
+      expectSameState('state wasm vs js', js.f.state, wasm.f.state, TOL);
+      for (const key of ['dq', 'dk', 'dv'] as const) {
+        assertClose(`${key} wasm vs js`, js.g[key], wasm.g[key], TOL);
+      }
+      assertClose('dbeta wasm vs js', [js.g.dbeta], [wasm.g.dbeta], TOL_DBETA);
+      const ref = referenceFor(seq, config, wasm.f.trace);
+      assertClose('output wasm vs reference', ref.output, wasm.f.output, TOL);
+      expectSameState('state wasm vs reference', ref.state, wasm.f.state, TOL);
+      const rg = ovqAttentionReferenceBackward(seq, config, dOutput, { replay: wasm.g.trace });
+      for (const key of ['dq', 'dk', 'dv'] as const) {
+        assertClose(`${key} wasm vs reference`, rg[key], wasm.g[key], TOL);
+      }
+      assertClose('dbeta wasm vs reference', [rg.dbeta], [wasm.g.dbeta], TOL_DBETA);
+    });
+  }
+});

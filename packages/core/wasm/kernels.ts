@@ -1,0 +1,269 @@
+// AssemblyScript source of the WASM SIMD kernels (built by scripts/build-wasm.mjs into
+// src/wasm/kernels.generated.ts). Pointers are byte offsets into this module's memory, strides
+// and sizes count f32 elements. Same contracts as the JS kernels in src/chunked/kernels.ts and
+// src/chunked/read.ts; sums run in f32 lanes in a fixed order, so results are deterministic.
+
+function hsum(s: v128): f32 {
+  return (
+    f32x4.extract_lane(s, 0) +
+    f32x4.extract_lane(s, 1) +
+    (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3))
+  );
+}
+
+function at(base: usize, index: i32): usize {
+  return base + ((<usize>index) << 2);
+}
+
+/** One dot product of length dim (4 lanes, then the tail). */
+function dot(a: usize, b: usize, dim: i32): f32 {
+  let s = f32x4.splat(0);
+  let d = 0;
+  for (; d + 4 <= dim; d += 4) {
+    s = f32x4.add(s, f32x4.mul(v128.load(at(a, d)), v128.load(at(b, d))));
+  }
+  let t = hsum(s);
+  for (; d < dim; d++) t += load<f32>(at(a, d)) * load<f32>(at(b, d));
+  return t;
+}
+
+/**
+ * Out[r·oStride + i] (+)= Σ_d A[r·aStride + d] · B[i·bStride + d]: 4 rows × 3 columns of f32x4
+ * accumulators (12 registers, 4 more for the loads), lanes summed at the end.
+ */
+export function matmulABt(
+  a: usize,
+  aStride: i32,
+  rows: i32,
+  b: usize,
+  bStride: i32,
+  cols: i32,
+  dim: i32,
+  out: usize,
+  oStride: i32,
+  accumulate: i32,
+): void {
+  const dim4 = dim & ~3;
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const a0 = at(a, r * aStride);
+    const a1 = at(a0, aStride);
+    const a2 = at(a1, aStride);
+    const a3 = at(a2, aStride);
+    const o0 = at(out, r * oStride);
+    const o1 = at(o0, oStride);
+    const o2 = at(o1, oStride);
+    const o3 = at(o2, oStride);
+    let i = 0;
+    for (; i + 3 <= cols; i += 3) {
+      const b0 = at(b, i * bStride);
+      const b1 = at(b0, bStride);
+      const b2 = at(b1, bStride);
+      let s00 = f32x4.splat(0);
+      let s01 = f32x4.splat(0);
+      let s02 = f32x4.splat(0);
+      let s10 = f32x4.splat(0);
+      let s11 = f32x4.splat(0);
+      let s12 = f32x4.splat(0);
+      let s20 = f32x4.splat(0);
+      let s21 = f32x4.splat(0);
+      let s22 = f32x4.splat(0);
+      let s30 = f32x4.splat(0);
+      let s31 = f32x4.splat(0);
+      let s32 = f32x4.splat(0);
+      for (let d = 0; d < dim4; d += 4) {
+        const x0 = v128.load(at(b0, d));
+        const x1 = v128.load(at(b1, d));
+        const x2 = v128.load(at(b2, d));
+        let y = v128.load(at(a0, d));
+        s00 = f32x4.add(s00, f32x4.mul(y, x0));
+        s01 = f32x4.add(s01, f32x4.mul(y, x1));
+        s02 = f32x4.add(s02, f32x4.mul(y, x2));
+        y = v128.load(at(a1, d));
+        s10 = f32x4.add(s10, f32x4.mul(y, x0));
+        s11 = f32x4.add(s11, f32x4.mul(y, x1));
+        s12 = f32x4.add(s12, f32x4.mul(y, x2));
+        y = v128.load(at(a2, d));
+        s20 = f32x4.add(s20, f32x4.mul(y, x0));
+        s21 = f32x4.add(s21, f32x4.mul(y, x1));
+        s22 = f32x4.add(s22, f32x4.mul(y, x2));
+        y = v128.load(at(a3, d));
+        s30 = f32x4.add(s30, f32x4.mul(y, x0));
+        s31 = f32x4.add(s31, f32x4.mul(y, x1));
+        s32 = f32x4.add(s32, f32x4.mul(y, x2));
+      }
+      let t00 = hsum(s00);
+      let t01 = hsum(s01);
+      let t02 = hsum(s02);
+      let t10 = hsum(s10);
+      let t11 = hsum(s11);
+      let t12 = hsum(s12);
+      let t20 = hsum(s20);
+      let t21 = hsum(s21);
+      let t22 = hsum(s22);
+      let t30 = hsum(s30);
+      let t31 = hsum(s31);
+      let t32 = hsum(s32);
+      for (let d = dim4; d < dim; d++) {
+        const x0 = load<f32>(at(b0, d));
+        const x1 = load<f32>(at(b1, d));
+        const x2 = load<f32>(at(b2, d));
+        let y = load<f32>(at(a0, d));
+        t00 += y * x0;
+        t01 += y * x1;
+        t02 += y * x2;
+        y = load<f32>(at(a1, d));
+        t10 += y * x0;
+        t11 += y * x1;
+        t12 += y * x2;
+        y = load<f32>(at(a2, d));
+        t20 += y * x0;
+        t21 += y * x1;
+        t22 += y * x2;
+        y = load<f32>(at(a3, d));
+        t30 += y * x0;
+        t31 += y * x1;
+        t32 += y * x2;
+      }
+      if (accumulate) {
+        t00 += load<f32>(at(o0, i));
+        t01 += load<f32>(at(o0, i + 1));
+        t02 += load<f32>(at(o0, i + 2));
+        t10 += load<f32>(at(o1, i));
+        t11 += load<f32>(at(o1, i + 1));
+        t12 += load<f32>(at(o1, i + 2));
+        t20 += load<f32>(at(o2, i));
+        t21 += load<f32>(at(o2, i + 1));
+        t22 += load<f32>(at(o2, i + 2));
+        t30 += load<f32>(at(o3, i));
+        t31 += load<f32>(at(o3, i + 1));
+        t32 += load<f32>(at(o3, i + 2));
+      }
+      store<f32>(at(o0, i), t00);
+      store<f32>(at(o0, i + 1), t01);
+      store<f32>(at(o0, i + 2), t02);
+      store<f32>(at(o1, i), t10);
+      store<f32>(at(o1, i + 1), t11);
+      store<f32>(at(o1, i + 2), t12);
+      store<f32>(at(o2, i), t20);
+      store<f32>(at(o2, i + 1), t21);
+      store<f32>(at(o2, i + 2), t22);
+      store<f32>(at(o3, i), t30);
+      store<f32>(at(o3, i + 1), t31);
+      store<f32>(at(o3, i + 2), t32);
+    }
+    for (; i < cols; i++) {
+      const b0 = at(b, i * bStride);
+      let t0 = dot(a0, b0, dim);
+      let t1 = dot(a1, b0, dim);
+      let t2 = dot(a2, b0, dim);
+      let t3 = dot(a3, b0, dim);
+      if (accumulate) {
+        t0 += load<f32>(at(o0, i));
+        t1 += load<f32>(at(o1, i));
+        t2 += load<f32>(at(o2, i));
+        t3 += load<f32>(at(o3, i));
+      }
+      store<f32>(at(o0, i), t0);
+      store<f32>(at(o1, i), t1);
+      store<f32>(at(o2, i), t2);
+      store<f32>(at(o3, i), t3);
+    }
+  }
+  for (; r < rows; r++) {
+    const a0 = at(a, r * aStride);
+    const o0 = at(out, r * oStride);
+    for (let i = 0; i < cols; i++) {
+      let t = dot(a0, at(b, i * bStride), dim);
+      if (accumulate) t += load<f32>(at(o0, i));
+      store<f32>(at(o0, i), t);
+    }
+  }
+}
+
+// exp on 4 lanes: x = n·ln2 + f (|f| ≤ ln2/2), e^f by a degree-6 polynomial, 2^n by the exponent
+// bits. Relative error ≈ 1e-7 over the range; below −87.3 the result is 0 (masked logits).
+function exp4(x: v128): v128 {
+  const lo = f32x4.splat(-87.3);
+  const under = f32x4.lt(x, lo);
+  const xc = f32x4.max(f32x4.min(x, f32x4.splat(88.3)), lo);
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(Mathf.LOG2E)));
+  let f = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
+  f = f32x4.sub(f, f32x4.mul(n, f32x4.splat(-2.1219444e-4)));
+  let p = f32x4.splat(1.98756915e-4);
+  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.mul(f32x4.mul(p, f), f), f32x4.add(f, f32x4.splat(1)));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return v128.andnot(f32x4.mul(p, scale), under);
+}
+
+function exp1(x: f32): f32 {
+  return f32x4.extract_lane(exp4(f32x4.splat(x)), 0);
+}
+
+/**
+ * Softmax of `rows` logit rows in place: W[r, i] = exp(β·W[r, i] + bias[i] − max) for
+ * i < live = liveBase + r + 1, 0 for live ≤ i < stride; invSum[r] = 1/Σ.
+ */
+export function softmaxRows(
+  w: usize,
+  stride: i32,
+  rows: i32,
+  liveBase: i32,
+  bias: usize,
+  beta: f32,
+  invSum: usize,
+): void {
+  const vb = f32x4.splat(beta);
+  for (let r = 0; r < rows; r++) {
+    const row = at(w, r * stride);
+    const live = liveBase + r + 1;
+    const live4 = live & ~3;
+    let vmax = f32x4.splat(f32.NEGATIVE_INFINITY);
+    let i = 0;
+    for (; i < live4; i += 4) {
+      const l = f32x4.add(f32x4.mul(vb, v128.load(at(row, i))), v128.load(at(bias, i)));
+      v128.store(at(row, i), l);
+      vmax = f32x4.max(vmax, l);
+    }
+    let m = max<f32>(
+      max<f32>(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)),
+      max<f32>(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)),
+    );
+    for (; i < live; i++) {
+      const l = beta * load<f32>(at(row, i)) + load<f32>(at(bias, i));
+      store<f32>(at(row, i), l);
+      m = max<f32>(m, l);
+    }
+    const vm = f32x4.splat(m);
+    let vsum = f32x4.splat(0);
+    i = 0;
+    for (; i < live4; i += 4) {
+      const e = exp4(f32x4.sub(v128.load(at(row, i)), vm));
+      v128.store(at(row, i), e);
+      vsum = f32x4.add(vsum, e);
+    }
+    let sum = hsum(vsum);
+    for (; i < live; i++) {
+      const e = exp1(load<f32>(at(row, i)) - m);
+      store<f32>(at(row, i), e);
+      sum += e;
+    }
+    for (i = live; i < stride; i++) store<f32>(at(row, i), 0);
+    store<f32>(at(invSum, r), 1 / sum);
+  }
+}
+
+/** out[r·dv + d] = acc[r·dv + d] · invSum[r]. */
+export function scaleRows(acc: usize, rows: i32, dv: i32, invSum: usize, out: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const s = load<f32>(at(invSum, r));
+    for (let d = 0; d < dv; d++) {
+      store<f32>(at(out, r * dv + d), load<f32>(at(acc, r * dv + d)) * s);
+    }
+  }
+}
