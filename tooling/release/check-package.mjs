@@ -1,8 +1,11 @@
 // Release checks publint and attw cannot make, run by each published package's `lint` from its
 // folder: the exports users get (`publishConfig.exports`, which pnpm publishes in place of
 // `exports`) are the workspace's exports without the `@ovq/source` condition, so nothing
-// published points at TypeScript sources; a LICENSE ships; the repository fields are real.
+// published points at TypeScript sources; a LICENSE ships; the repository fields are real; and
+// every entry point loads through CommonJS `require()` (the README's CommonJS story: Node's
+// require of ES modules, unflagged from 20.19 / 22.12; top-level await would break it).
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { relative, resolve } from 'node:path';
 
 const SOURCE_CONDITION = '@ovq/source';
@@ -42,8 +45,30 @@ for (const field of ['repository', 'homepage', 'bugs']) {
   if (text.includes('.invalid')) problems.push(`${field}: is ${text}; expected a real host`);
 }
 
+if (process.features.require_module) {
+  // Self-reference by name: resolves through `exports` with the require conditions, to dist/.
+  const require = createRequire(resolve(dir, 'package.json'));
+  for (const subpath of Object.keys(pkg.exports ?? {})) {
+    if (subpath.endsWith('.json')) continue;
+    const specifier = `${pkg.name}${subpath.slice(1)}`;
+    try {
+      require(specifier);
+    } catch (error) {
+      problems.push(
+        `require('${specifier}') failed (${error.code ?? error}); build first, and keep entry points free of top-level await`,
+      );
+    }
+  }
+} else {
+  console.warn(
+    `${pkg.name}: Node ${process.version} cannot require() ES modules; CommonJS load not checked`,
+  );
+}
+
 if (problems.length > 0) {
   console.error(`${pkg.name}: release check failed\n- ${problems.join('\n- ')}`);
   process.exit(1);
 }
-console.log(`${pkg.name}: published exports, LICENSE and repository fields are release-ready`);
+console.log(
+  `${pkg.name}: published exports, LICENSE, repository fields and require() of every entry point are fine`,
+);
