@@ -7,6 +7,7 @@ import type { Mode } from './registry/types.js';
 import { readReport } from './report/json.js';
 import { runSuite, type Suite, UsageError } from './run.js';
 import type { SpeedOptions } from './suites/speed.js';
+import { trainSpeedCli } from './suites/train-speed.js';
 
 export const HELP = `ovq-bench — what OVQ-attention costs and what it buys
 
@@ -25,6 +26,10 @@ commands
   lm        loss by position on long documents (needs @ovq/train)
   compare a.json b.json   ratios b/a between two result files
   demo      the original recall demo (OVQ vs softmax on one synthetic sequence)
+  train-speed  trains the analogue model (swa,ovq / softmax / gdn / kvm; 4 layers, d 128, T 1024)
+            a few steps on wasm: tokens/s, model FLOP/s, MFU vs an in-process matMul yardstick,
+            phases, top ops (flags: --steps N, --quick, --threads N, --mixers "swa,ovq;swa,kvm",
+            --layers --d-model --heads --len --batch --window --capacity --chunk --out)
 
 flags
   --out DIR         results folder (default bench-results/); writes <suite>.json and <suite>.html
@@ -224,6 +229,16 @@ export function parseArgs(argv: string[]): ParsedArgs {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // train-speed parses its own flags (suites/train-speed.ts).
+  if (argv[0] === 'train-speed') {
+    try {
+      return await trainSpeedCli(argv.slice(1));
+    } catch (error) {
+      if (!(error instanceof Error && /^(train-speed: unknown flag|--)/.test(error.message))) throw error;
+      console.error(`ovq-bench: ${error.message}`);
+      return 2;
+    }
+  }
   let args: ParsedArgs;
   try {
     args = parseArgs(argv);
