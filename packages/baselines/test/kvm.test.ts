@@ -1,8 +1,10 @@
 import { poisoned } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
+  budgetRows,
   createKvmState,
   deserializeKvmState,
+  type KvmBudget,
   type KvmConfig,
   type KvmState,
   kvmAppend,
@@ -14,6 +16,7 @@ import {
   serializeKvmState,
   softmaxAttention,
 } from '../src/index.js';
+import { kvmCounts } from '../src/kvm/state.js';
 import {
   assertClose,
   checkGradient,
@@ -226,5 +229,47 @@ describe('KVM streaming, causality, gradients, errors', () => {
       const { state: s } = kvmAttention(randomSeq(T, T, 6, 4), config);
       expect(stateNumbers(s)).toBe(kvmStateSize(seq, config, T));
     }
+  });
+});
+
+describe('kvmCounts (stateSize and state checks) in closed form', () => {
+  it('equals the block-by-block row recurrence of the engine for every budget kind', () => {
+    const budgets: KvmBudget[] = [];
+    for (const rows of [1, 2, 3, 8, 17]) {
+      budgets.push({ kind: 'fixed', rows }, { kind: 'saturating', rows });
+    }
+    for (const scale of [0.1, 1, 3.7, 50]) budgets.push({ kind: 'sqrt', scale });
+    for (const budget of budgets) {
+      for (const [B, blocks, sinks] of [
+        [1, 1, 0],
+        [2, 3, 1],
+        [3, 2, 5],
+        [8, 1, 9],
+      ]) {
+        const config = { window: B * blocks, blockSize: B, beta: 1, budget, sinks };
+        let rows = 0;
+        let tau = 0;
+        for (let T = 1; T <= 200; T++) {
+          // After token T − 1 the block ending there leaves the window (if it is old enough).
+          const x = T / B - blocks;
+          if (Number.isInteger(x) && x >= 0) {
+            const m = Math.max(0, (x + 1) * B - Math.max(x * B, sinks));
+            tau += m;
+            if (m > 0) rows += Math.min(m, Math.max(0, budgetRows(budget, tau) - rows));
+          }
+          const n = kvmCounts(config, T);
+          expect([n.compressed, n.rows], `${JSON.stringify(config)} T${T}`).toEqual([tau, rows]);
+        }
+      }
+    }
+  });
+
+  it('stateSize for a huge T is immediate', () => {
+    const size = kvmStateSize(
+      { keyDim: 2, valueDim: 2 },
+      { window: 4, blockSize: 1, beta: 1, budget: { kind: 'sqrt', scale: 2 } },
+      1e15,
+    );
+    expect(size).toBe(Math.floor(2 * Math.sqrt(1e15 - 3)) * 5 + 3 * 4);
   });
 });

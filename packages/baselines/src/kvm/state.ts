@@ -178,17 +178,18 @@ export function kvmCounts(
   const B = config.blockSize;
   const blocks = config.window / B;
   const sinks = Math.min(T, config.sinks);
-  let rows = 0;
-  let compressed = 0;
-  // Block X leaves after the last token of block X + blocks − 1.
+  // Block X leaves after the last token of block X + blocks − 1; its non-sink tokens are compressed.
   const leftBlocks = Math.max(0, Math.floor(T / B) - blocks + 1);
-  for (let x = 0; x < leftBlocks; x++) {
-    const m = Math.max(0, (x + 1) * B - Math.max(x * B, config.sinks));
-    if (m === 0) continue;
-    compressed += m;
-    rows += Math.min(m, Math.max(0, rowsFor(config.budget, compressed) - rows));
-  }
-  return { sinks, window: T - sinks - compressed, compressed, rows };
+  const compressed = Math.max(0, leftBlocks * B - config.sinks);
+  // Per block the engine adds min(m, R(τ) − rows) rows. R is non-decreasing and grows by at most m
+  // when τ grows by m (min(τ, ·) caps it where G rises faster), so rows = R(τ) after every block:
+  // O(1) instead of a loop over blocks (stateSize with a huge T stays instant).
+  return {
+    sinks,
+    window: T - sinks - compressed,
+    compressed,
+    rows: rowsFor(config.budget, compressed),
+  };
 }
 
 /** Rows·(dk + dv + 1) + (sinks + window tokens)·(dk + dv) after T tokens. */
