@@ -37,8 +37,13 @@ export async function run(argv: string[], onOutput?: (text: string) => void): Pr
 
 export const tempDir = (prefix = 'ovq-cli-') => mkdtempSync(join(tmpdir(), prefix));
 
-/** A tiny MQAR model: a run of a few steps takes well under a second. */
+/**
+ * A tiny MQAR model on the cpu backend: a run of a few steps takes well under a second, and runs
+ * compared byte for byte use the same backend whatever the default is.
+ */
 export const TINY = [
+  '--backend',
+  'cpu',
   '--task',
   'mqar',
   '--vocab',

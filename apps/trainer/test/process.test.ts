@@ -69,7 +69,7 @@ describe('ovq-train as a process', () => {
     // two more steps: at most the step in flight (logged, maybe not yet saved) is lost.
     const metrics = join(out, 'metrics.jsonl');
     const kill = await cli(
-      ['run', '--out', out, '--resume', '--checkpoint-every', '1'],
+      ['run', '--out', out, '--resume', '--backend', 'cpu', '--checkpoint-every', '1'],
       (child) => {
         const poll = setInterval(() => {
           if (readFileSync(metrics, 'utf8').includes(`"step":${savedAt + 2},`)) {
@@ -96,7 +96,7 @@ describe('ovq-train as a process', () => {
     expect(killedAt).toBeGreaterThan(savedAt);
     expect(killedAt).toBeGreaterThanOrEqual(Math.max(...logged) - 1);
 
-    const resumed = await cli(['run', '--out', out, '--resume']);
+    const resumed = await cli(['run', '--out', out, '--resume', '--backend', 'cpu']);
     expect(resumed.code).toBe(0);
     expect(sameBytes(join(out, 'ckpt.bin'), join(straight, 'ckpt.bin'))).toBe(true);
     expect(stepsLogged(out)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));

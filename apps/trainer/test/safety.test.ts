@@ -228,7 +228,7 @@ describe('ovq-train: run folders are never mixed or lost', () => {
     expect(process.listenerCount('SIGTERM')).toBe(0);
 
     // Only --out and --resume: the checkpoint's config is the default.
-    const resumed = await run(['run', '--out', out, '--resume']);
+    const resumed = await run(['run', '--out', out, '--resume', '--backend', 'cpu']);
     expect(resumed.code).toBe(0);
     expect(
       Buffer.compare(readFileSync(join(out, 'ckpt.bin')), readFileSync(join(straight, 'ckpt.bin'))),
