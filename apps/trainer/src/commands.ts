@@ -11,7 +11,7 @@ import {
   train,
 } from '@ovq/train';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from './backend.js';
+import { DEFAULT_BACKEND, useBackend } from './backend.js';
 import { BACKENDS, type RunFlags } from './config.js';
 import { choiceFlag, integerFlag, integerListFlag, numberFlag, UsageError } from './flags.js';
 import type { Progress } from './progress.js';
@@ -130,7 +130,7 @@ export async function runEval(
 ) {
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 8];
   const batches = integerFlag('batches', flags.batches, 1) ?? 4;
-  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? 'cpu';
+  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? DEFAULT_BACKEND;
   requireCheckpointFile(checkpoint);
   await useBackend(backend);
   const { model, config, step } = await loadTrainedModel(checkpoint, createTfjsMixer);
@@ -163,7 +163,7 @@ export async function runSample(
   const prompt = flags.prompt ?? 'The ';
   if (prompt.length === 0)
     throw new UsageError('--prompt: empty; give at least one character to continue');
-  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? 'cpu';
+  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? DEFAULT_BACKEND;
   requireCheckpointFile(checkpoint);
   await useBackend(backend);
   const { model, config } = await loadTrainedModel(checkpoint, createTfjsMixer);

@@ -12,6 +12,7 @@ import {
   TrainConfigError,
   validateTrainConfig,
 } from '@ovq/train';
+import { BACKEND_HELP, DEFAULT_BACKEND } from './backend.js';
 import {
   choiceFlag,
   integerFlag,
@@ -60,7 +61,7 @@ export const RUN_FLAGS = {
   seed: { type: 'string', description: 'seed for weights and data (default 0)' },
   backend: {
     type: 'string',
-    description: 'TensorFlow.js backend: cpu | wasm | webgpu (default cpu)',
+    description: `TensorFlow.js backend: ${BACKEND_HELP}`,
   },
   out: {
     type: 'string',
@@ -237,7 +238,7 @@ export function buildRunConfig(
   } catch (e) {
     throw configError(e, file !== undefined ? `--config ${file}` : undefined);
   }
-  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? 'cpu';
+  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? DEFAULT_BACKEND;
   return { config, backend, out: flags.out ?? 'runs/latest' };
 }
 

@@ -1,6 +1,7 @@
 // ovq-train's commands, testable without a subprocess: `main(argv)` resolves to an exit code and
 // never throws; errors are printed as one "ovq-train: …" line on stderr.
 import * as tf from '@tensorflow/tfjs';
+import { BACKEND_HELP } from './backend.js';
 import { runEval, runSample, runTraining } from './commands.js';
 import { buildRunConfig, helpText, RUN_FLAGS } from './config.js';
 import { parseFlags, UsageError } from './flags.js';
@@ -33,7 +34,7 @@ const EVAL_FLAGS = {
     description: 'evaluation lengths as multiples of the training length (default 1,4,8)',
   },
   batches: { type: 'string', description: 'evaluation batches per length (default 4)' },
-  backend: { type: 'string', description: 'cpu | wasm | webgpu (default cpu)' },
+  backend: { type: 'string', description: BACKEND_HELP },
   help: { type: 'boolean', description: 'show this help' },
 } as const;
 
@@ -46,7 +47,7 @@ const SAMPLE_FLAGS = {
     description: 'sampling temperature ≥ 0; 0 = greedy (default 0.8)',
   },
   seed: { type: 'string', description: 'sampling seed (default 0)' },
-  backend: { type: 'string', description: 'cpu | wasm | webgpu (default cpu)' },
+  backend: { type: 'string', description: BACKEND_HELP },
   help: { type: 'boolean', description: 'show this help' },
 } as const;
 
