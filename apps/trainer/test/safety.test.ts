@@ -201,7 +201,7 @@ describe('ovq-train: run folders are never mixed or lost', () => {
     expect(readFileSync(join(out, 'config.json'))).toEqual(config);
   });
 
-  it('SIGTERM finishes the step, saves and exits 130; the resumed run is byte-identical to an uninterrupted one', async () => {
+  it('SIGINT (Ctrl-C) finishes the step, saves and exits 130; the resumed run is byte-identical to an uninterrupted one (SIGTERM: test/process.test.ts)', async () => {
     const args = [...TINY, '--steps', '6', '--eval-every', '3'];
     const straight = tempDir();
     expect((await run(['run', ...args, '--out', straight])).code).toBe(0);
@@ -212,12 +212,12 @@ describe('ovq-train: run folders are never mixed or lost', () => {
       // The signal arrives as training starts: the step then in flight is the one saved.
       if (!sent && text.startsWith('training ')) {
         sent = true;
-        setImmediate(() => process.emit('SIGTERM', 'SIGTERM'));
+        setImmediate(() => process.emit('SIGINT', 'SIGINT'));
       }
     });
     expect(interrupted.code).toBe(130);
     expect(interrupted.stderr).toMatch(
-      /SIGTERM: finishing the current step and writing a checkpoint/,
+      /SIGINT: finishing the current step and writing a checkpoint/,
     );
     const at = verifyCheckpoint(new Uint8Array(readFileSync(join(out, 'ckpt.bin')))).header.step;
     expect(at).toBeGreaterThanOrEqual(1);
@@ -225,6 +225,7 @@ describe('ovq-train: run folders are never mixed or lost', () => {
     expect(interrupted.stdout).toMatch(
       new RegExp(`interrupted at step ${at}/6; checkpoint written`),
     );
+    expect(process.listenerCount('SIGINT')).toBe(0);
     expect(process.listenerCount('SIGTERM')).toBe(0);
 
     // Only --out and --resume: the checkpoint's config is the default.
