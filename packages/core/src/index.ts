@@ -1,7 +1,11 @@
 // @ovq/core: OVQ-attention's math and its exact float64 reference.
 export * from './chunked/index.js';
 export * from './gmr/index.js';
-export { type OvqGradients, ovqAttentionReferenceBackward } from './ovq/backward.js';
+export {
+  type OvqGradients,
+  type OvqReferenceBackwardOptions,
+  ovqAttentionReferenceBackward,
+} from './ovq/backward.js';
 export { absorbPending, farthestPointSpawn, nearestRow, randomSpawn } from './ovq/dictionary.js';
 export { growthTarget, growthValue, spawnCount } from './ovq/growth.js';
 export { readState } from './ovq/read.js';
@@ -17,5 +21,6 @@ export { createOvqState, OvqState, setOvqCapacity } from './ovq/state.js';
 export type * from './ovq/types.js';
 export * from './parallel/index.js';
 export * from './stream/index.js';
+export type * from './tbptt/index.js';
 export { OvqInputError, resolveOvqConfig, validateSeq } from './validate.js';
 export * from './wasm/index.js';

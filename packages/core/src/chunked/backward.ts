@@ -5,11 +5,19 @@
 // `ema` (where an undo would divide by 1−η and amplify rounding), by replaying absorbs from
 // checkpoints taken every ⌈√absorbs⌉ chunks. No per-chunk snapshots.
 import type { OvqConfig, OvqTrace, Seq } from '../ovq/types.js';
+import {
+  type CheckedStateGradient,
+  checkStateGradient,
+  finalShape,
+  type OvqStateGradient,
+  type TbpttOptions,
+} from '../tbptt/state-gradient.js';
 import { requireFiniteArray, resolveOvqConfig, validateSeq } from '../validate.js';
 import {
   type AbsorbTape,
   checkOut,
   createTape,
+  resolveInitialState,
   rowsNeeded,
   stageTokens,
   traceFromTape,
@@ -24,11 +32,13 @@ export type ChunkedGradients = {
   dk: Float32Array;
   dv: Float32Array;
   dbeta: number;
+  /** ∂L/∂(initial state): sized to `options.initialState`'s rows and pending tokens (empty without one). */
+  dInitialState: OvqStateGradient<Float32Array>;
   /** The absorb decisions of the forward pass (treated as constants). */
   trace: OvqTrace;
 };
 
-export type ChunkedBackwardOptions = {
+export type ChunkedBackwardOptions = TbpttOptions & {
   /** Preallocated gradient buffers; every element of each given buffer is written. */
   out?: { dq?: Float32Array; dk?: Float32Array; dv?: Float32Array };
 };
@@ -168,14 +178,16 @@ function absorbBackward(ws: HeadWorkspace, b: BackwardScratch, tape: AbsorbTape,
 }
 
 /**
- * Backward of one chunk's reads (rows staged: q̂ in b.qHat, k̂/v in pending slots 0…rows−1,
- * dOutput in b.gOut): adds into b.dkHat/b.dvChunk, folds row gradients into G and writes dq.
- * Returns this chunk's ∂L/∂β.
+ * Backward of one chunk's reads (`rows` queries staged in b.qHat, the r-th at pending slot p0 + r;
+ * k̂/v in pending slots 0…p0+rows−1; dOutput in b.gOut): adds into b.dkHat/b.dvChunk (slots
+ * 0…p0+rows−1), folds row gradients into G and writes dq. Returns this chunk's ∂L/∂β. Slots
+ * below p0 hold tokens an earlier call left pending (an initial state's): keys, never queries.
  */
 function readBackward(
   ws: HeadWorkspace,
   b: BackwardScratch,
   rows: number,
+  p0: number,
   dq: Float32Array,
   dqOff: number,
 ): number {
@@ -183,9 +195,10 @@ function readBackward(
   const beta = ws.config.beta;
   const gaussian = ws.config.read === 'gaussian';
   const mean = ws.config.update.kind === 'mean';
-  const stride = chunkSoftmax(ws, b, rows, 0);
+  const P = p0 + rows;
+  const stride = chunkSoftmax(ws, b, rows, p0);
   const { weights: W, dl, wT, gOut, gOutT, qHat, qT, u, pendGrad, colSum } = b;
-  const wide = n + rows;
+  const wide = n + P;
   // Normalise the weights: W = softmax probabilities p.
   for (let r = 0; r < rows; r++) {
     const inv = b.invSum[r];
@@ -193,12 +206,12 @@ function readBackward(
   }
   // dp = g·V over rows and pending tokens.
   matmulABt(gOut, 0, dv, rows, ws.values, 0, dv, n, dv, dl, 0, stride, false);
-  matmulABt(gOut, 0, dv, rows, ws.pendValues, 0, dv, rows, dv, dl, n, stride, false);
+  matmulABt(gOut, 0, dv, rows, ws.pendValues, 0, dv, P, dv, dl, n, stride, false);
   // ∂L/∂V = pᵀ g (rows into rowGradV, pending tokens into dvChunk).
   transpose(W, 0, stride, rows, wide, wT, 0, rows);
   transpose(gOut, 0, dv, rows, dv, gOutT, 0, rows);
   matmulABt(wT, 0, rows, n, gOutT, 0, rows, dv, rows, b.rowGradV, 0, dv, false);
-  matmulABt(wT, n * rows, rows, rows, gOutT, 0, rows, dv, rows, b.dvChunk, 0, dv, true);
+  matmulABt(wT, n * rows, rows, P, gOutT, 0, rows, dv, rows, b.dvChunk, 0, dv, true);
   // dℓ = p ⊙ (dp − Σ p·dp); masked slots have p = 0.
   let dbeta = 0;
   colSum.fill(0, 0, wide);
@@ -214,11 +227,11 @@ function readBackward(
   }
   if (gaussian) {
     for (let i = 0; i < n; i++) dbeta -= colSum[i] * ws.halfNorms[i];
-    for (let s = 0; s < rows; s++) dbeta -= colSum[n + s] * ws.pendHalfNorms[s];
+    for (let s = 0; s < P; s++) dbeta -= colSum[n + s] * ws.pendHalfNorms[s];
   }
   // u = dℓ·K (dq̂ = β u; ∂L/∂β gets q̂·u).
   matmulABt(dl, 0, stride, rows, ws.keysT, 0, rowsCap, dk, n, u, 0, dk, false);
-  matmulABt(dl, n, stride, rows, ws.pendKeysT, 0, C, dk, rows, u, 0, dk, true);
+  matmulABt(dl, n, stride, rows, ws.pendKeysT, 0, C, dk, P, u, 0, dk, true);
   for (let r = 0; r < rows; r++) {
     let qu = 0;
     for (let d = 0; d < dk; d++) {
@@ -232,8 +245,8 @@ function readBackward(
   transpose(dl, 0, stride, rows, wide, wT, 0, rows);
   transpose(qHat, 0, dk, rows, dk, qT, 0, rows);
   matmulABt(wT, 0, rows, n, qT, 0, rows, dk, rows, b.rowGradK, 0, dk, false);
-  matmulABt(wT, n * rows, rows, rows, qT, 0, rows, dk, rows, pendGrad, 0, dk, false);
-  for (let s = 0; s < rows; s++) {
+  matmulABt(wT, n * rows, rows, P, qT, 0, rows, dk, rows, pendGrad, 0, dk, false);
+  for (let s = 0; s < P; s++) {
     const self = gaussian ? colSum[n + s] : 0;
     for (let d = 0; d < dk; d++) {
       b.dkHat[s * dk + d] += beta * (pendGrad[s * dk + d] - self * ws.pendKeys[s * dk + d]);
@@ -252,9 +265,18 @@ function readBackward(
   return dbeta;
 }
 
+/** TBPTT inputs and outputs of one head: ∂L/∂(final state) in, ∂L/∂(initial state) out. */
+export type HeadStateGradients = {
+  dFinal: CheckedStateGradient;
+  /** Sized to the initial state's rows and pending count (the workspace as loaded). */
+  dInitial: OvqStateGradient<Float32Array>;
+};
+
 /**
  * Gradients of one head (inputs at kOff/vOff, outputs into dq/dk/dv at the same offsets).
- * Returns ∂L/∂β; the tape receives the forward's absorb decisions.
+ * Returns ∂L/∂β; the tape receives the forward's absorb decisions. The workspace holds the
+ * starting state (reset, or loaded from an initial state whose pending tokens sit in slots
+ * 0…p0−1), so chunk a covers the tokens p0 + t ∈ [aC, (a+1)C).
  */
 export function backwardHead(
   ws: HeadWorkspace,
@@ -266,71 +288,133 @@ export function backwardHead(
   T: number,
   grads: { dq: Float32Array; dk: Float32Array; dv: Float32Array },
   tape: AbsorbTape,
+  stateGrads?: HeadStateGradients,
 ): number {
   const { keyDim: dk, valueDim: dv, chunkSize: C } = ws;
   const absorbs = tape.sizeBefore.length;
   const ema = ws.config.update.kind === 'ema';
+  const p0 = ws.pendingCount;
+  const n0 = ws.size;
+  // Later chunks overwrite pending slots 0…p0−1: keep the initial pending tokens to re-stage.
+  const initKeys = ws.pendKeys.slice(0, p0 * dk);
+  const initValues = ws.pendValues.slice(0, p0 * dv);
+  const first = (a: number) => (a === 0 ? p0 : 0);
+  /** Stages chunk a's tokens of this call (and, for chunk 0, the initial pending ones). */
+  const stageChunk = (
+    a: number,
+    s: ReadScratch | null,
+    rows: number,
+    kNorm: Float64Array | null,
+  ) => {
+    if (a === 0 && p0 > 0) {
+      ws.pendKeys.set(initKeys);
+      ws.pendValues.set(initValues);
+      for (let j = 0; j < p0; j++) ws.refreshPending(j);
+    }
+    const slot = first(a);
+    stageTokens(ws, s, seq.q, seq.k, seq.v, kOff, vOff, a * C + slot - p0, rows, slot, kNorm);
+  };
   const every = Math.max(1, Math.ceil(Math.sqrt(absorbs)));
   const checkpoints: Checkpoint[] = [];
   // Forward sweep: decisions and final rows only (reads never change the state).
   for (let a = 0; a < absorbs; a++) {
     if (ema && a % every === 0) checkpoints.push(takeCheckpoint(ws));
-    stageTokens(ws, null, seq.q, seq.k, seq.v, kOff, vOff, a * C, C, 0, null);
+    stageChunk(a, null, C - first(a), null);
     ws.pendingCount = C;
-    ws.tokensSeen += C;
+    ws.tokensSeen += C - first(a);
     tape.sizeBefore[a] = ws.size;
     ws.decideAbsorb(tape.codes, a * C);
     ws.applyAbsorb(tape.codes, a * C);
   }
   b.gk.fill(0);
   b.gv.fill(0);
+  const dFinal = stateGrads?.dFinal;
+  if (dFinal) {
+    // G holds ∂L/∂(sums) for mean (μ = S/c) and ∂L/∂μ for ema.
+    const mean = !ema;
+    for (let i = 0; i < ws.size; i++) {
+      const scale = mean ? 1 / ws.counts[i] : 1;
+      if (dFinal.keys)
+        for (let d = 0; d < dk; d++) b.gk[i * dk + d] = dFinal.keys[i * dk + d] * scale;
+      if (dFinal.values) {
+        for (let d = 0; d < dv; d++) b.gv[i * dv + d] = dFinal.values[i * dv + d] * scale;
+      }
+    }
+  }
   let dbeta = 0;
-  for (let a = Math.ceil(T / C) - 1; a >= 0; a--) {
-    const t0 = a * C;
-    const rows = Math.min(C, T - t0);
+  for (let a = Math.ceil((p0 + T) / C) - 1; a >= 0; a--) {
+    const slot = first(a);
+    const t0 = a * C + slot - p0;
+    const rows = Math.min(C - slot, T - t0);
     if (a < absorbs) {
       absorbBackward(ws, b, tape, a);
       if (ema) {
         const base = Math.floor(a / every);
         restoreCheckpoint(ws, checkpoints[base]);
         for (let c = base * every; c < a; c++) {
-          stageTokens(ws, null, seq.q, seq.k, seq.v, kOff, vOff, c * C, C, 0, null);
+          stageChunk(c, null, C - first(c), null);
           ws.applyAbsorb(tape.codes, c * C);
         }
       }
     } else {
+      // The tokens still pending at the end: their gradient is the final state's.
       b.dkHat.fill(0);
       b.dvChunk.fill(0);
+      if (dFinal?.pendingKeys)
+        for (let i = 0; i < dFinal.pendingKeys.length; i++) b.dkHat[i] = dFinal.pendingKeys[i];
+      if (dFinal?.pendingValues) {
+        for (let i = 0; i < dFinal.pendingValues.length; i++)
+          b.dvChunk[i] = dFinal.pendingValues[i];
+      }
     }
-    stageTokens(ws, b, seq.q, seq.k, seq.v, kOff, vOff, t0, rows, 0, b.kNorm);
+    stageChunk(a, b, rows, b.kNorm);
     if (a < absorbs && !ema) ws.undoAbsorb(tape.codes, a * C, tape.sizeBefore[a]);
-    for (let r = 0; r < rows; r++) {
-      for (let d = 0; d < dv; d++) b.gOut[r * dv + d] = dOutput[vOff + (t0 + r) * dv + d];
+    if (rows > 0) {
+      for (let r = 0; r < rows; r++) {
+        for (let d = 0; d < dv; d++) b.gOut[r * dv + d] = dOutput[vOff + (t0 + r) * dv + d];
+      }
+      dbeta += readBackward(ws, b, rows, slot, grads.dq, kOff + t0 * dk);
     }
-    dbeta += readBackward(ws, b, rows, grads.dq, kOff + t0 * dk);
     for (let r = 0; r < rows; r++) {
+      const s = slot + r;
       const at = kOff + (t0 + r) * dk;
       normalizeBackwardInto(
         ws.pendKeys,
         b.dkHat,
-        r * dk,
+        s * dk,
         dk,
-        b.kNorm[r],
+        b.kNorm[s],
         ws.config.normalize,
         grads.dk,
         at,
       );
       const vo = vOff + (t0 + r) * dv;
-      for (let d = 0; d < dv; d++) grads.dv[vo + d] = b.dvChunk[r * dv + d];
+      for (let d = 0; d < dv; d++) grads.dv[vo + d] = b.dvChunk[s * dv + d];
+    }
+    if (a === 0 && stateGrads) {
+      // Pending keys are stored normalised: their gradient is w.r.t. k̂ itself.
+      stateGrads.dInitial.pendingKeys.set(b.dkHat.subarray(0, p0 * dk));
+      stateGrads.dInitial.pendingValues.set(b.dvChunk.subarray(0, p0 * dv));
+    }
+  }
+  if (stateGrads) {
+    // The workspace is back at the initial rows and counts; ∂L/∂μ = c·∂L/∂S for mean.
+    const { keys, values } = stateGrads.dInitial;
+    for (let i = 0; i < n0; i++) {
+      const scale = ema ? 1 : ws.counts[i];
+      for (let d = 0; d < dk; d++) keys[i * dk + d] = b.gk[i * dk + d] * scale;
+      for (let d = 0; d < dv; d++) values[i * dv + d] = b.gv[i * dv + d] * scale;
     }
   }
   return dbeta;
 }
 
 /**
- * Gradients of L = Σ dOutput ⊙ output for `ovqAttention(seq, config)` from an empty state,
- * by the reverse scan: O(T·N·d) time, O(N·d + C·(N + C)) working memory plus the O(T) tape
- * (and, for `update: ema`, ⌈√(T/C)⌉ float64 checkpoints of the dictionary).
+ * Gradients of L = Σ dOutput ⊙ output + ⟨dFinalState, final state⟩ for
+ * `ovqAttention(seq, config, { initialState })` (empty when not given) w.r.t. q, k, v, β and
+ * the initial state's rows and pending tokens, by the reverse scan: O(T·N·d) time,
+ * O(N·d + C·(N + C)) working memory plus the O(T) tape (and, for `update: ema`, ⌈√(T/C)⌉
+ * float64 checkpoints of the dictionary).
  */
 export function ovqAttentionBackward(
   seq: Seq,
@@ -341,6 +425,12 @@ export function ovqAttentionBackward(
   const resolved = resolveOvqConfig(config);
   const { seqLen: T, keyDim, valueDim } = validateSeq(seq);
   requireFiniteArray('dOutput', dOutput, T * valueDim, 'seqLen*valueDim');
+  const init = resolveInitialState(options, resolved, keyDim, valueDim);
+  const dFinal = checkStateGradient(
+    'options.dFinalState',
+    options.dFinalState,
+    finalShape(resolved, T, init, keyDim, valueDim),
+  );
   const out = options.out ?? {};
   const grads = {
     dq:
@@ -356,12 +446,24 @@ export function ovqAttentionBackward(
         ? new Float32Array(T * valueDim)
         : checkOut(out.dv, T * valueDim, 'options.out.dv', 'seqLen*valueDim'),
   };
+  const n0 = init ? init.size : 0;
+  const p0 = init ? init.pendingCount : 0;
+  const dInitialState: OvqStateGradient<Float32Array> = {
+    keys: new Float32Array(n0 * keyDim),
+    values: new Float32Array(n0 * valueDim),
+    pendingKeys: new Float32Array(p0 * keyDim),
+    pendingValues: new Float32Array(p0 * valueDim),
+  };
   const C = resolved.chunkSize;
-  const rowsCap = rowsNeeded(resolved, T);
+  const rowsCap = rowsNeeded(resolved, T, init);
   const ws = new HeadWorkspace(keyDim, valueDim, resolved, rowsCap);
-  ws.reset(resolved);
+  if (init) ws.load(init, resolved);
+  else ws.reset(resolved);
   const scratch = new BackwardScratch(C, rowsCap, keyDim, valueDim);
-  const tape = createTape(Math.floor(T / C), C);
-  const dbeta = backwardHead(ws, scratch, seq, dOutput, 0, 0, T, grads, tape);
-  return { ...grads, dbeta, trace: traceFromTape(tape, C) };
+  const tape = createTape(Math.floor((p0 + T) / C), C);
+  const dbeta = backwardHead(ws, scratch, seq, dOutput, 0, 0, T, grads, tape, {
+    dFinal,
+    dInitial: dInitialState,
+  });
+  return { ...grads, dbeta, dInitialState, trace: traceFromTape(tape, C) };
 }

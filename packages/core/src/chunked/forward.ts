@@ -10,7 +10,12 @@ import { normalizeRowInto } from './kernels.js';
 import { ReadScratch, readChunk } from './read.js';
 
 export type ChunkedForwardOptions = {
-  /** Continue this stream (not modified; the continued stream is returned as `state`). */
+  /**
+   * Continue this stream (not modified; the continued stream is returned as `state`): its rows,
+   * pending buffer and counters. Its config must match `config` except `capacity`.
+   */
+  initialState?: OvqState;
+  /** @deprecated The old name of `initialState` (same meaning). */
   state?: OvqState;
   /** Preallocated output, [seqLen, valueDim]; every element is written. */
   out?: Float32Array;
@@ -174,6 +179,31 @@ export function checkContinuable(
   return state;
 }
 
+/**
+ * Resolves `options.initialState` (and the forward's older `options.state`, kept as an alias) to a
+ * state that can be continued under `config`, or undefined for an empty start.
+ */
+export function resolveInitialState(
+  options: { initialState?: unknown; state?: unknown },
+  config: ResolvedOvqConfig,
+  keyDim: number,
+  valueDim: number,
+): OvqState | undefined {
+  const { initialState, state } = options;
+  if (initialState !== undefined && state !== undefined && initialState !== state) {
+    throw new OvqInputError(
+      'options.state',
+      'is a deprecated alias of options.initialState; pass only options.initialState',
+    );
+  }
+  if (initialState !== undefined) {
+    return checkContinuable(initialState, config, keyDim, valueDim, 'options.initialState');
+  }
+  if (state !== undefined)
+    return checkContinuable(state, config, keyDim, valueDim, 'options.state');
+  return undefined;
+}
+
 /** Checks a caller-provided output buffer. */
 export function checkOut(
   out: unknown,
@@ -195,7 +225,7 @@ export function checkOut(
 
 /**
  * OVQ-attention over one head on the chunked Float32 path. Same function as the reference
- * `ovqAttentionReference` up to float32 rounding; with `options.state`, continues that stream, so any split
+ * `ovqAttentionReference` up to float32 rounding; with `options.initialState`, continues that stream, so any split
  * of a sequence into calls gives the same outputs and final state as one call.
  */
 export function ovqAttention(
@@ -205,10 +235,7 @@ export function ovqAttention(
 ): ChunkedForwardResult {
   const resolved = resolveOvqConfig(config);
   const { seqLen: T, keyDim, valueDim } = validateSeq(seq);
-  const init =
-    options.state === undefined
-      ? undefined
-      : checkContinuable(options.state, resolved, keyDim, valueDim, 'options.state');
+  const init = resolveInitialState(options, resolved, keyDim, valueDim);
   const output =
     options.out === undefined
       ? new Float32Array(T * valueDim)

@@ -1,5 +1,7 @@
 // The ground truth: OVQ-attention as a per-token float64 loop (ALGORITHM.md §4). Every other
 // implementation (chunked CPU, WGSL, tfjs) is tested against this file.
+
+import { resolveInitialState } from '../chunked/forward.js';
 import {
   OvqInputError,
   requireFiniteArray,
@@ -9,8 +11,8 @@ import {
 } from '../validate.js';
 import { absorbPending } from './dictionary.js';
 import { normalizeRow, readState } from './read.js';
-import { OvqState } from './state.js';
-import type { AbsorbRecord, OvqConfig, OvqTrace, Seq } from './types.js';
+import { OvqState, setOvqCapacity } from './state.js';
+import type { AbsorbRecord, OvqConfig, OvqTrace, ResolvedOvqConfig, Seq } from './types.js';
 
 export type OvqForwardOptions = {
   /**
@@ -18,7 +20,27 @@ export type OvqForwardOptions = {
    * float32 implementation whose rounding flipped a near-tie). Everything else is recomputed.
    */
   replay?: OvqTrace;
+  /**
+   * Continue from this state (not modified; the continued stream is returned as `state`): its
+   * dictionary, pending buffer and counters. Its config must match `config` except `capacity`,
+   * which `config` sets. Default: an empty dictionary.
+   */
+  initialState?: OvqState;
 };
+
+/** A working copy of `options.initialState` under `config`, or an empty state. */
+export function startState(
+  options: OvqForwardOptions,
+  config: ResolvedOvqConfig,
+  keyDim: number,
+  valueDim: number,
+): OvqState {
+  const init = resolveInitialState(options, config, keyDim, valueDim);
+  if (!init) return new OvqState(keyDim, valueDim, config);
+  const state = init.clone();
+  setOvqCapacity(state, config.capacity);
+  return state;
+}
 
 /** Hook called before each token is read: lets the backward pass snapshot chunk starts. */
 type BeforeToken = (state: OvqState, t: number) => void;
@@ -76,7 +98,10 @@ export function streamTokens(
   return output;
 }
 
-/** OVQ-attention over one head of one sequence, from an empty dictionary (float64 reference). */
+/**
+ * OVQ-attention over one head of one sequence (float64 reference), from an empty dictionary or,
+ * with `options.initialState`, continuing that state.
+ */
 export function ovqAttentionReference(
   seq: Seq,
   config: OvqConfig,
@@ -84,7 +109,7 @@ export function ovqAttentionReference(
 ): { output: Float64Array; state: OvqState; trace: OvqTrace } {
   const resolved = resolveOvqConfig(config);
   const { seqLen, keyDim, valueDim } = validateSeq(seq);
-  const state = new OvqState(keyDim, valueDim, resolved);
+  const state = startState(options, resolved, keyDim, valueDim);
   const trace: OvqTrace = [];
   const output = streamTokens(state, seq.q, seq.k, seq.v, seqLen, trace, options.replay);
   return { output, state, trace };
