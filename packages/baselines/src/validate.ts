@@ -417,3 +417,13 @@ export function checkFiniteArrays(
 ): void {
   for (const [what, x] of Object.entries(arrays)) checkFiniteResult(argument, x, what, precision);
 }
+
+/** Runs a deserializer: its errors also say that the problem is inside the serialized state. */
+export function deserializing<S>(read: () => S): S {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof BaselineInputError) e.message += ' (in the serialized state passed as text)';
+    throw e;
+  }
+}

@@ -14,6 +14,7 @@ import {
   checkPositive,
   checkState,
   checkTokens,
+  deserializing,
   type MixerSpec,
   readConfig,
 } from '../validate.js';
@@ -96,6 +97,10 @@ export function serializeDecayLinearState(state: DecayLinearState): string {
 }
 
 export function deserializeDecayLinearState(text: string): DecayLinearState {
+  return deserializing(() => readDecayLinearState(text));
+}
+
+function readDecayLinearState(text: string): DecayLinearState {
   const b = parseStateEnvelope(text, 'decay-linear');
   const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
   const valueDim = checkInteger('text.valueDim', b.valueDim, 1);

@@ -14,6 +14,7 @@ import {
   checkPositive,
   checkState,
   checkTokens,
+  deserializing,
   type MixerSpec,
   readConfig,
 } from '../validate.js';
@@ -110,6 +111,10 @@ export function serializeGatedDeltaNetState(state: GatedDeltaNetState): string {
 }
 
 export function deserializeGatedDeltaNetState(text: string): GatedDeltaNetState {
+  return deserializing(() => readGatedDeltaNetState(text));
+}
+
+function readGatedDeltaNetState(text: string): GatedDeltaNetState {
   const b = parseStateEnvelope(text, 'gated-deltanet');
   const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
   const valueDim = checkInteger('text.valueDim', b.valueDim, 1);

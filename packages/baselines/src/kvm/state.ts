@@ -9,6 +9,7 @@ import {
   checkPositive,
   checkState,
   checkTokens,
+  deserializing,
   fail,
   type MixerSpec,
   readConfig,
@@ -206,6 +207,10 @@ export function serializeKvmState(state: KvmState): string {
 }
 
 export function deserializeKvmState(text: string): KvmState {
+  return deserializing(() => readKvmState(text));
+}
+
+function readKvmState(text: string): KvmState {
   const b = parseStateEnvelope(text, 'kvm');
   const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
   const valueDim = checkInteger('text.valueDim', b.valueDim, 1);

@@ -6,6 +6,7 @@ import {
   checkPositive,
   checkState,
   checkTokens,
+  deserializing,
   type MixerSpec,
   readConfig,
 } from '../validate.js';
@@ -84,6 +85,10 @@ export function serializeLinearState(state: LinearState): string {
 }
 
 export function deserializeLinearState(text: string): LinearState {
+  return deserializing(() => readLinearState(text));
+}
+
+function readLinearState(text: string): LinearState {
   const b = parseStateEnvelope(text, 'linear');
   const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
   const valueDim = checkInteger('text.valueDim', b.valueDim, 1);

@@ -17,6 +17,7 @@ import {
   checkPositive,
   checkState,
   checkTokens,
+  deserializing,
   fail,
   type MixerSpec,
   readConfig,
@@ -200,6 +201,10 @@ export function serializeSoftmaxState(state: SoftmaxState): string {
 }
 
 export function deserializeSoftmaxState(text: string): SoftmaxState {
+  return deserializing(() => readSoftmaxState(text));
+}
+
+function readSoftmaxState(text: string): SoftmaxState {
   const b = parseStateEnvelope(text, 'softmax');
   const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
   const valueDim = checkInteger('text.valueDim', b.valueDim, 1);

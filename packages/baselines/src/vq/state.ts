@@ -16,6 +16,7 @@ import {
   checkPositive,
   checkState,
   checkTokens,
+  deserializing,
   fail,
   type MixerSpec,
   readConfig,
@@ -163,6 +164,10 @@ export function serializeVqState(state: VqState): string {
 }
 
 export function deserializeVqState(text: string): VqState {
+  return deserializing(() => readVqState(text));
+}
+
+function readVqState(text: string): VqState {
   const b = parseStateEnvelope(text, 'vq');
   const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
   const valueDim = checkInteger('text.valueDim', b.valueDim, 1);
