@@ -45,10 +45,14 @@ export async function acceptRun(flags: RunFlags): Promise<AcceptedRun> {
       '--resume and --force: choose one (continue the run in --out, or replace it)',
     );
   if (flags.resume) {
-    if (!existsSync(checkpoint))
+    if (!existsSync(checkpoint)) {
+      const started = [RUN_FILES.metrics, RUN_FILES.config].some((n) => existsSync(join(out, n)));
       throw new UsageError(
-        `--resume: ${checkpoint} does not exist, so there is no run to continue in ${out}; start one without --resume`,
+        started
+          ? `--resume: ${checkpoint} does not exist: the run in ${out} stopped before its first checkpoint; start it over with --force`
+          : `--resume: ${checkpoint} does not exist, so there is no run to continue in ${out}; start one without --resume`,
       );
+    }
     // A corrupt checkpoint is an error of the file, not of the command line (exit 1).
     const { header } = verifyCheckpoint(await readCheckpointFile(checkpoint), checkpoint);
     const saved = header.config as TrainConfig;

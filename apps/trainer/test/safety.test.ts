@@ -175,6 +175,11 @@ describe('ovq-train: run folders are never mixed or lost', () => {
     );
     expect(r.stderr).not.toMatch(/ENOENT/);
     expect(readdirSync(out)).toEqual([]);
+    // A run killed before its first checkpoint: the way out is --force.
+    writeFileSync(join(out, 'config.json'), '{}');
+    const early = await run(['run', ...TINY, '--resume', '--out', out]);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(/stopped before its first checkpoint; start it over with --force/);
   });
 
   it('a corrupt checkpoint (50 flipped bits in its weights) is refused by eval, sample and --resume', async () => {
