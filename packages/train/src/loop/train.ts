@@ -201,8 +201,15 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   const optimizer = new AdamW({ weightDecay: config.weightDecay });
   let start = 0;
   if (options.resume) {
-    if (!options.checkpointPath) throw new Error('resume: needs checkpointPath');
-    start = await restore(options.checkpointPath, model, optimizer, config);
+    try {
+      if (!options.checkpointPath) throw new Error('resume: needs checkpointPath');
+      start = await restore(options.checkpointPath, model, optimizer, config);
+    } catch (e) {
+      // A refused checkpoint must not leave this model's variables behind.
+      optimizer.dispose();
+      model.dispose();
+      throw e;
+    }
   }
   // The run is accepted: from here on files may be written.
   await options.onStart?.({ step: start });
