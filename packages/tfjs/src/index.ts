@@ -22,6 +22,15 @@ export {
 } from './ops/baselines.js';
 export { denseProduct, explicitMatMul } from './ops/matmul.js';
 export { type OvqOpConfig, ovqAttention, resolveOvqOpConfig } from './ops/ovq.js';
-export { hostWorkerPool, setHostWorkerPool } from './parallel/pool.js';
+export {
+  type BaselineWorkerPool,
+  createBaselineWorkerPool,
+} from './parallel/baseline-pool.js';
+export {
+  baselineWorkerPool,
+  hostWorkerPool,
+  setBaselineWorkerPool,
+  setHostWorkerPool,
+} from './parallel/pool.js';
 export { type DictionaryHealth, dictionaryHealth } from './streaming/ovq-health.js';
 export type { MixerStreamState } from './streaming/state.js';

@@ -1,15 +1,26 @@
-// The host kernels on @ovq/core's worker pool (setHostWorkerPool): the OVQ op's outputs and
-// gradients (q, k, v, per-head β) are the same bytes without a pool and with 1 or 2 workers, on
-// cpu and wasm, and match the per-head path; a worker that throws or dies fails the step with an
-// error naming it (no hang) and leaves the weights as they were.
+// The host kernels on worker pools: OVQ on @ovq/core's (setHostWorkerPool), the baselines on
+// createBaselineWorkerPool's (setBaselineWorkerPool). Outputs and every gradient (q, k, v and the
+// extras: per-head β, codebooks, per-token decays) are the same bytes without a pool and with 1 or
+// 2 workers, on cpu and wasm; a worker that throws or dies fails the step with an error naming it
+// (no hang) and leaves the weights as they were.
 import { ovqAttention as coreOvq, createOvqWorkerPool, type OvqWorkerPool } from '@ovq/core';
 import { createRng } from '@ovq/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Test-only fault injection of the pool (not public API): the same module instance @ovq/core's
 // source entry loads.
 import { injectFault } from '../../core/src/parallel/pool.js';
-import { OvqAttention, ovqAttention, setHostWorkerPool } from '../src/index.js';
+import {
+  type BaselineWorkerPool,
+  createBaselineWorkerPool,
+  OvqAttention,
+  ovqAttention,
+  SoftmaxAttention,
+  setBaselineWorkerPool,
+  setHostWorkerPool,
+} from '../src/index.js';
+import { injectBaselineFault } from '../src/parallel/baseline-pool.js';
 import { HOST_BACKENDS, randomTensor, tf, useBackend } from './backends.js';
+import { Bt, cases, dk, dv, H, T } from './baseline-cases.js';
 
 const bytes = (t: tf.Tensor) => {
   const x = t.dataSync() as Float32Array;
@@ -17,18 +28,47 @@ const bytes = (t: tf.Tensor) => {
 };
 
 let pools: OvqWorkerPool[] = [];
+let basePools: BaselineWorkerPool[] = [];
 
 beforeAll(async () => {
   // One worker first: from sources it fills the transpile cache the others read.
   pools = [await createOvqWorkerPool({ threads: 1 })];
   pools.push(await createOvqWorkerPool({ threads: 2 }));
+  basePools = [await createBaselineWorkerPool({ threads: 1 })];
+  basePools.push(await createBaselineWorkerPool({ threads: 2 }));
 }, 120_000);
 
 afterAll(async () => {
   setHostWorkerPool(null);
-  await Promise.all(pools.map((p) => p.dispose()));
+  setBaselineWorkerPool(null);
+  await Promise.all([...pools, ...basePools].map((p) => p.dispose()));
   await tf.setBackend('cpu');
 });
+
+/** Every baseline case's output and gradients (q, k, v, extras) as bytes, with the given pool. */
+function runBaselines(pool: BaselineWorkerPool | null): string[][] {
+  setBaselineWorkerPool(pool);
+  try {
+    const rng = createRng(5);
+    return cases(rng).map((c) => {
+      const q = randomTensor(rng, [Bt, H, T, dk]);
+      const k = randomTensor(rng, [Bt, H, T, dk]);
+      const v = randomTensor(rng, [Bt, H, T, dv]);
+      const dy = randomTensor(rng, [Bt, H, T, dv]);
+      const extras = c.extras.map((e) => e.tensor);
+      const inputs = [q, k, v, ...extras];
+      const out = c.op(q, k, v, ...extras);
+      const grads = tf.grads((...xs: tf.Tensor[]) =>
+        tf.sum(tf.mul(c.op(xs[0], xs[1], xs[2], ...xs.slice(3)), dy)),
+      )(inputs);
+      const result = [out, ...grads].map(bytes);
+      tf.dispose([...inputs, dy, out, ...grads]);
+      return result;
+    });
+  } finally {
+    setBaselineWorkerPool(null);
+  }
+}
 
 const config = { chunkSize: 8, capacity: 12 } as const;
 
@@ -81,6 +121,49 @@ describe.each(HOST_BACKENDS)('OVQ host kernel on the worker pool, %s', (backend)
     });
     expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
   });
+
+  it('baselines (softmax, SWA, linear, decay, GDN, VQ, KVM): no pool, 1 and 2 workers give the same bytes', () => {
+    const none = runBaselines(null);
+    expect(none.length).toBe(7);
+    expect(runBaselines(basePools[0])).toEqual(none);
+    expect(runBaselines(basePools[1])).toEqual(none);
+  });
+
+  it('a baselines worker that throws or dies fails the step naming it; weights untouched', async () => {
+    for (const fault of ['throw', 'exit'] as const) {
+      const pool = await createBaselineWorkerPool({ threads: 2 });
+      basePools.push(pool);
+      const layer = new SoftmaxAttention({ heads: 2, keyDim: 4, window: 4, seed: 3 });
+      const x = randomTensor(createRng(2), [2, 16, 8]);
+      layer.apply(x);
+      const weights = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+      const before = weights.map(bytes);
+      const sgd = tf.train.sgd(0.1);
+      setBaselineWorkerPool(pool);
+      injectBaselineFault(pool, fault);
+      try {
+        expect(() =>
+          sgd.minimize(() => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar),
+        ).toThrow(
+          fault === 'throw'
+            ? /baselines worker pool \(OvqSoftmaxAttention\): worker \d failed on head 0: Error: injected fault/
+            : /worker \d exited with code 3 during the call/,
+        );
+        expect(weights.map(bytes)).toEqual(before);
+        if (fault === 'throw') {
+          expect(pool.disposed).toBe(false);
+          tf.dispose(layer.apply(x) as tf.Tensor);
+        } else {
+          expect(pool.disposed).toBe(true);
+          expect(() => layer.apply(x)).toThrow(/the baselines worker pool is unusable/);
+        }
+      } finally {
+        setBaselineWorkerPool(null);
+        sgd.dispose();
+        x.dispose();
+      }
+    }
+  }, 60_000);
 
   it('a worker that throws or dies fails the training step with an error naming it; weights untouched', async () => {
     for (const fault of ['throw', 'exit'] as const) {

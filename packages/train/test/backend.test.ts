@@ -2,7 +2,7 @@
 // back, clear errors for unknown names; training with 1 and 2 pool workers gives the same bytes;
 // a decoder training step runs no transposed BatchMatMul (tfjs-wasm's slow path).
 import '@tensorflow/tfjs';
-import { hostWorkerPool } from '@ovq/tfjs';
+import { baselineWorkerPool, hostWorkerPool } from '@ovq/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -69,11 +69,13 @@ describe('startBackend', () => {
       expect(tf.getBackend()).toBe('wasm');
       expect(started.threads).toBe(2);
       expect(hostWorkerPool()?.threads).toBe(2);
+      expect(baselineWorkerPool()?.threads).toBe(2);
       expect(lines).toEqual([]);
     } finally {
       await started.dispose();
     }
     expect(hostWorkerPool()).toBeNull();
+    expect(baselineWorkerPool()).toBeNull();
     await started.dispose(); // idempotent
   }, 60_000);
 

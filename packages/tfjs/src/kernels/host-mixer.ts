@@ -18,6 +18,8 @@ import {
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { runOnBaselinePool } from '../parallel/baseline-pool.js';
+import { baselineWorkerPool } from '../parallel/pool.js';
 
 /** One head of one sequence, as the host paths take it (views into the batched inputs). */
 export type HeadData = {
@@ -166,6 +168,19 @@ function forwardKernel<C>(mixer: HostMixer<C>) {
     const { batch, heads, seqLen: T, valueDim: dv } = x;
     if (mixer.forwardBatched)
       return write(host, [batch, heads, T, dv], mixer.forwardBatched(x, config));
+    const pool = baselineWorkerPool();
+    if (pool !== null) {
+      const [out] = runOnBaselinePool(
+        pool,
+        mixer.kernelName,
+        'forward',
+        attrs?.config as string,
+        x,
+        mixer.extras,
+        null,
+      );
+      return write(host, [batch, heads, T, dv], out);
+    }
     const out = new Float32Array(batch * heads * T * dv);
     for (let b = 0; b < batch; b++) {
       for (let h = 0; h < heads; h++) {
@@ -201,6 +216,26 @@ function backwardKernel<C>(mixer: HostMixer<C>) {
         ...g.extras.map((d, i) => write(host, x.extraShape[i], d)),
       ];
     }
+    const pool = baselineWorkerPool();
+    if (pool !== null) {
+      const [dq, dkAll, dvAll, ...perHead] = runOnBaselinePool(
+        pool,
+        mixer.kernelName,
+        'backward',
+        attrs?.config as string,
+        x,
+        mixer.extras,
+        dy,
+      );
+      return [
+        write(host, [batch, heads, T, dk], dq),
+        write(host, [batch, heads, T, dk], dkAll),
+        write(host, [batch, heads, T, dv], dvAll),
+        ...perHead.map((d, i) =>
+          write(host, x.extraShape[i], sumOverBatch(mixer.extras[i], d, x, i)),
+        ),
+      ];
+    }
     const dq = new Float32Array(batch * heads * T * dk);
     const dkAll = new Float32Array(batch * heads * T * dk);
     const dvAll = new Float32Array(batch * heads * T * dv);
@@ -232,6 +267,21 @@ function backwardKernel<C>(mixer: HostMixer<C>) {
       ...dExtras.map((d, i) => write(host, x.extraShape[i], Float32Array.from(d))),
     ];
   };
+}
+
+/**
+ * A pool's per-(batch, head) extra gradient → the input's shape: per-head parameters are shared by
+ * the batch, so their gradient is the sum over sequences, in the calling thread's order (b outer)
+ * and precision (float64), so pool and no pool agree bit for bit.
+ */
+function sumOverBatch(e: ExtraInput, d: Float32Array, x: BatchedInputs, i: number): Float32Array {
+  if (e.kind !== 'perHead') return d;
+  const w = x.extraWidth[i];
+  const sum = new Float64Array(x.heads * w);
+  for (let b = 0; b < x.batch; b++)
+    for (let h = 0; h < x.heads; h++)
+      for (let j = 0; j < w; j++) sum[h * w + j] += d[(b * x.heads + h) * w + j];
+  return Float32Array.from(sum);
 }
 
 /**

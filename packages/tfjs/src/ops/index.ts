@@ -1,6 +1,15 @@
 // @ovq/tfjs/ops: the ops alone, for users without @tensorflow/tfjs-layers (an optional peer).
 export { OvqTfjsInputError } from '../errors.js';
-export { hostWorkerPool, setHostWorkerPool } from '../parallel/pool.js';
+export {
+  type BaselineWorkerPool,
+  createBaselineWorkerPool,
+} from '../parallel/baseline-pool.js';
+export {
+  baselineWorkerPool,
+  hostWorkerPool,
+  setBaselineWorkerPool,
+  setHostWorkerPool,
+} from '../parallel/pool.js';
 export {
   decayLinearAttention,
   gatedDeltaNet,

@@ -1,8 +1,8 @@
 // Starting the backend a model trains on, in Node. Default wasm: on this project's 2-core machine
 // it trains the analogue model (4 layers, d_model 128, T 1024) several times faster than tfjs's
 // cpu backend, and webgpu without a GPU runs on SwiftShader (slower still). The OVQ host kernels
-// (cpu, wasm) get a worker pool, spawned once here and reused by every step, so batch×heads run on
-// every core. Whatever cannot start falls back with one printed line, never silently.
+// and the baselines' host kernels (cpu, wasm) get worker pools, spawned once here and reused by
+// every step, so batch×heads run on every core. Whatever cannot start falls back with one printed line, never silently.
 //
 // tfjs-backend-wasm's multi-threaded build is not used: 4.22 reports no thread support in Node
 // (flags_wasm.js: WASM_HAS_MULTITHREAD_SUPPORT is false when IS_NODE, tfjs issue #3830), and
@@ -12,7 +12,14 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { createOvqWorkerPool, type OvqWorkerPool } from '@ovq/core';
-import { hostWorkerPool, setHostWorkerPool } from '@ovq/tfjs';
+import {
+  type BaselineWorkerPool,
+  baselineWorkerPool,
+  createBaselineWorkerPool,
+  hostWorkerPool,
+  setBaselineWorkerPool,
+  setHostWorkerPool,
+} from '@ovq/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 
 export const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
@@ -41,7 +48,7 @@ export type StartedBackend = {
   backend: BackendName;
   /** The backend asked for when it could not start. */
   fellBackFrom?: BackendName;
-  /** Workers of the OVQ host-kernel pool (0: none). */
+  /** Workers of each host-kernel pool, OVQ's and the baselines' (0: none). */
   threads: number;
   /** Stops the worker pool (idempotent). Hook it to exit / SIGINT handling. */
   dispose(): Promise<void>;
@@ -94,13 +101,19 @@ export async function startBackend(options: StartBackendOptions = {}): Promise<S
 
   const wanted = options.threads ?? availableParallelism();
   let pool: OvqWorkerPool | null = null;
+  let basePool: BaselineWorkerPool | null = null;
   if (backend !== 'webgpu' && wanted > 1) {
+    const threads = Math.floor(wanted);
     try {
-      pool = await createOvqWorkerPool({ threads: Math.floor(wanted) });
+      pool = await createOvqWorkerPool({ threads });
+      basePool = await createBaselineWorkerPool({ threads });
       setHostWorkerPool(pool);
+      setBaselineWorkerPool(basePool);
     } catch (error) {
+      await pool?.dispose();
+      pool = null;
       log(
-        `worker pool: ${Math.floor(wanted)} threads could not start (${error instanceof Error ? error.message : String(error)}); OVQ kernels run on the main thread`,
+        `worker pool: ${threads} threads could not start (${error instanceof Error ? error.message : String(error)}); the mixer kernels run on the main thread`,
       );
     }
   }
@@ -113,7 +126,8 @@ export async function startBackend(options: StartBackendOptions = {}): Promise<S
       if (disposed || pool === null) return;
       disposed = true;
       if (hostWorkerPool() === pool) setHostWorkerPool(null);
-      await pool.dispose();
+      if (baselineWorkerPool() === basePool) setBaselineWorkerPool(null);
+      await Promise.all([pool.dispose(), basePool?.dispose()]);
     },
   };
 }
