@@ -427,3 +427,10 @@ export function deserializing<S>(read: () => S): S {
     throw e;
   }
 }
+
+/** A state's config must be exactly what resolving it gives (a forged or edited config is refused). */
+export function checkResolvedConfig(argument: string, config: unknown, resolved: unknown): void {
+  if (JSON.stringify(config) !== JSON.stringify(resolved)) {
+    fail(argument, config, `a complete resolved config such as ${JSON.stringify(resolved)}`);
+  }
+}

@@ -307,6 +307,44 @@ function badStates(m: Mixer, argument: string): [string, unknown, string][] {
   out.push([`${argument} position -1`, { ...live, position: -1 }, `${argument}.position`]);
   out.push([`${argument} position 1.5`, { ...live, position: 1.5 }, `${argument}.position`]);
   out.push([`${argument} config null`, { ...live, config: null }, `${argument}.config`]);
+  const config = live.config as Record<string, unknown>;
+  out.push([
+    `${argument} config with a stray key`,
+    { ...live, config: { ...config, zz: 1 } },
+    `${argument}.config`,
+  ]);
+  const [firstKey] = Object.keys(config);
+  out.push([
+    `${argument} config missing ${firstKey}`,
+    { ...live, config: { ...config, [firstKey]: undefined } },
+    `${argument}.config`,
+  ]);
+  // Counters that disagree with the position (streams with position-dependent layouts).
+  if (m.name === 'softmax') {
+    const rows = (live.length as number) - 1;
+    out.push([
+      `${argument} length ≠ min(position, window)`,
+      {
+        ...live,
+        length: rows,
+        keys: (live.keys as Float64Array).slice(dk),
+        values: (live.values as Float64Array).slice(dv),
+      },
+      `${argument}.length`,
+    ]);
+  }
+  if (m.name === 'vq' || m.name === 'kvm') {
+    out.push([
+      `${argument} position + 1`,
+      { ...live, position: (live.position as number) + 1 },
+      argument,
+    ]);
+  }
+  if (m.name === 'vq') {
+    const counts = (live.counts as Float64Array).slice();
+    counts[0] += 1;
+    out.push([`${argument} counts ≠ cached tokens`, { ...live, counts }, `${argument}.counts`]);
+  }
   for (const [key, value] of Object.entries(live)) {
     if (value instanceof Float64Array) {
       const field = `${argument}.${key}`;
@@ -792,6 +830,6 @@ describe('generic entry points and overflow', () => {
 
   it('covers the promised number of cases', () => {
     // Sum of the generated cases above (runs last in this file); see the README for the count.
-    expect(total).toBeGreaterThanOrEqual(5192);
+    expect(total).toBeGreaterThanOrEqual(5256);
   });
 });

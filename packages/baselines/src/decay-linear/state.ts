@@ -12,6 +12,7 @@ import {
   checkInteger,
   checkPerToken,
   checkPositive,
+  checkResolvedConfig,
   checkState,
   checkTokens,
   deserializing,
@@ -64,7 +65,13 @@ export function createDecayLinearState(dims: Dims, config?: DecayLinearConfig): 
 }
 
 export function checkDecayLinearState(state: unknown, argument: string): Dims {
-  return checkState(state, 'decay-linear', argument, [], (n) => ({ kv: n.keyDim * n.valueDim }));
+  const dims = checkState(state, 'decay-linear', argument, [], (n) => ({
+    kv: n.keyDim * n.valueDim,
+  }));
+  const config = (state as DecayLinearState).config;
+  const resolved = resolveDecayLinearConfig(config, `${argument}.config`);
+  checkResolvedConfig(`${argument}.config`, config, resolved);
+  return dims;
 }
 
 export const decayLinearSpec: MixerSpec<DecayLinearState, ResolvedDecayLinearConfig> = {

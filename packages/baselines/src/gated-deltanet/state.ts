@@ -12,6 +12,7 @@ import {
   checkInteger,
   checkPerToken,
   checkPositive,
+  checkResolvedConfig,
   checkState,
   checkTokens,
   deserializing,
@@ -76,7 +77,13 @@ export function createGatedDeltaNetState(
 }
 
 export function checkGatedDeltaNetState(state: unknown, argument: string): Dims {
-  return checkState(state, 'gated-deltanet', argument, [], (n) => ({ kv: n.keyDim * n.valueDim }));
+  const dims = checkState(state, 'gated-deltanet', argument, [], (n) => ({
+    kv: n.keyDim * n.valueDim,
+  }));
+  const config = (state as GatedDeltaNetState).config;
+  const resolved = resolveGatedDeltaNetConfig(config, dims.keyDim, `${argument}.config`);
+  checkResolvedConfig(`${argument}.config`, config, resolved);
+  return dims;
 }
 
 export const gatedDeltaNetSpec: MixerSpec<GatedDeltaNetState, ResolvedGatedDeltaNetConfig> = {

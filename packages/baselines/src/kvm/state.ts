@@ -7,6 +7,7 @@ import {
   checkKeys,
   checkObject,
   checkPositive,
+  checkResolvedConfig,
   checkState,
   checkTokens,
   deserializing,
@@ -147,6 +148,25 @@ export function createKvmState(dims: Dims, config: KvmConfig): KvmState {
 }
 
 export function checkKvmState(state: unknown, argument: string): Dims {
+  const dims = checkKvmStateShape(state, argument);
+  const s = state as KvmState;
+  const c = resolveKvmConfig(s.config, `${argument}.config`);
+  checkResolvedConfig(`${argument}.config`, s.config, c);
+  const n = kvmCounts(c, s.position);
+  const held = `${s.sinkCount}/${s.windowCount}/${s.compressed}/${s.rowCount}`;
+  const want = `${n.sinks}/${n.window}/${n.compressed}/${n.rows}`;
+  if (held !== want) {
+    fail(
+      argument,
+      held,
+      `sinks/window/compressed/rows ${want} at position ${s.position}`,
+      `holds sinks/window/compressed/rows ${held}`,
+    );
+  }
+  return dims;
+}
+
+function checkKvmStateShape(state: unknown, argument: string): Dims {
   return checkState(
     state,
     'kvm',

@@ -4,6 +4,7 @@ import {
   checkDims,
   checkInteger,
   checkPositive,
+  checkResolvedConfig,
   checkState,
   checkTokens,
   deserializing,
@@ -57,10 +58,17 @@ export function createLinearState(dims: Dims, config?: LinearConfig): LinearStat
 }
 
 export function checkLinearState(state: unknown, argument: string): Dims {
-  return checkState(state, 'linear', argument, [], (n) => ({
+  const dims = checkState(state, 'linear', argument, [], (n) => ({
     kv: n.keyDim * n.valueDim,
     kSum: n.keyDim,
   }));
+  const config = (state as LinearState).config;
+  checkResolvedConfig(
+    `${argument}.config`,
+    config,
+    resolveLinearConfig(config, `${argument}.config`),
+  );
+  return dims;
 }
 
 export const linearSpec: MixerSpec<LinearState, ResolvedLinearConfig> = {

@@ -15,6 +15,7 @@ import {
   checkKeys,
   checkObject,
   checkPositive,
+  checkResolvedConfig,
   checkState,
   checkTokens,
   deserializing,
@@ -111,13 +112,35 @@ export function createSoftmaxState(dims: Dims, config?: SoftmaxConfig): SoftmaxS
 }
 
 /** Checks a softmax state argument: tag, dims, counters and the KV-cache array lengths. */
+/** Resolves a config as a state stores it (window and rope null when absent). */
+function resolveStoredSoftmaxConfig(
+  config: unknown,
+  keyDim: number,
+  argument: string,
+): ResolvedSoftmaxConfig {
+  const raw = checkObject(argument, config, 'the resolved config object');
+  return resolveSoftmaxConfig(
+    {
+      beta: raw.beta,
+      normalize: raw.normalize,
+      window: raw.window ?? undefined,
+      rope: raw.rope ?? undefined,
+    } as SoftmaxConfig,
+    keyDim,
+    argument,
+  );
+}
+
 export function checkSoftmaxState(state: unknown, argument: string): Dims {
   const dims = checkState(state, 'softmax', argument, ['length'], (n) => ({
     keys: n.length * n.keyDim,
     values: n.length * n.valueDim,
   }));
   const s = state as SoftmaxState;
-  if (s.length > s.position) fail(`${argument}.length`, s.length, `≤ position = ${s.position}`);
+  const c = resolveStoredSoftmaxConfig(s.config, s.keyDim, `${argument}.config`);
+  checkResolvedConfig(`${argument}.config`, s.config, c);
+  const rows = c.window === null ? s.position : Math.min(s.position, c.window);
+  if (s.length !== rows) fail(`${argument}.length`, s.length, `min(position, window) = ${rows}`);
   return dims;
 }
 
@@ -208,26 +231,11 @@ function readSoftmaxState(text: string): SoftmaxState {
   const b = parseStateEnvelope(text, 'softmax');
   const keyDim = checkInteger('text.keyDim', b.keyDim, 1);
   const valueDim = checkInteger('text.valueDim', b.valueDim, 1);
-  const raw = checkObject('text.config', b.config, 'the resolved config object') as Record<
-    string,
-    unknown
-  >;
-  const config = resolveSoftmaxConfig(
-    {
-      beta: raw.beta,
-      normalize: raw.normalize,
-      window: raw.window ?? undefined,
-      rope: raw.rope ?? undefined,
-    } as SoftmaxConfig,
-    keyDim,
-    'text.config',
-  );
+  const config = resolveStoredSoftmaxConfig(b.config, keyDim, 'text.config');
   const position = checkInteger('text.position', b.position, 0);
   const length = checkInteger('text.length', b.length, 0);
-  if (length > position) fail('text.length', length, `≤ text.position = ${position}`);
-  if (config.window !== null && length > config.window) {
-    fail('text.length', length, `≤ config.window = ${config.window}`);
-  }
+  const rows = config.window === null ? position : Math.min(position, config.window);
+  if (length !== rows) fail('text.length', length, `min(position, window) = ${rows}`);
   return {
     mixer: 'softmax',
     keyDim,

@@ -14,6 +14,7 @@ import {
   checkInteger,
   checkLength,
   checkPositive,
+  checkResolvedConfig,
   checkState,
   checkTokens,
   deserializing,
@@ -93,6 +94,36 @@ export function createVqState(dims: Dims, config: VqConfig): VqState {
 }
 
 export function checkVqState(state: unknown, argument: string): Dims {
+  const dims = checkVqStateShape(state, argument);
+  const s = state as VqState;
+  const c = resolveVqConfig(s.config, dims.keyDim, `${argument}.config`);
+  checkResolvedConfig(`${argument}.config`, s.config, c);
+  const recent = recentCount(s.position, c.blockLength);
+  if (s.recentLength !== recent) {
+    fail(`${argument}.recentLength`, s.recentLength, `${recent} at position ${s.position}`);
+  }
+  let cached = 0;
+  for (const n of s.counts) {
+    if (!Number.isInteger(n) || n < 0) fail(`${argument}.counts`, n, 'integers ≥ 0', `holds ${n}`);
+    cached += n;
+  }
+  if (cached !== s.position - recent) {
+    fail(
+      `${argument}.counts`,
+      cached,
+      `position − recentLength = ${s.position - recent}`,
+      `sum to ${cached}`,
+    );
+  }
+  for (const z of s.recentCodes) {
+    if (!Number.isInteger(z) || z < 0 || z >= c.codebookSize) {
+      fail(`${argument}.recentCodes`, z, `integers in [0, ${c.codebookSize})`, `holds ${z}`);
+    }
+  }
+  return dims;
+}
+
+function checkVqStateShape(state: unknown, argument: string): Dims {
   return checkState(state, 'vq', argument, ['recentLength'], (n) => {
     const S = checkInteger(
       `${argument}.config.codebookSize`,
