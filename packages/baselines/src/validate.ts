@@ -224,7 +224,7 @@ export function checkArray(
 /** The one-head sequence shape every mixer takes (mirrors `Seq` from @ovq/core). */
 export type SeqShape = { seqLen: number; keyDim: number; valueDim: number };
 
-/** Validates `seq` (an object with seqLen, keyDim, valueDim, q, k, v); returns it as a record. */
+/** Validates `seq` (an object with seqLen, keyDim, valueDim, q, k, v), against a state's dims if given. */
 export function checkSeq(
   seq: unknown,
   dims?: { keyDim: number; valueDim: number },
