@@ -17,7 +17,13 @@ export {
   OVQ_STATE_MAX_PENDING_VALUES,
   serializeOvqState,
 } from './ovq/serialize.js';
-export { createOvqState, OvqState, setOvqCapacity } from './ovq/state.js';
+export {
+  createOvqState,
+  OvqState,
+  type OvqStateContents,
+  setOvqBeta,
+  setOvqCapacity,
+} from './ovq/state.js';
 export type * from './ovq/types.js';
 export * from './parallel/index.js';
 export * from './stream/index.js';

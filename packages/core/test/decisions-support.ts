@@ -6,7 +6,7 @@
 import { absorbPending, randomSpawn, squaredDistance } from '../src/ovq/dictionary.js';
 import { spawnCount } from '../src/ovq/growth.js';
 import { normalizeRow } from '../src/ovq/read.js';
-import { createOvqState } from '../src/ovq/state.js';
+import { createOvqState, STORAGE } from '../src/ovq/state.js';
 import type { OvqConfig, OvqTrace, Seq } from '../src/ovq/types.js';
 
 /**
@@ -30,7 +30,8 @@ export type DecisionStats = {
 /** Throws unless every decision in `trace` is float64-optimal up to DECISION_EPS. */
 export function verifyDecisions(seq: Seq, config: OvqConfig, trace: OvqTrace): DecisionStats {
   const { k, v, seqLen: T, keyDim: dk, valueDim: dv } = seq;
-  const state = createOvqState({ keyDim: dk, valueDim: dv }, config);
+  const view = createOvqState({ keyDim: dk, valueDim: dv }, config);
+  const state = view[STORAGE];
   const cfg = state.config;
   const C = cfg.chunkSize;
   const stats: DecisionStats = { decisions: 0, ties: 0, maxGap: 0 };
@@ -138,7 +139,7 @@ export function verifyDecisions(seq: Seq, config: OvqConfig, trace: OvqTrace): D
       );
     }
     // Follow the checked decisions, so the next absorb starts from the same dictionary.
-    absorbPending(state, record);
+    absorbPending(view, record);
   }
   if (absorb !== trace.length)
     throw new Error(`the trace has ${trace.length} absorbs; the sequence makes ${absorb}`);

@@ -10,6 +10,7 @@ import {
   ovqAppend,
   readState,
 } from '../src/index.js';
+import { STORAGE } from '../src/ovq/state.js';
 import { assertClose, createRng, randn, randomSeq } from '../src/testing/index.js';
 
 /** A state with a few absorbed chunks and some pending tokens, built by the reference itself. */
@@ -52,7 +53,8 @@ describe('GMR view of the OVQ read', () => {
   it('the dot read equals GMR when every centroid has the same norm, and differs otherwise', () => {
     const state = builtState('dot', true);
     // Project the centroids to the unit sphere: equal norms, so −β‖μ‖²/2 is a shared constant.
-    const keys = state.centroidKeys;
+    // (Edited through the package-internal storage: a user's state is read-only.)
+    const keys = state[STORAGE].centroidKeys;
     for (let i = 0; i < state.size; i++) {
       const row = keys.subarray(i * 4, i * 4 + 4);
       const n = Math.hypot(...row);
@@ -111,10 +113,12 @@ describe('GMR view of the absorb', () => {
       v: seq.v.subarray(12, 22),
       seqLen: 5,
     });
-    state.pendingKeys.set(seq.k.subarray(33, 36), 15);
-    state.pendingValues.set(seq.v.subarray(22, 24), 10);
-    state.pendingCount = 6;
-    state.tokensSeen += 1;
+    // (through the package-internal storage: users cannot write a state)
+    const storage = state[STORAGE];
+    storage.pendingKeys.set(seq.k.subarray(33, 36), 15);
+    storage.pendingValues.set(seq.v.subarray(22, 24), 10);
+    storage.pendingCount = 6;
+    storage.tokensSeen += 1;
     const before = { keys: state.centroidKeys.slice(), counts: state.counts.slice() };
     const mixture = mixtureFromDictionary(
       before.keys,

@@ -4,7 +4,7 @@
 
 import { randomSpawn } from '../ovq/dictionary.js';
 import { spawnCount } from '../ovq/growth.js';
-import { OvqState } from '../ovq/state.js';
+import { OvqState, STORAGE } from '../ovq/state.js';
 import type { ResolvedOvqConfig } from '../ovq/types.js';
 import { matmulABt } from './kernels.js';
 
@@ -101,7 +101,8 @@ export class HeadWorkspace {
   }
 
   /** Loads a float64 OvqState (rows, counts, pending buffer, counters). */
-  load(state: OvqState, config: ResolvedOvqConfig): void {
+  load(view: OvqState, config: ResolvedOvqConfig): void {
+    const state = view[STORAGE];
     this.reset(config);
     const { keyDim: dk, valueDim: dv } = this;
     const mean = config.update.kind === 'mean';
@@ -131,7 +132,8 @@ export class HeadWorkspace {
   /** The current stream as a float64 OvqState (rows are the exact means of their sums). */
   toState(): OvqState {
     const { keyDim: dk, valueDim: dv } = this;
-    const state = new OvqState(dk, dv, { ...this.config });
+    const view = new OvqState(dk, dv, { ...this.config });
+    const state = view[STORAGE];
     state.reserve(this.size);
     const mean = this.config.update.kind === 'mean';
     const key = new Float64Array(dk);
@@ -148,7 +150,7 @@ export class HeadWorkspace {
     state.pendingCount = this.pendingCount;
     state.tokensSeen = this.tokensSeen;
     state.rngState = this.rngState;
-    return state;
+    return view;
   }
 
   /** Re-derives the float32 copies, ½‖μ‖² and the logit bias of row i from its float64 data. */

@@ -3,7 +3,7 @@
 import { OvqInputError } from '../validate.js';
 import { spawnCount } from './growth.js';
 import { mulberry32Step } from './rng.js';
-import type { OvqState } from './state.js';
+import { type OvqState, STORAGE } from './state.js';
 import type { AbsorbRecord } from './types.js';
 
 /** ‖a[ai…] − b[bi…]‖² over `dim` coordinates. */
@@ -123,7 +123,8 @@ function checkReplay(record: AbsorbRecord, size: number, pending: number, m: num
  * Absorbs the whole pending buffer into the dictionary (ALGORITHM.md §4.3 a–e) and returns the
  * decisions taken. With `replay`, those decisions are taken from the record instead of computed.
  */
-export function absorbPending(state: OvqState, replay?: AbsorbRecord): AbsorbRecord {
+export function absorbPending(view: OvqState, replay?: AbsorbRecord): AbsorbRecord {
+  const state = view[STORAGE];
   const { keyDim, valueDim, config } = state;
   const pending = state.pendingCount;
   const pk = state.pendingKeys;

@@ -1,6 +1,6 @@
 // The read of ALGORITHM.md §4.2 for one query in float64: one softmax over the dictionary rows
 // (logit β·q̂·μ + ln c, or the Gaussian logit) and the pending tokens (count 1).
-import type { OvqState } from './state.js';
+import { type OvqState, STORAGE } from './state.js';
 
 /** Logit of one component: β(q̂·μ) or β(q̂·μ − ½‖μ‖²), plus ln(count). */
 export function readLogit(
@@ -27,13 +27,14 @@ export function readLogit(
  * softmax weights: dictionary rows first, then pending tokens (length size + pendingCount).
  */
 export function readState(
-  state: OvqState,
+  view: OvqState,
   q: ArrayLike<number>,
   qi: number,
   out: Float64Array,
   oi: number,
   weights: Float64Array,
 ): void {
+  const state = view[STORAGE];
   const { keyDim, valueDim, size, pendingCount } = state;
   const beta = state.config.beta;
   const gaussian = state.config.read === 'gaussian';

@@ -11,7 +11,7 @@ import {
 } from '../validate.js';
 import { absorbPending } from './dictionary.js';
 import { normalizeRow, readState } from './read.js';
-import { OvqState, setOvqCapacity } from './state.js';
+import { OvqState, STORAGE, setOvqCapacity } from './state.js';
 import type { AbsorbRecord, OvqConfig, OvqTrace, ResolvedOvqConfig, Seq } from './types.js';
 
 export type OvqForwardOptions = {
@@ -50,7 +50,7 @@ type BeforeToken = (state: OvqState, t: number) => void;
  * holds a full chunk. Writes outputs [seqLen, valueDim] and pushes one record per absorb.
  */
 export function streamTokens(
-  state: OvqState,
+  view: OvqState,
   q: ArrayLike<number>,
   k: ArrayLike<number>,
   v: ArrayLike<number>,
@@ -59,13 +59,14 @@ export function streamTokens(
   replay?: OvqTrace,
   beforeToken?: BeforeToken,
 ): Float64Array {
+  const state = view[STORAGE];
   const { keyDim, valueDim } = state;
   const { chunkSize, normalize } = state.config;
   const output = new Float64Array(seqLen * valueDim);
   const qHat = new Float64Array(keyDim);
   let weights = new Float64Array(16);
   for (let t = 0; t < seqLen; t++) {
-    beforeToken?.(state, t);
+    beforeToken?.(view, t);
     const slot = state.pendingCount;
     if (normalize) {
       normalizeRow(k, t * keyDim, keyDim, state.pendingKeys, slot * keyDim);
@@ -83,7 +84,7 @@ export function streamTokens(
     if (weights.length < state.size + state.pendingCount) {
       weights = new Float64Array(2 * (state.size + state.pendingCount));
     }
-    readState(state, qHat, 0, output, t * valueDim, weights);
+    readState(view, qHat, 0, output, t * valueDim, weights);
     if (state.pendingCount === chunkSize) {
       const record: AbsorbRecord | undefined = replay?.[trace.length];
       if (replay && !record) {
@@ -92,7 +93,7 @@ export function streamTokens(
           `has ${replay.length} absorb records; the sequence needs more`,
         );
       }
-      trace.push(absorbPending(state, record));
+      trace.push(absorbPending(view, record));
     }
   }
   return output;
@@ -147,6 +148,6 @@ export function ovqAppend(state: OvqState, seq: Omit<Seq, 'keyDim' | 'valueDim'>
   requireFiniteArray('seq.v', seq.v, seqLen * state.valueDim, 'seqLen*valueDim');
   const work = state.clone();
   const output = streamTokens(work, seq.q, seq.k, seq.v, seqLen, []);
-  state.assign(work);
+  state[STORAGE].assign(work[STORAGE]);
   return output;
 }

@@ -2,7 +2,7 @@
 // between sessions. Layout: "OVQS" · u32 version · u32 header bytes · JSON header · padding to 8 ·
 // float64 payload (counts, centroid keys, centroid values, pending keys, pending values), little-endian.
 import { OvqInputError, resolveOvqConfig } from '../validate.js';
-import { OvqState } from './state.js';
+import { OvqState, STORAGE } from './state.js';
 import type { OvqConfig, ResolvedOvqConfig } from './types.js';
 
 const MAGIC = 0x5351564f; // "OVQS" read as a little-endian u32
@@ -18,10 +18,11 @@ type Header = {
   rngState: number;
 };
 
-export function serializeOvqState(state: OvqState): Uint8Array {
-  if (!(state instanceof OvqState)) {
+export function serializeOvqState(stateView: OvqState): Uint8Array {
+  if (!(stateView instanceof OvqState)) {
     throw new OvqInputError('state', 'expected an OvqState');
   }
+  const state = stateView[STORAGE];
   const header: Header = {
     keyDim: state.keyDim,
     valueDim: state.valueDim,
@@ -180,7 +181,8 @@ export function deserializeOvqState(
       `counts sum to ${countSum}; header.tokensSeen − header.pendingCount = ${tokensSeen - pendingCount} tokens were absorbed`,
     );
   }
-  const state = new OvqState(keyDim, valueDim, config);
+  const result = new OvqState(keyDim, valueDim, config);
+  const state = result[STORAGE];
   state.reserve(size);
   state.size = size;
   const counts = state.counts;
@@ -196,5 +198,5 @@ export function deserializeOvqState(
   state.tokensSeen = tokensSeen;
   state.pendingCount = pendingCount;
   state.rngState = rngState;
-  return state;
+  return result;
 }

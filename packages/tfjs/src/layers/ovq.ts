@@ -1,6 +1,6 @@
 // The OVQ-attention layer: projections, per-head learnable β (stored as ln β so it stays > 0),
 // L2-normalised q/k (inside the op), optional output gate, output projection.
-import { createOvqState, type OvqState, ovqAppend, setOvqCapacity } from '@ovq/core';
+import { createOvqState, type OvqState, ovqAppend, setOvqBeta, setOvqCapacity } from '@ovq/core';
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
 import { exp, serialization } from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
@@ -91,7 +91,7 @@ export class OvqAttention extends MixerLayer<OvqState> {
   }
 
   protected appendHead(state: OvqState, head: HeadData): ArrayLike<number> {
-    state.config = { ...state.config, beta: head.extras[0][0] };
+    setOvqBeta(state, head.extras[0][0]);
     const { q, k, v, seqLen } = head;
     return ovqAppend(state, { q, k, v, seqLen });
   }

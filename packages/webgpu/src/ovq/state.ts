@@ -3,6 +3,7 @@
 // between CPU and GPU. Layout: keys [BH, N, dk], values [BH, N, dv], counts [BH, N] (float32;
 // counts are exact integers below 2^24), pending keys [BH, C, dk] (normalised) and values.
 import {
+  createOvqState,
   deserializeOvqState,
   type OvqConfig,
   OvqState,
@@ -144,17 +145,17 @@ export async function readOvqState(state: GpuOvqState): Promise<OvqState[]> {
   );
   const out: OvqState[] = [];
   for (let h = 0; h < bh; h++) {
-    const s = new OvqState(dk, dv, { ...state.config });
-    s.reserve(n);
-    s.size = n;
-    s.counts.set(counts.subarray(h * N, h * N + n));
-    s.centroidKeys.set(keys.subarray(h * N * dk, (h * N + n) * dk));
-    s.centroidValues.set(values.subarray(h * N * dv, (h * N + n) * dv));
-    s.pendingKeys.set(pk.subarray(h * C * dk, (h + 1) * C * dk));
-    s.pendingValues.set(pv.subarray(h * C * dv, (h + 1) * C * dv));
-    s.pendingCount = state.pendingCount;
-    s.tokensSeen = state.tokensSeen;
-    s.rngState = state.rngState;
+    // core's states are read-only: built (and validated) from the read-back arrays.
+    const P = state.pendingCount;
+    const s = createOvqState({ keyDim: dk, valueDim: dv }, state.config, {
+      counts: counts.subarray(h * N, h * N + n),
+      centroidKeys: keys.subarray(h * N * dk, (h * N + n) * dk),
+      centroidValues: values.subarray(h * N * dv, (h * N + n) * dv),
+      pendingKeys: pk.subarray(h * C * dk, (h * C + P) * dk),
+      pendingValues: pv.subarray(h * C * dv, (h * C + P) * dv),
+      tokensSeen: state.tokensSeen,
+      rngState: state.rngState,
+    });
     out.push(s);
   }
   return out;
