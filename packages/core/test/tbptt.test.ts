@@ -2,7 +2,11 @@
 // and from a final-state gradient, (a) against float64 central differences of the reference
 // forward, (b) segment-by-segment backward = whole-sequence backward, (c) the Float32 path's
 // dInitialState against the reference's.
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
   type OvqConfig,
   OvqInputError,
@@ -14,6 +18,7 @@ import {
   ovqAttentionReferenceBackward,
   type Seq,
 } from '../src/index.js';
+import { STORAGE } from '../src/ovq/state.js';
 import {
   assertClose,
   centralDifferences,
@@ -23,6 +28,7 @@ import {
   randn,
   randomSeq,
 } from '../src/testing/index.js';
+import { setOvqKernels } from '../src/wasm/simd.js';
 
 // Merges, spawns and pending reads all occur: C = 3, capacity 5, d = 4/3.
 const CASES: [string, Partial<OvqConfig>][] = [
@@ -47,13 +53,17 @@ const CASES: [string, Partial<OvqConfig>][] = [
 const DK = 4;
 const DV = 3;
 
-/** The state's continuous parts as live arrays (test-only: perturbed for central differences). */
+/**
+ * The state's continuous parts as live arrays of its package-internal storage (the public getters
+ * return copies): perturbed in place for central differences.
+ */
 function parts(state: OvqState): Float64Array[] {
+  const s = state[STORAGE];
   return [
-    state.centroidKeys,
-    state.centroidValues,
-    state.pendingKeys.subarray(0, state.pendingCount * state.keyDim),
-    state.pendingValues.subarray(0, state.pendingCount * state.valueDim),
+    s.centroidKeys,
+    s.centroidValues,
+    s.pendingKeys.subarray(0, s.pendingCount * s.keyDim),
+    s.pendingValues.subarray(0, s.pendingCount * s.valueDim),
   ];
 }
 
@@ -284,11 +294,14 @@ describe('Float32 dInitialState against the reference at a larger size', () => {
     ['fixed', { growth: 'fixed' }],
   ];
   for (const [name, extra] of cases) {
-    it(name, () => {
+    it.each(['js', 'wasm'] as const)(`${name}, %s kernels`, (kernels) => {
+      setOvqKernels(kernels);
+      onTestFinished(() => setOvqKernels('auto'));
       const [dk, dv, T] = [16, 8, 203];
-      const config: OvqConfig = { chunkSize: 8, capacity: 24, beta: 3, ...extra };
-      // 45 tokens: 5 absorbs and 5 pending; then a capacity change (the test-time budget).
-      const init = ovqAttentionReference(randomSeq(1, 45, dk, dv), config).state;
+      const config: OvqConfig = { chunkSize: 16, capacity: 24, beta: 3, ...extra };
+      // 35 tokens: 2 absorbs and 3 pending, so chunk 0 reads 13 queries after 3 old keys (the
+      // WASM softmax runs from 4 rows); then a capacity change (the test-time budget).
+      const init = ovqAttentionReference(randomSeq(1, 35, dk, dv), config).state;
       const cfg = { ...config, capacity: 30 };
       const seq = randomSeq(2, T, dk, dv);
       const dOut = randn(createRng(3), T * dv);
@@ -312,7 +325,7 @@ describe('Float32 dInitialState against the reference at a larger size', () => {
       expect(fast.dInitialState.keys).toBeInstanceOf(Float32Array);
       expect(ref.dInitialState.keys).toBeInstanceOf(Float64Array);
       expect(fast.dInitialState.keys.length).toBe(init.size * dk);
-      expect(fast.dInitialState.pendingValues.length).toBe(5 * dv);
+      expect(fast.dInitialState.pendingValues.length).toBe(3 * dv);
       expectSameGrads('Float32 vs reference', ref, fast, 1e-4);
     });
   }
@@ -406,4 +419,28 @@ describe('TBPTT options: shapes, aliases and bad input', () => {
     expect(parts(init).map((p) => Array.from(p))).toEqual(before);
     expect(Array.from(init.counts)).toEqual(counts);
   });
+});
+
+it('the README TBPTT example runs and its segment-wise gradients match the whole document', async () => {
+  const readme = readFileSync(resolve(__dirname, '../README.md'), 'utf8');
+  const block = readme.match(
+    /### Truncated backprop through time \(TBPTT\)[\s\S]*?```ts\n([\s\S]*?)```/,
+  );
+  expect(block, 'README has a ts example under the TBPTT heading').not.toBeNull();
+  const source = block![1].replace(
+    "from '@ovq/core'",
+    `from '${resolve(__dirname, '../src/index.ts')}'`,
+  );
+  const file = join(mkdtempSync(join(tmpdir(), 'ovq-tbptt-')), 'example.ts');
+  writeFileSync(file, source);
+  const lines: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((line: string) => {
+    lines.push(line);
+  });
+  try {
+    await import(/* @vite-ignore */ pathToFileURL(file).href);
+  } finally {
+    log.mockRestore();
+  }
+  expect(lines).toEqual(['segment-wise dk matches the whole document: true']);
 });
