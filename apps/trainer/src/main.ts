@@ -1,11 +1,13 @@
 // ovq-train's commands, testable without a subprocess: `main(argv)` resolves to an exit code and
 // never throws; errors are printed as one "ovq-train: …" line on stderr.
+import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { BACKEND_HELP } from './backend.js';
 import { runEval, runSample, runTraining } from './commands.js';
 import { buildRunConfig, helpText, RUN_FLAGS } from './config.js';
 import { parseFlags, UsageError } from './flags.js';
 import { Progress } from './progress.js';
+import { isRegimeFile, runRegimeSweep } from './regime.js';
 import { acceptRun } from './run-folder.js';
 import { runSweep } from './sweep.js';
 
@@ -18,12 +20,32 @@ const USAGE = {
   eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
-  sweep: 'usage: ovq-train sweep --config experiments/mqar-sweep.json [--out runs/sweep]',
+  sweep:
+    'usage: ovq-train sweep --config experiments/mqar-sweep.json [--out runs/sweep]\n       ovq-train sweep --config experiments/regime.json [--results results/regime.json] [--shard i/n] [--only GROUP|CELL] [--commit] [--dry-run]',
 };
 
 const SWEEP_FLAGS = {
   config: { type: 'string', description: 'sweep file: {base, tasks?, mixers[], lrs[], backend?}' },
   out: { type: 'string', description: 'folder for sweep.json and sweep.md (default runs/sweep)' },
+  results: {
+    type: 'string',
+    description:
+      'regime files: the ovq-results/1 file rows are merged into (default results/regime.json)',
+  },
+  shard: { type: 'string', description: 'regime files: run shard i of n (whole groups), e.g. 0/2' },
+  only: { type: 'string', description: 'regime files: one group (task/mixers/budget) or cell id' },
+  commit: {
+    type: 'boolean',
+    description: 'regime files: git-commit the results file after each cell',
+  },
+  'dry-run': {
+    type: 'boolean',
+    description: 'regime files: print the plan and its budgets, run nothing',
+  },
+  runs: {
+    type: 'string',
+    description: "regime files: folder for the cells' checkpoints (default runs/regime)",
+  },
   help: { type: 'boolean', description: 'show this help' },
 } as const;
 
@@ -102,10 +124,40 @@ async function dispatch(argv: string[]): Promise<number> {
       throw new UsageError(
         '--config: required; pass a sweep file such as experiments/mqar-sweep.json',
       );
+    const raw = readJsonFile(values.config);
+    if (isRegimeFile(raw)) {
+      await runRegimeSweep(
+        values.config,
+        raw,
+        {
+          results: values.results ?? 'results/regime.json',
+          shard: values.shard,
+          only: values.only,
+          commit: values.commit === true,
+          dryRun: values['dry-run'] === true,
+          runs: values.runs ?? 'runs/regime',
+        },
+        (line) => process.stderr.write(`${line}\n`),
+      );
+      return EXIT.ok;
+    }
+    for (const flag of ['results', 'shard', 'only', 'commit', 'dry-run', 'runs'] as const)
+      if (values[flag] !== undefined)
+        throw new UsageError(`--${flag}: only for regime files (schema "ovq-regime/1")`);
     await runSweep(values.config, values.out ?? 'runs/sweep', progress);
     return EXIT.ok;
   }
   throw new UsageError(`unknown command "${command}"; ${USAGE.main}`);
+}
+
+/** A JSON file or a UsageError naming --config. */
+function readJsonFile(file: string): unknown {
+  if (!existsSync(file)) throw new UsageError(`--config: ${file} does not exist`);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--config: ${file} is not valid JSON (${(e as Error).message})`);
+  }
 }
 
 function print(text: string): number {

@@ -152,6 +152,8 @@ export type RunCellOptions = {
   /** Checkpoint of the cell in flight (resumed when it exists). */
   checkpointPath?: string;
   resume?: boolean;
+  /** Checkpoint every K steps (default 50), so a killed cell loses at most K steps. */
+  checkpointEvery?: number;
   /** Reproduces this cell (goes into each row's `command`). */
   command: string;
   onMessage?: (text: string) => void;
@@ -169,6 +171,7 @@ export async function runCell(
     createMixer: options.createMixer,
     ...(options.checkpointPath ? { checkpointPath: options.checkpointPath } : {}),
     resume: options.resume ?? false,
+    checkpointEvery: options.checkpointEvery ?? 50,
   });
   const model: Decoder = result.model;
   try {
