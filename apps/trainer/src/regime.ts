@@ -134,7 +134,7 @@ export async function runRegimeSweep(
   if (flags.dryRun) {
     for (const c of cells)
       log(
-        `${c.id}  ${c.matches.map((m) => (m.knob ? `${m.kind}.${m.knob}=${m.value} (${m.stateNumbers} numbers)` : `${m.kind} natural (${m.stateNumbers})`)).join(', ')}`,
+        `${c.id}  ${c.matches.map((m) => (m.knob ? `${m.kind}.${m.knob}=${m.value} (${m.stateNumbers} numbers)` : Number.isFinite(m.stateNumbers) ? `${m.kind} at its natural size (${m.stateNumbers} numbers)` : `${m.kind}: grows with T (no budget)`)).join(', ')}`,
       );
     log(`${cells.length} of ${all.length} cells`);
     return;

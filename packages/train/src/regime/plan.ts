@@ -95,7 +95,12 @@ export function budgetOptions(
   const base: MixerOptions = { window, ovqChunkSize: chunkSize };
   const kinds = longRangeKinds(pattern, layers);
   const sized = kinds.filter((k) => SIZED.includes(k) || (k === 'swa' && kinds.length === 1));
-  if (sized.length === 0) return { budget: null, options: base, matches: [] };
+  if (sized.length === 0)
+    return {
+      budget: null,
+      options: base,
+      matches: kinds.map((k) => matchBudget(k, budget, shape, base)),
+    };
   const options: MixerOptions = { ...base };
   const matches = sized.map((k) => matchBudget(k, budget, shape, base));
   for (const m of matches) if (m.knob) (options as Record<string, number>)[m.knob] = m.value!;
