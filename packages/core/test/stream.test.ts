@@ -9,6 +9,7 @@ import type { OvqConfig, Seq } from '../src/ovq/types.js';
 import { createOvqStream, type OvqStream } from '../src/stream/index.js';
 import { assertClose, createRng, poisoned, randomSeq } from '../src/testing/index.js';
 import { OvqInputError } from '../src/validate.js';
+import { setOvqKernels } from '../src/wasm/simd.js';
 import { expectSameState, OPTION_CASES, randomCuts, sliceSeq } from './chunked-support.js';
 
 const STREAM_TOL = 1e-6;
@@ -99,6 +100,54 @@ describe('stream = ovqAttention on the same tokens, every option', () => {
       );
       expect(r).toBe(y);
       assertClose(`token ${t}`, whole.output.subarray(t * 4, t * 4 + 4), y, STREAM_TOL);
+    }
+  });
+});
+
+describe('both kernels: the resident WASM reader and the JS path', () => {
+  const config = { chunkSize: 8, capacity: 20, beta: 3 };
+  for (const kernels of ['wasm', 'js'] as const) {
+    for (const [name, options] of OPTION_CASES.filter(([n]) =>
+      ['default', 'gaussian', 'ema0.3', 'raw'].includes(n),
+    )) {
+      it(`${kernels}, ${name}: token by token, then pieces, then tokens`, () => {
+        setOvqKernels(kernels);
+        try {
+          const seq = randomSeq(41, 150, 6, 5);
+          const cfg = { ...config, ...options };
+          const cuts = [0, 21, 30, 67, 150];
+          expectStreamMatches(seq, cfg, (s, out) => {
+            stepRange(s, seq, cuts[0], cuts[1], out);
+            out.set(s.append(sliceSeq(seq, cuts[1], cuts[2])), cuts[1] * 5);
+            stepRange(s, seq, cuts[2], cuts[3], out);
+            out.set(s.append(sliceSeq(seq, cuts[3], cuts[3] + 4)), cuts[3] * 5);
+            stepRange(s, seq, cuts[3] + 4, cuts[4], out);
+          });
+          const probe = createOvqStream({ keyDim: 6, valueDim: 5 }, cfg);
+          probe.step(seq.q.subarray(0, 6), seq.k.subarray(0, 6), seq.v.subarray(0, 5));
+          // White-box: the WASM setting really takes the resident reader, the JS one does not.
+          expect((probe as unknown as { reader: unknown }).reader !== null).toBe(
+            kernels === 'wasm',
+          );
+        } finally {
+          setOvqKernels('auto');
+        }
+      });
+    }
+  }
+
+  it('switching kernels mid-stream (and a regrow while on JS) keeps the results', () => {
+    const seq = randomSeq(42, 300, 4, 3);
+    const cfg = { chunkSize: 3, capacity: 200, beta: 2, growth: 'full' as const };
+    try {
+      expectStreamMatches(seq, cfg, (s, out) => {
+        for (let piece = 0; piece < 6; piece++) {
+          setOvqKernels(piece % 2 === 0 ? 'wasm' : 'js');
+          stepRange(s, seq, piece * 50, (piece + 1) * 50, out);
+        }
+      });
+    } finally {
+      setOvqKernels('auto');
     }
   });
 });

@@ -2,7 +2,13 @@
 // as long as the stream, so a step is stage → read (→ absorb at a chunk boundary) with no
 // workspace rebuild, no state clone and no allocation; buffers double only when the dictionary
 // outgrows them. Same function as `ovqAttention` on the same tokens (any split).
-import { checkContinuable, checkOut, createTape, forwardHead } from '../chunked/forward.js';
+import {
+  checkContinuable,
+  checkOut,
+  createTape,
+  forwardHead,
+  stageTokens,
+} from '../chunked/forward.js';
 import { HeadWorkspace } from '../chunked/head.js';
 import { ReadScratch } from '../chunked/read.js';
 import { spawnCount } from '../ovq/growth.js';
@@ -15,6 +21,8 @@ import {
   requirePositiveInteger,
   resolveOvqConfig,
 } from '../validate.js';
+import { wasmKernels } from '../wasm/simd.js';
+import { ResidentReader } from './resident.js';
 
 export type OvqStreamOptions = {
   /** Resume this stream (e.g. from `deserializeOvqState`); it is copied, never modified. */
@@ -53,6 +61,10 @@ class Stream implements OvqStream {
   private ws: HeadWorkspace | null;
   private scratch: ReadScratch;
   private readonly tape: ReturnType<typeof createTape>;
+  /** The WASM one-token reader (null: not made yet, or the JS kernels are in use). */
+  private reader: ResidentReader | null = null;
+  /** The reader's resident copy is behind the workspace (a piece went the chunked way). */
+  private readerStale = false;
   private readonly token: { q: ArrayLike<number>; k: ArrayLike<number>; v: ArrayLike<number> } = {
     q: [],
     k: [],
@@ -91,7 +103,49 @@ class Stream implements OvqStream {
     copyWorkspace(ws, grown);
     this.ws = grown;
     this.scratch = new ReadScratch(C, next, this.keyDim, this.valueDim);
+    this.reader = null; // its layout follows rowsCap: a new one is made on the next step
     return grown;
+  }
+
+  /** The resident WASM reader, in sync with the workspace; null when the JS kernels are in use. */
+  private readerFor(ws: HeadWorkspace): ResidentReader | null {
+    if (wasmKernels() === null) {
+      this.readerStale = true;
+      return null;
+    }
+    if (this.reader === null) {
+      this.reader = ResidentReader.create(ws);
+      this.readerStale = false;
+    } else if (this.readerStale) {
+      this.reader.syncAll(ws);
+      this.readerStale = false;
+    }
+    return this.reader;
+  }
+
+  /** One validated token: stage, read, absorb at a chunk boundary (forwardHead with T = 1). */
+  private runOne(
+    token: { q: ArrayLike<number>; k: ArrayLike<number>; v: ArrayLike<number> },
+    out: Float32Array,
+  ): void {
+    const ws = this.reserveFor(1);
+    const reader = this.readerFor(ws);
+    if (reader === null) {
+      forwardHead(ws, this.scratch, token, 0, 0, 1, out, 0, this.tape);
+      return;
+    }
+    const p0 = ws.pendingCount;
+    stageTokens(ws, this.scratch, token.q, token.k, token.v, 0, 0, 0, 1, p0, null);
+    reader.syncPending(ws, p0);
+    reader.read(ws, this.scratch.qHat, p0, out, 0);
+    ws.pendingCount = p0 + 1;
+    ws.tokensSeen += 1;
+    if (ws.pendingCount === this.config.chunkSize) {
+      this.tape.sizeBefore[0] = ws.size;
+      ws.decideAbsorb(this.tape.codes, 0);
+      ws.applyAbsorb(this.tape.codes, 0);
+      reader.syncRows(ws);
+    }
   }
 
   /** Runs `T` validated tokens from offset `t0` of `seq` into out[outOff…]. */
@@ -108,6 +162,7 @@ class Stream implements OvqStream {
       forwardHead(ws, this.scratch, seq, t * dk, t * dv, rows, out, t * dv, this.tape);
       t += rows;
     }
+    this.readerStale = true;
   }
 
   step(
@@ -129,7 +184,7 @@ class Stream implements OvqStream {
     token.q = q;
     token.k = k;
     token.v = v;
-    this.run(token, 1, output);
+    this.runOne(token, output);
     return output;
   }
 
@@ -168,6 +223,7 @@ class Stream implements OvqStream {
 
   dispose(): void {
     this.ws = null;
+    this.reader = null;
     this.scratch = new ReadScratch(1, 1, 1, 1);
   }
 }
