@@ -60,11 +60,11 @@ function fail(message: string): never {
 }
 
 /**
- * Largest pending buffer (chunkSize·(keyDim + valueDim) float64 values, 256 MiB) a blob may ask
+ * Largest pending buffer (chunkSize·(keyDim + valueDim) float64 values: 32 MiB) a blob may ask
  * for: the pending buffer is allocated at full chunk size whatever the payload holds, so this is
  * the only size the byte length does not bound.
  */
-export const OVQ_STATE_MAX_PENDING_VALUES = 2 ** 25;
+export const OVQ_STATE_MAX_PENDING_VALUES = 2 ** 22;
 
 /** A header integer field: a number, an integer, within [min, max]. */
 function headerInteger(header: Record<string, unknown>, name: string, min: number, max: number) {
