@@ -267,3 +267,45 @@ export function scaleRows(acc: usize, rows: i32, dv: i32, invSum: usize, out: us
     }
   }
 }
+
+/**
+ * The nearest-row screen of the absorb: for each of P tokens, the rows i < n whose screen value
+ * e = halfNorms[i] − S[j·sStride + i] is within window[j] of the smallest one. Writes how many
+ * (count[j]) and the first of them (arg[j]); the caller re-ranks in float64 when count > 1.
+ */
+export function nearestScreen(
+  s: usize,
+  sStride: i32,
+  P: i32,
+  n: i32,
+  halfNorms: usize,
+  window: usize,
+  arg: usize,
+  count: usize,
+): void {
+  const n4 = n & ~3;
+  for (let j = 0; j < P; j++) {
+    const row = at(s, j * sStride);
+    let vmin = f32x4.splat(f32.POSITIVE_INFINITY);
+    let i = 0;
+    for (; i < n4; i += 4) {
+      vmin = f32x4.min(vmin, f32x4.sub(v128.load(at(halfNorms, i)), v128.load(at(row, i))));
+    }
+    let best = min<f32>(
+      min<f32>(f32x4.extract_lane(vmin, 0), f32x4.extract_lane(vmin, 1)),
+      min<f32>(f32x4.extract_lane(vmin, 2), f32x4.extract_lane(vmin, 3)),
+    );
+    for (; i < n; i++) best = min<f32>(best, load<f32>(at(halfNorms, i)) - load<f32>(at(row, i)));
+    const limit = best + load<f32>(at(window, j));
+    let first = -1;
+    let c = 0;
+    for (i = 0; i < n; i++) {
+      if (load<f32>(at(halfNorms, i)) - load<f32>(at(row, i)) <= limit) {
+        if (first < 0) first = i;
+        c++;
+      }
+    }
+    store<i32>(at(arg, j), first);
+    store<i32>(at(count, j), c);
+  }
+}

@@ -6,7 +6,7 @@ import { randomSpawn } from '../ovq/dictionary.js';
 import { spawnCount } from '../ovq/growth.js';
 import { OvqState, STORAGE } from '../ovq/state.js';
 import type { ResolvedOvqConfig } from '../ovq/types.js';
-import { matmulABt } from './kernels.js';
+import { matmulABt, nearestRowScreen, screenScratch } from './kernels.js';
 
 /**
  * The dictionary and pending buffer of one head.
@@ -220,10 +220,34 @@ export class HeadWorkspace {
     // bestDist (which farthest-point spawn ranks) is the float64 distance.
     if (n > 0) {
       const S = this.scores;
-      matmulABt(pendKeys, 0, dk, P, this.keys, 0, dk, n, dk, S, 0, rowsCap, false);
       let maxHalf = 0;
       for (let i = 0; i < n; i++) if (this.halfNorms[i] > maxHalf) maxHalf = this.halfNorms[i];
+      // On the WASM kernels the product and the screen run there; a token with one row in its
+      // window needs no re-ranking (the others get their scores back and take the loop below).
+      const screen = screenScratch(P);
       for (let j = 0; j < P; j++) {
+        screen.window[j] = 4 * ((dk + 1) * 2 ** -23) * (this.pendHalfNorms[j] + maxHalf);
+      }
+      const screened = nearestRowScreen(
+        pendKeys,
+        P,
+        this.keys,
+        n,
+        dk,
+        this.halfNorms,
+        screen.window,
+        S,
+        rowsCap,
+        screen.arg,
+        screen.count,
+      );
+      if (!screened) matmulABt(pendKeys, 0, dk, P, this.keys, 0, dk, n, dk, S, 0, rowsCap, false);
+      for (let j = 0; j < P; j++) {
+        if (screened && screen.count[j] === 1) {
+          bestRow[j] = screen.arg[j];
+          bestDist[j] = this.rowDistance(j, screen.arg[j]);
+          continue;
+        }
         const base = j * rowsCap;
         let best = Number.POSITIVE_INFINITY;
         for (let i = 0; i < n; i++) {

@@ -76,6 +76,64 @@ export function matmulABt(
   Out.set(heap.subarray(base + o, base + o + oLen), oOff);
 }
 
+let screen = { window: new Float32Array(0), arg: new Int32Array(0), count: new Int32Array(0) };
+
+/** Reused per-token arrays of nearestRowScreen (one set per thread, grown as needed). */
+export function screenScratch(P: number): typeof screen {
+  if (screen.arg.length < P) {
+    screen = { window: new Float32Array(P), arg: new Int32Array(P), count: new Int32Array(P) };
+  }
+  return screen;
+}
+
+/**
+ * The nearest-row screen of an absorb on the WASM kernels: scores S = K̂_pending·D_kᵀ (P × n) and,
+ * per token j, how many rows have ½‖μ‖² − S[j, i] within window[j] of the smallest (count[j]) and
+ * the first of them (arg[j]). Rows j with count > 1 get their scores copied to
+ * scores[j·sStride …] for the caller's float64 re-ranking. Returns false (nothing written) when
+ * the JS kernels are in use.
+ */
+export function nearestRowScreen(
+  pendKeys: Float32Array,
+  P: number,
+  keys: Float32Array,
+  n: number,
+  dk: number,
+  halfNorms: Float32Array,
+  window: Float32Array,
+  scores: Float32Array,
+  sStride: number,
+  arg: Int32Array,
+  count: Int32Array,
+): boolean {
+  const w = wasmKernels();
+  if (w === null) return false;
+  const pk = 0;
+  const k = align4(pk + P * dk);
+  const S = align4(k + n * dk);
+  const h = align4(S + P * n);
+  const win = align4(h + n);
+  const a = align4(win + P);
+  const c = align4(a + P);
+  const heap = reserve(w, (c + P) * 4);
+  const base = HEAP_BASE / 4;
+  heap.set(pendKeys.subarray(0, P * dk), base + pk);
+  heap.set(keys.subarray(0, n * dk), base + k);
+  heap.set(halfNorms.subarray(0, n), base + h);
+  heap.set(window.subarray(0, P), base + win);
+  const ptr = (i: number) => HEAP_BASE + i * 4;
+  w.exports.matmulABt(ptr(pk), dk, P, ptr(k), dk, n, dk, ptr(S), n, 0);
+  w.exports.nearestScreen(ptr(S), n, P, n, ptr(h), ptr(win), ptr(a), ptr(c));
+  const ints = new Int32Array(heap.buffer, HEAP_BASE, c + P);
+  arg.set(ints.subarray(a, a + P));
+  count.set(ints.subarray(c, c + P));
+  for (let j = 0; j < P; j++) {
+    if (count[j] > 1)
+      scores.set(heap.subarray(base + S + j * n, base + S + (j + 1) * n), j * sStride);
+  }
+  return true;
+}
+
 /** Rounds an f32 index up to a multiple of 4 (16-byte alignment for the SIMD loads). */
 export function align4(i: number): number {
   return (i + 3) & ~3;

@@ -35,6 +35,16 @@ type Exports = {
     invSum: number,
   ): void;
   scaleRows(acc: number, rows: number, dv: number, invSum: number, out: number): void;
+  nearestScreen(
+    s: number,
+    sStride: number,
+    P: number,
+    n: number,
+    halfNorms: number,
+    window: number,
+    arg: number,
+    count: number,
+  ): void;
 };
 
 /** The instantiated module and a Float32Array view of its memory (refreshed after growth). */
