@@ -3,13 +3,11 @@
 // projection. Subclasses add their own weights and say how one head mixes.
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
 import {
-  concat,
   dispose,
   mul,
   reshape,
   type serialization,
   sigmoid,
-  split,
   tensor,
   tidy,
   transpose,
@@ -136,20 +134,6 @@ export abstract class MixerLayer<S> extends layers.Layer {
     return transpose(y, [0, 2, 1, 3]) as Tensor4D;
   }
 
-  /**
-   * q, k, v [batch, H, seqLen, width] from one product with [W_q | W_k | W_v]: one transpose of x
-   * and one matMul in the gradient instead of three (the same columns, so the same values).
-   */
-  protected projectQKV(x: Tensor3D): [Tensor4D, Tensor4D, Tensor4D] {
-    const [B, T, D] = x.shape;
-    const { heads: H, keyDim: dk, valueDim: dv } = this;
-    const w = concat([this.wq.read(), this.wk.read(), this.wv.read()], 1);
-    const [q, k, v] = split(explicitMatMul(reshape(x, [B * T, D]), w), [H * dk, H * dk, H * dv], 1);
-    const heads = (y: Tensor, width: number) =>
-      transpose(reshape(y, [B, T, H, width]), [0, 2, 1, 3]) as Tensor4D;
-    return [heads(q, dk), heads(k, dk), heads(v, dv)];
-  }
-
   /** Mixer output [batch, H, seqLen, dv] → gate → output projection → [batch, seqLen, modelDim]. */
   protected fromHeads(y: Tensor4D, x: Tensor3D): Tensor3D {
     const [B, , T] = y.shape;
@@ -172,7 +156,9 @@ export abstract class MixerLayer<S> extends layers.Layer {
   override call(inputs: Tensor | Tensor[], _kwargs: Kwargs): Tensor {
     return tidy(() => {
       const x = this.checkInput(Array.isArray(inputs) ? inputs[0] : inputs);
-      const [q, k, v] = this.projectQKV(x);
+      const q = this.toHeads(x, this.wq.read(), this.keyDim);
+      const k = this.toHeads(x, this.wk.read(), this.keyDim);
+      const v = this.toHeads(x, this.wv.read(), this.valueDim);
       return this.fromHeads(this.mix(q, k, v, this.extraInputs(x)), x);
     });
   }

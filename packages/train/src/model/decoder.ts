@@ -280,15 +280,8 @@ export class Decoder {
   private afterMixer(l: number, h: tf.Tensor, mixed: tf.Tensor): tf.Tensor {
     const residual = tf.add(h, mixed);
     const x = this.rmsNorm(residual, this.weight(`block${l}.norm2`));
-    // gate and up from one product with [W_gate | W_up]: one transpose of x in the gradient.
-    const [gate, up] = tf.split(
-      this.dense(
-        x,
-        tf.concat([this.weight(`block${l}.mlp_gate`), this.weight(`block${l}.mlp_up`)], 1),
-      ),
-      2,
-      -1,
-    );
+    const gate = this.dense(x, this.weight(`block${l}.mlp_gate`));
+    const up = this.dense(x, this.weight(`block${l}.mlp_up`));
     const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
     return tf.add(residual, this.dense(act, this.weight(`block${l}.mlp_down`)));
   }
