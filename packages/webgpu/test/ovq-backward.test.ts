@@ -6,7 +6,7 @@ import { assertClose } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
 import { ovqAttention, ovqAttentionBackward } from '../src/ovq/api.js';
 import { present } from './adapters.js';
-import { type Case, caseName, headSeq, makeInput, TOL } from './ovq-helpers.js';
+import { type Case, caseName, checkDecisions, headSeq, makeInput, TOL } from './ovq-helpers.js';
 import { concat, head } from './reference.js';
 
 const CASES: Case[] = [
@@ -95,6 +95,7 @@ for (const adapter of present) {
         const fwd = await ovqAttention(ctx, input, c.config);
         const gpu = await ovqAttentionBackward(ctx, input, c.config, dOut);
         assertClose('output', fwd.output, gpu.output, 0);
+        checkDecisions(input, c.config, fwd.trace);
         const ref = Array.from({ length: c.bh }, (_, h) =>
           refBackward(headSeq(input, h, c.T, c.dk, c.dv), c.config, head(dOut, h, c.T, c.dv), {
             replay: fwd.trace[h],

@@ -1,13 +1,14 @@
 // Inputs and reference results for the OVQ tests: per-head float64 reference runs of @ovq/core,
-// replaying the GPU's discrete decisions (float32 rounding may flip a near-tie; the tolerance is
-// never loosened instead).
+// replaying the GPU's discrete decisions once each decision is verified to be float64-optimal up
+// to a genuine tie (verifyDecisions: gap ≤ DECISION_EPS·‖k‖·(‖k−μ_taken‖+‖k−μ_best‖)); float32
+// rounding may flip a near-tie, anything else fails. The tolerance is never loosened instead.
 import {
   type OvqConfig,
   type OvqState,
   type OvqTrace,
   ovqAttentionReference as refAttention,
 } from '@ovq/core';
-import { assertClose, randomSeq } from '@ovq/core/testing';
+import { assertClose, randomSeq, verifyDecisions } from '@ovq/core/testing';
 import { expect } from 'vitest';
 import { concat, head } from './reference.js';
 
@@ -60,17 +61,39 @@ export function headSeq(
   };
 }
 
-/** Runs the reference per head with the GPU's decisions; returns outputs and states. */
+/**
+ * Throws (naming the head, absorb and token) unless every GPU decision is float64-optimal up to a
+ * stated tie ε; returns how many decisions differ from float64's own choice (all genuine ties).
+ */
+export function checkDecisions(
+  input: Input,
+  config: OvqConfig,
+  trace: OvqTrace[],
+): { decisions: number; ties: number } {
+  const { batchHeads: bh, seqLen: T, keyDim: dk, valueDim: dv } = input;
+  expect(trace.length, 'one trace per head').toBe(bh);
+  let decisions = 0;
+  let ties = 0;
+  for (let h = 0; h < bh; h++) {
+    try {
+      const s = verifyDecisions(headSeq(input, h, T, dk, dv), config, trace[h]);
+      decisions += s.decisions;
+      ties += s.ties;
+    } catch (error) {
+      throw new Error(`head ${h}: ${(error as Error).message}`);
+    }
+  }
+  return { decisions, ties };
+}
+
+/** Runs the reference per head with the GPU's (verified) decisions; returns outputs and states. */
 export function reference(input: Input, config: OvqConfig, trace: OvqTrace[]) {
   const { batchHeads: bh, seqLen: T, keyDim: dk, valueDim: dv } = input;
-  let flips = 0;
-  const heads = Array.from({ length: bh }, (_, h) => {
-    const seq = headSeq(input, h, T, dk, dv);
-    const free = refAttention(seq, config);
-    flips += free.trace.filter((r, a) => JSON.stringify(r) !== JSON.stringify(trace[h][a])).length;
-    return refAttention(seq, config, { replay: trace[h] });
-  });
-  return { output: concat(heads.map((r) => r.output)), states: heads.map((r) => r.state), flips };
+  const { ties } = checkDecisions(input, config, trace);
+  const heads = Array.from({ length: bh }, (_, h) =>
+    refAttention(headSeq(input, h, T, dk, dv), config, { replay: trace[h] }),
+  );
+  return { output: concat(heads.map((r) => r.output)), states: heads.map((r) => r.state), ties };
 }
 
 export function compareStates(ref: OvqState[], gpu: OvqState[]): void {

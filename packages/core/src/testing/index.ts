@@ -136,3 +136,4 @@ export function dot(a: Numeric, b: Numeric): number {
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 }
+export { DECISION_EPS, type DecisionStats, verifyDecisions } from './decisions.js';

@@ -183,7 +183,7 @@ function encodeBackward(
       rec = ctx.recorder();
     }
   }
-  rec.dispatch(prog.sumBeta, [stats, grads.dbeta], { T, heads: bh }, [ceilDiv(bh, 64)]);
+  rec.dispatch(prog.sumBeta, [stats, grads.dbeta], { T, heads: bh }, [bh]);
   rec.dispatch(
     prog.gradOut,
     [input.k, dKV, grads.dk, grads.dv],

@@ -49,7 +49,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
 }
 
-/** stats [heads, T, 4] = (lse, Δ = dy·y, dβ partial (written later), unused). */
+/**
+ * stats [heads, T, 4] = (lse, Δ = dy·y, dβ partial (written later), unused). The query-grad
+ * kernel overwrites Δ with Σⱼ pⱼ dy·(vⱼ − m) recomputed from the same p (see read-grad.ts).
+ */
 export class OvqStatsProgram implements Program {
   readonly shaderKey: string;
   readonly bindings: Binding[] = [
@@ -234,9 +237,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
 }
 
-/** Per-head dβ: the per-query partials summed in token order (deterministic). */
+/**
+ * Per-head dβ: one workgroup per head; each thread sums a strided slice of the per-query partials
+ * with Kahan compensation, then a tree over the workgroup (fixed order, so deterministic). A
+ * sequential f32 loop over T would lose ~T·2⁻²⁴ of the sum.
+ */
 export class OvqSumBetaProgram implements Program {
-  readonly shaderKey = 'ovq-sum-beta';
+  readonly shaderKey = 'ovq-sum-beta-tree';
   readonly bindings: Binding[] = [
     { name: 'stats', kind: 'read' },
     { name: 'dbeta', kind: 'rw' },
@@ -248,13 +255,27 @@ export class OvqSumBetaProgram implements Program {
   readonly workgroupSize = [64, 1, 1] as const;
   body(): string {
     return /* wgsl */ `
+var<workgroup> part: array<f32, 64>;
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let head = gid.x;
-  if (head >= P.heads) { return; }
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let head = wid.x;
   var s = 0.0;
-  for (var t = 0u; t < P.T; t++) { s = s + stats[4u * (head * P.T + t) + 2u]; }
-  dbeta[head] = s;
+  var comp = 0.0;
+  if (head < P.heads) {
+    for (var t = lid.x; t < P.T; t += 64u) {
+      let y = stats[4u * (head * P.T + t) + 2u] - comp;
+      let z = s + y;
+      comp = (z - s) - y;
+      s = z;
+    }
+  }
+  part[lid.x] = s;
+  workgroupBarrier();
+  for (var w = 32u; w > 0u; w = w / 2u) {
+    if (lid.x < w) { part[lid.x] = part[lid.x] + part[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u && head < P.heads) { dbeta[head] = part[0]; }
 }`;
   }
 }

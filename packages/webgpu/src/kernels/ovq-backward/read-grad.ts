@@ -2,6 +2,12 @@
 // nothing per chunk is stored. Query side: dq̂ and the per-query dβ partial (one thread per query).
 // Column side: one thread per column, i.e. per dictionary row (accumulating G += ∂L/∂row / count,
 // the carried gradient of ALGORITHM.md §5) or per in-chunk key (dk̂, dv). No atomics anywhere.
+//
+// Precision: ∂ℓⱼ = pⱼ(dpⱼ − Δ) with dpⱼ = dy·vⱼ and Δ = Σⱼ pⱼ dpⱼ cancels catastrophically when
+// the values share a large offset (dp ≈ Δ ≈ offset·Σdy). Both kernels therefore use values
+// centred on the head's first value m (any constant leaves the exact result unchanged), and the
+// query kernel recomputes Δ = Σⱼ pⱼ dy·(vⱼ − m) from the very p it uses (a first pass over the
+// columns) and stores it for the column kernel, instead of taking dy·y from the forward output.
 import type { Binding, Program } from '../../gpu/program.js';
 import type { ReadKind } from '../ovq-read/read.js';
 import { dimConsts, loadVecFn, storeVecFn } from '../wgsl.js';
@@ -22,7 +28,9 @@ function common(dk: number, dv: number, read: ReadKind): string {
 const E: u32 = DK + DV;
 const W: u32 = E + 1u;
 const GAUSSIAN: bool = ${read === 'gaussian'};
-${loadVecFn('ldQ', 'qh', 'DK', dk)}${loadVecFn('ldKw', 'kw', 'DK', dk)}${loadVecFn('ldVw', 'vw', 'DV', dv)}${loadVecFn('ldBDk', 'BD', 'DK', dk)}${loadVecFn('ldBDv', 'BD', 'DV', dv)}${loadVecFn('ldG', 'dout', 'DV', dv)}`;
+${loadVecFn('ldQ', 'qh', 'DK', dk)}${loadVecFn('ldKw', 'kw', 'DK', dk)}${loadVecFn('ldVw', 'vw', 'DV', dv)}${loadVecFn('ldBDk', 'BD', 'DK', dk)}${loadVecFn('ldBDv', 'BD', 'DV', dv)}${loadVecFn('ldG', 'dout', 'DV', dv)}
+// The head's first value: the centre subtracted from every value (see the file comment).
+fn centre(head: u32, i: u32) -> vec4<f32> { return ldVw(head * P.L * DV, i); }`;
 }
 
 export class OvqQueryGradProgram implements Program {
@@ -66,15 +74,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var qr: array<vec4<f32>, DK4>;
   var go: array<vec4<f32>, DV4>;
   var dq: array<vec4<f32>, DK4>;
+  var mv: array<vec4<f32>, DV4>;
   var lse = 0.0;
   var delta = 0.0;
+  for (var i = 0u; i < DV4; i++) { mv[i] = centre(head, i); }
   if (valid) {
     for (var i = 0u; i < DK4; i++) { qr[i] = ldQ((head * P.T + w) * DK, i); }
     for (var i = 0u; i < DV4; i++) { go[i] = ldG((head * P.T + w) * DV, i); }
     lse = stats[4u * (head * P.T + w)];
-    delta = stats[4u * (head * P.T + w) + 1u];
   }
   var dbeta = 0.0;
+  // sweep 0: Δ = Σ p·dp over every column; sweep 1: the gradients with that Δ.
+  for (var sweep = 0u; sweep < 2u; sweep++) {
   for (var phase = 0u; phase < 2u; phase++) {
     var c0 = 0u;
     var c1 = P.n;
@@ -93,6 +104,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         var x = vec4<f32>(0.0);
         if (s < c1) {
           if (phase == 0u) { x = ldBDv((head * P.N + s) * W + DK, e % DV4); } else { x = ldVw((head * P.L + s) * DV, e % DV4); }
+          x = x - mv[e % DV4];
         }
         Vs[e] = x;
       }
@@ -117,16 +129,22 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
           let p = exp(P.beta * raw + Bias[r] - lse);
           var dp = 0.0;
           for (var i = 0u; i < DV4; i++) { dp = dp + dot(go[i], Vs[r * DV4 + i]); }
-          let dl = p * (dp - delta);
-          dbeta = dbeta + dl * raw;
-          for (var i = 0u; i < DK4; i++) { dq[i] = dq[i] + dl * Ks[r * DK4 + i]; }
+          if (sweep == 0u) {
+            delta = delta + p * dp;
+          } else {
+            let dl = p * (dp - delta);
+            dbeta = dbeta + dl * raw;
+            for (var i = 0u; i < DK4; i++) { dq[i] = dq[i] + dl * Ks[r * DK4 + i]; }
+          }
         }
       }
       workgroupBarrier();
     }
   }
+  }
   if (valid) {
     for (var i = 0u; i < DK4; i++) { stDq((head * P.T + w) * DK, i, P.beta * dq[i]); }
+    stats[4u * (head * P.T + w) + 1u] = delta;
     stats[4u * (head * P.T + w) + 2u] = dbeta;
   }
 }
@@ -204,6 +222,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       for (var i = 0u; i < DV4; i++) { vr[i] = ldVw((head * P.L + s) * DV, i); }
     }
   }
+  for (var i = 0u; i < DV4; i++) { vr[i] = vr[i] - centre(head, i); }
   var half = 0.0;
   if (GAUSSIAN) { for (var i = 0u; i < DK4; i++) { half = half + dot(kr[i], kr[i]); } half = 0.5 * half; }
   var dlSum = 0.0;
