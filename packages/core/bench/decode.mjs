@@ -98,3 +98,22 @@ console.log(
 console.log(
   `  OvqStream.step(q,k,v)       ${freshUs.toFixed(2)} µs/token  ${(1e6 / freshUs).toFixed(0)} tokens/s  ${(freshUs / chunkedUs).toFixed(2)}× chunked (fresh output array per step)`,
 );
+
+// Allocation on the hot path: heap growth over the timed tokens stepped into a caller buffer
+// (it includes the absorbs among them: decisions and the rows re-uploaded, every C tokens).
+{
+  const stream = createOvqStream(dims, CONFIG, { state: warm });
+  const y = new Float32Array(D);
+  const rows = Array.from({ length: TIMED_TOKENS }, (_, t) =>
+    ['q', 'k', 'v'].map((n) => seq[n].subarray(t * D, (t + 1) * D)),
+  );
+  // The first step makes the stream's WASM reader (once per stream): not per token.
+  stream.step(rows[0][0], rows[0][1], rows[0][2], y);
+  globalThis.gc?.();
+  const h0 = process.memoryUsage().heapUsed;
+  for (let t = 1; t < TIMED_TOKENS; t++) stream.step(rows[t][0], rows[t][1], rows[t][2], y);
+  const grown = process.memoryUsage().heapUsed - h0;
+  console.log(
+    `  heap growth over ${TIMED_TOKENS - 1} step(q,k,v,out) calls: ${grown} bytes (${(grown / (TIMED_TOKENS - 1)).toFixed(1)} per token, ${TIMED_TOKENS / CONFIG.chunkSize} absorbs among them)`,
+  );
+}

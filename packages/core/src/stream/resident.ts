@@ -102,7 +102,9 @@ export class ResidentReader {
   syncPending(ws: HeadWorkspace, j: number): void {
     const base = HEAP_BASE / 4;
     const { dk, dv, C, heap } = this;
-    heap.set(ws.pendKeys.subarray(j * dk, (j + 1) * dk), base + this.pend + j * dk);
+    // Element loops, not set(subarray): no view objects on the per-token path.
+    const keyAt = base + this.pend + j * dk;
+    for (let d = 0; d < dk; d++) heap[keyAt + d] = ws.pendKeys[j * dk + d];
     for (let d = 0; d < dv; d++) heap[base + this.pvT + d * C + j] = ws.pendValuesT[d * C + j];
     const gaussian = ws.config.read === 'gaussian';
     heap[base + this.bias + ws.size + j] = gaussian ? -ws.config.beta * ws.pendHalfNorms[j] : 0;
@@ -124,14 +126,19 @@ export class ResidentReader {
     const n = ws.size;
     const P = p0 + 1;
     const stride = n + P;
-    const ptr = (i: number) => HEAP_BASE + i * 4;
-    heap.set(qHat.subarray(0, dk), base + this.q);
-    e.matmulABt(ptr(this.q), dk, 1, ptr(this.keys), dk, n, dk, ptr(this.w), stride, 0);
-    e.matmulABt(ptr(this.q), dk, 1, ptr(this.pend), dk, P, dk, ptr(this.w + n), stride, 0);
-    e.softmaxRows(ptr(this.w), stride, 1, n + p0, ptr(this.bias), ws.config.beta, ptr(this.inv));
-    e.matmulABt(ptr(this.w), stride, 1, ptr(this.vT), rowsCap, dv, n, ptr(this.acc), dv, 0);
-    e.matmulABt(ptr(this.w + n), stride, 1, ptr(this.pvT), C, dv, P, ptr(this.acc), dv, 1);
-    e.scaleRows(ptr(this.acc), 1, dv, ptr(this.inv), ptr(this.res));
-    out.set(heap.subarray(base + this.res, base + this.res + dv), outOff);
+    for (let d = 0; d < dk; d++) heap[base + this.q + d] = qHat[d];
+    // Byte pointers into the instance's memory.
+    const q = HEAP_BASE + this.q * 4;
+    const w = HEAP_BASE + this.w * 4;
+    const acc = HEAP_BASE + this.acc * 4;
+    const inv = HEAP_BASE + this.inv * 4;
+    e.matmulABt(q, dk, 1, HEAP_BASE + this.keys * 4, dk, n, dk, w, stride, 0);
+    e.matmulABt(q, dk, 1, HEAP_BASE + this.pend * 4, dk, P, dk, w + n * 4, stride, 0);
+    e.softmaxRows(w, stride, 1, n + p0, HEAP_BASE + this.bias * 4, ws.config.beta, inv);
+    e.matmulABt(w, stride, 1, HEAP_BASE + this.vT * 4, rowsCap, dv, n, acc, dv, 0);
+    e.matmulABt(w + n * 4, stride, 1, HEAP_BASE + this.pvT * 4, C, dv, P, acc, dv, 1);
+    e.scaleRows(acc, 1, dv, inv, HEAP_BASE + this.res * 4);
+    const res = base + this.res;
+    for (let d = 0; d < dv; d++) out[outOff + d] = heap[res + d];
   }
 }
