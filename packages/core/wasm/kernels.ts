@@ -309,3 +309,57 @@ export function nearestScreen(
     store<i32>(at(count, j), c);
   }
 }
+
+/**
+ * The spawns of an absorb (same arithmetic and order as the JS loop in src/chunked/head.ts, so
+ * the same decisions bit for bit): m picks among P pending keys, each the not-yet-picked token
+ * with the largest bestDist (farthest = 1, first wins ties) or picks[s] (farthest = 0); after
+ * each pick, every token whose float64 squared distance to it is strictly below its bestDist
+ * takes that distance and row rowBase + s. picked[j] = 1 marks the picks.
+ */
+export function spawnRows(
+  pend: usize,
+  P: i32,
+  dk: i32,
+  m: i32,
+  farthest: i32,
+  picks: usize,
+  rowBase: i32,
+  bestDist: usize,
+  bestRow: usize,
+  picked: usize,
+): void {
+  for (let j = 0; j < P; j++) store<i32>(at(picked, j), 0);
+  for (let s = 0; s < m; s++) {
+    let pick = -1;
+    if (farthest) {
+      for (let j = 0; j < P; j++) {
+        if (
+          !load<i32>(at(picked, j)) &&
+          (pick < 0 ||
+            load<f64>(bestDist + ((<usize>j) << 3)) > load<f64>(bestDist + ((<usize>pick) << 3)))
+        ) {
+          pick = j;
+        }
+      }
+      store<i32>(at(picks, s), pick);
+    } else {
+      pick = load<i32>(at(picks, s));
+    }
+    store<i32>(at(picked, pick), 1);
+    const pb = at(pend, pick * dk);
+    for (let j = 0; j < P; j++) {
+      const jb = at(pend, j * dk);
+      let dist: f64 = 0;
+      for (let d = 0; d < dk; d++) {
+        const diff = <f64>load<f32>(at(jb, d)) - <f64>load<f32>(at(pb, d));
+        dist += diff * diff;
+      }
+      const bd = bestDist + ((<usize>j) << 3);
+      if (dist < load<f64>(bd)) {
+        store<f64>(bd, dist);
+        store<i32>(at(bestRow, j), rowBase + s);
+      }
+    }
+  }
+}

@@ -6,7 +6,7 @@ import { randomSpawn } from '../ovq/dictionary.js';
 import { spawnCount } from '../ovq/growth.js';
 import { OvqState, STORAGE } from '../ovq/state.js';
 import type { ResolvedOvqConfig } from '../ovq/types.js';
-import { matmulABt, nearestRowScreen, screenScratch } from './kernels.js';
+import { matmulABt, nearestRowScreen, screenScratch, spawnRows } from './kernels.js';
 
 /**
  * The dictionary and pending buffer of one head.
@@ -281,7 +281,13 @@ export class HeadWorkspace {
       randomPicks = r.picks;
       this.rngState = r.rngState;
     }
-    for (let s = 0; s < m; s++) {
+    const picks = screenScratch(P).picks;
+    const farthest = cfg.spawn === 'farthest';
+    const inWasm =
+      m > 0 &&
+      spawnRows(pendKeys, P, dk, m, farthest, randomPicks, n, bestDist, bestRow, picked, picks);
+    if (inWasm) for (let s = 0; s < m; s++) tape[at + picks[s]] = ~(n + s);
+    for (let s = 0; s < (inWasm ? 0 : m); s++) {
       let pick: number;
       if (cfg.spawn === 'farthest') {
         pick = -1;

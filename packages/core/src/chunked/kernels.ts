@@ -76,14 +76,78 @@ export function matmulABt(
   Out.set(heap.subarray(base + o, base + o + oLen), oOff);
 }
 
-let screen = { window: new Float32Array(0), arg: new Int32Array(0), count: new Int32Array(0) };
+let screen = {
+  window: new Float32Array(0),
+  arg: new Int32Array(0),
+  count: new Int32Array(0),
+  picks: new Int32Array(0),
+};
 
-/** Reused per-token arrays of nearestRowScreen (one set per thread, grown as needed). */
+/** Reused per-token arrays of nearestRowScreen and spawnRows (one set per thread, grown). */
 export function screenScratch(P: number): typeof screen {
   if (screen.arg.length < P) {
-    screen = { window: new Float32Array(P), arg: new Int32Array(P), count: new Int32Array(P) };
+    screen = {
+      window: new Float32Array(P),
+      arg: new Int32Array(P),
+      count: new Int32Array(P),
+      picks: new Int32Array(P),
+    };
   }
   return screen;
+}
+
+/**
+ * The spawns of an absorb on the WASM kernels, bit for bit the JS loop in head.ts (float64
+ * distances in the same order): m picks among the P pending keys (farthest by bestDist, or
+ * `preset[s]`, or s), updating bestDist/bestRow (new rows rowBase + s) and marking `picked`.
+ * The picks in order go to `picks`. Returns false (nothing written) on the JS kernels.
+ */
+export function spawnRows(
+  pendKeys: Float32Array,
+  P: number,
+  dk: number,
+  m: number,
+  farthest: boolean,
+  preset: number[] | null,
+  rowBase: number,
+  bestDist: Float64Array,
+  bestRow: Int32Array,
+  picked: Uint8Array,
+  picks: Int32Array,
+): boolean {
+  const w = wasmKernels();
+  if (w === null) return false;
+  const pk = 0;
+  const bd = align4(pk + P * dk);
+  const br = align4(bd + 2 * P);
+  const pd = align4(br + P);
+  const ps = align4(pd + P);
+  const heap = reserve(w, (ps + m) * 4);
+  const base = HEAP_BASE / 4;
+  heap.set(pendKeys.subarray(0, P * dk), base + pk);
+  const f64 = new Float64Array(heap.buffer, HEAP_BASE + bd * 4, P);
+  f64.set(bestDist.subarray(0, P));
+  const ints = new Int32Array(heap.buffer, HEAP_BASE, ps + m);
+  ints.set(bestRow.subarray(0, P), br);
+  if (!farthest) for (let s = 0; s < m; s++) ints[ps + s] = preset ? preset[s] : s;
+  const ptr = (i: number) => HEAP_BASE + i * 4;
+  w.exports.spawnRows(
+    ptr(pk),
+    P,
+    dk,
+    m,
+    farthest ? 1 : 0,
+    ptr(ps),
+    rowBase,
+    ptr(bd),
+    ptr(br),
+    ptr(pd),
+  );
+  bestDist.set(f64);
+  bestRow.set(ints.subarray(br, br + P));
+  for (let j = 0; j < P; j++) picked[j] = ints[pd + j];
+  picks.set(ints.subarray(ps, ps + m));
+  return true;
 }
 
 /**

@@ -35,6 +35,18 @@ type Exports = {
     invSum: number,
   ): void;
   scaleRows(acc: number, rows: number, dv: number, invSum: number, out: number): void;
+  spawnRows(
+    pend: number,
+    P: number,
+    dk: number,
+    m: number,
+    farthest: number,
+    picks: number,
+    rowBase: number,
+    bestDist: number,
+    bestRow: number,
+    picked: number,
+  ): void;
   nearestScreen(
     s: number,
     sStride: number,
