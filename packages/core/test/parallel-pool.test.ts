@@ -1,7 +1,7 @@
 // The worker pool: batched forward and backward give the same bytes for 1, 2 and 3 workers and
 // without a pool (per-head β included), inputs already in SharedArrayBuffers work in place, and
 // bad pools, failing and dying workers give clear errors instead of hanging.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type BatchedSeq,
   ovqAttention,
@@ -166,6 +166,17 @@ describe('createOvqWorkerPool', () => {
     expect(() =>
       ovqAttentionBatchedBackward(x, config, new Float32Array(7200), { pool: fake }),
     ).toThrow(/options.pool: expected a pool made by createOvqWorkerPool of this copy/);
+    // A real pool from another copy of the module (as from another realm or package copy).
+    vi.resetModules();
+    const other = await import('../src/parallel/pool.js');
+    const foreign = await other.createOvqWorkerPool({ threads: 1 });
+    try {
+      expect(() => ovqAttentionBatched(x, config, { pool: foreign })).toThrow(
+        /options.pool: expected a pool made by createOvqWorkerPool of this copy/,
+      );
+    } finally {
+      await foreign.dispose();
+    }
     const pool = await createOvqWorkerPool({ threads: 1 });
     await pool.dispose();
     expect(pool.disposed).toBe(true);
