@@ -82,7 +82,16 @@ describe('WASM kernels', () => {
   });
 
   const cases = OPTION_CASES.filter(([n]) =>
-    ['default', 'gaussian', 'ema0.3', 'random-gaussian-ema', 'raw', 'full', 'first', 'log'].includes(n),
+    [
+      'default',
+      'gaussian',
+      'ema0.3',
+      'random-gaussian-ema',
+      'raw',
+      'full',
+      'first',
+      'log',
+    ].includes(n),
   );
   for (const [name, options] of cases) {
     it(`forward, state and gradients: WASM = JS = reference within RMS ${TOL} (${name})`, () => {
