@@ -30,7 +30,7 @@ for (const adapter of present) {
           replay: fwd.trace[h],
         }),
       );
-      return { gpu, ref };
+      return { gpu, ref, fwd };
     }
 
     function assertGrads(
@@ -69,5 +69,21 @@ for (const adapter of present) {
       const { gpu, ref } = await run(c, 100, 2560);
       assertGrads(gpu, ref, PREC);
     });
+
+    // Rows with thousands of members and a large common value offset: the backward must see the
+    // forward's dictionary (checkpoint replay), not an f32 undo of the means. Issue 16's target:
+    // RMS ≤ 1e-3 at long T. T = 16384 is the largest that fits the suite's time on SwiftShader.
+    it('T = 16384, N = 8 (counts in the thousands), values offset by 100', async () => {
+      const c: Case = {
+        bh: 1,
+        T: 16384,
+        dk: 8,
+        dv: 8,
+        config: { chunkSize: 64, capacity: 8, beta: 6 },
+      };
+      const { gpu, ref, fwd } = await run(c, 100, 16384);
+      expect(Math.max(...fwd.state[0].counts), 'largest row count').toBeGreaterThan(1000);
+      assertGrads(gpu, ref, 1e-3);
+    }, 600_000);
   });
 }

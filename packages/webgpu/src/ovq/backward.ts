@@ -1,11 +1,11 @@
 // OVQ backward on the GPU (ALGORITHM.md §5): the forward is re-run (keeping its working buffers,
 // the log-sum-exps and the absorb decisions), then chunks are walked in reverse carrying
-// G[i] = Σ_later ∂L/∂row_i / count_i. Each absorb is undone by subtracting its members from
-// running sums, so no per-chunk snapshot of the dictionary is stored. For `update: ema` an undo
-// would divide by 1−η and amplify rounding, so the forward keeps ⌈√absorbs⌉ checkpoints of the
-// dictionary and each chunk start is recomputed from the nearest earlier one by replaying the
-// recorded decisions; G then carries ∂L/∂row itself, and at an absorb each of a row's m members
-// receives η/m of it while the row keeps (1−η) (a spawned row passes its G to its seed).
+// G[i] = Σ_later ∂L/∂row_i / count_i. The forward keeps ⌈√absorbs⌉ checkpoints of the dictionary
+// and each chunk start is recomputed from the nearest earlier one by replaying the recorded
+// decisions with the forward's own update formula, so the backward sees the forward's dictionary
+// (an undo of the means, S = count·row then S −= members, lost ~count·2⁻²⁴ per row: 1.8e-3 at
+// count 4k). For `update: ema` G carries ∂L/∂row itself, and at an absorb each of a row's m
+// members receives η/m of it while the row keeps (1−η) (a spawned row passes its G to its seed).
 
 import { TILE_CAP, tileRows } from '../device/variants.js';
 import type { GpuContext } from '../gpu/context.js';
@@ -22,8 +22,6 @@ import {
   OvqScatterGradProgram,
   OvqStatsProgram,
   OvqSumBetaProgram,
-  OvqUndoCountsProgram,
-  OvqUndoProgram,
 } from '../kernels/ovq-backward/prep.js';
 import { OvqColumnGradProgram, OvqQueryGradProgram } from '../kernels/ovq-backward/read-grad.js';
 import { NormalizeBackwardProgram } from '../kernels/rows/rows.js';
@@ -50,7 +48,6 @@ export function ovqBackwardGpu(
   grads: OvqGradTensors,
 ): void {
   state.assertAlive();
-  const cfg = state.config;
   if (state.tokensSeen !== 0 || state.size !== 0) {
     throw new WebGpuError(
       'state',
@@ -65,9 +62,7 @@ export function ovqBackwardGpu(
   checkTensor('dk', grads.dk, [bh, T, dk], 'batchHeads*seqLen*keyDim');
   checkTensor('dv', grads.dv, [bh, T, dv], 'batchHeads*seqLen*valueDim');
   checkTensor('dbeta', grads.dbeta, [bh], 'batchHeads');
-  const fwd: ForwardRecord = ovqForwardGpu(state, input, out, {
-    keepCheckpoints: cfg.update.kind === 'ema',
-  });
+  const fwd: ForwardRecord = ovqForwardGpu(state, input, out, { keepCheckpoints: true });
   const scope = new TensorScope();
   try {
     encodeBackward(ctx, state, fwd, scope, input, dout, out, grads);
@@ -91,6 +86,8 @@ function encodeBackward(
   const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
   const C = cfg.chunkSize;
   const { L, absorbs } = fwd;
+  const checkpoints = fwd.checkpoints;
+  if (!checkpoints) throw new Error('internal: the backward needs the forward checkpoints');
   const rate = cfg.update.kind === 'ema' ? cfg.update.rate : null;
   const T = L;
   const N = state.rowsAllocated;
@@ -103,8 +100,6 @@ function encodeBackward(
     pack: new OvqPackDictionaryProgram(dk, dv, wg),
     stats: new OvqStatsProgram(dv, wg),
     scatter: new OvqScatterGradProgram(dk, dv, C, wg),
-    undo: new OvqUndoProgram(dk, dv, C, wg),
-    undoCounts: new OvqUndoCountsProgram(dk, dv, C, wg),
     query: new OvqQueryGradProgram(dk, dv, cfg.read, wg, tile),
     column: new OvqColumnGradProgram(dk, dv, cfg.read, wg, tile, rate !== null),
     emaScatter: new OvqEmaScatterProgram(dk, dv, C, wg),
@@ -114,7 +109,6 @@ function encodeBackward(
     normQ: new NormalizeBackwardProgram(dk, wg),
   };
   const BD = scope.track(ctx.tensor([bh, N, E + 1], 'f32', 'backwardDictionary'));
-  const S = scope.track(ctx.tensor([bh, N, E], 'f32', 'rowSums'));
   const G = scope.track(ctx.tensor([bh, N, E], 'f32', 'carriedGrad'));
   const dKV = scope.track(ctx.tensor([bh, L, E], 'f32', 'dKV'));
   const dqh = scope.track(ctx.tensor([bh, T, dk], 'f32', 'dqHat'));
@@ -122,7 +116,7 @@ function encodeBackward(
 
   let rec: Recorder = ctx.recorder();
   let n = fwd.sizeAfter;
-  rec.dispatch(prog.pack, [state.keys, state.values, state.counts, BD, S], { rows: n, N }, [
+  rec.dispatch(prog.pack, [state.keys, state.values, state.counts, BD], { rows: n, N }, [
     ceilDiv(n * (E + 1), wg),
     bh,
   ]);
@@ -134,38 +128,33 @@ function encodeBackward(
     if (c < absorbs.length) {
       const meta = absorbs[c];
       const rows = meta.sizeBefore + meta.spawned;
-      if (rate !== null && fwd.checkpoints) {
-        // EMA: move G through the absorb, then rebuild the dictionary before it.
+      // Move G through the absorb (EMA: a row keeps (1−η), members get η/m; mean: members
+      // receive G[row]), then rebuild the dictionary before it from the nearest checkpoint.
+      if (rate !== null) {
         const groups = Math.min(C, rows);
         const ema = { L, cs, n: meta.sizeBefore, a: c, A, N, rate };
         rec.dispatch(prog.emaScatter, [fwd.trace, G, dKV], ema, [ceilDiv(groups * E, wg), bh]);
-        const { every, tensor } = fwd.checkpoints;
-        const slot = Math.floor(c / every);
-        const slotSize = bh * N * (E + 1);
-        rec.copy(tensor, slot * slotSize, BD, 0, slotSize);
-        for (let r = slot * every; r < c; r++) {
-          const m = absorbs[r];
-          const replayed = Math.min(C, m.sizeBefore + m.spawned);
-          rec.dispatch(
-            prog.replay,
-            [fwd.kw, fwd.vw, fwd.trace, BD],
-            { L, cs: r * C, n: m.sizeBefore, a: r, A, N, rate },
-            [ceilDiv(replayed * (E + 1), wg), bh],
-          );
-        }
       } else {
         rec.dispatch(prog.scatter, [fwd.trace, G, dKV], { L, cs, a: c, A, N }, [
           ceilDiv(C * E, wg),
           bh,
         ]);
-        rec.dispatch(prog.undo, [fwd.kw, fwd.vw, fwd.trace, BD, S], { L, cs, rows, a: c, A, N }, [
-          ceilDiv(rows * E, wg),
-          bh,
-        ]);
-        rec.dispatch(prog.undoCounts, [fwd.trace, BD], { rows, a: c, A, N }, [
-          ceilDiv(rows, wg),
-          bh,
-        ]);
+      }
+      const { every, tensor } = checkpoints;
+      const slot = Math.floor(c / every);
+      const slotSize = bh * N * (E + 1);
+      rec.copy(tensor, slot * slotSize, BD, 0, slotSize);
+      for (let r = slot * every; r < c; r++) {
+        const m = absorbs[r];
+        const replayed = Math.min(C, m.sizeBefore + m.spawned);
+        const at = { L, cs: r * C, n: m.sizeBefore, a: r, A, N, rate: rate ?? 0 };
+        const groups = [ceilDiv(replayed * (E + 1), wg), bh] as [number, number];
+        const inputs = [fwd.kw, fwd.vw, fwd.trace, BD];
+        if (rate !== null) rec.dispatch(prog.replay, inputs, { ...at, mode: 0 }, groups);
+        else {
+          rec.dispatch(prog.replay, inputs, { ...at, mode: 1 }, groups);
+          rec.dispatch(prog.replay, inputs, { ...at, mode: 2 }, groups);
+        }
       }
       n = meta.sizeBefore;
     }

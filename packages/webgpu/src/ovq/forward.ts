@@ -151,7 +151,9 @@ export function ovqForwardGpu(
   if (saveCheckpoint) {
     const every = Math.max(1, Math.ceil(Math.sqrt(fullChunks)));
     const slots = Math.max(1, Math.ceil(fullChunks / every));
-    const tensor = scope.track(ctx.tensor([slots, bh, N, dk + dv + 1], 'f32', 'emaCheckpoints'));
+    const tensor = scope.track(
+      ctx.tensor([slots, bh, N, dk + dv + 1], 'f32', 'dictionaryCheckpoints'),
+    );
     checkpoints = { every, tensor };
   }
 

@@ -14,7 +14,6 @@ export class OvqPackDictionaryProgram implements Program {
     { name: 'Dv', kind: 'read' },
     { name: 'cnt', kind: 'read' },
     { name: 'BD', kind: 'rw' },
-    { name: 'S', kind: 'rw' },
   ];
   readonly params = [
     ['rows', 'u32'],
@@ -44,7 +43,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var x = c;
   if (e < DK) { x = Dk[(head * P.N + i) * DK + e]; } else if (e < DK + DV) { x = Dv[(head * P.N + i) * DV + e - DK]; }
   BD[(head * P.N + i) * W + e] = x;
-  if (e < DK + DV) { S[(head * P.N + i) * (DK + DV) + e] = c * x; }
 }`;
   }
 }
@@ -126,113 +124,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let row = u32(trace[(head * P.A + P.a) * TS + j]);
   let at = (head * P.L + P.cs + j) * E + e;
   dKV[at] = dKV[at] + G[(head * P.N + row) * E + e];
-}`;
-  }
-}
-
-/**
- * Undoes absorb a on the packed dictionary, one thread per (touched row, element), gathering the
- * row's members from the sorted lists in `trace`: S[i] −= Σ members (seeds included), then
- * row = S / (count − members) (0 for a row this absorb created). Counts change in OvqUndoCounts.
- */
-export class OvqUndoProgram implements Program {
-  readonly shaderKey: string;
-  readonly bindings: Binding[] = [
-    { name: 'kw', kind: 'read' },
-    { name: 'vw', kind: 'read' },
-    { name: 'trace', kind: 'read', type: 'i32' },
-    { name: 'BD', kind: 'rw' },
-    { name: 'S', kind: 'rw' },
-  ];
-  readonly params = [
-    ['L', 'u32'],
-    ['cs', 'u32'],
-    ['rows', 'u32'],
-    ['a', 'u32'],
-    ['A', 'u32'],
-    ['N', 'u32'],
-  ] as const;
-  readonly workgroupSize: readonly [number, number, number];
-  constructor(
-    readonly dk: number,
-    readonly dv: number,
-    readonly chunk: number,
-    wg: number,
-  ) {
-    this.shaderKey = `ovq-undo-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
-    this.workgroupSize = [wg, 1, 1];
-  }
-  body(): string {
-    return /* wgsl */ `
-const DK: u32 = ${this.dk}u;
-const DV: u32 = ${this.dv}u;
-const E: u32 = DK + DV;
-const W: u32 = E + 1u;
-const C: u32 = ${this.chunk}u;
-${TRACE_WGSL}
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let head = gid.y;
-  let e = gid.x % E;
-  let g = gid.x / E;
-  let b = (head * P.A + P.a) * TS;
-  if (g >= u32(trace[b + T_GROUPS])) { return; }
-  let i = u32(trace[b + T_GROUP_ROW + g]);
-  let start = u32(trace[b + T_GROUP_START + g]);
-  let members = f32(trace[b + T_GROUP_COUNT + g]);
-  var s = 0.0;
-  for (var p = start; p < start + u32(members); p++) {
-    let j = u32(trace[b + T_ORDER + p]);
-    if (e < DK) { s = s + kw[(head * P.L + P.cs + j) * DK + e]; } else { s = s + vw[(head * P.L + P.cs + j) * DV + e - DK]; }
-  }
-  let before = BD[(head * P.N + i) * W + E] - members;
-  let sAt = (head * P.N + i) * E + e;
-  let rest = S[sAt] - s;
-  S[sAt] = rest;
-  var x = 0.0;
-  if (before > 0.0) { x = rest / before; }
-  BD[(head * P.N + i) * W + e] = x;
-}`;
-  }
-}
-
-export class OvqUndoCountsProgram implements Program {
-  readonly shaderKey: string;
-  readonly bindings: Binding[] = [
-    { name: 'trace', kind: 'read', type: 'i32' },
-    { name: 'BD', kind: 'rw' },
-  ];
-  readonly params = [
-    ['rows', 'u32'],
-    ['a', 'u32'],
-    ['A', 'u32'],
-    ['N', 'u32'],
-  ] as const;
-  readonly workgroupSize: readonly [number, number, number];
-  constructor(
-    readonly dk: number,
-    readonly dv: number,
-    readonly chunk: number,
-    wg: number,
-  ) {
-    this.shaderKey = `ovq-undo-counts-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
-    this.workgroupSize = [wg, 1, 1];
-  }
-  body(): string {
-    return /* wgsl */ `
-const W: u32 = ${this.dk + this.dv + 1}u;
-const C: u32 = ${this.chunk}u;
-${TRACE_WGSL}
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let head = gid.y;
-  let g = gid.x;
-  let b = (head * P.A + P.a) * TS;
-  if (g >= u32(trace[b + T_GROUPS])) { return; }
-  let i = u32(trace[b + T_GROUP_ROW + g]);
-  let members = f32(trace[b + T_GROUP_COUNT + g]);
-  let at = (head * P.N + i) * W + W - 1u;
-  BD[at] = BD[at] - members;
 }`;
   }
 }
@@ -438,10 +329,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 /**
- * `update: ema`, replay of absorb a on the packed dictionary BD from its recorded decisions (one
- * thread per touched row and element): a spawned row starts as its seed with count 1, then every
- * row with m > 0 members moves as in the forward (row + η·(Σ members / m − row), members summed
- * in token order) and its count grows by m.
+ * Replay of absorb a on the packed dictionary BD from its recorded decisions (one thread per
+ * touched row and element): a spawned row starts as its seed with count 1, then every row with
+ * m > 0 members moves as in the forward, members summed in token order: `mode` 0 (`update: ema`)
+ * row + η·(Σ members / m − row) and count + m in one dispatch; for the running mean the values
+ * (mode 1: row + (Σ members − m·row)/(count + m), the forward's formula) and then the counts
+ * (mode 2) in two dispatches, so no thread reads a count another thread of its dispatch writes.
  */
 export class OvqReplayAbsorbProgram implements Program {
   readonly shaderKey: string;
@@ -459,6 +352,7 @@ export class OvqReplayAbsorbProgram implements Program {
     ['A', 'u32'],
     ['N', 'u32'],
     ['rate', 'f32'],
+    ['mode', 'u32'],
   ] as const;
   readonly workgroupSize: readonly [number, number, number];
   constructor(
@@ -492,15 +386,18 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let start = u32(trace[b + T_GROUP_START + g]);
   let end = start + u32(trace[b + T_GROUP_COUNT + g]);
   let at = (head * P.N + i) * W + e;
+  if ((P.mode == 1u && e == E) || (P.mode == 2u && e != E)) { return; }
   var s = 0.0;
   var members = 0.0;
   var x = 0.0;
+  var count = 1.0;
   if (i >= P.n) {
     let seed = u32(trace[b + T_SPAWNED + (i - P.n)]);
     x = 1.0;
     if (e < E) { x = token(head, seed, e); }
   } else {
     x = BD[at];
+    count = BD[(head * P.N + i) * W + E];
   }
   for (var p = start; p < end; p++) {
     let j = u32(trace[b + T_ORDER + p]);
@@ -510,7 +407,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     }
   }
   var y = x;
-  if (e == E) { y = x + members; } else if (members > 0.0) { y = x + P.rate * (s / members - x); }
+  if (e == E) {
+    y = x + members;
+  } else if (members > 0.0) {
+    if (P.mode == 0u) { y = x + P.rate * (s / members - x); } else { y = x + (s - members * x) / (count + members); }
+  }
   BD[at] = y;
 }`;
   }
