@@ -14,7 +14,8 @@ export const HELP = `ovq-bench — what OVQ-attention costs and what it buys
 usage: ovq-bench <command> [flags]
 
 commands
-  quick     about 5 min on this 2-core machine (\`pnpm start\`, the main job): speed at 4 lengths
+  quick     about 5 min on this 2-core machine when it is idle, build included (\`pnpm start\`,
+            the main job; longer while other work shares the cores): speed at 4 lengths
             (forward, held-memory probe, our softmax and tfjs-wasm dense attention), the
             matched-state recall sweep on two data sets, the ablations on 5 seeds, and
             verdicts on four headline claims
@@ -234,7 +235,8 @@ export async function main(argv: string[]): Promise<number> {
     try {
       return await trainSpeedCli(argv.slice(1));
     } catch (error) {
-      if (!(error instanceof Error && /^(train-speed: unknown flag|--)/.test(error.message))) throw error;
+      if (!(error instanceof Error && /^(train-speed: unknown flag|--)/.test(error.message)))
+        throw error;
       console.error(`ovq-bench: ${error.message}`);
       return 2;
     }

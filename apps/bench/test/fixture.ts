@@ -7,7 +7,7 @@ export const FIXTURE = {
   Ts: [256, 1024, 4096, 8192],
   /** Implementations with a forward+backward series and with memory probes. */
   backward: ['ovq/core-chunked'],
-  memory: ['ovq/core-chunked', 'softmax/baselines-fast'],
+  memory: ['ovq/core-chunked', 'softmax/baselines-fast', 'linear/baselines-fast'],
   /** Matched-state recall: two data sets, three budgets, these mixers (one point per budget). */
   recallDatasets: ['clustered', 'iid'] as const,
   recallBudgets: [4096, 8192, 16384],
@@ -65,7 +65,10 @@ export function fixtureReport(
                   piece: 1024,
                   // Held bytes after each 1024-token piece: a KV cache grows, OVQ stays flat.
                   heldByPiece: Array.from({ length: Math.max(1, T / 1024) }, (_, i) =>
-                    mixer === 'softmax' ? 512 * 1024 * (i + 1) : 2048 + ((i * 7919) % 3) * 64,
+                    mixer === 'softmax'
+                      ? 512 * 1024 * (i + 1)
+                      : // Both drift by 5 B/token (the probe's own); OVQ adds nothing on top.
+                        2048 + 5 * 1024 * i + ((i * 7919) % 3) * 64,
                   ),
                   seconds: 1,
                 }

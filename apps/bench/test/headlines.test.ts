@@ -27,7 +27,10 @@ describe('headline verdicts', () => {
     expect(hs.map((h) => h.verdict)).toEqual(['held', 'held', 'held', 'held']);
     const [linear, memory, speed, recall] = hs;
     expect(linear.evidence).toMatch(/T\^1\.00 ± 0\.00 \(least squares over 4 lengths/);
-    expect(memory.evidence).toMatch(/B\/token, 2σ band/);
+    expect(memory.evidence).toMatch(
+      /minus the fixed-size control linear\/baselines-fast \(5\.\d\d B\/token/,
+    );
+    expect(memory.rows).toContain('linear/baselines-fast fwd T=8192');
     expect(speed.evidence).toMatch(/FLOP ratio/);
     expect(recall.evidence, recall.evidence).toMatch(
       /OVQ wins 6, ties 0 \(within 2σ\), loses 0 of 6/,

@@ -368,6 +368,7 @@ export async function runSyntheticRecall(
   let done = 0;
   const total = options.datasets.length * pool.length;
   const started = performance.now();
+  let lastLine = Number.NEGATIVE_INFINITY;
   for (const dataset of options.datasets) {
     const cases = (seeds: number[]) =>
       seeds.map((seed) => {
@@ -384,11 +385,12 @@ export async function runSyntheticRecall(
     const valAcc = new Map<Candidate, number>();
     for (const cand of pool) {
       done++;
-      // One line per group of settings (each takes 0.05–1 s).
-      if (done % 10 === 1) {
-        const s = (performance.now() - started) / 1000;
+      // A line when 2 s have passed since the last one (one setting takes 0.05–1 s).
+      const now = performance.now();
+      if (now - lastLine >= 2000 || done === 1) {
+        lastLine = now;
         reporter.progress(
-          `recall ${dataset}: ${done}/${total} settings (${cand.mixer} ${cand.setting}) ${s.toFixed(0)} s`,
+          `recall ${dataset}: ${done}/${total} settings (${cand.mixer} ${cand.setting}) ${((now - started) / 1000).toFixed(0)} s`,
           true,
         );
       }
