@@ -86,11 +86,13 @@ function childTime(T, config, forwardOnly) {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   };
+  // No gc() between repeats: a forced (memory-reducing) GC makes V8 drop compiled code, and the
+  // next call paid ~50 ms of recompilation — a fixed cost per call that made short T look slow.
+  globalThis.gc?.();
   for (let r = 0; r < warm + reps; r++) {
     const input = r < warm ? warmSeq : seq;
     const o = r < warm ? undefined : { out };
     const g = r < warm ? undefined : { out: grads };
-    globalThis.gc?.();
     const c0 = cpu();
     const t0 = performance.now();
     ovqAttention(input, config, o);
