@@ -10,6 +10,7 @@ export * from './ops/linear.js';
 export * from './ops/matmul.js';
 export {
   decodeTrace,
+  type OvqCallOptions,
   type OvqInput,
   ovqAppend,
   ovqAttention,

@@ -1,5 +1,6 @@
 // Kernel variants chosen from the device's limits: workgroup size and how many rows of keys and
 // values a workgroup can stage in workgroup memory.
+import { WebGpuError } from '../gpu/errors.js';
 import type { DeviceCaps } from './limits.js';
 
 export type Variant = {
@@ -25,7 +26,8 @@ export const TILE_CAP = 16;
 
 /**
  * Rows of `floatsPerRow` floats that fit in workgroup storage, as a power of two in [1, cap].
- * `reservedFloats` are used by other shared arrays of the same kernel.
+ * `reservedFloats` are used by other shared arrays of the same kernel. Throws (naming the limit)
+ * when not even one row fits.
  */
 export function tileRows(
   variant: Variant,
@@ -34,6 +36,13 @@ export function tileRows(
   reservedFloats = 0,
 ): number {
   const avail = Math.floor(variant.workgroupStorage / 4) - reservedFloats;
+  if (floatsPerRow > avail) {
+    // One row must fit: a 1-row tile that does not would fail to compile, far from the cause.
+    throw new WebGpuError(
+      'keyDim/valueDim',
+      `one staged row needs ${4 * (floatsPerRow + reservedFloats)} bytes of workgroup storage but device.limits.maxComputeWorkgroupStorageSize is ${variant.workgroupStorage}; use smaller key/value dimensions`,
+    );
+  }
   let rows = 1;
   while (rows * 2 <= cap && rows * 2 * floatsPerRow <= avail) rows *= 2;
   return rows;

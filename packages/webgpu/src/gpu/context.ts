@@ -16,7 +16,10 @@ export class GpuContext implements TensorOwner {
   readonly variant: Variant;
   private readonly pipelines = new Map<string, CachedPipeline>();
   private readonly live = new Set<GpuTensor>();
-  private readonly errors: Promise<GPUError | null>[] = [];
+  /** Error scopes not yet settled; each removes itself when it settles (no unbounded growth). */
+  private readonly pendingScopes = new Set<Promise<void>>();
+  /** The first GPU error reported and not yet thrown (thrown by the next call that checks). */
+  private firstError: string | null = null;
   private lostMessage: string | null = null;
   private disposed = false;
   /** Testing aid: fill every output tensor with NaN so a kernel that skips a write is caught. */
@@ -57,6 +60,29 @@ export class GpuContext implements TensorOwner {
     if (this.lostMessage !== null) {
       throw new WebGpuError('device', `was lost (${this.lostMessage}); acquire a new GPUDevice`);
     }
+    this.throwReported();
+  }
+
+  /** Throws (once) the first GPU error an earlier submit, allocation or compile reported. */
+  private throwReported(): void {
+    const message = this.firstError;
+    if (message === null) return;
+    this.firstError = null;
+    throw new WebGpuError('gpu', `WebGPU reported an error: ${message}`);
+  }
+
+  /** Records what a popped error scope reports; `what` names the buffer or work it covered. */
+  private watch(scope: Promise<GPUError | null>, what: string): void {
+    const settled = scope.then(
+      (error) => {
+        if (error && this.firstError === null) this.firstError = `${what}: ${error.message}`;
+      },
+      (cause: unknown) => {
+        if (this.firstError === null) this.firstError = `${what}: ${String(cause)}`;
+      },
+    );
+    const tracked = settled.finally(() => this.pendingScopes.delete(tracked));
+    this.pendingScopes.add(tracked);
   }
 
   /** Lets a pending `device.lost` settle, then checks (for async entry points). */
@@ -93,33 +119,36 @@ export class GpuContext implements TensorOwner {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
     });
-    this.errors.push(this.device.popErrorScope());
+    this.watch(this.device.popErrorScope(), `compiling ${program.shaderKey}`);
     const entry = { pipeline, layout };
     this.pipelines.set(program.shaderKey, entry);
     return entry;
   }
 
-  /** Records validation errors of work encoded between `push`/`pop` (checked by `checkErrors`). */
-  trackErrors<T>(fn: () => T): T {
+  /**
+   * Runs `fn` inside validation and out-of-memory error scopes; what they report is thrown by
+   * `checkErrors` or by the next call that checks the context (any entry point).
+   */
+  trackErrors<T>(fn: () => T, what = 'submitted work'): T {
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
     try {
       return fn();
     } finally {
-      this.errors.push(this.device.popErrorScope());
-      this.errors.push(this.device.popErrorScope());
+      this.watch(this.device.popErrorScope(), what);
+      this.watch(this.device.popErrorScope(), `${what} (out of memory)`);
     }
   }
 
-  /** Awaits every recorded error scope; throws the first error with its message. */
+  /** Error scopes pushed and not yet settled (tests wait for 0 before expecting a throw). */
+  get pendingErrorScopes(): number {
+    return this.pendingScopes.size;
+  }
+
+  /** Awaits every error scope so far; throws the first error reported, naming what it covered. */
   async checkErrors(): Promise<void> {
-    const pending = this.errors.splice(0);
-    const results = await Promise.all(
-      pending.map((p) => p.catch((e: unknown) => ({ message: String(e) }))),
-    );
+    while (this.pendingScopes.size > 0) await Promise.all([...this.pendingScopes]);
     this.assertUsable();
-    const first = results.find((r) => r !== null);
-    if (first) throw new WebGpuError('gpu', `WebGPU reported an error: ${first.message}`);
   }
 
   /** A new zero-filled tensor of `shape` (f32 or i32), usable as storage and copy source/target. */
@@ -136,18 +165,27 @@ export class GpuContext implements TensorOwner {
     }
     // Zero-size buffers cannot be bound; 16 bytes keeps offsets aligned for every backend.
     const size = Math.max(16, Math.ceil((length * 4) / 16) * 16);
-    const max = Math.min(this.caps.maxBufferSize, this.caps.maxStorageBindingSize);
-    if (size > max) {
+    const limit =
+      this.caps.maxBufferSize <= this.caps.maxStorageBindingSize
+        ? { name: 'maxBufferSize', value: this.caps.maxBufferSize }
+        : { name: 'maxStorageBufferBindingSize', value: this.caps.maxStorageBindingSize };
+    if (size > limit.value) {
       throw new WebGpuError(
         label,
-        `needs ${size} bytes (shape [${shape.join(', ')}]); this device allows ${max}`,
+        `needs ${size} bytes (shape [${shape.join(', ')}]); device.limits.${limit.name} is ${limit.value}`,
       );
     }
-    const buffer = this.device.createBuffer({
-      size,
-      label,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    });
+    // Inside error scopes: a failed allocation is reported naming this buffer, not later as
+    // "invalid due to a previous error".
+    const buffer = this.trackErrors(
+      () =>
+        this.device.createBuffer({
+          size,
+          label,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        }),
+      `allocating buffer '${label}' (${size} bytes, shape [${shape.join(', ')}])`,
+    );
     const t = new GpuTensor(buffer, shape, dtype, label, this);
     this.live.add(t);
     return t;

@@ -53,6 +53,12 @@ export class Recorder {
     }
     tensors.forEach((t, i) => {
       if (t.disposed) throw new WebGpuError(program.bindings[i].name, `(${t.label}) was disposed`);
+      if (t.device && t.device !== this.ctx.device) {
+        throw new WebGpuError(
+          program.bindings[i].name,
+          `(${t.label}) was created on another GPUDevice; use tensors of this context's device`,
+        );
+      }
     });
     const [x, y = 1, z = 1] = groups;
     if (x === 0 || y === 0 || z === 0) return;
@@ -87,6 +93,11 @@ export class Recorder {
   /** Copies `count` elements (4 bytes each) between tensors. */
   copy(src: GpuTensor, srcOffset: number, dst: GpuTensor, dstOffset: number, count: number): void {
     if (count <= 0) return;
+    for (const t of [src, dst]) {
+      if (t.disposed) throw new WebGpuError('copy', `(${t.label}) was disposed`);
+      if (t.device && t.device !== this.ctx.device)
+        throw new WebGpuError('copy', `(${t.label}) was created on another GPUDevice`);
+    }
     if (srcOffset + count > src.length || dstOffset + count > dst.length) {
       throw new WebGpuError(
         'copy',
@@ -102,6 +113,10 @@ export class Recorder {
     ctx.assertUsable();
     if (this.ops.length === 0) return;
     const device = ctx.device;
+    const names = [
+      ...new Set(this.ops.map((op) => (op.kind === 'copy' ? 'copy' : op.program.shaderKey))),
+    ];
+    const what = `submit of ${this.ops.length} ops (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''})`;
     ctx.trackErrors(() => {
       const uniform = device.createBuffer({
         size: this.slots * this.slotBytes,
@@ -168,7 +183,7 @@ export class Recorder {
         () => uniform.destroy(),
         () => uniform.destroy(),
       );
-    });
+    }, what);
     this.ops.length = 0;
     this.slots = 0;
   }

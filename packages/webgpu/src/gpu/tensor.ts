@@ -5,6 +5,8 @@ export type DType = 'f32' | 'i32';
 
 export interface TensorOwner {
   release(tensor: GpuTensor): void;
+  /** The device the owner allocates on (absent for borrowed buffers, e.g. tfjs's). */
+  readonly device?: GPUDevice;
 }
 
 export class GpuTensor {
@@ -35,6 +37,11 @@ export class GpuTensor {
 
   get disposed(): boolean {
     return this.owner === null;
+  }
+
+  /** The device that created the buffer, when known (null for borrowed or disposed tensors). */
+  get device(): GPUDevice | null {
+    return this.owner?.device ?? null;
   }
 
   /** Destroys the GPU buffer now. Safe to call twice. */

@@ -65,11 +65,18 @@ export function checkTensor(
   t: GpuTensor,
   shape: readonly number[],
   shapeName: string,
+  device?: GPUDevice,
 ): GpuTensor {
   if (!t || typeof t !== 'object' || !('buffer' in t)) {
     throw new WebGpuError(argument, `got ${String(t)}; expected a GpuTensor [${shapeName}]`);
   }
   if (t.disposed) throw new WebGpuError(argument, 'was disposed');
+  if (device && t.device && t.device !== device) {
+    throw new WebGpuError(
+      argument,
+      `was created on another GPUDevice than the state's; upload it with the same GpuContext`,
+    );
+  }
   const want = shape.reduce((a, b) => a * b, 1);
   if (t.length !== want) {
     throw new WebGpuError(
@@ -79,4 +86,13 @@ export function checkTensor(
   }
   if (t.dtype !== 'f32') throw new WebGpuError(argument, `has dtype ${t.dtype}; expected f32`);
   return t;
+}
+
+/** Optional check (`checkFinite` option of the entry points): throws at the first NaN or ±∞. */
+export function checkFinite(argument: string, array: ArrayLike<number>): void {
+  for (let i = 0; i < array.length; i++) {
+    if (!Number.isFinite(array[i])) {
+      throw new WebGpuError(argument, `has ${array[i]} at index ${i}; expected finite values`);
+    }
+  }
 }

@@ -4,13 +4,27 @@ import type { OvqConfig, OvqState, OvqTrace } from '@ovq/core';
 import type { GpuContext } from '../gpu/context.js';
 import { WebGpuError } from '../gpu/errors.js';
 import { TensorScope } from '../gpu/tensor.js';
-import { checkArray, checkDims, type HeadsDims, requireNonNegativeInt } from '../gpu/validate.js';
+import {
+  checkArray,
+  checkDims,
+  checkFinite,
+  type HeadsDims,
+  requireNonNegativeInt,
+} from '../gpu/validate.js';
 import { traceLayout } from '../kernels/ovq-absorb/spawn.js';
 import { ovqBackwardGpu } from './backward.js';
 import { type ForwardRecord, ovqForwardGpu } from './forward.js';
 import { createGpuOvqState, type GpuOvqState, readOvqState } from './state.js';
 
 export type OvqInput = HeadsDims & { q: Float32Array; k: Float32Array; v: Float32Array };
+
+/** `checkFinite`: scan every input array on the host and throw at the first NaN or ±∞. */
+export type OvqCallOptions = { checkFinite?: boolean };
+
+function finite(options: OvqCallOptions | undefined, arrays: Record<string, Float32Array>): void {
+  if (!options?.checkFinite) return;
+  for (const [name, array] of Object.entries(arrays)) checkFinite(name, array);
+}
 
 /** Decodes the GPU's decisions into one OvqTrace per head (replayable by @ovq/core). */
 export function decodeTrace(
@@ -37,6 +51,7 @@ export function decodeTrace(
 export async function ovqAppend(
   state: GpuOvqState,
   input: { q: Float32Array; k: Float32Array; v: Float32Array; seqLen: number },
+  options?: OvqCallOptions,
 ): Promise<{ output: Float32Array; trace: OvqTrace[] }> {
   state.assertAlive();
   const ctx = state.ctx;
@@ -46,6 +61,7 @@ export async function ovqAppend(
   const q = checkArray('q', input.q, [bh, T, dk], 'batchHeads*seqLen*keyDim');
   const k = checkArray('k', input.k, [bh, T, dk], 'batchHeads*seqLen*keyDim');
   const v = checkArray('v', input.v, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  finite(options, { q, k, v });
   const scope = new TensorScope();
   let record: ForwardRecord | null = null;
   try {
@@ -69,13 +85,14 @@ export async function ovqAttention(
   ctx: GpuContext,
   input: OvqInput,
   config: OvqConfig,
+  options?: OvqCallOptions,
 ): Promise<{ output: Float32Array; trace: OvqTrace[]; state: OvqState[] }> {
   const dims = checkDims(input);
   if (!config || typeof config !== 'object')
     throw new WebGpuError('config', `got ${String(config)}; expected an OvqConfig`);
   const state = createGpuOvqState(ctx, dims, config);
   try {
-    const { output, trace } = await ovqAppend(state, { ...input, seqLen: dims.seqLen });
+    const { output, trace } = await ovqAppend(state, { ...input, seqLen: dims.seqLen }, options);
     return { output, trace, state: await readOvqState(state) };
   } finally {
     state.dispose();
@@ -91,6 +108,7 @@ export async function ovqAttentionBackward(
   input: OvqInput,
   config: OvqConfig,
   dOutput: Float32Array,
+  options?: OvqCallOptions,
 ): Promise<{
   output: Float32Array;
   dq: Float32Array;
@@ -104,6 +122,7 @@ export async function ovqAttentionBackward(
   const k = checkArray('k', input.k, [bh, T, dk], 'batchHeads*seqLen*keyDim');
   const v = checkArray('v', input.v, [bh, T, dv], 'batchHeads*seqLen*valueDim');
   const g = checkArray('dOutput', dOutput, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  finite(options, { q, k, v, dOutput: g });
   if (!config || typeof config !== 'object')
     throw new WebGpuError('config', `got ${String(config)}; expected an OvqConfig`);
   await ctx.assertUsableAsync();

@@ -57,11 +57,11 @@ export function ovqBackwardGpu(
   const ctx: GpuContext = state.ctx;
   const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
   const T = input.seqLen;
-  checkTensor('dout', dout, [bh, T, dv], 'batchHeads*seqLen*valueDim');
-  checkTensor('dq', grads.dq, [bh, T, dk], 'batchHeads*seqLen*keyDim');
-  checkTensor('dk', grads.dk, [bh, T, dk], 'batchHeads*seqLen*keyDim');
-  checkTensor('dv', grads.dv, [bh, T, dv], 'batchHeads*seqLen*valueDim');
-  checkTensor('dbeta', grads.dbeta, [bh], 'batchHeads');
+  checkTensor('dout', dout, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
+  checkTensor('dq', grads.dq, [bh, T, dk], 'batchHeads*seqLen*keyDim', state.ctx.device);
+  checkTensor('dk', grads.dk, [bh, T, dk], 'batchHeads*seqLen*keyDim', state.ctx.device);
+  checkTensor('dv', grads.dv, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
+  checkTensor('dbeta', grads.dbeta, [bh], 'batchHeads', state.ctx.device);
   const fwd: ForwardRecord = ovqForwardGpu(state, input, out, { keepCheckpoints: true });
   const scope = new TensorScope();
   try {

@@ -95,16 +95,15 @@ export function ovqForwardGpu(
   const ctx = state.ctx;
   const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
   const T = requireNonNegativeInt('seqLen', input.seqLen);
-  checkTensor('q', input.q, [bh, T, dk], 'batchHeads*seqLen*keyDim');
-  checkTensor('k', input.k, [bh, T, dk], 'batchHeads*seqLen*keyDim');
-  checkTensor('v', input.v, [bh, T, dv], 'batchHeads*seqLen*valueDim');
-  checkTensor('out', out, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  checkTensor('q', input.q, [bh, T, dk], 'batchHeads*seqLen*keyDim', state.ctx.device);
+  checkTensor('k', input.k, [bh, T, dk], 'batchHeads*seqLen*keyDim', state.ctx.device);
+  checkTensor('v', input.v, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
+  checkTensor('out', out, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
   const cfg = state.config;
   const C = cfg.chunkSize;
   checkChunkFits(ctx, C);
   const P0 = state.pendingCount;
   const L = P0 + T;
-  const chunks = ceilDiv(L, C);
   const fullChunks = Math.floor(L / C);
 
   // Host bookkeeping of sizes and spawn decisions that do not depend on data.
@@ -127,10 +126,35 @@ export function ovqForwardGpu(
     size += m;
   }
   state.reserve(size);
-  const N = state.rowsAllocated;
-  const A = Math.max(1, fullChunks);
 
   const scope = new TensorScope();
+  try {
+    return encodeForward(state, input, out, options, scope, { absorbs, hostPicks, rng, P0, L });
+  } catch (error) {
+    // Nothing this call made outlives it (work already submitted may still use the buffers).
+    ctx.disposeWhenDone(scope);
+    throw error;
+  }
+}
+
+function encodeForward(
+  state: GpuOvqState,
+  input: { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number },
+  out: GpuTensor,
+  options: { keepCheckpoints?: boolean },
+  scope: TensorScope,
+  host: { absorbs: AbsorbMeta[]; hostPicks: number[][]; rng: number; P0: number; L: number },
+): ForwardRecord {
+  const ctx = state.ctx;
+  const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
+  const { absorbs, hostPicks, rng, P0, L } = host;
+  const T = input.seqLen;
+  const cfg = state.config;
+  const C = cfg.chunkSize;
+  const chunks = ceilDiv(L, C);
+  const fullChunks = Math.floor(L / C);
+  const N = state.rowsAllocated;
+  const A = Math.max(1, fullChunks);
   const p = ovqPrograms(ctx, state);
   const wg = p.wg;
   const qh = scope.track(ctx.tensor([bh, T, dk], 'f32', 'qHat'));
@@ -270,7 +294,7 @@ export function ovqReadPassGpu(state: GpuOvqState, record: ForwardRecord, out: G
   const { batchHeads: bh, valueDim: dv } = state;
   const { L, P0, absorbs } = record;
   const T = L - P0;
-  checkTensor('out', out, [bh, T, dv], 'batchHeads*seqLen*valueDim');
+  checkTensor('out', out, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
   if (record.sizeAfter > state.size) {
     throw new WebGpuError(
       'state',

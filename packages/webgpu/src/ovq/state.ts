@@ -49,9 +49,17 @@ export class GpuOvqState {
     this.config = resolveOvqConfig(config);
     this.rngState = this.config.seed >>> 0;
     const { chunkSize: C } = this.config;
-    this.pendingKeys = ctx.tensor([this.batchHeads, C, this.keyDim], 'f32', 'pendingKeys');
-    this.pendingValues = ctx.tensor([this.batchHeads, C, this.valueDim], 'f32', 'pendingValues');
-    this.allocate(Math.max(1, this.config.capacity));
+    const made: GpuTensor[] = [];
+    try {
+      made.push(ctx.tensor([this.batchHeads, C, this.keyDim], 'f32', 'pendingKeys'));
+      made.push(ctx.tensor([this.batchHeads, C, this.valueDim], 'f32', 'pendingValues'));
+      this.allocate(Math.max(1, this.config.capacity));
+    } catch (error) {
+      // A failed constructor leaves nothing allocated.
+      for (const t of made) t.dispose();
+      throw error;
+    }
+    [this.pendingKeys, this.pendingValues] = made;
   }
 
   get disposed(): boolean {
@@ -103,11 +111,19 @@ export class GpuOvqState {
     this.ctx.device.queue.onSubmittedWorkDone().then(release, release);
   }
 
+  /** All three buffers or none: a failed allocation leaves the state as it was. */
   private allocate(rows: number): void {
     const bh = this.batchHeads;
-    this.keys = this.ctx.tensor([bh, rows, this.keyDim], 'f32', 'centroidKeys');
-    this.values = this.ctx.tensor([bh, rows, this.valueDim], 'f32', 'centroidValues');
-    this.counts = this.ctx.tensor([bh, rows], 'f32', 'counts');
+    const made: GpuTensor[] = [];
+    try {
+      made.push(this.ctx.tensor([bh, rows, this.keyDim], 'f32', 'centroidKeys'));
+      made.push(this.ctx.tensor([bh, rows, this.valueDim], 'f32', 'centroidValues'));
+      made.push(this.ctx.tensor([bh, rows], 'f32', 'counts'));
+    } catch (error) {
+      for (const t of made) t.dispose();
+      throw error;
+    }
+    [this.keys, this.values, this.counts] = made;
     this.rowsAllocated = rows;
   }
 
