@@ -82,6 +82,22 @@ function checkChunkFits(ctx: GpuContext, C: number): void {
 }
 
 /**
+ * The update, checkpoint and (backward) pack kernels run one thread per row element, so rows ·
+ * (dk + dv + 1) / workgroup must stay within one dispatch dimension. Checked before any work is
+ * submitted, so a refused call leaves the state untouched.
+ */
+function checkRowDispatch(ctx: GpuContext, rows: number, perRow: number): void {
+  const groups = Math.ceil((rows * perRow) / ctx.variant.workgroupSize);
+  const max = ctx.caps.maxWorkgroupsPerDimension;
+  if (groups > max) {
+    throw new WebGpuError(
+      'config.capacity',
+      `${rows} dictionary rows of ${perRow} floats need ${groups} workgroups in one dispatch but device.limits.maxComputeWorkgroupsPerDimension is ${max}; use fewer rows or smaller key/value dimensions`,
+    );
+  }
+}
+
+/**
  * GPU level: processes q, k, v [BH, T, d] after everything `state` has seen, writing `out`
  * [BH, T, dv]. Returns the record the backward needs; the caller disposes `record.scope`.
  */
@@ -125,6 +141,7 @@ export function ovqForwardGpu(
     hostPicks.push(picks);
     size += m;
   }
+  checkRowDispatch(ctx, size, dk + dv + 1);
   state.reserve(size);
 
   const scope = new TensorScope();
