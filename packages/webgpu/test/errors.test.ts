@@ -192,7 +192,7 @@ for (const adapter of present) {
       const out = ctx.tensor([1, T, 128]);
       try {
         expect(() => ovqForwardGpu(state, { q, k, v, seqLen: T }, out)).toThrow(
-          /config\.capacity: 16384 dictionary rows of 257 floats need \d+ workgroups in one dispatch but device\.limits\.maxComputeWorkgroupsPerDimension is \\d+/,
+          /config\.capacity: 16384 dictionary rows of 257 floats need \d+ workgroups in one dispatch but device\.limits\.maxComputeWorkgroupsPerDimension is \d+/,
         );
         expect(state.size).toBe(0);
         expect(state.tokensSeen).toBe(0);
