@@ -9,7 +9,9 @@
 //    GFLOP/s with the WASM and the JS kernels, all in one process (ratios are what count on a
 //    shared machine). 4. Both cores: ovqAttentionBatched at B×H = 8, T = 4096 on 1- and 2-worker
 //    pools, interleaved repeats. 5. Memory flat in T: 64k tokens streamed in 1k pieces.
-// Sections: OVQ_BENCH_SECTIONS=table,yardstick,pool,memory (default: all).
+// 6. Linear time: forward µs/token at T = 4k, 16k, 64k interleaved in one process (fresh
+//    children per T differ in how far the JIT and WASM tiering got).
+// Sections: OVQ_BENCH_SECTIONS=table,linear,yardstick,pool,memory (default: all).
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +36,9 @@ const D = 64;
 const CONFIG = { chunkSize: 64, capacity: 1024, beta: 8 };
 const LENGTHS = (process.env.OVQ_BENCH_LENGTHS ?? '1024,4096,16384,65536').split(',').map(Number);
 const SELF = fileURLToPath(import.meta.url);
-const SECTIONS = (process.env.OVQ_BENCH_SECTIONS ?? 'table,yardstick,pool,memory').split(',');
+const SECTIONS = (process.env.OVQ_BENCH_SECTIONS ?? 'table,linear,yardstick,pool,memory').split(
+  ',',
+);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Standard-normal Float32 inputs written in place (no float64 temporaries to inflate the peak). */
@@ -200,6 +204,7 @@ function main() {
     return childYardstick().then((r) => console.log(JSON.stringify(r)));
   if (args[0] === '--pool') return childPool().then((r) => console.log(JSON.stringify(r)));
   if (args[0] === '--stream-memory') return console.log(JSON.stringify(childStreamMemory()));
+  if (args[0] === '--linear') return console.log(JSON.stringify(childLinear(args[1])));
   try {
     checkCorrectness();
   } catch (error) {
@@ -222,6 +227,7 @@ function main() {
   if (SECTIONS.includes('yardstick')) yardstick();
   if (SECTIONS.includes('pool')) poolSection();
   if (SECTIONS.includes('memory')) streamMemorySection();
+  if (SECTIONS.includes('linear')) linearSection();
   console.log(`load average at end: ${load()}`);
 }
 
@@ -498,6 +504,45 @@ function streamMemorySection() {
   console.log(
     `memory flat in T: 64k tokens in 1k pieces, growth of heap+external+arrayBuffers (after GC) from piece 8 to piece 64: ovqAttention({ state }) ${kib(r.calls)} (< 1 MiB: ${verdict(r.calls)})${r.stream === undefined ? '' : `, OvqStream.append ${kib(r.stream)} (${verdict(r.stream)})`}`,
   );
+}
+
+/** Child: forward CPU µs/token at 4k, 16k, 64k, interleaved (1 warm-up round, median of 3). */
+function childLinear(growth) {
+  const config = { ...CONFIG, growth };
+  const lengths = [4096, 16384, 65536];
+  const seqs = lengths.map((T) => randomInputs(T + 7, T));
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  const samples = lengths.map(() => []);
+  for (let r = 0; r < 4; r++) {
+    lengths.forEach((T, i) => {
+      const c0 = cpu();
+      ovqAttention(seqs[i], config);
+      if (r > 0) samples[i].push(((cpu() - c0) / T) * 1e6);
+    });
+  }
+  const flops = lengths.map(
+    (T) => chunkedFlops({ seqLen: T, keyDim: D, valueDim: D }, config).forward / T,
+  );
+  return { lengths, us: samples.map(median), flops };
+}
+
+function linearSection() {
+  console.log('');
+  console.log(
+    'linear time: forward CPU µs/token, T = 4k / 16k / 64k interleaved in one process (median of 3 rounds after 1 warm-up round)',
+  );
+  for (const growth of ['saturating', 'fixed']) {
+    const r = runChild(['--linear', growth]);
+    const spread = Math.max(...r.us) / Math.min(...r.us);
+    const perFlop = r.us.map((u, i) => u / r.flops[i]);
+    const flopSpread = Math.max(...perFlop) / Math.min(...perFlop);
+    console.log(
+      `- ${growth}: ${r.us.map((u) => fmt(u)).join(' / ')} → max/min ${fmt(spread)}x (≤ 1.3x: ${spread <= 1.3 ? 'met' : 'MISSED'}); FLOPs per token ${fmt(r.flops[2] / r.flops[0])}x from 4k to 64k; time per FLOP max/min ${fmt(flopSpread)}x`,
+    );
+  }
 }
 
 /** Mean dictionary size seen by the reads of a T-token run (saturating growth). */
