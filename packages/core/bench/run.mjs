@@ -347,8 +347,13 @@ async function childYardstick() {
   const flops = chunkedFlops({ seqLen: T, keyDim: D, valueDim: D }, CONFIG);
   const ovq = {};
   const yard = [tfGflops()];
+  // Warm-up beyond the first calls: V8 tiers WASM and JS up while they run (more slowly under
+  // --single-threaded), so each kernel set first runs a 16k sequence forward and backward.
+  const warm = randomInputs(8, 16384);
   for (const kernels of ['wasm', 'js']) {
     setOvqKernels(kernels);
+    ovqAttention(warm, CONFIG);
+    ovqAttentionBackward(warm, CONFIG, warm.dOutput);
     const fwd = time(() => ovqAttention(seq, CONFIG), 5);
     const both = time(() => {
       ovqAttention(seq, CONFIG);
