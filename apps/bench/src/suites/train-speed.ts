@@ -13,11 +13,14 @@ import { denseStateForwardFlops, ovqForwardFlops, softmaxForwardFlops } from '..
 
 type TrainModule = typeof import('@ovq/train');
 // The slice of TensorFlow.js used here (bench does not depend on tfjs: it is @ovq/train's peer).
-type Tensor = { dataSync(): ArrayLike<number>; data(): Promise<ArrayLike<number>>; dispose(): void };
+type Tensor = {
+  dataSync(): ArrayLike<number>;
+  data(): Promise<ArrayLike<number>>;
+  dispose(): void;
+};
 /** @ovq/train's tensor type (what its optimiser and clipping take). */
-type TrainTensor = Parameters<TrainModule['clipByGlobalNorm']>[0] extends Map<string, infer T>
-  ? T
-  : never;
+type TrainTensor =
+  Parameters<TrainModule['clipByGlobalNorm']>[0] extends Map<string, infer T> ? T : never;
 type Tf = {
   setBackend(name: string): Promise<boolean>;
   getBackend(): string;
@@ -45,7 +48,7 @@ export type TrainSpeedOptions = {
   chunk: number;
   /** Timed steps per mixer pair (after one warm-up step). */
   steps: number;
-  /** OVQ host-kernel worker threads (0 or 1: none, the kernels run on the calling thread). */
+  /** Mixer-kernel worker threads per pool (0 or 1: none, the kernels run on the calling thread). */
   threads: number;
   out: string;
 };
@@ -88,7 +91,7 @@ export type TrainSpeedReport = {
   date: string;
   machine: { cpuModel: string; cpuCount: number; node: string };
   backend: string;
-  /** Workers of the OVQ host-kernel pool actually running (0: none). */
+  /** Workers of each mixer-kernel pool actually running (0: none). */
   threads: number;
   options: TrainSpeedOptions;
   yardstick: { what: string; gflops: number };
@@ -284,7 +287,7 @@ async function measurePair(
 export function formatTrainSpeed(r: TrainSpeedReport): string {
   const o = r.options;
   const lines = [
-    `train-speed — ${r.machine.cpuModel} ×${r.machine.cpuCount}, Node ${r.machine.node}, backend ${r.backend}, OVQ worker threads ${r.threads}`,
+    `train-speed — ${r.machine.cpuModel} ×${r.machine.cpuCount}, Node ${r.machine.node}, backend ${r.backend}, mixer-kernel worker threads ${r.threads}`,
     `model: ${o.layers} layers, d_model ${o.dModel}, ${o.heads} heads, T ${o.seqLen}, batch ${o.batch}, window ${o.window}, capacity ${o.capacity}, chunk ${o.chunk}; ${o.steps} timed steps (median)`,
     `yardstick: ${r.yardstick.what} = ${r.yardstick.gflops.toFixed(1)} GFLOP/s`,
     '',
