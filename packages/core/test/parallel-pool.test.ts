@@ -1,6 +1,10 @@
 // The worker pool: batched forward and backward give the same bytes for 1, 2 and 3 workers and
 // without a pool (per-head β included), inputs already in SharedArrayBuffers work in place, and
 // bad pools, failing and dying workers give clear errors instead of hanging.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type BatchedSeq,
@@ -199,6 +203,24 @@ describe('createOvqWorkerPool', () => {
     const again = ovqAttentionBatched(x, config, { pool });
     expect(bytesOf(again.output)).toBe(bytesOf(ovqAttentionBatched(x, config).output));
   });
+
+  it('an undisposed pool does not keep Node alive (the process exits on its own)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ovq-pool-exit-'));
+    const script = join(dir, 'exit.mjs');
+    const pool = new URL('../src/parallel/pool.ts', import.meta.url).href;
+    writeFileSync(
+      script,
+      `const { createOvqWorkerPool } = await import(${JSON.stringify(pool)});\n` +
+        'const pool = await createOvqWorkerPool({ threads: 2 });\n' +
+        "console.log('started', pool.threads);\n",
+    );
+    const loader = new URL('../src/parallel/source-loader.mjs', import.meta.url).href;
+    const text = execFileSync(process.execPath, ['--import', loader, script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(text.trim()).toBe('started 2');
+  }, 90_000);
 
   it('a worker that dies fails the call (no hang) and the pool refuses later calls', async () => {
     const config = { chunkSize: 16, capacity: 20, beta: 2 };
