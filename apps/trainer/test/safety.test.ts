@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { verifyCheckpoint } from '@ovq/train';
+import { planCells, verifyCheckpoint } from '@ovq/train';
 import { describe, expect, it } from 'vitest';
+import { isRegimeFile } from '../src/regime.js';
 import { readSweep } from '../src/sweep.js';
 import { run, TINY, tempDir } from './helpers.js';
 
@@ -295,7 +296,7 @@ describe('ovq-train sweep', () => {
     expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 
-  it('every experiment file the README names exists and is a valid sweep', () => {
+  it('every experiment file exists where the README names it and is a valid sweep or regime plan', () => {
     const root = join(import.meta.dirname, '..');
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
     const named = [...new Set(readme.match(/experiments\/[\w.-]+\.json/g) ?? [])];
@@ -303,10 +304,14 @@ describe('ovq-train sweep', () => {
     for (const file of named) expect(existsSync(join(root, file)), file).toBe(true);
     const swept = [...readme.matchAll(/sweep --config \S*?(experiments\/[\w.-]+\.json)/g)];
     expect(swept.length).toBeGreaterThan(0);
-    for (const [, file] of swept)
-      expect(readSweep(join(root, file)).runs.length).toBeGreaterThan(0);
-    // Other experiment kinds (e.g. regime.json) have their own formats: only sweeps here.
-    for (const file of readdirSync(join(root, 'experiments')).filter((f) => f.includes('sweep')))
-      expect(readSweep(join(root, 'experiments', file)).runs.length).toBeGreaterThan(0);
+    // Regime files (schema ovq-regime/1) are planned by @ovq/train; the others are sweeps.
+    const valid = (file: string) => {
+      const raw = JSON.parse(readFileSync(join(root, file), 'utf8'));
+      if (isRegimeFile(raw)) return planCells(raw).length;
+      return readSweep(join(root, file)).runs.length;
+    };
+    for (const [, file] of swept) expect(valid(file), file).toBeGreaterThan(0);
+    for (const file of readdirSync(join(root, 'experiments')))
+      expect(valid(join('experiments', file)), file).toBeGreaterThan(0);
   });
 });
