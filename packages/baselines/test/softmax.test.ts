@@ -1,5 +1,6 @@
+import { ovqKernels, setOvqKernels } from '@ovq/core/kernels';
 import { poisoned } from '@ovq/core/testing';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   BaselineInputError,
   createSoftmaxState,
@@ -54,6 +55,45 @@ describe('softmaxAttentionTiled = softmaxAttention (outputs, state, gradients)',
     assertClose('dk', g.dk, gf.dk, TOL);
     assertClose('dv', g.dv, gf.dv, TOL);
   });
+});
+
+// Both loop sets of the fast path, whatever OVQ_KERNELS says: the WASM-kernel blocks (128 queries
+// × 256 keys, so T = 700 after a 300-token cache crosses block edges in queries, keys and the
+// cache boundary) and the JS register tiles.
+describe.each(['wasm', 'js'] as const)('softmaxAttentionTiled on the %s kernels', (kernels) => {
+  const before = ovqKernels();
+  const widths24 = { q: 24, k: 24, v: 20 };
+  afterAll(() => setOvqKernels(before));
+  const cacheCases: Array<[string, SoftmaxConfig]> = [
+    ['full', {}],
+    ['window200-rope', { window: 200, rope: { base: 1000 }, beta: 2 }],
+  ];
+  it.each(cacheCases)(
+    'after a 300-token cache, T = 700 (%s): outputs, state, gradients',
+    (_id, config) => {
+      setOvqKernels(kernels);
+      expect(ovqKernels()).toBe(kernels);
+      const seq = roundedF64(randomSeq(5, 1000, 24, 20));
+      const whole = softmaxAttention(seq, config);
+      const first = softmaxAttentionTiled(toF32(slice(seq, 0, 300, widths24)), config);
+      const out = poisoned(700 * 20);
+      const second = softmaxAttentionTiled(toF32(slice(seq, 300, 1000, widths24)), undefined, {
+        state: first.state,
+        out,
+      });
+      expect(second.output).toBe(out);
+      assertClose('outputs after the cache', whole.output.subarray(300 * 20), second.output, TOL);
+      assertClose('final keys', whole.state.keys, second.state.keys, TOL);
+      assertClose('final values', whole.state.values, second.state.values, TOL);
+      const dOut = randn(createRng(9), 1000 * 20);
+      const g = softmaxAttentionBackward(seq, config, dOut);
+      const gf = softmaxAttentionTiledBackward(toF32(seq), config, Float32Array.from(dOut));
+      assertClose('dq', g.dq, gf.dq, TOL);
+      assertClose('dk', g.dk, gf.dk, TOL);
+      assertClose('dv', g.dv, gf.dv, TOL);
+      setOvqKernels(before);
+    },
+  );
 });
 
 describe('softmaxAttention against independent definitions', () => {

@@ -1,5 +1,8 @@
 // Float32 fast path: tiled causal attention with an online softmax (flash-attention style, no T×T
-// matrix); the blocked matmul kernels live in kernel.ts.
+// matrix). Where @ovq/core runs its WASM SIMD kernels, the blocks run on its matmul (blocked.ts);
+// with the JS kernels (`setOvqKernels('js')`, OVQ_KERNELS=js, or no WASM SIMD) the JS register
+// tiles of kernel.ts run instead.
+import { ovqKernels } from '@ovq/core/kernels';
 import type { FloatArray, SeqInput } from '../common.js';
 import {
   beginBackward,
@@ -8,6 +11,7 @@ import {
   checkOptions,
   checkOut,
 } from '../validate.js';
+import { blockedBackward, blockedForward } from './blocked.js';
 import { SOFTMAX_TILE, tiledBackward, tiledForward } from './kernel.js';
 import { finishQKGradients } from './reference.js';
 import {
@@ -20,6 +24,13 @@ import {
 } from './state.js';
 
 export { SOFTMAX_TILE };
+
+/** The forward and backward loops for the kernels in use now. */
+function loops() {
+  return ovqKernels() === 'wasm'
+    ? { forward: blockedForward, backward: blockedBackward }
+    : { forward: tiledForward, backward: tiledBackward };
+}
 
 function processed(seq: SeqInput, c: ResolvedSoftmaxConfig, position: number) {
   const { seqLen: T, keyDim: dk } = seq;
@@ -48,7 +59,7 @@ export function softmaxAttentionTiled(
   const values = new Float32Array((n0 + T) * dv);
   values.set(state.values);
   values.set(seq.v, n0 * dv);
-  tiledForward(
+  loops().forward(
     qp.processed,
     keys,
     values,
@@ -84,7 +95,8 @@ export function softmaxAttentionTiledBackward(
   const W = c.window ?? Number.POSITIVE_INFINITY;
   const y = new Float32Array(T * dv);
   const lse = new Float32Array(T);
-  tiledForward(q, k, v, T, 0, dk, dv, c.beta, W, y, lse);
+  const { forward, backward } = loops();
+  forward(q, k, v, T, 0, dk, dv, c.beta, W, y, lse);
   const rowDot = new Float32Array(T); // D_t = dy_t · y_t, the softmax-Jacobian correction
   for (let t = 0; t < T; t++) {
     let d = 0;
@@ -94,7 +106,7 @@ export function softmaxAttentionTiledBackward(
   const gq = new Float32Array(T * dk);
   const gk = new Float32Array(T * dk);
   const gv = new Float32Array(T * dv);
-  tiledBackward(q, k, v, dy, lse, rowDot, T, dk, dv, c.beta, W, gq, gk, gv);
+  backward(q, k, v, dy, lse, rowDot, T, dk, dv, c.beta, W, gq, gk, gv);
   finishQKGradients(c, qp, kp, gq, gk, T, dk);
   checkFiniteArrays('seq.q, seq.k', { dq: gq, dk: gk, dv: gv }, 'Float32');
   return { dq: gq, dk: gk, dv: gv };
