@@ -169,33 +169,24 @@ export function planCells(config: RegimeConfig): RegimeCell[] {
         if (seen.has(key)) continue;
         seen.add(key);
         const base = `${task.name}/${pattern}/${b.budget ?? 'natural'}`;
-        for (const lr of config.lrs) {
+        const group = {
+          group: base,
+          task,
+          mixers: pattern,
+          budget: b.budget,
+          matches: b.matches,
+          mixerOptions: b.options,
+        };
+        for (const lr of config.lrs)
           cells.push({
+            ...group,
             id: `${base}/lr=${lr}`,
-            group: base,
-            task,
-            mixers: pattern,
-            budget: b.budget,
-            matches: b.matches,
-            mixerOptions: b.options,
             seed: config.seeds[0],
             phase: 'lr-search',
             lr,
           });
-        }
-        for (const seed of config.seeds) {
-          cells.push({
-            id: `${base}/seed=${seed}`,
-            group: base,
-            task,
-            mixers: pattern,
-            budget: b.budget,
-            matches: b.matches,
-            mixerOptions: b.options,
-            seed,
-            phase: 'test',
-          });
-        }
+        for (const seed of config.seeds)
+          cells.push({ ...group, id: `${base}/seed=${seed}`, seed, phase: 'test' });
       }
     }
   }
