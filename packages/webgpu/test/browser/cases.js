@@ -4,7 +4,7 @@ import {
   ovqAttentionReferenceBackward as refBackward,
   ovqAttentionReference as refForward,
 } from '@ovq/core';
-import { assertClose, randomSeq } from '@ovq/core/testing';
+import { assertClose, randomSeq, verifyDecisions } from '@ovq/core/testing';
 import {
   acquireDevice,
   attentionBackward,
@@ -87,6 +87,8 @@ export async function ovqBackwardCase(config) {
   const dOut = Float32Array.from(heads(301, 3, 63, 1, 60).v);
   const fwd = await ovqAttention(ctx, input, config);
   const gpu = await ovqAttentionBackward(ctx, input, config, dOut);
+  // Decisions checked, not trusted: each must be float64-optimal up to a stated tie.
+  for (const h of [0, 1, 2]) verifyDecisions(headSeq(input, h), config, fwd.trace[h]);
   const ref = [0, 1, 2].map((h) =>
     refBackward(headSeq(input, h), config, head(dOut, h, 63, 60), { replay: fwd.trace[h] }),
   );
@@ -168,6 +170,7 @@ const CASES = {
     const { ctx } = await context();
     const input = heads(100, 3, 63, 60, 64);
     const gpu = await ovqAttention(ctx, input, OVQ);
+    for (const h of [0, 1, 2]) verifyDecisions(headSeq(input, h), OVQ, gpu.trace[h]);
     const ref = [0, 1, 2].map((h) => refForward(headSeq(input, h), OVQ, { replay: gpu.trace[h] }));
     assertClose('output', concat(ref.map((r) => r.output)), gpu.output, TOL);
     ref.forEach((r, h) => {
