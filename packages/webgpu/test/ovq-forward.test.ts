@@ -2,7 +2,7 @@
 // final state (size, counts, rows, pending buffer), NaN-poisoned outputs, odd shapes, every
 // option, determinism and streaming splits.
 import { ovqAppend as refAppend, serializeOvqState } from '@ovq/core';
-import { assertClose } from '@ovq/core/testing';
+import { assertClose, createRng, randn } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
 import { TensorScope } from '../src/gpu/tensor.js';
 import { ovqAppend, ovqAttention } from '../src/ovq/api.js';
@@ -87,6 +87,64 @@ for (const adapter of present) {
         ).toBe(true);
       });
     });
+
+    it('N = 16384 rows, dk = dv = 128: appends, and the 2-D checkpoint dispatch copies every row', async () => {
+      // 16384 · 257 / 64 = 65,792 workgroups for a per-row-element kernel (over the 65,535 limit):
+      // the update is sized by touched rows, the checkpoint/pack kernels use a 2-D grid. The state
+      // is uploaded full (no spawns), one chunk is appended and checked against float64.
+      const N = 16384;
+      const d = 128;
+      const rng = createRng(16);
+      const config = { chunkSize: 64, capacity: N, beta: 8 };
+      const keys = randn(rng, N * d);
+      for (let i = 0; i < N; i++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) s += keys[i * d + j] ** 2;
+        for (let j = 0; j < d; j++) keys[i * d + j] /= Math.sqrt(s);
+      }
+      const cpu = createOvqState({ keyDim: d, valueDim: d }, config, {
+        counts: new Float64Array(N).fill(1),
+        centroidKeys: Float32Array.from(keys),
+        centroidValues: Float32Array.from(randn(rng, N * d)),
+        tokensSeen: N,
+      });
+      const state = uploadOvqState(ctx, [cpu]);
+      try {
+        const q = Float32Array.from(randn(rng, 64 * d));
+        const k = Float32Array.from(randn(rng, 64 * d));
+        const v = Float32Array.from(randn(rng, 64 * d));
+        const gpu = await ovqAppend(state, { q, k, v, seqLen: 64 });
+        const ref = cpu.clone();
+        const refOut = refAppend(ref, { q, k, v, seqLen: 64 });
+        assertClose('output', refOut, gpu.output, TOL);
+        const before = (await readOvqState(state))[0];
+        compareStates([ref], [before]);
+        // A GPU-level forward keeping checkpoints: slot 0 holds the dictionary before its absorb.
+        const scope = new TensorScope();
+        const t = (x: Float32Array) => scope.track(ctx.upload(x, [1, 64, d]));
+        const out = scope.track(ctx.tensor([1, 64, d]));
+        const record = ovqForwardGpu(state, { q: t(q), k: t(v), v: t(k), seqLen: 64 }, out, {
+          keepCheckpoints: true,
+        });
+        const cp = await ctx.readF32(record.checkpoints!.tensor);
+        record.scope.dispose();
+        scope.dispose();
+        const W = 2 * d + 1;
+        // OvqState's getters return copies: take each once.
+        const { centroidKeys: rowKeys, centroidValues: rowValues, counts } = before;
+        let wrong = 0;
+        for (let i = 0; i < N; i++) {
+          for (let j = 0; j < d; j++) {
+            if (cp[i * W + j] !== Math.fround(rowKeys[i * d + j])) wrong++;
+            if (cp[i * W + d + j] !== Math.fround(rowValues[i * d + j])) wrong++;
+          }
+          if (cp[i * W + 2 * d] !== counts[i]) wrong++;
+        }
+        expect(wrong, 'checkpoint entries differing from the dictionary').toBe(0);
+      } finally {
+        state.dispose();
+      }
+    }, 300_000);
 
     it('the decision check rejects a trace that is not float64-optimal (every token to row 0)', async () => {
       const c = CASES[2];

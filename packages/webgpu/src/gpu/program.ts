@@ -39,3 +39,19 @@ export function buildShader(p: Program): string {
 export function ceilDiv(a: number, b: number): number {
   return Math.ceil(a / b);
 }
+
+/**
+ * A (x, y, z) grid for `elements` threads per head in 1-D workgroups of `wg`, split over x and y
+ * so neither exceeds maxComputeWorkgroupsPerDimension (65,535 by default); heads go in z. The
+ * kernel's flat index is gid.x + gid.y · nwg.x · wg, and it must skip indices past the end.
+ */
+export function grid2d(
+  elements: number,
+  wg: number,
+  heads: number,
+  maxPerDim = 65535,
+): [number, number, number] {
+  const groups = ceilDiv(elements, wg);
+  const y = ceilDiv(groups, maxPerDim);
+  return [ceilDiv(groups, y), y, heads];
+}

@@ -10,7 +10,7 @@
 import { TILE_CAP, tileRows } from '../device/variants.js';
 import type { GpuContext } from '../gpu/context.js';
 import { WebGpuError } from '../gpu/errors.js';
-import { ceilDiv } from '../gpu/program.js';
+import { ceilDiv, grid2d } from '../gpu/program.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
 import { checkTensor } from '../gpu/validate.js';
@@ -116,10 +116,12 @@ function encodeBackward(
 
   let rec: Recorder = ctx.recorder();
   let n = fwd.sizeAfter;
-  rec.dispatch(prog.pack, [state.keys, state.values, state.counts, BD], { rows: n, N }, [
-    ceilDiv(n * (E + 1), wg),
-    bh,
-  ]);
+  rec.dispatch(
+    prog.pack,
+    [state.keys, state.values, state.counts, BD],
+    { rows: n, N },
+    grid2d(n * (E + 1), wg, bh, ctx.caps.maxWorkgroupsPerDimension),
+  );
   rec.dispatch(prog.stats, [fwd.lse, out, dout, stats], { rows: bh * T }, twoD(bh * T, wg));
   const chunks = ceilDiv(L, C);
   for (let c = chunks - 1; c >= 0; c--) {

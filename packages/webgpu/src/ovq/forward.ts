@@ -6,7 +6,7 @@ import { randomSpawn, spawnCount } from '@ovq/core';
 import { TILE_CAP, tileRows } from '../device/variants.js';
 import type { GpuContext } from '../gpu/context.js';
 import { WebGpuError } from '../gpu/errors.js';
-import { ceilDiv } from '../gpu/program.js';
+import { ceilDiv, grid2d } from '../gpu/program.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
 import { checkTensor, requireNonNegativeInt } from '../gpu/validate.js';
@@ -82,22 +82,6 @@ function checkChunkFits(ctx: GpuContext, C: number): void {
 }
 
 /**
- * The update, checkpoint and (backward) pack kernels run one thread per row element, so rows ·
- * (dk + dv + 1) / workgroup must stay within one dispatch dimension. Checked before any work is
- * submitted, so a refused call leaves the state untouched.
- */
-function checkRowDispatch(ctx: GpuContext, rows: number, perRow: number): void {
-  const groups = Math.ceil((rows * perRow) / ctx.variant.workgroupSize);
-  const max = ctx.caps.maxWorkgroupsPerDimension;
-  if (groups > max) {
-    throw new WebGpuError(
-      'config.capacity',
-      `${rows} dictionary rows of ${perRow} floats need ${groups} workgroups in one dispatch but device.limits.maxComputeWorkgroupsPerDimension is ${max}; use fewer rows or smaller key/value dimensions`,
-    );
-  }
-}
-
-/**
  * GPU level: processes q, k, v [BH, T, d] after everything `state` has seen, writing `out`
  * [BH, T, dv]. Returns the record the backward needs; the caller disposes `record.scope`.
  */
@@ -141,7 +125,6 @@ export function ovqForwardGpu(
     hostPicks.push(picks);
     size += m;
   }
-  checkRowDispatch(ctx, size, dk + dv + 1);
   state.reserve(size);
 
   const scope = new TensorScope();
@@ -245,7 +228,7 @@ function encodeForward(
           saveCheckpoint,
           [state.keys, state.values, state.counts, checkpoints.tensor],
           { rows: n, N, slot: a / checkpoints.every, heads: bh },
-          [ceilDiv(n * (dk + dv + 1), wg), bh],
+          grid2d(n * (dk + dv + 1), wg, bh, ctx.caps.maxWorkgroupsPerDimension),
         );
       }
       rec.dispatch(p.nearest, [kw, state.keys, nearest], { L, cs, C, n, N }, [ceilDiv(C, wg), bh]);
@@ -270,13 +253,14 @@ function encodeForward(
           ema: ema ? 1 : 0,
           rate: ema ? (cfg.update as { rate: number }).rate : 0,
         },
-        [ceilDiv((n + m) * (dk + dv), wg), bh],
+        // One thread per (touched row, element): at most C rows are touched per absorb.
+        [ceilDiv(Math.min(C, n + m) * (dk + dv), wg), bh],
       );
       rec.dispatch(
         p.counts,
         [trace, state.counts],
         { n, rows: n + m, a, A, N, withSeeds: 0, sign: 1 },
-        rows(n + m),
+        rows(Math.min(C, n + m)),
       );
       n += m;
     }

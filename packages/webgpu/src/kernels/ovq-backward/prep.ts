@@ -33,11 +33,13 @@ export class OvqPackDictionaryProgram implements Program {
 const DK: u32 = ${this.dk}u;
 const DV: u32 = ${this.dv}u;
 const W: u32 = DK + DV + 1u;
+// 2-D grid (x, y) over rows·W elements, head in z: rows·W can exceed one dimension's limit.
 @compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let head = gid.y;
-  let e = gid.x % W;
-  let i = gid.x / W;
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let head = gid.z;
+  let flat = gid.x + gid.y * nwg.x * WG_X;
+  let e = flat % W;
+  let i = flat / W;
   if (i >= P.rows) { return; }
   let c = cnt[head * P.N + i];
   var x = c;
@@ -250,11 +252,13 @@ export class OvqCheckpointProgram implements Program {
 const DK: u32 = ${this.dk}u;
 const DV: u32 = ${this.dv}u;
 const W: u32 = DK + DV + 1u;
+// 2-D grid (x, y) over rows·W elements, head in z (see the pack kernel).
 @compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let head = gid.y;
-  let e = gid.x % W;
-  let i = gid.x / W;
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let head = gid.z;
+  let flat = gid.x + gid.y * nwg.x * WG_X;
+  let e = flat % W;
+  let i = flat / W;
   if (i >= P.rows) { return; }
   var x = cnt[head * P.N + i];
   if (e < DK) { x = Dk[(head * P.N + i) * DK + e]; } else if (e < DK + DV) { x = Dv[(head * P.N + i) * DV + e - DK]; }
