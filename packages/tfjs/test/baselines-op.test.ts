@@ -36,7 +36,7 @@ describe.each(HOST_BACKENDS)('baseline ops on %s', (backend) => {
       /decayLinearAttention: decay: has shape \[1, 2, 5\]; expected \[batch, heads, seqLen\] = \[1, 2, 4\]/,
     );
     expect(() => decayLinearAttention(q, q, q, tf.zeros([1, 2, 4]))).toThrow(
-      /decay\[0\] is 0; expected a value in \(0, 1\]/,
+      /seq\.decay: value at index 0 is 0; expected values in \(0, 1\]/,
     );
     expect(() => vqAttention(q, q, q, tf.zeros([2, 3, 3]), { codebookSize: 4 })).toThrow(
       /codebook: has shape \[2, 3, 3\]/,

@@ -198,10 +198,10 @@ describe('kvmComposite on cpu (tfjs ops, no host kernel)', () => {
     const q = tf.zeros([1, 1, 4, 2]);
     const bad = { window: 6, blockSize: 4, beta: 1, budget: sqrt } as Bl.KvmConfig;
     expect(() => kvmComposite(q, q, q, bad)).toThrow(
-      /config.window is 6; expected a multiple of config.blockSize = 4/,
+      /config\.window: got 6; expected a multiple of config\.blockSize = 4/,
     );
     expect(() => kvmAttention(q, q, q, bad)).toThrow(
-      /config.window is 6; expected a multiple of config.blockSize = 4/,
+      /config\.window: got 6; expected a multiple of config\.blockSize = 4/,
     );
     q.dispose();
   });
