@@ -14,7 +14,7 @@ export const HELP = `ovq-bench — what OVQ-attention costs and what it buys
 usage: ovq-bench <command> [flags]
 
 commands
-  quick     about 5 min on this 2-core machine when it is idle, build included (\`pnpm start\`,
+  quick     about 4 min on this 2-core machine when it is idle, build included (\`pnpm start\`,
             the main job; longer while other work shares the cores): speed at 4 lengths
             (forward, held-memory probe, our softmax and tfjs-wasm dense attention), the
             matched-state recall sweep on two data sets, the ablations on 5 seeds, and
