@@ -2,11 +2,8 @@
 // and from a final-state gradient, (a) against float64 central differences of the reference
 // forward, (b) segment-by-segment backward = whole-sequence backward, (c) the Float32 path's
 // dInitialState against the reference's.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { resolve } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   type OvqConfig,
   OvqInputError,
@@ -29,6 +26,7 @@ import {
   randomSeq,
 } from '../src/testing/index.js';
 import { setOvqKernels } from '../src/wasm/simd.js';
+import { runReadmeExample } from './readme-example.js';
 
 // Merges, spawns and pending reads all occur: C = 3, capacity 5, d = 4/3.
 const CASES: [string, Partial<OvqConfig>][] = [
@@ -422,25 +420,9 @@ describe('TBPTT options: shapes, aliases and bad input', () => {
 });
 
 it('the README TBPTT example runs and its segment-wise gradients match the whole document', async () => {
-  const readme = readFileSync(resolve(__dirname, '../README.md'), 'utf8');
-  const block = readme.match(
+  const lines = await runReadmeExample(
+    resolve(__dirname, '../README.md'),
     /### Truncated backprop through time \(TBPTT\)[\s\S]*?```ts\n([\s\S]*?)```/,
   );
-  expect(block, 'README has a ts example under the TBPTT heading').not.toBeNull();
-  const source = block![1].replace(
-    "from '@ovq/core'",
-    `from '${resolve(__dirname, '../src/index.ts')}'`,
-  );
-  const file = join(mkdtempSync(join(tmpdir(), 'ovq-tbptt-')), 'example.ts');
-  writeFileSync(file, source);
-  const lines: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((line: string) => {
-    lines.push(line);
-  });
-  try {
-    await import(/* @vite-ignore */ pathToFileURL(file).href);
-  } finally {
-    log.mockRestore();
-  }
   expect(lines).toEqual(['segment-wise dk matches the whole document: true']);
 });
