@@ -1,6 +1,7 @@
 // Losses over the scored positions only (IGNORE targets and unmasked positions contribute nothing).
 import * as tf from '@tensorflow/tfjs-core';
-import { type Batch, IGNORE } from '../tasks/types.js';
+import type { Decoder } from '../model/decoder.js';
+import { type Batch, IGNORE, type TokenBatch } from '../tasks/types.js';
 
 /** Mean cross-entropy (tokens) or mean squared error (vectors) over scored positions. */
 export function batchLoss(output: tf.Tensor, batch: Batch): tf.Scalar {
@@ -39,4 +40,64 @@ export function batchInputs(batch: Batch): tf.Tensor {
   return batch.kind === 'tokens'
     ? tf.tensor2d(batch.inputs, [batch.batch, batch.seqLen], 'int32')
     : tf.tensor3d(batch.inputs, [batch.batch, batch.seqLen, batch.inputDim]);
+}
+
+/** Flat positions `b·T + t` whose target is scored. */
+export function scoredPositions(batch: TokenBatch): Int32Array {
+  const out: number[] = [];
+  batch.targets.forEach((t, i) => {
+    if (t !== IGNORE) out.push(i);
+  });
+  return Int32Array.from(out);
+}
+
+/**
+ * Whether to run the output head only at scored positions: when they are at most half of the
+ * batch (recall tasks score a few per sequence; language modelling scores all of them).
+ */
+export function headAtScoredOnly(batch: Batch): boolean {
+  if (batch.kind !== 'tokens') return false;
+  let scored = 0;
+  for (const t of batch.targets) if (t !== IGNORE) scored++;
+  return scored > 0 && 2 * scored <= batch.targets.length;
+}
+
+/** Cross-entropy of logits [S, V] against S target tokens (mean over S). */
+function rowCrossEntropy(logits: tf.Tensor, targets: Int32Array, vocabSize: number): tf.Scalar {
+  const logProbs = tf.logSoftmax(logits);
+  const picked = tf.sum(
+    tf.mul(logProbs, tf.cast(tf.oneHot(tf.tensor1d(targets, 'int32'), vocabSize), 'float32')),
+  );
+  return tf.div(tf.neg(picked), Math.max(1, targets.length)) as tf.Scalar;
+}
+
+/**
+ * The model's loss on a batch: `batchLoss(model.forward(inputs), batch)`, with the output head
+ * run only at the scored positions where that is cheaper (same value up to rounding).
+ * Also returns the argmax predictions per position (-1 where the head did not run).
+ */
+export function modelLoss(
+  model: Decoder,
+  batch: Batch,
+  withPredictions = false,
+): { loss: tf.Scalar; predictions?: tf.Tensor } {
+  return tf.tidy(() => {
+    if (batch.kind === 'tokens' && headAtScoredOnly(batch)) {
+      const positions = scoredPositions(batch);
+      const logits = model.forwardAt(batchInputs(batch), positions);
+      const targets = Int32Array.from(positions, (p) => batch.targets[p]);
+      const loss = rowCrossEntropy(logits, targets, batch.vocabSize);
+      if (!withPredictions) return { loss };
+      const best = tf.argMax(logits, -1).dataSync();
+      const full = new Int32Array(batch.targets.length).fill(-1);
+      positions.forEach((p, i) => {
+        full[p] = best[i];
+      });
+      return { loss, predictions: tf.tensor1d(full, 'int32') };
+    }
+    const out = model.forward(batchInputs(batch));
+    const loss = batchLoss(out, batch);
+    if (!withPredictions) return { loss };
+    return { loss, predictions: batch.kind === 'tokens' ? tf.argMax(out, -1) : out };
+  });
 }

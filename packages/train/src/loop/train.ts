@@ -21,7 +21,7 @@ import { AdamW, clipByGlobalNorm, learningRate } from '../optim/adamw.js';
 import { maskedMse, tokenAccuracy } from '../tasks/metrics.js';
 import { itemSeed } from '../tasks/random.js';
 import type { Batch, Task } from '../tasks/types.js';
-import { batchInputs, batchLoss } from './loss.js';
+import { batchInputs, modelLoss } from './loss.js';
 import { createTasks, type TaskSpec, taskShape } from './task-spec.js';
 import { validateTrainConfig } from './validate.js';
 
@@ -145,10 +145,8 @@ export async function evaluate(
       health = await model.dictionaryHealth(inputs);
       inputs.dispose();
     }
-    const [lossTensor, predictionTensor] = tf.tidy(() => {
-      const out = model.forward(batchInputs(batch));
-      return [batchLoss(out, batch), batch.kind === 'tokens' ? tf.argMax(out, -1) : out];
-    });
+    const { loss: lossTensor, predictions: predictionTensor } = modelLoss(model, batch, true);
+    if (!predictionTensor) throw new Error('modelLoss returned no predictions');
     const [lossValues, predictions] = await Promise.all([
       lossTensor.data(),
       predictionTensor.data(),
@@ -238,10 +236,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   for (let step = start; step < config.steps; step++) {
     const t0 = performance.now();
     const batch = tasks.train.sample(config.batchSize, config.seqLen, itemSeed(config.seed, step));
-    const { value, grads } = tf.variableGrads(
-      () => batchLoss(model.forward(batchInputs(batch)), batch),
-      varList,
-    );
+    const { value, grads } = tf.variableGrads(() => modelLoss(model, batch).loss, varList);
     const named = new Map(Object.entries(grads).map(([k, g]) => [names.get(k) ?? k, g]));
     const gradNorm = await clipByGlobalNorm(named, config.clip);
     const loss = (await value.data())[0];

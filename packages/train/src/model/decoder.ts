@@ -1,7 +1,7 @@
 // Decoder-only model: embedding → blocks (RMSNorm → mixer → residual → RMSNorm → SwiGLU →
 // residual) → RMSNorm → tied output. Vector tasks swap the embedding and the tied output for
 // input and output projections. Mixers are tfjs-layers Layers supplied by a factory.
-import { denseProduct } from '@ovq/tfjs';
+import { denseProduct, explicitMatMul } from '@ovq/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../tasks/random.js';
 import { type MixerKind, mixerSchedule } from './mixers.js';
@@ -173,6 +173,30 @@ export class Decoder {
     return this.head(h);
   }
 
+  /**
+   * Logits (or predictions) [S, out] at S flat positions `b·T + t` only. MQAR and NIAH score a
+   * few positions per sequence, so skipping the vocabulary-wide head elsewhere is most of a
+   * step's work at vocabulary 8,192. Rows are picked by a one-hot product (explicit transposes
+   * both ways): tfjs-wasm has no UnsortedSegmentSum for a gather's gradient.
+   */
+  forwardAt(inputs: tf.Tensor, positions: Int32Array): tf.Tensor {
+    let h = this.embed(inputs);
+    for (let l = 0; l < this.kinds.length; l++)
+      h = this.afterMixer(l, h, this.mixers[l].apply(this.mixerInput(l, h)) as tf.Tensor);
+    const rows = (h.shape[0] as number) * (h.shape[1] as number);
+    const pick = new Float32Array(positions.length * rows);
+    positions.forEach((p, i) => {
+      if (!Number.isInteger(p) || p < 0 || p >= rows)
+        throw new Error(`positions[${i}]: got ${p}; expected an integer in [0, ${rows})`);
+      pick[i * rows + p] = 1;
+    });
+    const picked = explicitMatMul(
+      tf.tensor2d(pick, [positions.length, rows]),
+      tf.reshape(h, [rows, h.shape[2] as number]),
+    );
+    return this.head(picked);
+  }
+
   /** Whether every mixer can stream (needed for generation and dictionary health). */
   canStream(): boolean {
     return this.mixers.every(
@@ -260,14 +284,8 @@ export class Decoder {
 
   /** Token or vector inputs → the residual stream [B, T, dModel]. */
   private embed(inputs: tf.Tensor): tf.Tensor {
-    // One-hot · E rather than gather: gather's gradient needs UnsortedSegmentSum, which the wasm
-    // backend lacks, and the vocabularies here are small. (wasm's float32 oneHot returns zeros:
-    // build it as int32 and cast.)
     return this.config.vocabSize !== undefined
-      ? this.dense(
-          tf.cast(tf.oneHot(inputs, this.config.vocabSize), 'float32'),
-          this.weight('embedding'),
-        )
+      ? embedTokens(inputs, this.weight('embedding'))
       : this.dense(inputs, this.weight('input_projection'));
   }
 
@@ -308,4 +326,30 @@ export class Decoder {
   dispose(): void {
     for (const v of this.own.values()) v.dispose();
   }
+}
+
+/**
+ * Rows of E [V, D] for token ids [B, T] → [B, T, D]. A gather forward and a scatter-add (tfjs's
+ * scatterND sums repeated ids) for dE: tfjs's own gather gradient needs UnsortedSegmentSum, which
+ * the wasm backend lacks, and a one-hot product costs 2·B·T·V·D FLOPs each way (most of a step at
+ * vocabulary 8,192).
+ */
+export function embedTokens(ids: tf.Tensor, table: tf.Tensor): tf.Tensor {
+  const [vocab, width] = table.shape as [number, number];
+  const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [idx, e, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const flat = tf.reshape(idx, [-1]);
+    save([flat]);
+    return {
+      value: tf.reshape(tf.gather(e, flat), [...idx.shape, width]),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [
+        tf.zerosLike(idx),
+        tf.scatterND(tf.reshape(saved[0], [-1, 1]), tf.reshape(dy as tf.Tensor, [-1, width]), [
+          vocab,
+          width,
+        ]),
+      ],
+    };
+  });
+  return lookup(tf.cast(ids, 'int32'), table);
 }
