@@ -1,0 +1,3 @@
+import { ovqVitestConfig } from '@ovq/vitest-config';
+
+export default ovqVitestConfig();
