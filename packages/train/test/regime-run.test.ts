@@ -1,6 +1,9 @@
 // The regime sweep end to end at toy size: lr search on validation, seeds at the picked rate,
 // rows for every length/pairs/depth, resume skips finished cells, shards split whole groups.
 import '@tensorflow/tfjs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -98,4 +101,45 @@ describe('regime sweep', () => {
     expect(validation.map((r) => r.lr).sort()).toEqual([1e-3, 1e-3, 3e-3, 3e-3]);
     expect(await runRegime(config, cells, options)).toBe(0);
   }, 120_000);
+
+  it("the first seed's test cell scores the lr search's finished model instead of retraining it", async () => {
+    const cells = planCells({ ...config, tasks: [config.tasks[1]], mixers: ['swa,ovq'] });
+    const sweep = async (dir?: string) => {
+      let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 't', machine: 't', rows: [] };
+      await runRegime(config, cells, {
+        createMixer: createTfjsMixer,
+        load: async () => file,
+        save: async (rows: ResultsFile['rows']) => {
+          file = mergeResults(file, rows);
+        },
+        commandFor: (c: { id: string }) => c.id,
+        ...(dir
+          ? {
+              checkpointFor: (c: { id: string }) => {
+                const path = join(dir, c.id.replace(/[^A-Za-z0-9.=,-]+/g, '_'), 'ckpt.bin');
+                return { path, exists: existsSync(path) };
+              },
+            }
+          : {}),
+      });
+      return file.rows.filter((r) => r.task === 'niah');
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'regime-reuse-'));
+    try {
+      const reused = await sweep(dir);
+      // Seed 0 trained no checkpoint of its own; seed 1 did.
+      expect(existsSync(join(dir, 'niah_swa,ovq_2048_seed=0', 'ckpt.bin'))).toBe(false);
+      expect(existsSync(join(dir, 'niah_swa,ovq_2048_seed=1', 'ckpt.bin'))).toBe(true);
+      const retrained = await sweep();
+      const key = (r: ResultsFile['rows'][number]) => `${r.seed}|${r.evalLen}|${r.metric}`;
+      expect(reused.map(key).sort()).toEqual(retrained.map(key).sort());
+      for (const r of reused) {
+        const twin = retrained.find((t) => key(t) === key(r))!;
+        expect(r.value).toBe(twin.value);
+        expect(r.lr).toBe(twin.lr);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -11,7 +11,16 @@ import { niahTask } from '../tasks/niah.js';
 import { byteLmTask, loadBrownCorpus, loadTextDocuments, splitDocuments } from '../tasks/text.js';
 import type { Task } from '../tasks/types.js';
 import type { RegimeCell, RegimeConfig, RegimeTask } from './plan.js';
-import { type CellKey, cellDone, type ResultRow, type ResultsFile } from './results.js';
+import {
+  binPositions,
+  type CellKey,
+  cellDone,
+  type ResultRow,
+  type ResultsFile,
+} from './results.js';
+
+/** Position bins of a byte-LM loss row (the file keeps the curve's shape, not every position). */
+export const POSITION_BINS = 32;
 
 /** Seeds of the validation and test splits never meet each other's (or training's) batches. */
 const SPLIT_SALT = { validation: 0x51a7e, test: 0x7e57 } as const;
@@ -45,7 +54,10 @@ export function trainingSpec(task: RegimeTask): TaskSpec {
   }
 }
 
-/** One evaluation of a cell: the task to sample, its length, and the metric name it reports. */
+/**
+ * One evaluation of a cell: the task to sample, its length, and the metric name it reports;
+ * `loss` probes report the mean loss and the loss by position (binned into the row).
+ */
 type Probe = { task: Task; seqLen: number; metric: string; loss?: boolean };
 
 async function heldOutDocuments(corpus: string | undefined) {
@@ -59,7 +71,10 @@ async function heldOutDocuments(corpus: string | undefined) {
 /** What a cell is scored on: validation at the training length, or the whole test grid. */
 export async function cellProbes(config: RegimeConfig, cell: RegimeCell): Promise<Probe[]> {
   const split = cell.phase === 'lr-search' ? 'validation' : 'test';
-  const multiples = cell.phase === 'lr-search' ? [1] : config.evalMultiples;
+  const multiples =
+    cell.phase === 'lr-search'
+      ? [1]
+      : ('evalMultiples' in cell.task && cell.task.evalMultiples) || config.evalMultiples;
   const T = config.trainLen;
   const task = cell.task;
   const probes: Probe[] = [];
@@ -189,9 +204,13 @@ export async function runCell(
         batches,
         config.evalBatchSize,
         config.steps,
+        { lossByPosition: probe.loss === true },
       );
       // Every mixer layer's state (SWA windows included): the memory a sequence holds.
       const stateNumbers = model.stateSize(probe.seqLen).reduce((a, b) => a + b, 0);
+      const bins = r.lossByPosition
+        ? binPositions(r.lossByPosition, Math.min(POSITION_BINS, probe.seqLen))
+        : undefined;
       rows.push({
         ...key,
         evalLen: probe.seqLen,
@@ -199,15 +218,35 @@ export async function runCell(
         metric: probe.metric,
         value: probe.loss ? r.loss : r.metric,
         command: options.command,
+        // A bin with no finite loss (a diverged model) would make the file invalid: left out.
+        ...(bins?.every(Number.isFinite) ? { byPosition: bins } : {}),
       });
       options.onMessage?.(
         `${cell.id} lr=${lr} T=${probe.seqLen} ${probe.metric}=${(probe.loss ? r.loss : r.metric).toFixed(4)} (${((performance.now() - started) / 1000).toFixed(0)} s)`,
       );
     }
+    rows.push(...lossRatioRows(rows, config.trainLen));
     return rows;
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * Byte-LM's extrapolation number: for every evaluation length but the training one, a
+ * `loss-ratio` row, the loss there divided by the loss at the training length (same model,
+ * same held-out documents). 1.02 means 2% worse than at 1×.
+ */
+export function lossRatioRows(rows: ResultRow[], trainLen: number): ResultRow[] {
+  const base = rows.find((r) => r.metric === 'loss' && r.evalLen === trainLen);
+  if (!base || !(base.value > 0)) return [];
+  return rows
+    .filter((r) => r.metric === 'loss' && r.evalLen !== trainLen)
+    .map(({ byPosition: _, ...r }) => ({
+      ...r,
+      metric: 'loss-ratio',
+      value: r.value / base.value,
+    }));
 }
 
 /** The cells of `cells` not yet in `results` (with the lr each runs at, when decidable). */
@@ -243,6 +282,30 @@ export type RunRegimeOptions = {
   signal?: AbortSignal;
 };
 
+/**
+ * The checkpoint a cell trains into. Training is deterministic, so the first seed's test cell at
+ * the picked rate is the lr-search run at that rate: it reuses that finished checkpoint (scored on
+ * the test split) instead of training the same model again.
+ */
+function checkpointOf(
+  config: RegimeConfig,
+  cell: RegimeCell,
+  lr: number,
+  checkpointFor: RunRegimeOptions['checkpointFor'],
+): { path: string; exists: boolean } | undefined {
+  if (!checkpointFor) return undefined;
+  if (cell.phase === 'test' && cell.seed === config.seeds[0]) {
+    const searched = checkpointFor({
+      ...cell,
+      id: `${cell.group}/lr=${lr}`,
+      phase: 'lr-search',
+      lr,
+    });
+    if (searched.exists) return searched;
+  }
+  return checkpointFor(cell);
+}
+
 /** Runs every pending cell of `cells` in order; returns how many it ran. */
 export async function runRegime(
   config: RegimeConfig,
@@ -258,7 +321,7 @@ export async function runRegime(
     options.onMessage?.(
       `[${i + 1}/${cells.length}] ${cell.id}${cell.phase === 'test' ? ` (lr ${lr})` : ''}`,
     );
-    const checkpoint = options.checkpointFor?.(cell);
+    const checkpoint = checkpointOf(config, cell, lr, options.checkpointFor);
     const rows = await runCell(config, cell, lr, {
       createMixer: options.createMixer,
       ...(checkpoint ? { checkpointPath: checkpoint.path, resume: checkpoint.exists } : {}),
