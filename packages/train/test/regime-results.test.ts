@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
+  binPositions,
   cellDone,
   meanStd,
   mergeResults,
+  positionBin,
   RESULTS_SCHEMA,
   type ResultRow,
   validateResults,
@@ -50,6 +52,36 @@ describe('ovq-results/1', () => {
       /rows\[0\]\.command: expected a string/,
     );
     expect(() => validateResults(null)).toThrow(/expected a JSON object/);
+  });
+
+  it('accepts rows with and without byPosition, and rejects a bad one by name', () => {
+    const bins = row({ metric: 'loss', evalLen: 8, byPosition: [2, 1.5, 1.2, 1.1] });
+    expect(validateResults({ ...empty, rows: [row(), bins] }).rows[1].byPosition).toEqual([
+      2, 1.5, 1.2, 1.1,
+    ]);
+    for (const bad of [[], [1, Number.NaN], [1, 'x'], new Array(9).fill(1), 'abc'])
+      expect(() =>
+        validateResults({
+          ...empty,
+          rows: [row(), { ...bins, byPosition: bad as number[] }],
+        }),
+      ).toThrow(/rows\[1\]\.byPosition: expected 1…8 finite numbers/);
+  });
+
+  it('bins positions into equal ranges that cover every position once', () => {
+    const values = Float64Array.from({ length: 10 }, (_, t) => t);
+    // 10 positions in 4 bins: [0,2) [2,5) [5,7) [7,10).
+    expect([0, 1, 2, 3].map((i) => positionBin(i, 4, 10))).toEqual([
+      [0, 2],
+      [2, 5],
+      [5, 7],
+      [7, 10],
+    ]);
+    expect(binPositions(values, 4)).toEqual([0.5, 3, 5.5, 8]);
+    expect(binPositions(values, 10)).toEqual([...values]);
+    // Unscored (NaN) positions are skipped, not counted as 0; an all-NaN bin stays NaN.
+    expect(binPositions([Number.NaN, 4, Number.NaN, Number.NaN], 2)).toEqual([4, Number.NaN]);
+    expect(() => binPositions(values, 11)).toThrow(/bins is 11; expected an integer in 1…10/);
   });
 
   it('mean ± sample std', () => {

@@ -1,11 +1,11 @@
 // The regime sweep end to end at toy size: lr search on validation, seeds at the picked rate,
 // rows for every length/pairs/depth, resume skips finished cells, shards split whole groups.
 import '@tensorflow/tfjs';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   createTfjsMixer,
   mergeResults,
@@ -15,6 +15,7 @@ import {
   type ResultsFile,
   runRegime,
   shardCells,
+  validateResults,
 } from '../src/index.js';
 
 beforeAll(async () => {
@@ -62,6 +63,11 @@ describe('regime sweep', () => {
     expect(ovq.mixerOptions.ovqCapacity).toBe(Math.floor((2048 / 2 - 8 * 16) / 17));
     const gdn = cells.find((c) => c.mixers === 'swa,gdn')!;
     expect(gdn.budget).toBeNull();
+    expect(() =>
+      planCells({ ...config, tasks: [{ name: 'byte-lm', evalMultiples: [1, 0.5] }] }),
+    ).toThrow(
+      /tasks\[0\]\.evalMultiples is \[1,0\.5\]; expected a non-empty array of positive integers/,
+    );
     const shards = [0, 1, 2].map((i) => shardCells(cells, i, 3));
     expect(shards.flat()).toHaveLength(cells.length);
     for (const s of shards)
@@ -142,4 +148,54 @@ describe('regime sweep', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('byte-LM: loss rows carry the binned loss by position, plus the loss ratio to 1×', async () => {
+    // A small UTF-8 corpus folder (40 documents: the held-out test split gets 2 of them).
+    const corpus = mkdtempSync(join(tmpdir(), 'ovq-regime-corpus-'));
+    mkdirSync(join(corpus, 'docs'));
+    for (let i = 0; i < 40; i++)
+      writeFileSync(
+        join(corpus, 'docs', `d${String(i).padStart(2, '0')}.txt`),
+        `document ${i}: ${'the cat sat on the mat and looked at the hat. '.repeat(12 + i)}`,
+      );
+    onTestFinished(() => rmSync(corpus, { recursive: true, force: true }));
+    let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 'test', machine: 'test', rows: [] };
+    const byteLm: RegimeConfig = {
+      ...config,
+      tasks: [{ name: 'byte-lm', corpus, evalMultiples: [1, 2, 4] }],
+      mixers: ['swa,ovq'],
+      seeds: [0],
+      lrs: [3e-3],
+    };
+    const ran = await runRegime(byteLm, planCells(byteLm), {
+      createMixer: createTfjsMixer,
+      load: async () => file,
+      save: async (rows: ResultsFile['rows']) => {
+        file = mergeResults(file, rows);
+      },
+      commandFor: (c: { id: string }) => `ovq-train sweep --config toy.json --only ${c.id}`,
+    });
+    expect(ran).toBe(2);
+    // The file (with its new optional field) still validates.
+    validateResults(JSON.parse(JSON.stringify(file)));
+    const loss = file.rows.filter((r) => r.task === 'byte-lm' && r.metric === 'loss');
+    expect(loss.map((r) => r.evalLen).sort((a, b) => a - b)).toEqual([32, 64, 128]);
+    for (const r of loss) {
+      // 32 bins of equal width: their mean is the mean loss over all positions.
+      expect(r.byPosition).toHaveLength(32);
+      const mean = r.byPosition!.reduce((a, b) => a + b, 0) / 32;
+      expect(mean).toBeCloseTo(r.value, 4);
+      expect(Math.max(...r.byPosition!)).toBeGreaterThan(Math.min(...r.byPosition!));
+    }
+    const base = loss.find((r) => r.evalLen === 32)!.value;
+    const ratios = file.rows.filter((r) => r.metric === 'loss-ratio');
+    expect(ratios.map((r) => r.evalLen).sort((a, b) => a - b)).toEqual([64, 128]);
+    for (const r of ratios) {
+      expect(r.value).toBe(loss.find((l) => l.evalLen === r.evalLen)!.value / base);
+      expect(r.byPosition).toBeUndefined();
+    }
+    // The lr search scores the training length only, without a ratio.
+    const validation = file.rows.filter((r) => r.task === 'byte-lm:validation');
+    expect(validation.map((r) => [r.metric, r.evalLen])).toEqual([['loss', 32]]);
+  }, 120_000);
 });

@@ -20,7 +20,7 @@ import {
 import { AdamW, clipByGlobalNorm, learningRate } from '../optim/adamw.js';
 import { maskedMse, tokenAccuracy } from '../tasks/metrics.js';
 import { itemSeed } from '../tasks/random.js';
-import type { Batch, Task } from '../tasks/types.js';
+import { type Batch, IGNORE, type Task } from '../tasks/types.js';
 import { batchInputs, modelLoss } from './loss.js';
 import { createTasks, type TaskSpec, taskShape } from './task-spec.js';
 import { validateTrainConfig } from './validate.js';
@@ -66,6 +66,11 @@ export type EvalResult = {
   metric: number;
   metricName: 'accuracy' | 'mse';
   byPosition?: number[];
+  /**
+   * Token tasks, when asked for (`EvalOptions.lossByPosition`): mean cross-entropy at each
+   * position over the batches (NaN where nothing was scored).
+   */
+  lossByPosition?: number[];
   /** Dictionary health of each OVQ layer on the first evaluation batch. */
   health?: LayerHealth[];
 };
@@ -125,6 +130,31 @@ export const DEFAULT_MAX_NON_FINITE_STEPS = 10;
 
 const EVAL_SEED = 0x0e7a1;
 
+export type EvalOptions = {
+  /** Also report the loss at each position (token tasks; the output head runs at every position). */
+  lossByPosition?: boolean;
+};
+
+/**
+ * Cross-entropy at every position [B·T] (0 where the target is IGNORE) and the argmax prediction
+ * [B·T], from one full forward pass: the per-position loss needs the head everywhere, which is
+ * what language modelling (every position scored) runs anyway.
+ */
+function tokenLosses(model: Decoder, batch: Batch & { kind: 'tokens' }): [tf.Tensor, tf.Tensor] {
+  return tf.tidy(() => {
+    const logits = tf.reshape(model.forward(batchInputs(batch)), [-1, batch.vocabSize]);
+    const safeTargets = Int32Array.from(batch.targets, (t) => (t === IGNORE ? 0 : t));
+    const picked = tf.sum(
+      tf.mul(
+        tf.logSoftmax(logits),
+        tf.cast(tf.oneHot(tf.tensor1d(safeTargets, 'int32'), batch.vocabSize), 'float32'),
+      ),
+      -1,
+    );
+    return [tf.neg(picked), tf.argMax(logits, -1)];
+  });
+}
+
 /** Evaluates on fixed held-out batches at `seqLen` (reads are awaited, so any backend works). */
 export async function evaluate(
   model: Decoder,
@@ -133,10 +163,13 @@ export async function evaluate(
   batches: number,
   batchSize: number,
   step: number,
+  options: EvalOptions = {},
 ): Promise<EvalResult> {
   let loss = 0;
   let metric = 0;
   let positions: Float64Array | undefined;
+  // Per position: scored count and summed loss (float64 host sums).
+  let lossPositions: Float64Array | undefined;
   let health: LayerHealth[] | undefined;
   for (let i = 0; i < batches; i++) {
     const batch: Batch = task.sample(batchSize, seqLen, itemSeed(EVAL_SEED, i));
@@ -145,15 +178,34 @@ export async function evaluate(
       health = await model.dictionaryHealth(inputs);
       inputs.dispose();
     }
-    const { loss: lossTensor, predictions: predictionTensor } = modelLoss(model, batch, true);
-    if (!predictionTensor) throw new Error('modelLoss returned no predictions');
-    const [lossValues, predictions] = await Promise.all([
-      lossTensor.data(),
-      predictionTensor.data(),
-    ]);
-    const l = lossValues[0];
-    lossTensor.dispose();
-    predictionTensor.dispose();
+    let l: number;
+    let predictions: ArrayLike<number>;
+    if (options.lossByPosition && batch.kind === 'tokens') {
+      const [lossTensor, predictionTensor] = tokenLosses(model, batch);
+      const [tokenLoss, argmax] = await Promise.all([lossTensor.data(), predictionTensor.data()]);
+      tf.dispose([lossTensor, predictionTensor]);
+      predictions = argmax;
+      lossPositions = lossPositions ?? new Float64Array(2 * seqLen);
+      let sum = 0;
+      let scored = 0;
+      batch.targets.forEach((target, p) => {
+        if (target === IGNORE) return;
+        const t = p % seqLen;
+        lossPositions![2 * t] += 1;
+        lossPositions![2 * t + 1] += tokenLoss[p];
+        sum += tokenLoss[p];
+        scored++;
+      });
+      // The batch loss is the mean over its scored positions, as batchLoss computes it.
+      l = sum / Math.max(1, scored);
+    } else {
+      const { loss: lossTensor, predictions: predictionTensor } = modelLoss(model, batch, true);
+      if (!predictionTensor) throw new Error('modelLoss returned no predictions');
+      const [lossValues, values] = await Promise.all([lossTensor.data(), predictionTensor.data()]);
+      tf.dispose([lossTensor, predictionTensor]);
+      l = lossValues[0];
+      predictions = values;
+    }
     loss += l / batches;
     if (batch.kind === 'tokens') {
       const acc = tokenAccuracy(batch, predictions);
@@ -178,6 +230,15 @@ export async function evaluate(
           positions[2 * t] > 0 ? positions[2 * t + 1] / positions[2 * t] : Number.NaN,
         )
       : undefined,
+    ...(lossPositions
+      ? {
+          lossByPosition: Array.from({ length: seqLen }, (_, t) =>
+            lossPositions![2 * t] > 0
+              ? lossPositions![2 * t + 1] / lossPositions![2 * t]
+              : Number.NaN,
+          ),
+        }
+      : {}),
     health,
   };
 }

@@ -16,10 +16,12 @@ export {
   validateRegimeConfig,
 } from './plan.js';
 export {
+  binPositions,
   type CellKey,
   cellDone,
   meanStd,
   mergeResults,
+  positionBin,
   RESULTS_SCHEMA,
   type ResultRow,
   type ResultsFile,
@@ -29,6 +31,8 @@ export {
   cellKey,
   cellProbes,
   cellTrainConfig,
+  lossRatioRows,
+  POSITION_BINS,
   pendingCells,
   pickedLr,
   type RunCellOptions,

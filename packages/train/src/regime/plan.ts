@@ -22,8 +22,15 @@ export type RegimeTask =
       needleLength?: number;
       depths: number[];
       filler?: 'synthetic' | 'corpus';
+      /** Evaluation lengths of this task (multiples of trainLen); default config.evalMultiples. */
+      evalMultiples?: number[];
     }
-  | { name: 'byte-lm'; corpus?: string };
+  | {
+      name: 'byte-lm';
+      corpus?: string;
+      /** e.g. [1, 4, 8, 16] for the extrapolation curve; default config.evalMultiples. */
+      evalMultiples?: number[];
+    };
 
 export type RegimeConfig = {
   schema: 'ovq-regime/1';
@@ -142,6 +149,14 @@ export function validateRegimeConfig(config: RegimeConfig): void {
       fail(`mixers: ${(e as Error).message} (choose from ${MIXER_KINDS.join(', ')})`);
     }
   }
+  config.tasks.forEach((task, i) => {
+    if (!('evalMultiples' in task) || task.evalMultiples === undefined) return;
+    const m = task.evalMultiples;
+    if (!Array.isArray(m) || m.length === 0 || !m.every((x) => Number.isInteger(x) && x >= 1))
+      fail(
+        `tasks[${i}].evalMultiples is ${JSON.stringify(m)}; expected a non-empty array of positive integers`,
+      );
+  });
   config.lrs.forEach((lr, i) => {
     if (!(lr > 0 && Number.isFinite(lr))) fail(`lrs[${i}] is ${lr}; expected a positive number`);
   });

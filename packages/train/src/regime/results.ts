@@ -1,6 +1,7 @@
 // The regime experiment's results file, schema `ovq-results/1`: one row per (task, mixers,
 // budget, seed, training length, learning rate, evaluation length, metric), each with the command that
 // reproduces it. Rows are merged by that key, so a resumed or split sweep never duplicates one.
+// Byte-LM loss rows may carry `byPosition` (binned loss by position); files without it stay valid.
 
 export const RESULTS_SCHEMA = 'ovq-results/1';
 
@@ -20,7 +21,34 @@ export type ResultRow = {
   value: number;
   /** Reproduces this row from a clean clone. */
   command: string;
+  /**
+   * Optional, byte-LM `loss` rows: the metric in equal position bins over [0, evalLen): bin i
+   * covers positions ⌊i·evalLen/n⌋ … ⌊(i+1)·evalLen/n⌋ − 1 of n = byPosition.length bins.
+   */
+  byPosition?: number[];
 };
+
+/** Positions [start, end) of bin `i` of `bins` equal bins over `length` positions. */
+export function positionBin(i: number, bins: number, length: number): [number, number] {
+  return [Math.floor((i * length) / bins), Math.floor(((i + 1) * length) / bins)];
+}
+
+/** Means of `values` (NaN entries skipped) over `bins` equal position bins (see ResultRow). */
+export function binPositions(values: ArrayLike<number>, bins: number): number[] {
+  if (!Number.isInteger(bins) || bins < 1 || bins > values.length)
+    throw new RangeError(`bins is ${bins}; expected an integer in 1…${values.length}`);
+  return Array.from({ length: bins }, (_, i) => {
+    const [start, end] = positionBin(i, bins, values.length);
+    let sum = 0;
+    let n = 0;
+    for (let t = start; t < end; t++)
+      if (!Number.isNaN(values[t])) {
+        sum += values[t];
+        n++;
+      }
+    return n > 0 ? sum / n : Number.NaN;
+  });
+}
 
 export type ResultsFile = {
   schema: typeof RESULTS_SCHEMA;
@@ -53,6 +81,18 @@ export function validateResults(value: unknown, source = 'results'): ResultsFile
         fail(`rows[${i}].${key}: expected a finite number, got ${JSON.stringify(r[key])}`);
     if (r.budget !== null && (typeof r.budget !== 'number' || !(r.budget > 0)))
       fail(`rows[${i}].budget: expected a positive number or null`);
+    if (r.byPosition !== undefined) {
+      const bins = r.byPosition as unknown[];
+      if (
+        !Array.isArray(bins) ||
+        bins.length < 1 ||
+        bins.length > (r.evalLen as number) ||
+        !bins.every((v) => typeof v === 'number' && Number.isFinite(v))
+      )
+        fail(
+          `rows[${i}].byPosition: expected 1…${r.evalLen} finite numbers (one per position bin), got ${JSON.stringify(r.byPosition).slice(0, 80)}`,
+        );
+    }
   });
   return file as unknown as ResultsFile;
 }
