@@ -40,7 +40,7 @@ describe.each(['wasm', 'js'] as const)('band loops on the %s kernels', (kernels)
       const beta = 0.7;
       const config = { window: W, beta };
       const ref = softmaxAttention(seq, config);
-      const f = toF32(seq);
+      const f = toF32(seq) as unknown as { q: Float32Array; k: Float32Array; v: Float32Array };
       const out = poisoned(T * dv);
       const lse = poisoned(T);
       bandedForward(f.q, f.k, f.v, T, 0, dk, dv, beta, W, out, lse);
