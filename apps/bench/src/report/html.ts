@@ -7,6 +7,7 @@ import { rowId } from '../suites/headlines.js';
 import type { SpeedRow } from '../suites/speed.js';
 import { bytes, mib, pct, sci, si } from './format.js';
 import type { BenchReport } from './json.js';
+import { isRegimeResults, regimeHtml } from './regime.js';
 import {
   type Bar,
   barPlot,
@@ -562,6 +563,7 @@ export function renderHtml(report: BenchReport): string {
   for (const a of report.attachments ?? []) {
     parts.push(`<h2>${esc(a.title)}</h2>`);
     parts.push(`<p class="meta">from ${esc(a.path)}</p>`);
+    if (isRegimeResults(a.data)) parts.push(regimeHtml(a.data, table));
     parts.push(attachedTables(a.data));
     parts.push(
       `<details><summary>raw JSON</summary><pre>${esc(JSON.stringify(a.data, null, 1))}</pre></details>`,

@@ -26,6 +26,8 @@ export type LinePlot = {
   guides?: Guide[];
   /** Log-axis floor: values below are drawn at it (e.g. "≤ 1 KiB"). */
   yFloor?: number;
+  /** Whether a linear y axis starts at 0 (default true; false fits the data, e.g. losses). */
+  yZero?: boolean;
 };
 
 export type Bar = { group: string; label: string; value: number; highlight?: boolean };
@@ -149,7 +151,7 @@ export function linePlot(p: LinePlot): string {
   const [y0, y1] = extent(
     pts.flatMap((q) => [q.y, q.lo ?? q.y, q.hi ?? q.y]),
     p.yLog,
-    true,
+    p.yZero ?? true,
   );
   const sx = scale(x0, x1, p.xLog, M.left, W - M.right);
   const sy = scale(y0, y1, p.yLog, H - M.bottom, M.top);
@@ -265,6 +267,95 @@ export function barPlot(p: BarPlot): string {
   out.push('</g>');
   out.push(
     `<text x="${(left + W - right) / 2}" y="${h - 10}" text-anchor="middle" class="label">${escapeXml(p.xLabel)}</text>`,
+  );
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+export type HeatCell = {
+  col: number;
+  row: number;
+  /** In [0, 1]; null where there is no data (hatched, marked "—", never coloured as 0). */
+  value: number | null;
+  label: string;
+};
+export type HeatPanel = { name: string; color: string; cells: HeatCell[] };
+export type HeatmapPanels = {
+  id: string;
+  title: string;
+  colLabel: string;
+  rowLabel: string;
+  cols: number[];
+  rows: number[];
+  panels: HeatPanel[];
+};
+
+/** Light to dark blue over [0, 1] (one scale for every panel, so panels compare). */
+export function heatColor(v: number): string {
+  const t = Math.min(1, Math.max(0, v));
+  const mix = (a: number, b: number) => Math.round(a + (b - a) * t);
+  return `rgb(${mix(247, 8)},${mix(251, 48)},${mix(255, 107)})`;
+}
+
+/**
+ * Small-multiple heatmaps, one panel per series (its colour on the title bar): columns and rows
+ * are the given values, each cell a `.cell.mark` (data-col, data-row; `.missing` when empty).
+ */
+export function heatmapPanels(p: HeatmapPanels): string {
+  const cell = { w: 44, h: 22 };
+  const panelW = 70 + p.cols.length * cell.w + 20;
+  const panelH = 28 + p.rows.length * cell.h + 34;
+  const perRow = Math.max(1, Math.floor(W / panelW));
+  const lines = Math.ceil(p.panels.length / perRow);
+  const width = Math.max(W, perRow * panelW);
+  const height = 34 + lines * panelH + 30;
+  const out: string[] = [];
+  out.push(
+    `<svg class="plot" data-plot="${p.id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(p.title)}">`,
+  );
+  out.push(
+    `<defs><pattern id="${p.id}-hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="#bbb" stroke-width="2"/></pattern></defs>`,
+  );
+  out.push(
+    `<text x="${width / 2}" y="20" text-anchor="middle" class="title">${escapeXml(p.title)}</text>`,
+  );
+  p.panels.forEach((panel, i) => {
+    const x0 = (i % perRow) * panelW;
+    const y0 = 34 + Math.floor(i / perRow) * panelH;
+    out.push(
+      `<g class="series" data-series="${escapeXml(panel.name)}" transform="translate(${x0} ${y0})">`,
+    );
+    out.push(
+      `<rect x="70" y="0" width="${p.cols.length * cell.w}" height="4" fill="${panel.color}"/><text x="70" y="18" class="legend-text">${escapeXml(panel.name)}</text>`,
+    );
+    p.rows.forEach((r, j) => {
+      out.push(
+        `<text x="64" y="${28 + j * cell.h + 15}" text-anchor="end" class="tick">${escapeXml(`${p.rowLabel.split(' ').at(-1)} ${fmt(r)}`)}</text>`,
+      );
+    });
+    p.cols.forEach((c, k) => {
+      out.push(
+        `<text x="${70 + k * cell.w + cell.w / 2}" y="${28 + p.rows.length * cell.h + 14}" text-anchor="middle" class="tick">${fmt(c)}</text>`,
+      );
+    });
+    for (const c of panel.cells) {
+      const k = p.cols.indexOf(c.col);
+      const j = p.rows.indexOf(c.row);
+      if (k < 0 || j < 0) continue;
+      const x = 70 + k * cell.w;
+      const y = 28 + j * cell.h;
+      const empty = c.value === null;
+      const fill = empty ? `url(#${p.id}-hatch)` : heatColor(c.value!);
+      const text = empty ? '—' : `${Math.round(100 * c.value!)}`;
+      const ink = !empty && c.value! > 0.55 ? '#fff' : '#333';
+      out.push(
+        `<g class="cell mark${empty ? ' missing' : ''}" data-col="${c.col}" data-row="${c.row}"><rect x="${x}" y="${y}" width="${cell.w - 2}" height="${cell.h - 2}" fill="${fill}" stroke="#ddd"/><text x="${x + cell.w / 2 - 1}" y="${y + 15}" text-anchor="middle" class="tick" style="fill:${ink}">${text}</text><title>${escapeXml(`${panel.name}: ${c.label}`)}</title></g>`,
+      );
+    }
+    out.push('</g>');
+  });
+  out.push(
+    `<text x="${width / 2}" y="${height - 10}" text-anchor="middle" class="label">${escapeXml(`${p.colLabel}; cells: accuracy % (hatched "—": no data)`)}</text>`,
   );
   out.push('</svg>');
   return out.join('\n');

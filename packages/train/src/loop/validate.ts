@@ -34,7 +34,15 @@ const TOP_KEYS = [
   'evalLengths',
   'seed',
 ] as const;
-const MODEL_KEYS = ['dModel', 'heads', 'layers', 'mixers', 'mlpHidden', 'mixerOptions'] as const;
+const MODEL_KEYS = [
+  'dModel',
+  'heads',
+  'layers',
+  'mixers',
+  'mlpHidden',
+  'mixerOptions',
+  'freezeEmbedding',
+] as const;
 const MIXER_OPTION_KEYS = [
   'window',
   'ropeBase',
@@ -245,6 +253,11 @@ export function validateTrainConfig(c: TrainConfig): void {
   for (const key of ['dModel', 'heads', 'layers'] as const)
     requireInteger(`model.${key}`, m[key], 1);
   if (m.mlpHidden !== undefined) requireInteger('model.mlpHidden', m.mlpHidden, 1);
+  if (m.freezeEmbedding !== undefined && typeof m.freezeEmbedding !== 'boolean')
+    throw new TrainConfigError(
+      'model.freezeEmbedding',
+      `got ${describe(m.freezeEmbedding)}; expected true or false`,
+    );
   if (m.dModel % m.heads !== 0)
     throw new TrainConfigError(
       'model.dModel',

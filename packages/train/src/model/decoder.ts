@@ -20,6 +20,12 @@ export type ModelConfig = {
   mlpHidden?: number;
   /** Options passed to every mixer (window, OVQ capacity, …). */
   mixerOptions?: MixerOptions;
+  /**
+   * Token models: keep the seeded random embedding (and so the tied output) fixed. Recall tasks at
+   * vocabulary 8,192 then only have to learn the circuit, not 8,192 rarely seen rows; the table is
+   * rebuilt from the seed, so checkpoints do not store it.
+   */
+  freezeEmbedding?: boolean;
   seed: number;
 };
 
@@ -131,7 +137,8 @@ export class Decoder {
           : tf.zeros([1, seqLen, this.config.inputDim!]);
       this.forward(probe);
     });
-    for (const [name, v] of this.own) this.variables.set(name, v);
+    for (const [name, v] of this.own)
+      if (!(name === 'embedding' && this.config.freezeEmbedding)) this.variables.set(name, v);
     const rng = new Random(this.config.seed ^ 0x5bd1e995);
     this.mixers.forEach((layer, l) => {
       for (const w of layer.trainableWeights) {
