@@ -4,13 +4,16 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createTape, forwardHead, rowsNeeded } from '../src/chunked/forward.js';
+import { HeadWorkspace } from '../src/chunked/head.js';
 import { ovqAttention, ovqAttentionBackward } from '../src/chunked/index.js';
 import { matmulABt, matmulABtJs } from '../src/chunked/kernels.js';
+import { ReadScratch } from '../src/chunked/read.js';
 import { ovqAttentionReferenceBackward } from '../src/ovq/backward.js';
 import type { OvqConfig } from '../src/ovq/types.js';
 import { assertClose, createRng, poisoned, randn, randomSeq } from '../src/testing/index.js';
-import { OvqInputError } from '../src/validate.js';
-import { ovqKernels, setOvqKernels } from '../src/wasm/simd.js';
+import { OvqInputError, resolveOvqConfig } from '../src/validate.js';
+import { ovqKernels, reserve, scratchBase, setOvqKernels, wasmKernels } from '../src/wasm/simd.js';
 import { expectSameState, OPTION_CASES, referenceFor } from './chunked-support.js';
 
 const TOL = 1e-6;
@@ -78,6 +81,104 @@ describe('WASM kernels', () => {
         matmulABtJs(A, 0, aStride, rows, B, 0, bStride, cols, dim, js, 0, oStride, accumulate);
         assertClose(`js ${rows}x${cols}x${dim} acc=${accumulate}`, expected, js, TOL);
       }
+    }
+  });
+
+  it('matmulAB (k-major B) equals a float64 product (row/column tails, strides, accumulate)', () => {
+    const rng = createRng(2);
+    for (const [rows, cols, dim] of [
+      [4, 8, 64],
+      [7, 130, 61],
+      [64, 1000, 64],
+      [13, 9, 301],
+      [5, 6, 3],
+    ]) {
+      const aStride = dim + 3;
+      const bStride = cols + 5;
+      const oStride = cols + 7;
+      const A = Float32Array.from(randn(rng, rows * aStride));
+      const B = Float32Array.from(randn(rng, dim * bStride));
+      const init = Float32Array.from(randn(rng, rows * oStride));
+      for (const accumulate of [false, true]) {
+        const expected = Float64Array.from(init);
+        for (let r = 0; r < rows; r++) {
+          for (let i = 0; i < cols; i++) {
+            let s = accumulate ? init[r * oStride + i] : 0;
+            for (let d = 0; d < dim; d++) s += A[r * aStride + d] * B[d * bStride + i];
+            expected[r * oStride + i] = s;
+          }
+        }
+        setOvqKernels('wasm');
+        const w = wasmKernels();
+        if (w === null) throw new Error('no WASM kernels');
+        const a = 0;
+        const b = a + ((A.length + 3) & ~3);
+        const o = b + ((B.length + 3) & ~3);
+        const heap = reserve(w, (o + init.length) * 4);
+        const base = scratchBase() / 4;
+        heap.set(A, base + a);
+        heap.set(B, base + b);
+        const out = Float32Array.from(init);
+        if (!accumulate)
+          for (let r = 0; r < rows; r++) out.fill(Number.NaN, r * oStride, r * oStride + cols);
+        heap.set(out, base + o);
+        const ptr = (i: number) => (base + i) * 4;
+        w.exports.matmulAB(
+          ptr(a),
+          aStride,
+          rows,
+          ptr(b),
+          bStride,
+          cols,
+          dim,
+          ptr(o),
+          oStride,
+          accumulate ? 1 : 0,
+        );
+        const got = heap.slice(base + o, base + o + init.length);
+        assertClose(`matmulAB ${rows}x${cols}x${dim} acc=${accumulate}`, expected, got, TOL);
+      }
+    }
+  });
+
+  it('the WASM-resident dictionary follows each workspace when two heads interleave chunk by chunk', () => {
+    // Each forwardHead call reads and absorbs one chunk; the heads take turns (the resident region
+    // changes owner every call) and a public-size matmulABt in between writes over scratch. Outputs
+    // must equal each head run alone.
+    const T = 320;
+    const C = 32;
+    const config: OvqConfig = { chunkSize: C, capacity: 96, beta: 4 };
+    const resolved = resolveOvqConfig(config);
+    const seqs = [randomSeq(21, T, 32, 24), randomSeq(22, T, 32, 24)].map((s) => ({
+      ...s,
+      q: Float32Array.from(s.q),
+      k: Float32Array.from(s.k),
+      v: Float32Array.from(s.v),
+    }));
+    setOvqKernels('wasm');
+    const alone = seqs.map((s) => ovqAttention(s, config).output);
+    const rows = rowsNeeded(resolved, T);
+    const heads = seqs.map(() => {
+      const ws = new HeadWorkspace(32, 24, resolved, rows);
+      ws.reset(resolved);
+      return { ws, scratch: new ReadScratch(C, rows, 32, 24), out: poisoned(T * 24) };
+    });
+    const big = Float32Array.from(randn(createRng(5), 256 * 64));
+    const junk = new Float32Array(256 * 256);
+    for (let t = 0; t < T; t += C) {
+      for (const [h, head] of heads.entries()) {
+        const seq = seqs[h];
+        const piece = {
+          q: seq.q.subarray(t * 32),
+          k: seq.k.subarray(t * 32),
+          v: seq.v.subarray(t * 24),
+        };
+        forwardHead(head.ws, head.scratch, piece, 0, 0, C, head.out, t * 24, createTape(1, C));
+        matmulABt(big, 0, 64, 256, big, 0, 64, 256, 64, junk, 0, 256, false);
+      }
+    }
+    for (const [h, head] of heads.entries()) {
+      assertClose(`head ${h} interleaved vs alone`, alone[h], head.out, 1e-7);
     }
   });
 

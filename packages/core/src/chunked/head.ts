@@ -6,7 +6,11 @@ import { randomSpawn } from '../ovq/dictionary.js';
 import { spawnCount } from '../ovq/growth.js';
 import { OvqState, STORAGE } from '../ovq/state.js';
 import type { ResolvedOvqConfig } from '../ovq/types.js';
-import { matmulABt, nearestRowScreen, screenScratch, spawnRows } from './kernels.js';
+import { wasmKernels } from '../wasm/simd.js';
+import { matmulABt, screenScratch, spawnRows } from './kernels.js';
+import { nearestRowScreenWasm } from './wasm-dict.js';
+
+let nextResidentId = 1;
 
 /**
  * The dictionary and pending buffer of one head.
@@ -51,6 +55,14 @@ export class HeadWorkspace {
   private readonly mark: Uint8Array;
   private readonly members: Float64Array;
   private emaSums: Float64Array | null = null;
+  /** This workspace's owner id for the WASM-resident dictionary (wasm-dict.ts). */
+  readonly residentId = nextResidentId++;
+  /** Rows re-derived since the resident copy was last synced (refreshRow marks them). */
+  readonly dirtyRows: Int32Array;
+  readonly dirtyMark: Uint8Array;
+  dirtyCount = 0;
+  /** Every row < size must be uploaded (after reset or load). */
+  dirtyAll = true;
 
   constructor(keyDim: number, valueDim: number, config: ResolvedOvqConfig, rowsCap: number) {
     const C = config.chunkSize;
@@ -80,6 +92,8 @@ export class HeadWorkspace {
     this.touched = new Int32Array(C);
     this.mark = new Uint8Array(rowsCap);
     this.members = new Float64Array(rowsCap);
+    this.dirtyRows = new Int32Array(rowsCap);
+    this.dirtyMark = new Uint8Array(rowsCap);
   }
 
   /** Bytes held by this workspace (the benchmark's explicit memory account). */
@@ -98,6 +112,7 @@ export class HeadWorkspace {
     this.tokensSeen = 0;
     this.pendingCount = 0;
     this.rngState = config.seed >>> 0;
+    this.dirtyAll = true;
   }
 
   /** Loads a float64 OvqState (rows, counts, pending buffer, counters). */
@@ -171,6 +186,10 @@ export class HeadWorkspace {
       this.valuesT[d * rowsCap + i] = x;
     }
     this.halfNorms[i] = 0.5 * sq;
+    if (!this.dirtyAll && !this.dirtyMark[i]) {
+      this.dirtyMark[i] = 1;
+      this.dirtyRows[this.dirtyCount++] = i;
+    }
     const gaussian = this.config.read === 'gaussian';
     this.rowBias[i] = Math.log(c) - (gaussian ? this.config.beta * 0.5 * sq : 0);
   }
@@ -228,19 +247,11 @@ export class HeadWorkspace {
       for (let j = 0; j < P; j++) {
         screen.window[j] = 4 * ((dk + 1) * 2 ** -23) * (this.pendHalfNorms[j] + maxHalf);
       }
-      const screened = nearestRowScreen(
-        pendKeys,
-        P,
-        this.keys,
-        n,
-        dk,
-        this.halfNorms,
-        screen.window,
-        S,
-        rowsCap,
-        screen.arg,
-        screen.count,
-      );
+      const w = wasmKernels();
+      const screened = w !== null;
+      if (w !== null) {
+        nearestRowScreenWasm(w, this, P, screen.window, S, rowsCap, screen.arg, screen.count);
+      }
       if (!screened) matmulABt(pendKeys, 0, dk, P, this.keys, 0, dk, n, dk, S, 0, rowsCap, false);
       for (let j = 0; j < P; j++) {
         if (screened && screen.count[j] === 1) {

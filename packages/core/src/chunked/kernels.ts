@@ -3,7 +3,7 @@
 // the assignment and every backward product. Kernels take only Float32Array so V8 keeps them
 // monomorphic; the arithmetic itself runs in float64 registers (JS numbers) and rounds on store.
 // The same products run as WASM SIMD (src/wasm/) unless the JS kernels are chosen.
-import { HEAP_BASE, reserve, wasmKernels } from '../wasm/simd.js';
+import { reserve, scratchBase, wasmKernels } from '../wasm/simd.js';
 
 /** Below this many multiply-adds (or 4 rows) copying into WASM memory costs more than it saves. */
 const WASM_MIN_WORK = 16384;
@@ -55,21 +55,22 @@ export function matmulABt(
   const b = align4(a + aLen);
   const o = align4(b + bLen);
   const heap = reserve(w, (o + oLen) * 4);
-  const base = HEAP_BASE / 4;
+  const at0 = scratchBase();
+  const base = at0 / 4;
   heap.set(A.subarray(aOff, aOff + aLen), base + a);
   heap.set(B.subarray(bOff, bOff + bLen), base + b);
   // The output span is copied in whole when it has gaps (other columns) or is accumulated into.
   const gaps = oStride !== cols;
   if (accumulate || gaps) heap.set(Out.subarray(oOff, oOff + oLen), base + o);
   w.exports.matmulABt(
-    HEAP_BASE + a * 4,
+    at0 + a * 4,
     aStride,
     rows,
-    HEAP_BASE + b * 4,
+    at0 + b * 4,
     bStride,
     cols,
     dim,
-    HEAP_BASE + o * 4,
+    at0 + o * 4,
     oStride,
     accumulate ? 1 : 0,
   );
@@ -123,14 +124,15 @@ export function spawnRows(
   const pd = align4(br + P);
   const ps = align4(pd + P);
   const heap = reserve(w, (ps + m) * 4);
-  const base = HEAP_BASE / 4;
+  const at0 = scratchBase();
+  const base = at0 / 4;
   heap.set(pendKeys.subarray(0, P * dk), base + pk);
-  const f64 = new Float64Array(heap.buffer, HEAP_BASE + bd * 4, P);
+  const f64 = new Float64Array(heap.buffer, at0 + bd * 4, P);
   f64.set(bestDist.subarray(0, P));
-  const ints = new Int32Array(heap.buffer, HEAP_BASE, ps + m);
+  const ints = new Int32Array(heap.buffer, at0, ps + m);
   ints.set(bestRow.subarray(0, P), br);
   if (!farthest) for (let s = 0; s < m; s++) ints[ps + s] = preset ? preset[s] : s;
-  const ptr = (i: number) => HEAP_BASE + i * 4;
+  const ptr = (i: number) => at0 + i * 4;
   w.exports.spawnRows(
     ptr(pk),
     P,
@@ -147,54 +149,6 @@ export function spawnRows(
   bestRow.set(ints.subarray(br, br + P));
   for (let j = 0; j < P; j++) picked[j] = ints[pd + j];
   picks.set(ints.subarray(ps, ps + m));
-  return true;
-}
-
-/**
- * The nearest-row screen of an absorb on the WASM kernels: scores S = K̂_pending·D_kᵀ (P × n) and,
- * per token j, how many rows have ½‖μ‖² − S[j, i] within window[j] of the smallest (count[j]) and
- * the first of them (arg[j]). Rows j with count > 1 get their scores copied to
- * scores[j·sStride …] for the caller's float64 re-ranking. Returns false (nothing written) when
- * the JS kernels are in use.
- */
-export function nearestRowScreen(
-  pendKeys: Float32Array,
-  P: number,
-  keys: Float32Array,
-  n: number,
-  dk: number,
-  halfNorms: Float32Array,
-  window: Float32Array,
-  scores: Float32Array,
-  sStride: number,
-  arg: Int32Array,
-  count: Int32Array,
-): boolean {
-  const w = wasmKernels();
-  if (w === null) return false;
-  const pk = 0;
-  const k = align4(pk + P * dk);
-  const S = align4(k + n * dk);
-  const h = align4(S + P * n);
-  const win = align4(h + n);
-  const a = align4(win + P);
-  const c = align4(a + P);
-  const heap = reserve(w, (c + P) * 4);
-  const base = HEAP_BASE / 4;
-  heap.set(pendKeys.subarray(0, P * dk), base + pk);
-  heap.set(keys.subarray(0, n * dk), base + k);
-  heap.set(halfNorms.subarray(0, n), base + h);
-  heap.set(window.subarray(0, P), base + win);
-  const ptr = (i: number) => HEAP_BASE + i * 4;
-  w.exports.matmulABt(ptr(pk), dk, P, ptr(k), dk, n, dk, ptr(S), n, 0);
-  w.exports.nearestScreen(ptr(S), n, P, n, ptr(h), ptr(win), ptr(a), ptr(c));
-  const ints = new Int32Array(heap.buffer, HEAP_BASE, c + P);
-  arg.set(ints.subarray(a, a + P));
-  count.set(ints.subarray(c, c + P));
-  for (let j = 0; j < P; j++) {
-    if (count[j] > 1)
-      scores.set(heap.subarray(base + S + j * n, base + S + (j + 1) * n), j * sStride);
-  }
   return true;
 }
 

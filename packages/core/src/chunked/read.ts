@@ -1,8 +1,9 @@
 // The chunk read (ALGORITHM.md §4.2, chunked form): every query of a chunk against the dictionary
 // as of the chunk start plus the causal in-chunk keys, as two small GEMMs around one softmax.
-import { HEAP_BASE, reserve, type WasmKernels, wasmKernels } from '../wasm/simd.js';
+import { HEAP_BASE, wasmKernels } from '../wasm/simd.js';
 import type { HeadWorkspace } from './head.js';
-import { align4, matmulABt } from './kernels.js';
+import { matmulABt } from './kernels.js';
+import { readSoftmaxWasm, readValuesWasm } from './wasm-dict.js';
 
 /** Scratch for reading one chunk: queries, logits/weights [C, rowsCap + C], softmax sums. */
 export class ReadScratch {
@@ -41,11 +42,17 @@ export class ReadScratch {
 export function chunkSoftmax(ws: HeadWorkspace, s: ReadScratch, rows: number, p0: number): number {
   const w = rows >= 4 ? wasmKernels() : null;
   if (w !== null) {
-    const at = softmaxWasm(w, ws, s, rows, p0);
-    const stride = ws.size + p0 + rows;
+    const P = p0 + rows;
+    fillBias(ws, s, P);
+    const at = readSoftmaxWasm(w, ws, s.qHat, s.bias, rows, p0);
+    const stride = ws.size + P;
     const base = HEAP_BASE / 4;
-    s.weights.set(w.heap.subarray(base + at.w, base + at.w + rows * stride));
-    for (let r = 0; r < rows; r++) s.invSum[r] = w.heap[base + at.inv + r];
+    const heap = w.heap;
+    for (let r = 0; r < rows; r++) {
+      const from = base + at.w + r * at.wStride;
+      s.weights.set(heap.subarray(from, from + stride), r * stride);
+      s.invSum[r] = heap[base + at.inv + r];
+    }
     return stride;
   }
   return chunkSoftmaxJs(ws, s, rows, p0);
@@ -59,42 +66,6 @@ function fillBias(ws: HeadWorkspace, s: ReadScratch, P: number): void {
   for (let i = 0; i < n; i++) bias[i] = ws.rowBias[i];
   const gaussian = ws.config.read === 'gaussian';
   for (let j = 0; j < P; j++) bias[n + j] = gaussian ? -beta * ws.pendHalfNorms[j] : 0;
-}
-
-/**
- * The softmax of `chunkSoftmax` inside WASM memory: copies q̂, the keys and the bias in, leaves
- * the weights and 1/Σ there (f32 element offsets from HEAP_BASE returned) for the caller.
- */
-function softmaxWasm(
-  w: WasmKernels,
-  ws: HeadWorkspace,
-  s: ReadScratch,
-  rows: number,
-  p0: number,
-): { w: number; inv: number; end: number } {
-  const { keyDim: dk, size: n } = ws;
-  const P = p0 + rows;
-  const stride = n + P;
-  fillBias(ws, s, P);
-  const q = 0;
-  const keys = align4(q + rows * dk);
-  const pend = align4(keys + n * dk);
-  const bias = align4(pend + P * dk);
-  const W = align4(bias + stride);
-  const inv = align4(W + rows * stride);
-  const end = align4(inv + rows);
-  const heap = reserve(w, end * 4);
-  const base = HEAP_BASE / 4;
-  heap.set(s.qHat.subarray(0, rows * dk), base + q);
-  heap.set(ws.keys.subarray(0, n * dk), base + keys);
-  heap.set(ws.pendKeys.subarray(0, P * dk), base + pend);
-  heap.set(s.bias.subarray(0, stride), base + bias);
-  const e = w.exports;
-  const ptr = (i: number) => HEAP_BASE + i * 4;
-  e.matmulABt(ptr(q), dk, rows, ptr(keys), dk, n, dk, ptr(W), stride, 0);
-  e.matmulABt(ptr(q), dk, rows, ptr(pend), dk, P, dk, ptr(W + n), stride, 0);
-  e.softmaxRows(ptr(W), stride, rows, n + p0, ptr(bias), ws.config.beta, ptr(inv));
-  return { w: W, inv, end };
 }
 
 /** The JS form of `chunkSoftmax` (float64 softmax statistics). */
@@ -150,23 +121,10 @@ export function readChunk(
   const P = p0 + rows;
   const w = rows >= 4 ? wasmKernels() : null;
   if (w !== null) {
-    // Whole read in WASM memory: the weights never leave it.
-    const at = softmaxWasm(w, ws, s, rows, p0);
-    const stride = n + P;
-    const vT = at.end;
-    const pvT = align4(vT + (dv - 1) * rowsCap + n);
-    const acc = align4(pvT + (dv - 1) * C + P);
-    const res = align4(acc + rows * dv);
-    const heap = reserve(w, (res + rows * dv) * 4);
-    const base = HEAP_BASE / 4;
-    heap.set(ws.valuesT.subarray(0, (dv - 1) * rowsCap + n), base + vT);
-    heap.set(ws.pendValuesT.subarray(0, (dv - 1) * C + P), base + pvT);
-    const e = w.exports;
-    const ptr = (i: number) => HEAP_BASE + i * 4;
-    e.matmulABt(ptr(at.w), stride, rows, ptr(vT), rowsCap, dv, n, ptr(acc), dv, 0);
-    e.matmulABt(ptr(at.w + n), stride, rows, ptr(pvT), C, dv, P, ptr(acc), dv, 1);
-    e.scaleRows(ptr(acc), rows, dv, ptr(at.inv), ptr(res));
-    out.set(heap.subarray(base + res, base + res + rows * dv), outOff);
+    // Whole read in WASM memory against the resident dictionary: the weights never leave it.
+    fillBias(ws, s, P);
+    const at = readSoftmaxWasm(w, ws, s.qHat, s.bias, rows, p0);
+    readValuesWasm(w, ws, at, rows, p0, out, outOff);
     return;
   }
   const stride = chunkSoftmaxJs(ws, s, rows, p0);

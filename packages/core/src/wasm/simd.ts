@@ -1,7 +1,8 @@
 // The WASM SIMD kernels (wasm/kernels.ts, AssemblyScript, shipped as base64 in
 // kernels.generated.ts) and the choice between them and the JS kernels. The module is compiled
 // once per thread, synchronously, on first use. Kernel operands are copied into its memory and
-// results copied back (memcpy-speed TypedArray.set), so callers keep plain Float32Arrays.
+// results copied back (memcpy-speed TypedArray.set), so callers keep plain Float32Arrays; the
+// chunked path's dictionary stays resident there between chunks (claimResident).
 //
 // Choice: `setOvqKernels('js' | 'wasm' | 'auto')`, or the environment variable OVQ_KERNELS with
 // the same values (read once at load). 'auto' (default) uses WASM where it compiles (it needs
@@ -14,6 +15,18 @@ export type OvqKernelsSetting = 'auto' | 'js' | 'wasm';
 type Exports = {
   memory: WebAssembly.Memory;
   matmulABt(
+    a: number,
+    aStride: number,
+    rows: number,
+    b: number,
+    bStride: number,
+    cols: number,
+    dim: number,
+    out: number,
+    oStride: number,
+    accumulate: number,
+  ): void;
+  matmulAB(
     a: number,
     aStride: number,
     rows: number,
@@ -128,13 +141,41 @@ export function wasmKernels(): WasmKernels | null {
   return setting === 'js' ? null : load();
 }
 
-/** Byte offset where kernel scratch starts (page 0 holds the module's own data and stack). */
+/** Byte offset where kernel memory starts (page 0 holds the module's own data and stack). */
 export const HEAP_BASE = 65536;
 
-/** Makes the memory at least `bytes` past HEAP_BASE long; returns the (possibly new) f32 view. */
+// Memory from HEAP_BASE: first the resident region (one owner per thread: the chunked path's
+// dictionary, kept between calls so that a chunk uploads only the rows an absorb changed), then
+// per-call scratch, which every kernel call may overwrite.
+let scratchAt = HEAP_BASE;
+let residentOwner = 0;
+
+/** Byte offset where per-call scratch starts (after the resident region). */
+export function scratchBase(): number {
+  return scratchAt;
+}
+
+/**
+ * Claims the resident region [HEAP_BASE, HEAP_BASE + bytes) for `owner` (a nonzero id) and
+ * returns true when that owner already held it at this size, so the contents are as it left
+ * them; false means the caller must upload all of it. Scratch moves to after the region.
+ */
+export function claimResident(w: WasmKernels, owner: number, bytes: number): boolean {
+  const end = HEAP_BASE + ((bytes + 15) & ~15);
+  if (residentOwner === owner && scratchAt === end) return true;
+  residentOwner = owner;
+  scratchAt = end;
+  reserve(w, 0);
+  return false;
+}
+
+/**
+ * Makes the memory at least `bytes` past scratchBase() long; returns the (possibly new) f32 view
+ * of the whole memory.
+ */
 export function reserve(w: WasmKernels, bytes: number): Float32Array {
   const memory = w.exports.memory;
-  const need = HEAP_BASE + bytes;
+  const need = scratchAt + bytes;
   if (memory.buffer.byteLength < need) {
     memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536));
   }

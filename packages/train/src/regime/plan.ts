@@ -39,6 +39,8 @@ export type RegimeConfig = {
     heads: number;
     layers: number;
     mlpHidden?: number;
+    /** Keep the token embedding at its seeded random values (see ModelConfig.freezeEmbedding). */
+    freezeEmbedding?: boolean;
     /** Window of the SWA layers (and KVM's raw window), OVQ chunk size. */
     window: number;
     chunkSize: number;
