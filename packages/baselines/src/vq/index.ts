@@ -1,4 +1,12 @@
 export { vqAttentionBlocked, vqAttentionBlockedBackward } from './blocked.js';
+export {
+  VQ_EMA_DEFAULTS,
+  type VqCodebookStats,
+  type VqEmaOptions,
+  vqCodebookFromStats,
+  vqCommitmentLoss,
+  vqEmaUpdate,
+} from './codebook.js';
 export { type VqGradients, vqAppend, vqAttention, vqAttentionBackward } from './reference.js';
 export {
   createVqState,
