@@ -53,6 +53,8 @@ describe('WASM kernels', () => {
       [7, 130, 61],
       [64, 1000, 64],
       [13, 9, 301],
+      [1, 250, 64],
+      [6, 70, 32],
     ]) {
       const aStride = dim + 3;
       const bStride = dim + 1;

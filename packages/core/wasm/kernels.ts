@@ -170,10 +170,43 @@ export function matmulABt(
       store<f32>(at(o3, i), t3);
     }
   }
+  // Leftover rows (a decode step's single query): 4 columns at a time, their 4 lane sums reduced
+  // together by one transpose-add instead of 4 horizontal sums.
   for (; r < rows; r++) {
     const a0 = at(a, r * aStride);
     const o0 = at(out, r * oStride);
-    for (let i = 0; i < cols; i++) {
+    let i = 0;
+    if (dim4 === dim) {
+      for (; i + 4 <= cols; i += 4) {
+        const b0 = at(b, i * bStride);
+        const b1 = at(b0, bStride);
+        const b2 = at(b1, bStride);
+        const b3 = at(b2, bStride);
+        let s0 = f32x4.splat(0);
+        let s1 = f32x4.splat(0);
+        let s2 = f32x4.splat(0);
+        let s3 = f32x4.splat(0);
+        for (let d = 0; d < dim; d += 4) {
+          const y = v128.load(at(a0, d));
+          s0 = f32x4.add(s0, f32x4.mul(y, v128.load(at(b0, d))));
+          s1 = f32x4.add(s1, f32x4.mul(y, v128.load(at(b1, d))));
+          s2 = f32x4.add(s2, f32x4.mul(y, v128.load(at(b2, d))));
+          s3 = f32x4.add(s3, f32x4.mul(y, v128.load(at(b3, d))));
+        }
+        const u = f32x4.add(
+          v128.shuffle<f32>(s0, s1, 0, 4, 1, 5),
+          v128.shuffle<f32>(s0, s1, 2, 6, 3, 7),
+        );
+        const v = f32x4.add(
+          v128.shuffle<f32>(s2, s3, 0, 4, 1, 5),
+          v128.shuffle<f32>(s2, s3, 2, 6, 3, 7),
+        );
+        let t = f32x4.add(v128.shuffle<f32>(u, v, 0, 1, 4, 5), v128.shuffle<f32>(u, v, 2, 3, 6, 7));
+        if (accumulate) t = f32x4.add(t, v128.load(at(o0, i)));
+        v128.store(at(o0, i), t);
+      }
+    }
+    for (; i < cols; i++) {
       let t = dot(a0, at(b, i * bStride), dim);
       if (accumulate) t += load<f32>(at(o0, i));
       store<f32>(at(o0, i), t);
