@@ -1,5 +1,5 @@
 // The layer check every backend route shares: the full-sequence call equals `stepAsync` over a
-// split of the sequence (host streaming state), and two SGD steps change every weight, the second
+// split of the sequence (host streaming state), and two SGD steps change every trainable weight, the second
 // leaving no tensor behind.
 import { assertClose, createRng } from '@ovq/core/testing';
 import { expect } from 'vitest';
@@ -22,13 +22,14 @@ export async function checkLayerStreamsAndTrains(
 
   const optimizer = tf.train.sgd(0.1);
   const loss = () => tf.mean(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar;
-  const before = await Promise.all(layer.getWeights().map((w) => w.data()));
+  // Trainable weights: VQ's codebook statistics move by EMA k-means, not by the optimizer.
+  const before = await Promise.all(layer.trainableWeights.map((w) => w.read().data()));
   optimizer.minimize(loss);
   const count = tf.memory().numTensors;
   optimizer.minimize(loss);
   expect(tf.memory().numTensors, `${label}: tensors leaked by a training step`).toBe(count);
-  const after = await Promise.all(layer.getWeights().map((w) => w.data()));
-  layer.weights.forEach((w, i) => {
+  const after = await Promise.all(layer.trainableWeights.map((w) => w.read().data()));
+  layer.trainableWeights.forEach((w, i) => {
     expect(Array.from(after[i]), `${label}: ${w.name} did not change`).not.toEqual(
       Array.from(before[i]),
     );

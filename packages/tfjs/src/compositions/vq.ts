@@ -57,6 +57,26 @@ const straightThrough = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
   };
 });
 
+/**
+ * One-hot [B, H, T, S] of each key's nearest code: z_s = argmin_j ‖k_s − c_j‖² = argmin_j
+ * ‖c_j‖² − 2k_s·c_j, ties to the lowest j on every backend (webgpu's argMin does not promise
+ * that), as @ovq/baselines' nearestCode. keys [B, H, T, dk], codebook [B, H, S, dk].
+ */
+export function nearestCodeOneHot(keys: Tensor, codebook: Tensor): Tensor {
+  return tidy(() => {
+    const S = codebook.shape[2] as number;
+    const dist = sub(
+      expandDims(sum(square(codebook), -1), 2),
+      mul(matMul(keys, codebook, false, true), 2),
+    );
+    const index = range(0, S);
+    const z = min(where(lessEqual(dist, min(dist, -1, true)), index, S), -1, true);
+    // A float one-hot made by `where`: webgpu's int32 → float32 cast keeps the int32 buffer,
+    // which later kernels (transpose) cannot read as float32.
+    return where(equal(index, z), onesLike(dist), zerosLike(dist));
+  });
+}
+
 /** `f(...inputs)` as a constant of the backward pass (the comparisons in `f` have no gradient). */
 function constant(f: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
   return constantOf(() => f(...inputs));
@@ -104,23 +124,7 @@ export function vqComposite(
     const vp = padT(v);
     const cb = broadcastTo(expandDims(codebook, 0), [B, H, S, dk]);
 
-    // z_s = argmin_j ‖k_s − c_j‖² = argmin_j ‖c_j‖² − 2k_s·c_j; ties go to the lowest j on every
-    // backend (webgpu's argMin does not promise that), as nearestCode's.
-    const codeOneHot = constant(
-      (keys, codes) => {
-        const dist = sub(
-          expandDims(sum(square(codes), -1), 2),
-          mul(matMul(keys, codes, false, true), 2),
-        );
-        const index = range(0, S);
-        const z = min(where(lessEqual(dist, min(dist, -1, true)), index, S), -1, true);
-        // A float one-hot [B, H, Tp, S] made by `where`: webgpu's int32 → float32 cast keeps
-        // the int32 buffer, which later kernels (transpose) cannot read as float32.
-        return where(equal(index, z), onesLike(dist), zerosLike(dist));
-      },
-      kp,
-      cb,
-    );
+    const codeOneHot = constant(nearestCodeOneHot, kp, cb);
 
     // The read takes blocks first: [BH, blocks, …] → [blocks, BH, …].
     const blocksFirst = (x: Tensor) => transpose(x, [1, 0, 2, 3]);

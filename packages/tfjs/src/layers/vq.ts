@@ -1,9 +1,40 @@
-// Transformer-VQ attention layer: keys are quantised to a learned per-head codebook
-// [heads, codebookSize, keyDim] (trained by gradient through the op's straight-through backward).
-import { createVqState, type VqConfig, type VqState, vqAppend, vqStateSize } from '@ovq/baselines';
-import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
-import { serialization } from '@tensorflow/tfjs-core';
+// Transformer-VQ attention layer (Lingle 2023): keys are quantised to a per-head codebook
+// [heads, codebookSize, keyDim] learned as the paper does, by EMA k-means on the keys rather than
+// by gradient. The attention sees the codebook through a stop-gradient (keys get theirs
+// straight-through), and a commitment loss β_c·‖k − sg(c_z)‖² pulls keys towards their codes.
+// A training call (`apply(x, { training: true })`) records the batch's k-means statistics and the
+// commitment loss; the training loop adds `auxiliaryLoss()` to its loss and calls
+// `endTrainingStep()` after the optimizer step, which moves the EMA statistics (see README).
+import {
+  createVqState,
+  VQ_EMA_DEFAULTS,
+  type VqConfig,
+  type VqState,
+  vqAppend,
+  vqStateSize,
+} from '@ovq/baselines';
+import {
+  add,
+  broadcastTo,
+  dispose,
+  div,
+  expandDims,
+  keep,
+  matMul,
+  mul,
+  type Scalar,
+  serialization,
+  square,
+  sub,
+  sum,
+  type Tensor,
+  type Tensor4D,
+  tidy,
+} from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import { constantOf } from '../compositions/shared.js';
+import { nearestCodeOneHot } from '../compositions/vq.js';
+import { OvqTfjsInputError } from '../errors.js';
 import type { HeadData } from '../kernels/host-mixer.js';
 import { vqAttention } from '../ops/baselines.js';
 import type { ExtraKind } from '../streaming/state.js';
@@ -16,13 +47,40 @@ export type VqAttentionArgs = MixerLayerArgs & {
   blockLength?: number;
   /** Logit scale; default 1/√keyDim. */
   beta?: number | null;
+  /** Weight β_c of the commitment loss β_c·‖k − sg(c_z)‖²; default 1e-4 (the paper's). */
+  commitment?: number;
+  /** EMA decay γ of the codebook's k-means statistics; default 0.99 (the paper's). */
+  codebookDecay?: number;
+  /** Laplace smoothing ε of the cluster sizes; default 1e-5. */
+  codebookEpsilon?: number;
 };
+
+type Kwargs = Parameters<MixerLayer<VqState>['call']>[1];
+
+/** What a training call leaves for the step's end: the commitment loss and k-means statistics. */
+type Pending = { loss: Scalar; counts: Tensor; sums: Tensor };
+
+function checkRange(name: string, value: unknown, ok: (x: number) => boolean, expected: string) {
+  if (typeof value !== 'number' || !ok(value)) {
+    throw new OvqTfjsInputError(
+      `VqAttention: ${name}`,
+      `got ${String(value)}; expected ${expected}`,
+    );
+  }
+  return value;
+}
 
 export class VqAttention extends MixerLayer<VqState> {
   static className = 'VqAttention';
   readonly config: VqConfig;
+  readonly commitment: number;
+  readonly codebookDecay: number;
+  readonly codebookEpsilon: number;
   protected readonly extraKinds: readonly ExtraKind[] = ['perHead'];
-  private codebook!: LayerVariable;
+  private codeSums!: LayerVariable;
+  private codeCounts!: LayerVariable;
+  private training = false;
+  private pending: Pending | null = null;
 
   constructor(args: VqAttentionArgs) {
     super(args);
@@ -31,23 +89,138 @@ export class VqAttention extends MixerLayer<VqState> {
     if (args.beta != null) config.beta = args.beta;
     createVqState({ keyDim: this.keyDim, valueDim: this.valueDim }, config);
     this.config = config;
-  }
-
-  protected buildMixer(): void {
-    this.codebook = this.addWeight(
-      'codebook',
-      [this.heads, this.config.codebookSize, this.keyDim],
-      'float32',
-      initializers.randomNormal({ mean: 0, stddev: 0.5, seed: this.seed }),
+    this.commitment = checkRange(
+      'commitment',
+      args.commitment ?? VQ_EMA_DEFAULTS.commitment,
+      (x) => x >= 0 && Number.isFinite(x),
+      'a finite number ≥ 0',
+    );
+    this.codebookDecay = checkRange(
+      'codebookDecay',
+      args.codebookDecay ?? VQ_EMA_DEFAULTS.decay,
+      (x) => x >= 0 && x < 1,
+      'a number in [0, 1)',
+    );
+    this.codebookEpsilon = checkRange(
+      'codebookEpsilon',
+      args.codebookEpsilon ?? VQ_EMA_DEFAULTS.epsilon,
+      (x) => x > 0 && Number.isFinite(x),
+      'a finite number > 0',
     );
   }
 
+  protected buildMixer(): void {
+    const S = this.config.codebookSize;
+    // EMA statistics (not trained by gradient): sizes start at 1, so the first codebook is the
+    // sums' random init; the codewords then move to the means of the keys they quantise.
+    this.codeSums = this.addWeight(
+      'code_sums',
+      [this.heads, S, this.keyDim],
+      'float32',
+      initializers.randomNormal({ mean: 0, stddev: 0.5, seed: this.seed }),
+      undefined,
+      false,
+    );
+    this.codeCounts = this.addWeight(
+      'code_counts',
+      [this.heads, S],
+      'float32',
+      initializers.ones(),
+      undefined,
+      false,
+    );
+  }
+
+  /**
+   * The codebook [heads, codebookSize, keyDim] the EMA statistics stand for: c_j = m_j / ñ_j with
+   * Laplace-smoothed sizes ñ_j = (n_j + ε)/(N + S·ε)·N, N = Σ_j n_j (@ovq/baselines'
+   * vqCodebookFromStats in float32).
+   */
+  codebook(): Tensor {
+    return tidy(() => {
+      const counts = this.codeCounts.read();
+      const total = sum(counts, -1, true);
+      const eps = this.codebookEpsilon;
+      const smoothed = mul(
+        div(add(counts, eps), add(total, this.config.codebookSize * eps)),
+        total,
+      );
+      return div(this.codeSums.read(), expandDims(smoothed, -1));
+    });
+  }
+
   protected extraInputs(): Tensor[] {
-    return [this.codebook.read()];
+    // Stop-gradient: the attention loss never reaches the codebook (nor its statistics).
+    return [constantOf(() => this.codebook())];
+  }
+
+  override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
+    this.training = kwargs?.training === true;
+    try {
+      return super.call(inputs, kwargs);
+    } finally {
+      this.training = false;
+    }
   }
 
   protected mix(q: Tensor4D, k: Tensor4D, v: Tensor4D, extras: Tensor[]): Tensor4D {
+    if (this.training) this.recordTrainingCall(k, extras[0]);
     return vqAttention(q, k, v, extras[0], this.config);
+  }
+
+  /** Keeps the commitment loss (with its gradient to k) and the batch's k-means statistics. */
+  private recordTrainingCall(k: Tensor4D, codebook: Tensor): void {
+    this.dropPending();
+    const [B, H, T, dk] = k.shape;
+    const S = this.config.codebookSize;
+    const pending = tidy(() => {
+      const cb = broadcastTo(expandDims(codebook, 0), [B, H, S, dk]);
+      const oneHot = constantOf(() => nearestCodeOneHot(k, cb));
+      const quantised = constantOf(() => matMul(oneHot, cb));
+      // Σ over heads and key dims, mean over batch and positions (the paper's l_commit).
+      const loss = mul(sum(square(sub(k, quantised))), this.commitment / (B * T)) as Scalar;
+      const counts = sum(oneHot, [0, 2]);
+      const sums = constantOf(() => sum(matMul(oneHot, k, true, false), 0));
+      return { loss, counts, sums };
+    });
+    this.pending = {
+      loss: keep(pending.loss),
+      counts: keep(pending.counts),
+      sums: keep(pending.sums),
+    };
+  }
+
+  private dropPending(): void {
+    if (this.pending) dispose([this.pending.loss, this.pending.counts, this.pending.sums]);
+    this.pending = null;
+  }
+
+  /**
+   * β_c·(commitment loss) of the last training call, a scalar with its gradient to the keys (the
+   * layer keeps it until endTrainingStep); null when no training call is pending.
+   */
+  auxiliaryLoss(): Scalar | null {
+    return this.pending?.loss ?? null;
+  }
+
+  /**
+   * Ends a training step: with `applied` (default), one EMA k-means step on the keys of the last
+   * training call, n ← γn + (1 − γ)·counts, m ← γm + (1 − γ)·sums; without it (a skipped step)
+   * the statistics are dropped. Returns whether the codebook moved.
+   */
+  endTrainingStep(applied = true): boolean {
+    const p = this.pending;
+    if (!p) return false;
+    this.pending = null;
+    if (applied) {
+      const g = this.codebookDecay;
+      tidy(() => {
+        this.codeCounts.write(add(mul(this.codeCounts.read(), g), mul(p.counts, 1 - g)));
+        this.codeSums.write(add(mul(this.codeSums.read(), g), mul(p.sums, 1 - g)));
+      });
+    }
+    dispose([p.loss, p.counts, p.sums]);
+    return applied;
   }
 
   protected createHeadState(): VqState {
@@ -67,7 +240,15 @@ export class VqAttention extends MixerLayer<VqState> {
       codebookSize: this.config.codebookSize,
       blockLength: this.config.blockLength ?? 64,
       beta: this.config.beta ?? null,
+      commitment: this.commitment,
+      codebookDecay: this.codebookDecay,
+      codebookEpsilon: this.codebookEpsilon,
     };
+  }
+
+  override dispose() {
+    this.dropPending();
+    return super.dispose();
   }
 }
 serialization.registerClass(VqAttention);

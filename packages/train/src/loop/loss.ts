@@ -101,3 +101,18 @@ export function modelLoss(
     return { loss, predictions: batch.kind === 'tokens' ? tf.argMax(out, -1) : out };
   });
 }
+
+/**
+ * The loss a training step differentiates: modelLoss in a training forward (mixers called with
+ * `training: true`) plus the mixers' auxiliary losses, e.g. Transformer-VQ's commitment term.
+ * Call `model.endTrainingStep(applied)` after the optimizer step.
+ */
+export function trainingLoss(model: Decoder, batch: Batch): tf.Scalar {
+  return model.trainingForward(() =>
+    tf.tidy(() => {
+      const { loss } = modelLoss(model, batch);
+      const auxiliary = model.auxiliaryLoss();
+      return auxiliary === null ? loss : (tf.add(loss, auxiliary) as tf.Scalar);
+    }),
+  );
+}

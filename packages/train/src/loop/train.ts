@@ -21,7 +21,7 @@ import { AdamW, clipByGlobalNorm, learningRate } from '../optim/adamw.js';
 import { maskedMse, tokenAccuracy } from '../tasks/metrics.js';
 import { itemSeed } from '../tasks/random.js';
 import { type Batch, IGNORE, type Task } from '../tasks/types.js';
-import { batchInputs, modelLoss } from './loss.js';
+import { batchInputs, modelLoss, trainingLoss } from './loss.js';
 import { createTasks, type TaskSpec, taskShape } from './task-spec.js';
 import { validateTrainConfig } from './validate.js';
 
@@ -297,7 +297,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   for (let step = start; step < config.steps; step++) {
     const t0 = performance.now();
     const batch = tasks.train.sample(config.batchSize, config.seqLen, itemSeed(config.seed, step));
-    const { value, grads } = tf.variableGrads(() => modelLoss(model, batch).loss, varList);
+    const { value, grads } = tf.variableGrads(() => trainingLoss(model, batch), varList);
     const named = new Map(Object.entries(grads).map(([k, g]) => [names.get(k) ?? k, g]));
     const gradNorm = await clipByGlobalNorm(named, config.clip);
     const loss = (await value.data())[0];
@@ -314,6 +314,8 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
       optimizer.apply(model.variables, named, lr);
       finalLoss = loss;
     }
+    // Non-gradient updates (Transformer-VQ's EMA codebook) follow the step: dropped when skipped.
+    model.endTrainingStep(!skipped);
     for (const g of named.values()) g.dispose();
     const seconds = (performance.now() - t0) / 1000;
     const event = {
@@ -412,6 +414,11 @@ async function truncateMetrics(path: string, step: number): Promise<void> {
   if (next !== text) await writeFileAtomic(path, new TextEncoder().encode(next));
 }
 
+/** What a checkpoint holds of a model: its trainable variables and its non-trainable buffers. */
+function checkpointWeights(model: Decoder): Map<string, tf.Variable> {
+  return new Map([...model.variables, ...model.buffers]);
+}
+
 export async function saveCheckpoint(
   path: string,
   model: Decoder,
@@ -424,7 +431,7 @@ export async function saveCheckpoint(
     config,
     rng: { seed: config.seed, step },
     optimizerStep: optimizer.step,
-    weights: model.variables,
+    weights: checkpointWeights(model),
     m: optimizer.m,
     v: optimizer.v,
   });
@@ -457,7 +464,7 @@ async function restore(
       `${path}: checkpoint is at step ${c.step}, past this run's steps = ${config.steps}`,
     );
   }
-  for (const [name, variable] of model.variables) {
+  for (const [name, variable] of checkpointWeights(model)) {
     const t = c.weights.get(name);
     if (!t) throw new Error(`${path}: checkpoint has no weight "${name}"`);
     variable.assign(t);
@@ -482,7 +489,7 @@ export async function loadTrainedModel(
     createMixer,
   );
   model.build(Math.min(config.seqLen, 16));
-  for (const [name, variable] of model.variables) {
+  for (const [name, variable] of checkpointWeights(model)) {
     const t = c.weights.get(name);
     if (!t) throw new Error(`${path}: checkpoint has no weight "${name}"`);
     variable.assign(t);

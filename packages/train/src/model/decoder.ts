@@ -40,8 +40,15 @@ export type MixerOptions = {
 
 /** Anything with the tfjs-layers Layer surface the decoder needs. */
 export type MixerLayer = {
-  apply(x: tf.Tensor): tf.Tensor | tf.Tensor[] | unknown;
+  /** `kwargs.training` is true in training steps (see Decoder.trainingForward). */
+  apply(x: tf.Tensor, kwargs?: { training?: boolean }): tf.Tensor | tf.Tensor[] | unknown;
   readonly trainableWeights: { name: string; read(): tf.Tensor }[];
+  /** State learned outside the gradient (Transformer-VQ's EMA codebook): checkpointed too. */
+  readonly nonTrainableWeights?: { name: string; read(): tf.Tensor }[];
+  /** Loss term of the last training call added to the task loss (Transformer-VQ's commitment). */
+  auxiliaryLoss?(): tf.Scalar | null;
+  /** After the optimizer step: applies (or, for a skipped step, drops) non-gradient updates. */
+  endTrainingStep?(applied: boolean): unknown;
   stateSize?(seqLen: number): number;
   /** Streaming inference (constant memory per token where the mixer has a fixed-size state). */
   createState?(batch: number): unknown;
@@ -83,6 +90,9 @@ export class Decoder {
   readonly mixers: MixerLayer[];
   /** Every trainable variable by a stable name (checkpoint and optimizer keys). */
   readonly variables = new Map<string, tf.Variable>();
+  /** Non-trainable mixer state by a stable name (checkpointed, never given to the optimizer). */
+  readonly buffers = new Map<string, tf.Variable>();
+  private training = false;
   private readonly own = new Map<string, tf.Variable>();
   private built = false;
 
@@ -154,6 +164,10 @@ export class Decoder {
         }
         this.variables.set(`block${l}.${this.kinds[l]}.${w.name.split('/').pop()}`, variable);
       }
+      for (const w of layer.nonTrainableWeights ?? []) {
+        const name = `block${l}.${this.kinds[l]}.${w.name.split('/').pop()}`;
+        this.buffers.set(name, w.read() as tf.Variable);
+      }
     });
     this.built = true;
   }
@@ -176,7 +190,7 @@ export class Decoder {
   forward(inputs: tf.Tensor): tf.Tensor {
     let h = this.embed(inputs);
     for (let l = 0; l < this.kinds.length; l++)
-      h = this.afterMixer(l, h, this.mixers[l].apply(this.mixerInput(l, h)) as tf.Tensor);
+      h = this.afterMixer(l, h, this.mixerCall(l, this.mixerInput(l, h)));
     return this.head(h);
   }
 
@@ -189,7 +203,7 @@ export class Decoder {
   forwardAt(inputs: tf.Tensor, positions: Int32Array): tf.Tensor {
     let h = this.embed(inputs);
     for (let l = 0; l < this.kinds.length; l++)
-      h = this.afterMixer(l, h, this.mixers[l].apply(this.mixerInput(l, h)) as tf.Tensor);
+      h = this.afterMixer(l, h, this.mixerCall(l, this.mixerInput(l, h)));
     const rows = (h.shape[0] as number) * (h.shape[1] as number);
     const pick = new Float32Array(positions.length * rows);
     positions.forEach((p, i) => {
@@ -202,6 +216,37 @@ export class Decoder {
       tf.reshape(h, [rows, h.shape[2] as number]),
     );
     return this.head(picked);
+  }
+
+  /**
+   * Runs `f` (a forward and its loss) as a training step's forward: mixers are called with
+   * `training: true`, so those with training-time terms record them (auxiliaryLoss, and the
+   * update endTrainingStep applies).
+   */
+  trainingForward<R>(f: () => R): R {
+    this.training = true;
+    try {
+      return f();
+    } finally {
+      this.training = false;
+    }
+  }
+
+  /** Σ of the mixers' auxiliary losses of the last training forward; null when none has one. */
+  auxiliaryLoss(): tf.Scalar | null {
+    const terms = this.mixers
+      .map((m) => m.auxiliaryLoss?.() ?? null)
+      .filter((t): t is tf.Scalar => t !== null);
+    return terms.length === 0 ? null : (tf.addN(terms) as tf.Scalar);
+  }
+
+  /** After the optimizer step (`applied`) or a skipped one: each mixer's non-gradient update. */
+  endTrainingStep(applied: boolean): void {
+    for (const m of this.mixers) m.endTrainingStep?.(applied);
+  }
+
+  private mixerCall(l: number, x: tf.Tensor): tf.Tensor {
+    return this.mixers[l].apply(x, this.training ? { training: true } : undefined) as tf.Tensor;
   }
 
   /** Whether every mixer can stream (needed for generation and dictionary health). */

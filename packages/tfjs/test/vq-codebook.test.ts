@@ -1,0 +1,225 @@
+// VqAttention's codebook learning (EMA k-means + commitment loss, the paper's recipe) against
+// @ovq/baselines' float64 references: the EMA step, the commitment loss and its gradient, the
+// stop-gradient into attention, and k-means behaviour on clustered inputs.
+import * as Base from '@ovq/baselines';
+import { assertClose, createRng, randn } from '@ovq/core/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { VqAttention, type VqAttentionArgs } from '../src/index.js';
+import { randomTensor, tf, useBackend } from './backends.js';
+
+const [B, T, D] = [2, 13, 12];
+
+function weight(layer: VqAttention, name: string): tf.Variable {
+  const w = layer.weights.find((x) => x.originalName.endsWith(name));
+  if (!w) throw new Error(`no weight ${name}`);
+  return w.read() as tf.Variable;
+}
+
+/** Float64 keys of each head, [B·T, keyDim] rows in (b, t) order: k = x·W_k split by head. */
+function keysByHead(layer: VqAttention, x: tf.Tensor): Float64Array[] {
+  const xs = x.dataSync();
+  const wk = weight(layer, 'wk').dataSync();
+  const { heads: H, keyDim: dk } = layer;
+  return Array.from({ length: H }, (_, h) => {
+    const k = new Float64Array(B * T * dk);
+    for (let r = 0; r < B * T; r++) {
+      for (let i = 0; i < dk; i++) {
+        let s = 0;
+        for (let d = 0; d < D; d++) s += xs[r * D + d] * wk[d * H * dk + h * dk + i];
+        k[r * dk + i] = s;
+      }
+    }
+    return k;
+  });
+}
+
+function statsOf(layer: VqAttention, h: number): Base.VqCodebookStats {
+  const S = layer.config.codebookSize;
+  const dk = layer.keyDim;
+  return {
+    codebookSize: S,
+    keyDim: dk,
+    counts: Float64Array.from(
+      weight(layer, 'code_counts')
+        .dataSync()
+        .subarray(h * S, (h + 1) * S),
+    ),
+    sums: Float64Array.from(
+      weight(layer, 'code_sums')
+        .dataSync()
+        .subarray(h * S * dk, (h + 1) * S * dk),
+    ),
+  };
+}
+
+const args: VqAttentionArgs = {
+  heads: 2,
+  keyDim: 4,
+  codebookSize: 5,
+  blockLength: 4,
+  seed: 7,
+  codebookDecay: 0.9,
+  commitment: 0.5,
+};
+
+beforeAll(() => useBackend('cpu'));
+
+describe('VqAttention codebook learning', () => {
+  it('a training call + endTrainingStep is @ovq/baselines’ float64 EMA k-means step per head; the commitment loss is β_c/(B·T)·Σ_h Σ‖k − c_z‖²', () => {
+    const layer = new VqAttention(args);
+    const x = randomTensor(createRng(1), [B, T, D]);
+    (layer.apply(x) as tf.Tensor).dispose();
+    expect(layer.auxiliaryLoss()).toBeNull(); // an inference call records nothing
+    expect(layer.endTrainingStep()).toBe(false);
+    const before = [0, 1].map((h) => statsOf(layer, h));
+    const codebook = layer.codebook();
+    const keys = keysByHead(layer, x);
+    const count = tf.memory().numTensors;
+    (layer.apply(x, { training: true }) as tf.Tensor).dispose();
+    const loss = layer.auxiliaryLoss()!.dataSync()[0];
+    expect(layer.endTrainingStep()).toBe(true);
+    expect(layer.auxiliaryLoss()).toBeNull();
+    expect(tf.memory().numTensors, 'tensors left by a training step').toBe(count);
+
+    let want = 0;
+    for (let h = 0; h < 2; h++) {
+      const eps = layer.codebookEpsilon;
+      const cb = Base.vqCodebookFromStats(before[h], eps);
+      assertClose(
+        `codebook head ${h}`,
+        cb,
+        codebook.dataSync().subarray(h * 20, (h + 1) * 20),
+        1e-6,
+      );
+      want += Base.vqCommitmentLoss(keys[h], cb, 5, 4).loss;
+      const next = Base.vqEmaUpdate(before[h], keys[h], { decay: 0.9, epsilon: eps });
+      const got = statsOf(layer, h);
+      assertClose(`counts head ${h}`, next.counts, got.counts, 1e-6);
+      assertClose(`sums head ${h}`, next.sums, got.sums, 1e-5);
+      expect(Array.from(got.counts)).not.toEqual(Array.from(before[h].counts));
+    }
+    want *= 0.5 / (B * T);
+    expect(Math.abs(loss - want) / want).toBeLessThan(1e-5);
+    // A skipped step drops the statistics: the codebook stays.
+    (layer.apply(x, { training: true }) as tf.Tensor).dispose();
+    const kept = weight(layer, 'code_sums').dataSync().slice();
+    expect(layer.endTrainingStep(false)).toBe(false);
+    expect(Array.from(weight(layer, 'code_sums').dataSync())).toEqual(Array.from(kept));
+    tf.dispose([x, codebook]);
+    layer.dispose();
+  });
+
+  it('the commitment gradient reaches W_k as 2β_c/(B·T)·Σ x(k − c_z) (float64); no gradient reaches the codebook statistics', () => {
+    const layer = new VqAttention({ ...args, commitment: 3 });
+    const rng = createRng(2);
+    const x = randomTensor(rng, [B, T, D]);
+    const dy = randomTensor(rng, [B, T, D]);
+    (layer.apply(x) as tf.Tensor).dispose();
+    const all = layer.weights.map((w) => w.read() as tf.Variable);
+    const gradsOf = (training: boolean) =>
+      tf.variableGrads(() => {
+        const y = layer.apply(x, { training }) as tf.Tensor;
+        const task = tf.sum(tf.mul(y, dy));
+        return (training ? tf.add(task, layer.auxiliaryLoss()!) : task) as tf.Scalar;
+      }, all);
+    const withAux = gradsOf(true);
+    const taskOnly = gradsOf(false);
+    layer.endTrainingStep(false);
+    for (const name of ['code_sums', 'code_counts']) {
+      const v = weight(layer, name);
+      expect(withAux.grads[v.name] ?? null, name).toBeNull();
+      expect(taskOnly.grads[v.name] ?? null, name).toBeNull();
+    }
+    for (const name of ['wq', 'wv', 'wo']) {
+      const v = weight(layer, name);
+      const a = withAux.grads[v.name].dataSync();
+      const b = taskOnly.grads[v.name].dataSync();
+      expect(Array.from(a), `${name}: the commitment loss does not depend on it`).toEqual(
+        Array.from(b),
+      );
+    }
+    // Float64: dL/dW_k[d, h·dk + i] = 2β_c/(B·T)·Σ_{b,t} x[b,t,d]·(k − c_z)[b,h,t,i].
+    const keys = keysByHead(layer, x);
+    const xs = x.dataSync();
+    const H = 2;
+    const want = new Float64Array(D * H * 4);
+    for (let h = 0; h < H; h++) {
+      const cb = Base.vqCodebookFromStats(statsOf(layer, h), layer.codebookEpsilon);
+      const { dKeys } = Base.vqCommitmentLoss(keys[h], cb, 5, 4);
+      for (let r = 0; r < B * T; r++)
+        for (let d = 0; d < D; d++)
+          for (let i = 0; i < 4; i++)
+            want[d * H * 4 + h * 4 + i] += ((3 / (B * T)) * xs[r * D + d] * dKeys[r * 4 + i]) / 1;
+    }
+    const wk = weight(layer, 'wk');
+    const got = tf.sub(withAux.grads[wk.name], taskOnly.grads[wk.name]).dataSync();
+    assertClose('dW_k of the commitment loss', want, got, 1e-4);
+    tf.dispose([x, dy, withAux.value, taskOnly.value]);
+    tf.dispose(Object.values(withAux.grads));
+    tf.dispose(Object.values(taskOnly.grads));
+    layer.dispose();
+  });
+
+  it('training calls on clustered inputs move the codebook onto the key clusters (quantisation error ≥ 2× lower)', () => {
+    // 4 centres in input space (keys = x·W_k are then clustered too), 8 codes, γ = 0.9. EMA
+    // k-means has local minima: here it ends with 5 codes never chosen and one code shared by two
+    // clusters (no restarts, as in the paper), so the error falls 3.8×, not to the noise floor.
+    const rng = createRng(5);
+    const centres = randn(rng, 4 * D).map((v) => 2 * v);
+    const batch = () => {
+      const x = new Float32Array(B * T * D);
+      const noise = randn(rng, B * T * D);
+      for (let r = 0; r < B * T; r++) {
+        const c = Math.floor(rng() * 4);
+        for (let d = 0; d < D; d++) x[r * D + d] = centres[c * D + d] + 0.02 * noise[r * D + d];
+      }
+      return tf.tensor3d(x, [B, T, D]);
+    };
+    const layer = new VqAttention({
+      heads: 1,
+      keyDim: 4,
+      codebookSize: 8,
+      blockLength: 4,
+      seed: 3,
+      codebookDecay: 0.9,
+      commitment: 1,
+    });
+    const probe = batch();
+    const error = () => {
+      (layer.apply(probe, { training: true }) as tf.Tensor).dispose();
+      const e = layer.auxiliaryLoss()!.dataSync()[0];
+      layer.endTrainingStep(false);
+      return e;
+    };
+    (layer.apply(probe) as tf.Tensor).dispose();
+    const first = error();
+    for (let step = 0; step < 100; step++) {
+      const x = batch();
+      (layer.apply(x, { training: true }) as tf.Tensor).dispose();
+      layer.endTrainingStep();
+      x.dispose();
+    }
+    const last = error();
+    expect(first).toBeGreaterThan(0);
+    expect(last).toBeLessThan(first / 2);
+    // The used codes' sizes hold the EMA of their share of the B·T = 26 keys per call.
+    const counts = Array.from(weight(layer, 'code_counts').dataSync());
+    expect(counts.reduce((a, b) => a + b, 0)).toBeCloseTo(B * T, 0);
+    probe.dispose();
+    layer.dispose();
+  });
+
+  it('bad options name the option, the value and what was expected; they round-trip through getConfig', () => {
+    expect(() => new VqAttention({ ...args, codebookDecay: 1 })).toThrow(
+      /VqAttention: codebookDecay: got 1; expected a number in \[0, 1\)/,
+    );
+    expect(() => new VqAttention({ ...args, commitment: -1 })).toThrow(
+      /VqAttention: commitment: got -1; expected a finite number ≥ 0/,
+    );
+    expect(() => new VqAttention({ ...args, codebookEpsilon: 0 })).toThrow(
+      /VqAttention: codebookEpsilon: got 0; expected a finite number > 0/,
+    );
+    const config = new VqAttention(args).getConfig();
+    expect(config).toMatchObject({ commitment: 0.5, codebookDecay: 0.9, codebookEpsilon: 1e-5 });
+  });
+});
