@@ -1,8 +1,9 @@
 // The host kernels on worker pools: OVQ on @ovq/core's (setHostWorkerPool), the baselines on
 // createBaselineWorkerPool's (setBaselineWorkerPool). Outputs and every gradient (q, k, v and the
 // extras: per-head β, codebooks, per-token decays) are the same bytes without a pool and with 1 or
-// 2 workers, on cpu and wasm; a worker that throws or dies fails the step with an error naming it
-// (no hang) and leaves the weights as they were.
+// 2 workers, on cpu and wasm; a worker that throws, exits, or is killed from outside mid-call
+// (terminate(), as an out-of-memory kill does) fails the step with an error naming it (no hang)
+// and leaves the weights as they were.
 import { ovqAttention as coreOvq, createOvqWorkerPool, type OvqWorkerPool } from '@ovq/core';
 import { createRng } from '@ovq/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,8 +130,8 @@ describe.each(HOST_BACKENDS)('OVQ host kernel on the worker pool, %s', (backend)
     expect(runBaselines(basePools[1])).toEqual(none);
   });
 
-  it('a baselines worker that throws or dies fails the step naming it; weights untouched', async () => {
-    for (const fault of ['throw', 'exit'] as const) {
+  it('a baselines worker that throws, exits or is killed fails the step naming it; weights untouched', async () => {
+    for (const fault of ['throw', 'exit', 'kill'] as const) {
       const pool = await createBaselineWorkerPool({ threads: 2 });
       basePools.push(pool);
       const layer = new SoftmaxAttention({ heads: 2, keyDim: 4, window: 4, seed: 3 });
@@ -145,9 +146,12 @@ describe.each(HOST_BACKENDS)('OVQ host kernel on the worker pool, %s', (backend)
         expect(() =>
           sgd.minimize(() => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar),
         ).toThrow(
-          fault === 'throw'
-            ? /baselines worker pool \(OvqSoftmaxAttention\): worker \d failed on head 0: Error: injected fault/
-            : /worker \d exited with code 3 during the call/,
+          {
+            throw:
+              /baselines worker pool \(OvqSoftmaxAttention\): worker \d failed on head 0: Error: injected fault/,
+            exit: /worker \d exited with code 3 during the call/,
+            kill: /baselines worker pool \(OvqSoftmaxAttention\): worker \d stopped during the call \(terminated from outside or out of memory\)/,
+          }[fault],
         );
         expect(weights.map(bytes)).toEqual(before);
         if (fault === 'throw') {
@@ -165,8 +169,8 @@ describe.each(HOST_BACKENDS)('OVQ host kernel on the worker pool, %s', (backend)
     }
   }, 60_000);
 
-  it('a worker that throws or dies fails the training step with an error naming it; weights untouched', async () => {
-    for (const fault of ['throw', 'exit'] as const) {
+  it('a worker that throws, exits or is killed fails the training step naming it; weights untouched', async () => {
+    for (const fault of ['throw', 'exit', 'kill'] as const) {
       const pool = await createOvqWorkerPool({ threads: 2 });
       pools.push(pool);
       const layer = new OvqAttention({ heads: 2, keyDim: 4, capacity: 8, chunkSize: 4, seed: 3 });
@@ -180,9 +184,11 @@ describe.each(HOST_BACKENDS)('OVQ host kernel on the worker pool, %s', (backend)
       expect(() =>
         sgd.minimize(() => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar),
       ).toThrow(
-        fault === 'throw'
-          ? /worker pool: worker \d failed on head 0: Error: injected fault/
-          : /worker \d exited with code 3 during the call/,
+        {
+          throw: /worker pool: worker \d failed on head 0: Error: injected fault/,
+          exit: /worker \d exited with code 3 during the call/,
+          kill: /worker pool: worker \d stopped during the call \(terminated from outside or out of memory\)/,
+        }[fault],
       );
       expect(weights.map(bytes)).toEqual(before);
       if (fault === 'throw') {

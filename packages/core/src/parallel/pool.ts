@@ -61,7 +61,7 @@ class Pool implements OvqWorkerPool {
   private arena: SharedArrayBuffer | null = null;
   private broken: string | null = null;
   private closed = false;
-  /** Test hook (injectFault): the worker that takes head 0 of the next call throws or exits. */
+  /** Test hook (injectFault): the worker that takes head 0 of the next call fails (see there). */
   fault: JobMessage['fault'] = null;
 
   constructor(workers: AnyWorker[], ctrlBuffer: SharedArrayBuffer) {
@@ -115,20 +115,33 @@ class Pool implements OvqWorkerPool {
     return this.arena;
   }
 
-  /** Posts a job to every worker and blocks until all are done; throws a worker's error. */
+  /**
+   * Posts a job to every worker and blocks until all are done; throws a worker's error. A worker
+   * stopped from outside (terminated, out of memory) runs no exit handler and its 'exit' event
+   * cannot arrive while this thread blocks, so the wait polls the workers' liveness instead.
+   */
   run(job: JobMessage): void {
     const ctrl = this.ctrl;
     Atomics.store(ctrl, CTRL.next, 0);
     Atomics.store(ctrl, CTRL.done, 0);
     Atomics.store(ctrl, CTRL.error, 0);
+    Atomics.store(ctrl, CTRL.faulted, 0);
     job.fault = this.fault;
     this.fault = null;
     for (const worker of this.workers) worker.postMessage(job);
+    if (job.fault === 'kill') killStalled(ctrl, this.workers);
     const n = this.workers.length;
     for (;;) {
       const done = Atomics.load(ctrl, CTRL.done);
       if (done >= n) break;
-      Atomics.wait(ctrl, CTRL.done, done, 1000);
+      if (Atomics.wait(ctrl, CTRL.done, done, 200) !== 'timed-out') continue;
+      const dead = this.workers.findIndex(stopped);
+      if (dead >= 0 && Atomics.load(ctrl, CTRL.done) < n) {
+        const reason = `worker ${dead} stopped during the call (terminated from outside or out of memory)`;
+        this.markBroken(reason);
+        Atomics.compareExchange(ctrl, CTRL.error, 0, 2); // the others stop taking heads
+        throw new Error(`@ovq/core worker pool: ${reason}`);
+      }
     }
     if (Atomics.load(ctrl, CTRL.error) !== 0) {
       const length = Math.min(Atomics.load(ctrl, CTRL.messageLength), MESSAGE_BYTES);
@@ -137,6 +150,40 @@ class Pool implements OvqWorkerPool {
       throw new Error(`@ovq/core worker pool: ${text}`);
     }
   }
+}
+
+/**
+ * Node: whether a worker thread has stopped. Its event-loop utilization reports a negative idle
+ * time once the thread is gone, readable synchronously while the caller blocks (browsers: never).
+ */
+function stopped(worker: AnyWorker): boolean {
+  const perf = (worker as { performance?: { eventLoopUtilization?: () => { idle: number } } })
+    .performance;
+  return typeof perf?.eventLoopUtilization === 'function' && perf.eventLoopUtilization().idle < 0;
+}
+
+/**
+ * Node: waits (≤ 2 s) until each worker's event loop has started, so that its utilization (and
+ * so `stopped`) reads the live thread; before that it reads zeros even after the thread is gone.
+ */
+async function primeLiveness(workers: AnyWorker[]): Promise<void> {
+  const perf = (w: AnyWorker) =>
+    (w as { performance?: { eventLoopUtilization?: () => { idle: number; active: number } } })
+      .performance;
+  for (let i = 0; i < 200; i++) {
+    const started = workers.every((w) => {
+      const u = perf(w)?.eventLoopUtilization?.();
+      return u === undefined || u.idle + u.active > 0;
+    });
+    if (started) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Test hook 'kill': waits (≤ 10 s) for the worker stalled inside the job, then terminates it. */
+function killStalled(ctrl: Int32Array, workers: AnyWorker[]): void {
+  if (Atomics.wait(ctrl, CTRL.faulted, 0, 10_000) === 'timed-out') return;
+  void Promise.resolve(workers[Atomics.load(ctrl, CTRL.faulted) - 1].terminate()).catch(() => {});
 }
 
 function defaultThreads(os: { availableParallelism?: () => number; cpus(): unknown[] } | null) {
@@ -251,6 +298,7 @@ export async function createOvqWorkerPool(
   }
   try {
     await Promise.all(ready);
+    if (isNode) await primeLiveness(workers);
   } catch (error) {
     await Promise.all(workers.map((w) => w.terminate()));
     throw error;
@@ -260,8 +308,11 @@ export async function createOvqWorkerPool(
   return pool;
 }
 
-/** Test-only: makes the worker that takes head 0 of the pool's next call throw or exit. */
-export function injectFault(pool: OvqWorkerPool, fault: 'throw' | 'exit'): void {
+/**
+ * Test-only: makes the worker that takes head 0 of the pool's next call throw, exit, or ('kill')
+ * stall inside the call until the pool terminates it from outside.
+ */
+export function injectFault(pool: OvqWorkerPool, fault: 'throw' | 'exit' | 'kill'): void {
   (pool as Pool).fault = fault;
 }
 

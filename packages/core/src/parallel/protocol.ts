@@ -13,6 +13,8 @@ export const CTRL = {
   /** 0 = fine, 1 = a head threw, 2 = a worker died (the pool is unusable afterwards). */
   error: 2,
   messageLength: 3,
+  /** Test hook 'kill': 1 + the index of the worker stalled inside the job, waiting to be killed. */
+  faulted: 4,
 } as const;
 export const MESSAGE_OFFSET = 64;
 export const MESSAGE_BYTES = 4096;
@@ -37,6 +39,9 @@ export type JobMessage = {
   slot: number;
   /** The caller's kernel setting (setOvqKernels), so every worker runs the same kernels. */
   kernels: OvqKernelsSetting;
-  /** Fault injection for the pool's own tests: the worker taking head 0 throws or exits. */
-  fault: 'throw' | 'exit' | null;
+  /**
+   * Fault injection for the pool's own tests: the worker taking head 0 throws, exits, or ('kill')
+   * stalls until the caller terminates it from outside (as an out-of-memory kill would).
+   */
+  fault: 'throw' | 'exit' | 'kill' | null;
 };

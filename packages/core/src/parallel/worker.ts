@@ -69,6 +69,11 @@ function runJob(m: JobMessage): void {
       head = Atomics.add(c, CTRL.next, 1);
       if (head === 0 && m.fault === 'throw') throw new Error('injected fault');
       if (head === 0 && m.fault === 'exit') process.exit(3);
+      if (head === 0 && m.fault === 'kill') {
+        Atomics.store(c, CTRL.faulted, index + 1);
+        Atomics.notify(c, CTRL.faulted);
+        Atomics.wait(c, CTRL.faulted, index + 1); // until terminated
+      }
       return head < job.heads ? head : (head = -1);
     });
   } catch (error) {

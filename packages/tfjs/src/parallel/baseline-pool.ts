@@ -39,6 +39,27 @@ async function workerLocation(): Promise<{ url: URL; execArgv: string[] }> {
 
 const pathUrl = (path: string) => new URL(`file://${path}`);
 
+/**
+ * Whether a worker thread has stopped: its event-loop utilization reports a negative idle time
+ * once the thread is gone, readable synchronously while the caller blocks (after primeLiveness).
+ */
+const stopped = (w: Worker): boolean => w.performance.eventLoopUtilization().idle < 0;
+
+/**
+ * Waits (≤ 2 s) until each worker's event loop has started, so that its utilization (and so
+ * `stopped`) reads the live thread; before that it reads zeros even after the thread is gone.
+ */
+async function primeLiveness(workers: Worker[]): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const started = workers.every((w) => {
+      const u = w.performance.eventLoopUtilization();
+      return u.idle + u.active > 0;
+    });
+    if (started) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 const POOLS = new WeakSet<object>();
 
 class Pool implements BaselineWorkerPool {
@@ -82,6 +103,12 @@ class Pool implements BaselineWorkerPool {
         where,
         `the baselines worker pool is unusable (${this.broken}); dispose it and create a new one`,
       );
+  }
+
+  /** Test hook 'kill': waits (≤ 10 s) for the worker stalled inside the call, then terminates it. */
+  private killStalled(): void {
+    if (Atomics.wait(this.ctrl, CTRL.faulted, 0, 10_000) === 'timed-out') return;
+    this.workers[Atomics.load(this.ctrl, CTRL.faulted) - 1].terminate().catch(() => {});
   }
 
   /** Runs one forward or backward call over every [batch, head]; returns the output arrays. */
@@ -148,11 +175,23 @@ class Pool implements BaselineWorkerPool {
     Atomics.store(ctrl, CTRL.next, 0);
     Atomics.store(ctrl, CTRL.done, 0);
     Atomics.store(ctrl, CTRL.error, 0);
+    Atomics.store(ctrl, CTRL.faulted, 0);
     for (const w of this.workers) w.postMessage(job);
+    if (job.fault === 'kill') this.killStalled();
+    // A worker stopped from outside (terminated, out of memory) runs no exit handler, and its
+    // 'exit' event cannot arrive while this thread blocks: poll the workers' liveness instead.
+    const n = this.workers.length;
     for (;;) {
       const done = Atomics.load(ctrl, CTRL.done);
-      if (done >= this.workers.length) break;
-      Atomics.wait(ctrl, CTRL.done, done, 1000);
+      if (done >= n) break;
+      if (Atomics.wait(ctrl, CTRL.done, done, 200) !== 'timed-out') continue;
+      const dead = this.workers.findIndex(stopped);
+      if (dead >= 0 && Atomics.load(ctrl, CTRL.done) < n) {
+        const reason = `worker ${dead} stopped during the call (terminated from outside or out of memory)`;
+        this.markBroken(reason);
+        Atomics.compareExchange(ctrl, CTRL.error, 0, 2); // the others stop taking heads
+        throw new Error(`@ovq/tfjs baselines worker pool (${kernelName}): ${reason}`);
+      }
     }
     if (Atomics.load(ctrl, CTRL.error) !== 0) {
       const length = Math.min(Atomics.load(ctrl, CTRL.messageLength), MESSAGE_BYTES);
@@ -221,6 +260,7 @@ export async function createBaselineWorkerPool(
   }
   try {
     await Promise.all(ready);
+    await primeLiveness(workers);
   } catch (error) {
     await Promise.all(workers.map((w) => w.terminate()));
     throw error;
@@ -240,7 +280,13 @@ export function runOnBaselinePool(value: BaselineWorkerPool, ...args: Parameters
   return (value as Pool).run(...args);
 }
 
-/** Test-only: the worker that takes head 0 of the pool's next call throws or exits. */
-export function injectBaselineFault(pool: BaselineWorkerPool, fault: 'throw' | 'exit'): void {
+/**
+ * Test-only: the worker that takes head 0 of the pool's next call throws, exits, or ('kill')
+ * stalls inside the call until the pool terminates it from outside.
+ */
+export function injectBaselineFault(
+  pool: BaselineWorkerPool,
+  fault: 'throw' | 'exit' | 'kill',
+): void {
   (pool as Pool).fault = fault;
 }

@@ -55,6 +55,11 @@ function runJob(job: BaselineJob): void {
       if (bh >= batch * heads) break;
       if (bh === 0 && job.fault === 'throw') throw new Error('injected fault');
       if (bh === 0 && job.fault === 'exit') process.exit(3);
+      if (bh === 0 && job.fault === 'kill') {
+        Atomics.store(ctrl, CTRL.faulted, index + 1);
+        Atomics.notify(ctrl, CTRL.faulted);
+        Atomics.wait(ctrl, CTRL.faulted, index + 1); // until terminated
+      }
       const h = bh % heads;
       const head: HeadData = {
         q: view(o.q, T * dk, bh),

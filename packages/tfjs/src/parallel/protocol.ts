@@ -4,7 +4,8 @@
 // shared arena (posting a SharedArrayBuffer shares it; nothing is cloned per worker).
 
 /** Int32 slots of the control block. */
-export const CTRL = { next: 0, done: 1, error: 2, messageLength: 3 } as const;
+// faulted (test hook 'kill'): 1 + the index of the worker stalled inside the call.
+export const CTRL = { next: 0, done: 1, error: 2, messageLength: 3, faulted: 4 } as const;
 export const MESSAGE_OFFSET = 64;
 export const MESSAGE_BYTES = 4096;
 
@@ -40,6 +41,9 @@ export type BaselineJob = {
     dv: number;
     dExtras: number[];
   };
-  /** Fault injection for tests: the worker taking head 0 throws or exits. */
-  fault: 'throw' | 'exit' | null;
+  /**
+   * Fault injection for tests: the worker taking head 0 throws, exits, or ('kill') stalls until
+   * the caller terminates it from outside (as an out-of-memory kill would).
+   */
+  fault: 'throw' | 'exit' | 'kill' | null;
 };
