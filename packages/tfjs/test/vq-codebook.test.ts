@@ -209,6 +209,30 @@ describe('VqAttention codebook learning', () => {
     layer.dispose();
   });
 
+  it('the README training loop runs: the codebook moves by EMA k-means, nothing leaks', () => {
+    const vq = new VqAttention({ heads: 2, keyDim: 8, codebookSize: 16, blockLength: 8 });
+    const x = tf.randomNormal([4, 32, 16]);
+    (vq.apply(x) as tf.Tensor).dispose(); // builds the weights
+    const before = vq.codebook();
+    const optimizer = tf.train.adam(1e-3);
+    let count = 0;
+    for (let step = 0; step < 3; step++) {
+      optimizer.minimize(() => {
+        const y = vq.apply(x, { training: true }) as tf.Tensor;
+        const task = tf.mean(tf.square(y)); // your model's loss
+        return tf.add(task, vq.auxiliaryLoss()!) as tf.Scalar;
+      });
+      vq.endTrainingStep(); // one EMA k-means step of the codebook
+      if (step === 1) count = tf.memory().numTensors;
+    }
+    expect(tf.memory().numTensors).toBe(count);
+    const after = vq.codebook();
+    expect(Array.from(after.dataSync())).not.toEqual(Array.from(before.dataSync()));
+    tf.dispose([x, before, after]);
+    optimizer.dispose();
+    vq.dispose();
+  });
+
   it('bad options name the option, the value and what was expected; they round-trip through getConfig', () => {
     expect(() => new VqAttention({ ...args, codebookDecay: 1 })).toThrow(
       /VqAttention: codebookDecay: got 1; expected a number in \[0, 1\)/,
