@@ -11,7 +11,7 @@ export {
 } from './layers/linear.js';
 export { OvqAttention, type OvqAttentionArgs } from './layers/ovq.js';
 export { SoftmaxAttention, type SoftmaxAttentionArgs } from './layers/softmax.js';
-export { VqAttention, type VqAttentionArgs } from './layers/vq.js';
+export { VqAttention, type VqAttentionArgs, type VqCodebookHealth } from './layers/vq.js';
 export {
   decayLinearAttention,
   gatedDeltaNet,

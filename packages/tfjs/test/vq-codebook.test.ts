@@ -233,6 +233,29 @@ describe('VqAttention codebook learning', () => {
     vq.dispose();
   });
 
+  it('codebookHealth reports usage from the EMA sizes (hand-computed)', async () => {
+    const layer = new VqAttention({ heads: 2, keyDim: 4, codebookSize: 4, seed: 1 });
+    (layer.apply(tf.zeros([1, 3, D])) as tf.Tensor).dispose();
+    weight(layer, 'code_counts').assign(tf.tensor2d([4, 4, 4, 4, 6, 2, 0.001, 0], [2, 4]));
+    const [even, skewed] = await layer.codebookHealth();
+    expect(even).toEqual({
+      codes: 4,
+      countMin: 4,
+      countMean: 4,
+      countMax: 4,
+      normalizedEntropy: 1,
+      dead: 0,
+    });
+    const p = [6, 2, 0.001].map((x) => x / 8.001);
+    const entropy = -p.reduce((a, x) => a + x * Math.log(x), 0) / Math.log(4);
+    expect(skewed.countMin).toBe(0);
+    expect(skewed.countMax).toBe(6);
+    expect(skewed.countMean).toBeCloseTo(8.001 / 4, 6);
+    expect(skewed.normalizedEntropy).toBeCloseTo(entropy, 6);
+    expect(skewed.dead).toBe(2); // 0.001 and 0 are under 1% of 8.001 / 4
+    layer.dispose();
+  });
+
   it('bad options name the option, the value and what was expected; they round-trip through getConfig', () => {
     expect(() => new VqAttention({ ...args, codebookDecay: 1 })).toThrow(
       /VqAttention: codebookDecay: got 1; expected a number in \[0, 1\)/,

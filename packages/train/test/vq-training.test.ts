@@ -89,9 +89,14 @@ describe('Transformer-VQ in the training loop', () => {
     expect(valuesOf(resumed.model.variables)).toEqual(valuesOf(straight.model.variables));
     expect(valuesOf(resumed.model.buffers)).toEqual(valuesOf(straight.model.buffers));
     expect(resumed.finalLoss).toBe(straight.finalLoss);
-    // The codebook moved away from its initialisation (counts start at 1).
+    // The codebook moved away from its initialisation (counts start at 1); evaluations report
+    // its usage. Every key goes to one code, so per head Σn ← γΣn + (1 − γ)·64 (4 × 16 keys),
+    // from Σn = 8: after 6 applied steps Σn = 64 − 56·0.99⁶.
     const counts = straight.model.buffers.get('block1.vq.code_counts')!.dataSync();
     expect(Array.from(counts).some((n) => n !== 1)).toBe(true);
+    const usage = straight.evals.at(-1)!.codebooks!;
+    expect(usage.map((u) => [u.layer, u.kind, u.codes])).toEqual([[1, 'vq', 8]]);
+    expect(usage[0].countMean * 8).toBeCloseTo(64 - 56 * 0.99 ** 6, 3);
     for (const t of [...saved.weights.values(), ...saved.m.values(), ...saved.v.values()])
       t.dispose();
     straight.model.dispose();

@@ -57,6 +57,18 @@ export type VqAttentionArgs = MixerLayerArgs & {
 
 type Kwargs = Parameters<MixerLayer<VqState>['call']>[1];
 
+/** Usage of one head's codebook, from its EMA cluster sizes n_j (the recent keys per code). */
+export type VqCodebookHealth = {
+  codes: number;
+  countMin: number;
+  countMean: number;
+  countMax: number;
+  /** Entropy of the usage n_j / Σn, divided by ln codes (1: every code used equally). */
+  normalizedEntropy: number;
+  /** Codes whose size fell under 1% of an even share (Σn / codes): as good as unused. */
+  dead: number;
+};
+
 /** What a training call leaves for the step's end: the commitment loss and k-means statistics. */
 type Pending = { loss: Scalar; counts: Tensor; sums: Tensor };
 
@@ -221,6 +233,26 @@ export class VqAttention extends MixerLayer<VqState> {
     }
     dispose([p.loss, p.counts, p.sums]);
     return applied;
+  }
+
+  /** Codebook usage per head (reads the EMA sizes asynchronously: works on every backend). */
+  async codebookHealth(): Promise<VqCodebookHealth[]> {
+    const S = this.config.codebookSize;
+    const counts = await this.codeCounts.read().data();
+    return Array.from({ length: this.heads }, (_, h) => {
+      const n = Array.from(counts.subarray(h * S, (h + 1) * S));
+      const total = n.reduce((a, b) => a + b, 0);
+      let entropy = 0;
+      for (const x of n) if (x > 0) entropy -= (x / total) * Math.log(x / total);
+      return {
+        codes: S,
+        countMin: Math.min(...n),
+        countMean: total / S,
+        countMax: Math.max(...n),
+        normalizedEntropy: S > 1 ? entropy / Math.log(S) : 1,
+        dead: n.filter((x) => x < (0.01 * total) / S).length,
+      };
+    });
   }
 
   protected createHeadState(): VqState {

@@ -12,6 +12,7 @@ import {
   writeFileAtomic,
 } from '../checkpoint/checkpoint.js';
 import {
+  type CodebookLayerHealth,
   Decoder,
   type LayerHealth,
   type MixerFactory,
@@ -73,6 +74,8 @@ export type EvalResult = {
   lossByPosition?: number[];
   /** Dictionary health of each OVQ layer on the first evaluation batch. */
   health?: LayerHealth[];
+  /** Codebook usage of each Transformer-VQ layer (its EMA cluster sizes). */
+  codebooks?: CodebookLayerHealth[];
 };
 
 export type TrainEvent =
@@ -171,6 +174,7 @@ export async function evaluate(
   // Per position: scored count and summed loss (float64 host sums).
   let lossPositions: Float64Array | undefined;
   let health: LayerHealth[] | undefined;
+  const codebooks = model.kinds.includes('vq') ? await model.codebookHealth() : undefined;
   for (let i = 0; i < batches; i++) {
     const batch: Batch = task.sample(batchSize, seqLen, itemSeed(EVAL_SEED, i));
     if (i === 0 && model.kinds.includes('ovq') && model.canStream()) {
@@ -240,6 +244,7 @@ export async function evaluate(
         }
       : {}),
     health,
+    ...(codebooks ? { codebooks } : {}),
   };
 }
 

@@ -57,6 +57,8 @@ export type MixerLayer = {
   stepAsync?(x: tf.Tensor, state: unknown): Promise<tf.Tensor>;
   /** OVQ layers: health of each [batch, head] dictionary of a streaming state. */
   dictionaryHealth?(state: unknown): DictionaryHealthLike[];
+  /** Transformer-VQ layers: usage of each head's codebook (EMA cluster sizes). */
+  codebookHealth?(): Promise<CodebookHealthLike[]>;
 };
 
 /** The dictionary-health fields the decoder averages (see @ovq/tfjs `dictionaryHealth`). */
@@ -72,6 +74,19 @@ export type DictionaryHealthLike = {
 
 /** One OVQ layer's dictionary health averaged over the batch and heads. */
 export type LayerHealth = DictionaryHealthLike & { layer: number; kind: MixerKind };
+
+/** The codebook-usage fields the decoder averages (see @ovq/tfjs `VqCodebookHealth`). */
+export type CodebookHealthLike = {
+  codes: number;
+  countMin: number;
+  countMean: number;
+  countMax: number;
+  normalizedEntropy: number;
+  dead: number;
+};
+
+/** One VQ layer's codebook usage averaged over heads (min of countMin, max of countMax). */
+export type CodebookLayerHealth = CodebookHealthLike & { layer: number; kind: MixerKind };
 
 export type MixerFactory = (
   kind: MixerKind,
@@ -306,6 +321,27 @@ export class Decoder {
    * Streams `inputs` through fresh states and reports each OVQ layer's dictionary health,
    * averaged over sequences and heads (min of countMin, max of countMax).
    */
+  async codebookHealth(): Promise<CodebookLayerHealth[]> {
+    const out: CodebookLayerHealth[] = [];
+    for (const [layer, m] of this.mixers.entries()) {
+      const heads = await m.codebookHealth?.();
+      if (!heads || heads.length === 0) continue;
+      const mean = (key: keyof CodebookHealthLike) =>
+        heads.reduce((a, h) => a + h[key], 0) / heads.length;
+      out.push({
+        layer,
+        kind: this.kinds[layer],
+        codes: heads[0].codes,
+        countMin: Math.min(...heads.map((h) => h.countMin)),
+        countMean: mean('countMean'),
+        countMax: Math.max(...heads.map((h) => h.countMax)),
+        normalizedEntropy: mean('normalizedEntropy'),
+        dead: mean('dead'),
+      });
+    }
+    return out;
+  }
+
   async dictionaryHealth(inputs: tf.Tensor): Promise<LayerHealth[]> {
     const states = this.createStreamState(inputs.shape[0]);
     (await this.stepAsync(inputs, states)).dispose();
