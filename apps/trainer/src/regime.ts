@@ -113,6 +113,20 @@ export function selectCells(cells: RegimeCell[], only: string | undefined): Regi
   );
 }
 
+/** What an ablation cell changes (empty for the main cells). */
+function ablationText(c: RegimeCell): string {
+  if (c.evalCapacity !== undefined)
+    return `[scores the default model with OVQ capacity ×${c.evalCapacity} = ${Math.max(1, Math.round((c.mixerOptions.ovqCapacity ?? 0) * c.evalCapacity))}] `;
+  if (c.variant === undefined) return '';
+  const o = c.mixerOptions;
+  const axes = [
+    o.ovqGrowth === undefined ? '' : `growth ${JSON.stringify(o.ovqGrowth)}`,
+    o.ovqSpawn === undefined ? '' : `spawn ${JSON.stringify(o.ovqSpawn)}`,
+    o.ovqUpdate === undefined ? '' : `update ${JSON.stringify(o.ovqUpdate)}`,
+  ].filter(Boolean);
+  return `[trains OVQ with ${axes.join(', ') || 'the defaults'}] `;
+}
+
 export async function runRegimeSweep(
   file: string,
   raw: unknown,
@@ -134,7 +148,7 @@ export async function runRegimeSweep(
   if (flags.dryRun) {
     for (const c of cells)
       log(
-        `${c.id}  ${c.matches.map((m) => (m.knob ? `${m.kind}.${m.knob}=${m.value} (${m.stateNumbers} numbers)` : Number.isFinite(m.stateNumbers) ? `${m.kind} at its natural size (${m.stateNumbers} numbers)` : `${m.kind}: grows with T (no budget)`)).join(', ')}`,
+        `${c.id}  ${ablationText(c)}${c.matches.map((m) => (m.knob ? `${m.kind}.${m.knob}=${m.value} (${m.stateNumbers} numbers)` : Number.isFinite(m.stateNumbers) ? `${m.kind} at its natural size (${m.stateNumbers} numbers)` : `${m.kind}: grows with T (no budget)`)).join(', ')}`,
       );
     log(`${cells.length} of ${all.length} cells`);
     return;

@@ -1,5 +1,5 @@
 // `ovq-train sweep` with a regime file (ovq-regime/1): plan, run, resume, shards, bad flags.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateResults } from '@ovq/train';
 import { describe, expect, it } from 'vitest';
@@ -59,6 +59,45 @@ describe('ovq-train sweep --config <regime file>', () => {
     expect(again.stderr).toMatch(/0 cell\(s\) run/);
     expect(JSON.parse(readFileSync(f.results, 'utf8')).rows).toHaveLength(12);
   }, 180_000);
+
+  it('--dry-run plans the ablations: trained variants and test-time capacity, nothing run', async () => {
+    const f = files();
+    writeFileSync(
+      f.config,
+      JSON.stringify({
+        ...toy,
+        ablations: {
+          variants: [
+            { name: 'growth=log', growth: { kind: 'log', alpha: 4 } },
+            { name: 'spawn=random', spawn: 'random' },
+            { name: 'update=ema', update: { kind: 'ema', rate: 0.1 } },
+          ],
+          evalCapacity: [0.25, 1, 4],
+        },
+      }),
+    );
+    const r = await run(['sweep', '--config', f.config, '--dry-run', '--results', f.results]);
+    expect(r.code, r.stderr).toBe(0);
+    // 8 main cells, 3 variants × (2 lrs + 2 seeds), 3 capacities × 2 seeds.
+    expect(r.stderr).toMatch(/26 of 26 cells/);
+    expect(r.stderr).toMatch(
+      /niah\/swa,ovq\[growth=log\]\/2048\/lr=0\.001 {2}\[trains OVQ with growth \{"kind":"log","alpha":4\}\] ovq\.ovqCapacity=(\d+)/,
+    );
+    const capacity = Number(
+      /niah\/swa,ovq\/2048\/seed=0 {2}ovq\.ovqCapacity=(\d+)/.exec(r.stderr)![1],
+    );
+    expect(r.stderr).toContain(
+      `niah/swa,ovq[capacity×0.25]/2048/seed=1  [scores the default model with OVQ capacity ×0.25 = ${Math.round(capacity / 4)}]`,
+    );
+    expect(r.stderr).toContain(`[scores the default model with OVQ capacity ×4 = ${4 * capacity}]`);
+    expect(existsSync(f.results)).toBe(false);
+    writeFileSync(f.config, JSON.stringify({ ...toy, ablations: { mixers: 'swa,linear' } }));
+    const bad = await run(['sweep', '--config', f.config, '--dry-run']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /ablations\.mixers is "swa,linear"; expected a pattern with an ovq layer/,
+    );
+  });
 
   it('--only and --shard select cells; bad values are usage errors', async () => {
     const f = files();

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
+  cellTrainConfig,
   createTfjsMixer,
+  Decoder,
   mergeResults,
   planCells,
   RESULTS_SCHEMA,
@@ -16,6 +18,8 @@ import {
   runRegime,
   shardCells,
   validateResults,
+  validateTrainConfig,
+  withOvqCapacity,
 } from '../src/index.js';
 
 beforeAll(async () => {
@@ -198,4 +202,193 @@ describe('regime sweep', () => {
     const validation = file.rows.filter((r) => r.task === 'byte-lm:validation');
     expect(validation.map((r) => [r.metric, r.evalLen])).toEqual([['loss', 32]]);
   }, 120_000);
+
+  describe('ablations', () => {
+    const niah = config.tasks[1];
+    const ablated = (ablations: RegimeConfig['ablations']): RegimeConfig => ({
+      ...config,
+      tasks: [niah],
+      mixers: ['swa,ovq', 'swa,gdn'],
+      ablations,
+    });
+
+    it('plans trained variants as groups of their own and test-time capacity in the default group', () => {
+      const cells = planCells(
+        ablated({
+          variants: [
+            { name: 'growth=log', growth: { kind: 'log', alpha: 4 } },
+            { name: 'spawn=random', spawn: 'random' },
+            { name: 'update=ema', update: { kind: 'ema', rate: 0.1 } },
+          ],
+          evalCapacity: [0.25, 4],
+        }),
+      );
+      // Main: 2 patterns × (2 lrs + 2 seeds); variants: 3 × (2 + 2); capacity: 2 factors × 2 seeds.
+      expect(cells).toHaveLength(8 + 12 + 4);
+      const main = cells.find((c) => c.id === 'niah/swa,ovq/2048/seed=0')!;
+      const log = cells.find((c) => c.id === 'niah/swa,ovq[growth=log]/2048/lr=0.001')!;
+      expect(log.group).toBe('niah/swa,ovq[growth=log]/2048');
+      expect(log.mixers).toBe('swa,ovq');
+      expect(log.mixerOptions).toEqual({
+        ...main.mixerOptions,
+        ovqGrowth: { kind: 'log', alpha: 4 },
+      });
+      expect(
+        cells.find((c) => c.id === 'niah/swa,ovq[update=ema]/2048/seed=1')!.mixerOptions,
+      ).toMatchObject({ ovqUpdate: { kind: 'ema', rate: 0.1 } });
+      const quarter = cells.filter((c) => c.evalCapacity === 0.25);
+      expect(quarter.map((c) => c.id)).toEqual([
+        'niah/swa,ovq[capacity×0.25]/2048/seed=0',
+        'niah/swa,ovq[capacity×0.25]/2048/seed=1',
+      ]);
+      for (const c of quarter) {
+        expect(c.group).toBe('niah/swa,ovq/2048');
+        expect(c.phase).toBe('test');
+        expect(c.mixerOptions).toEqual(main.mixerOptions);
+      }
+      // Sharding keeps capacity cells with the group whose search and model they use.
+      for (const shard of [0, 1].map((i) => shardCells(cells, i, 2)))
+        if (shard.some((c) => c.evalCapacity !== undefined))
+          expect(shard.some((c) => c.id === 'niah/swa,ovq/2048/lr=0.001')).toBe(true);
+    });
+
+    it('refuses bad ablations, naming the field', () => {
+      const bad: [RegimeConfig['ablations'], RegExp][] = [
+        [
+          { mixers: 'swa,gdn' },
+          /ablations\.mixers is "swa,gdn"; expected a pattern with an ovq layer/,
+        ],
+        [{ mixers: 'ovq' }, /ablations\.mixers "ovq" is not in mixers \(swa,ovq, swa,gdn\)/],
+        [{ budgets: [999] }, /ablations\.budgets\[0\] is 999; expected one of budgets \(2048\)/],
+        [{ tasks: ['mqar'] }, /ablations\.tasks: "mqar" is no task of this config \(niah\)/],
+        [
+          { variants: [{ name: 'g', growth: 'log' as never }] },
+          /ablations\.variants\[0\] \(g\): .*config\.growth/,
+        ],
+        [
+          {
+            variants: [
+              { name: 'a', spawn: 'random' },
+              { name: 'a', spawn: 'first' },
+            ],
+          },
+          /ablations\.variants\[1\]\.name "a" is used twice/,
+        ],
+        [{ variants: [{ name: 'x y' }] }, /ablations\.variants\[0\]\.name is "x y"/],
+        [
+          { variants: [{ name: 'x', read: 'gaussian' } as never] },
+          /ablations\.variants\[0\]: unknown field read/,
+        ],
+        [{ evalCapacity: [0] }, /ablations\.evalCapacity\[0\] is 0; expected a positive factor/],
+      ];
+      for (const [ablations, message] of bad)
+        expect(() => planCells(ablated(ablations))).toThrow(message);
+    });
+
+    it('the training config checks the OVQ axes with @ovq/core', () => {
+      const cell = planCells(
+        ablated({ variants: [{ name: 'growth=log', growth: { kind: 'log', alpha: 4 } }] }),
+      ).find((c) => c.variant === 'growth=log')!;
+      const ok = cellTrainConfig(config, cell, 1e-3);
+      expect(() => validateTrainConfig(ok)).not.toThrow();
+      const withAxis = (key: string, value: unknown) => ({
+        ...ok,
+        model: { ...ok.model, mixerOptions: { ...ok.model.mixerOptions, [key]: value } },
+      });
+      expect(() => validateTrainConfig(withAxis('ovqGrowth', 'log'))).toThrow(
+        /model\.mixerOptions\.ovqGrowth: .*config\.growth/,
+      );
+      expect(() => validateTrainConfig(withAxis('ovqSpawn', 'nearest'))).toThrow(
+        /model\.mixerOptions\.ovqSpawn/,
+      );
+      expect(() => validateTrainConfig(withAxis('ovqUpdate', { kind: 'ema', rate: 2 }))).toThrow(
+        /model\.mixerOptions\.ovqUpdate: .*rate/,
+      );
+    });
+
+    it('a capacity-scaled copy keeps every weight (same outputs at factor 1)', () => {
+      const model = new Decoder(
+        {
+          vocabSize: 32,
+          dModel: 16,
+          heads: 2,
+          layers: 2,
+          mixers: 'swa,ovq',
+          mixerOptions: { window: 8, ovqCapacity: 8, ovqChunkSize: 8 },
+          seed: 1,
+        },
+        createTfjsMixer,
+      );
+      model.build(16);
+      // Weights that the seed alone would not reproduce.
+      for (const v of model.variables.values())
+        v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.1, 'float32', 7)));
+      const same = withOvqCapacity(model, 1, createTfjsMixer);
+      const quarter = withOvqCapacity(model, 0.25, createTfjsMixer);
+      try {
+        expect(quarter.config.mixerOptions!.ovqCapacity).toBe(2);
+        const x = tf.tensor2d(
+          Int32Array.from({ length: 48 }, (_, i) => (i * 7) % 32),
+          [1, 48],
+          'int32',
+        );
+        const [a, b, c] = [model, same, quarter].map((m) => m.forward(x).dataSync());
+        expect(Array.from(b)).toEqual(Array.from(a));
+        // Fewer rows than the 48 tokens need: the quarter-capacity model reads differently.
+        expect(Array.from(c)).not.toEqual(Array.from(a));
+        expect(quarter.stateSize(48)[1]).toBeLessThan(model.stateSize(48)[1]);
+      } finally {
+        for (const m of [model, same, quarter]) m.dispose();
+      }
+    });
+
+    it('runs at toy size: variant rows, and capacity rows from the default model it reuses', async () => {
+      let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 't', machine: 't', rows: [] };
+      const toy: RegimeConfig = {
+        ...ablated({
+          variants: [{ name: 'growth=log', growth: { kind: 'log', alpha: 4 } }],
+          evalCapacity: [0.25],
+        }),
+        mixers: ['swa,ovq'],
+        seeds: [0],
+        lrs: [3e-3],
+      };
+      const dir = mkdtempSync(join(tmpdir(), 'regime-ablation-'));
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+      const ran = await runRegime(toy, planCells(toy), {
+        createMixer: createTfjsMixer,
+        load: async () => file,
+        save: async (rows: ResultsFile['rows']) => {
+          file = mergeResults(file, rows);
+        },
+        checkpointFor: (c: { id: string }) => {
+          const path = join(dir, c.id.replace(/[^A-Za-z0-9.=,-]+/g, '_'), 'ckpt.bin');
+          return { path, exists: existsSync(path) };
+        },
+        commandFor: (c: { id: string }) => c.id,
+      });
+      expect(ran).toBe(5);
+      const test = (mixers: string) =>
+        file.rows.filter((r) => r.task === 'niah' && r.mixers === mixers);
+      const [plain, log, quarter] = [
+        'swa,ovq',
+        'swa,ovq[growth=log]',
+        'swa,ovq[capacity×0.25]',
+      ].map(test);
+      expect(plain).toHaveLength(4);
+      expect(log).toHaveLength(4);
+      expect(quarter).toHaveLength(4);
+      const searched = file.rows.filter((r) => r.task === 'niah:validation').map((r) => r.mixers);
+      expect(new Set(searched)).toEqual(new Set(['swa,ovq', 'swa,ovq[growth=log]']));
+      for (const q of quarter) {
+        const twin = plain.find((p) => p.evalLen === q.evalLen && p.metric === q.metric)!;
+        expect(q.lr).toBe(twin.lr);
+        expect(q.stateNumbers).toBeLessThan(twin.stateNumbers);
+        expect(q.command).toBe(`niah/swa,ovq[capacity×0.25]/2048/seed=0`);
+      }
+      // The capacity cell scored the lr search's finished model: it trained nothing of its own.
+      expect(existsSync(join(dir, 'niah_swa,ovq_capacity_0.25_2048_seed=0'))).toBe(false);
+      expect(existsSync(join(dir, 'niah_swa,ovq_growth=log_2048_lr=0.003', 'ckpt.bin'))).toBe(true);
+    }, 120_000);
+  });
 });

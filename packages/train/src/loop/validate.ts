@@ -1,6 +1,7 @@
 // Training-config validation: unknown keys (with a did-you-mean), types and ranges, checked
 // before any work so a typo never silently trains the defaults. Errors name the config path, the
 // value and what was expected.
+import { resolveOvqConfig } from '@ovq/core';
 import type { MixerOptions } from '../model/decoder.js';
 import { createTasksSync, TASK_NAMES, type TaskSpec } from './task-spec.js';
 import type { TrainConfig } from './train.js';
@@ -48,9 +49,14 @@ const MIXER_OPTION_KEYS = [
   'ropeBase',
   'ovqCapacity',
   'ovqChunkSize',
+  'ovqGrowth',
+  'ovqSpawn',
+  'ovqUpdate',
   'vqCodes',
   'kvmBudget',
 ] as const;
+/** MixerOptions fields that are OVQ algorithm choices, checked by @ovq/core (not numbers). */
+const OVQ_AXES = { ovqGrowth: 'growth', ovqSpawn: 'spawn', ovqUpdate: 'update' } as const;
 // The key lists must name every field of their types: a field added to TrainConfig, the model
 // config or MixerOptions without being listed here fails to compile instead of being refused.
 type Missing<T, K extends readonly unknown[]> = Exclude<keyof T, K[number]>;
@@ -265,7 +271,15 @@ export function validateTrainConfig(c: TrainConfig): void {
     );
   for (const [key, value] of Object.entries(m.mixerOptions ?? {})) {
     if (value === undefined) continue;
-    if (key === 'ropeBase') requirePositive(`model.mixerOptions.${key}`, value, 'a number > 0');
+    if (key in OVQ_AXES) {
+      const axis = OVQ_AXES[key as keyof typeof OVQ_AXES];
+      try {
+        resolveOvqConfig({ chunkSize: 1, capacity: 1, beta: 1, [axis]: value });
+      } catch (e) {
+        throw new TrainConfigError(`model.mixerOptions.${key}`, (e as Error).message);
+      }
+    } else if (key === 'ropeBase')
+      requirePositive(`model.mixerOptions.${key}`, value, 'a number > 0');
     else requireInteger(`model.mixerOptions.${key}`, value, 1);
   }
   // Tasks check their own length constraints (e.g. MQAR needs an even length ≥ 4·pairs): try

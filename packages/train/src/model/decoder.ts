@@ -1,6 +1,7 @@
 // Decoder-only model: embedding → blocks (RMSNorm → mixer → residual → RMSNorm → SwiGLU →
 // residual) → RMSNorm → tied output. Vector tasks swap the embedding and the tied output for
 // input and output projections. Mixers are tfjs-layers Layers supplied by a factory.
+import type { OvqConfig } from '@ovq/core';
 import { denseProduct, explicitMatMul } from '@ovq/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../tasks/random.js';
@@ -34,6 +35,10 @@ export type MixerOptions = {
   ropeBase?: number;
   ovqCapacity?: number;
   ovqChunkSize?: number;
+  /** OVQ's algorithm axes (the trained ablations); @ovq/core's defaults when absent. */
+  ovqGrowth?: OvqConfig['growth'];
+  ovqSpawn?: OvqConfig['spawn'];
+  ovqUpdate?: OvqConfig['update'];
   vqCodes?: number;
   kvmBudget?: number;
 };

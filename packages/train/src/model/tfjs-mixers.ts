@@ -24,7 +24,14 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
       layer = new SoftmaxAttention(base);
       break;
     case 'ovq':
-      layer = new OvqAttention({ ...base, capacity, chunkSize: o.ovqChunkSize ?? 16 });
+      layer = new OvqAttention({
+        ...base,
+        capacity,
+        chunkSize: o.ovqChunkSize ?? 16,
+        growth: o.ovqGrowth,
+        spawn: o.ovqSpawn,
+        update: o.ovqUpdate,
+      });
       break;
     case 'linear':
       layer = new LinearAttention(base);

@@ -8,10 +8,14 @@ export {
 } from './budget.js';
 export {
   budgetOptions,
+  capacityVariant,
+  type OvqVariant,
   planCells,
+  type RegimeAblations,
   type RegimeCell,
   type RegimeConfig,
   type RegimeTask,
+  rowMixers,
   shardCells,
   validateRegimeConfig,
 } from './plan.js';
@@ -40,4 +44,5 @@ export {
   runCell,
   runRegime,
   trainingSpec,
+  withOvqCapacity,
 } from './run.js';

@@ -2,6 +2,7 @@
 // every mixer pattern at every matched state budget, the learning rate picked per (task, mixers,
 // budget) on a validation split with seed 0, then every seed trained at that rate and scored on a
 // separate test split at 1×, 4×, 16× the training length.
+import { resolveOvqConfig } from '@ovq/core';
 import type { MixerOptions } from '../model/decoder.js';
 import { MIXER_KINDS, type MixerKind, mixerSchedule } from '../model/mixers.js';
 import { type BudgetMatch, matchBudget } from './budget.js';
@@ -65,6 +66,32 @@ export type RegimeConfig = {
   testSequences: number;
   evalBatchSize: number;
   backend?: string;
+  /** OVQ ablations in the trained setting (planned after the main cells). */
+  ablations?: RegimeAblations;
+};
+
+/** One trained variant of OVQ's algorithm; its rows carry `mixers` = `<pattern>[<name>]`. */
+export type OvqVariant = {
+  name: string;
+  growth?: MixerOptions['ovqGrowth'];
+  spawn?: MixerOptions['ovqSpawn'];
+  update?: MixerOptions['ovqUpdate'];
+};
+
+export type RegimeAblations = {
+  /** The pattern ablated; default "swa,ovq" (it must contain an OVQ layer). */
+  mixers?: string;
+  /** Tasks (by name) the ablations run on; default every task of the config. */
+  tasks?: RegimeTask['name'][];
+  /** Budgets the ablations run at; default every budget of the config. */
+  budgets?: number[];
+  /** Trained variants: each its own lr search and seeds, like a mixer pattern. */
+  variants?: OvqVariant[];
+  /**
+   * Test-time capacity as multiples of the trained N (e.g. [0.25, 4]): the default model of each
+   * seed, scored with every OVQ layer's capacity changed. Rows: `<pattern>[capacity×f]`.
+   */
+  evalCapacity?: number[];
 };
 
 /** One training run of the plan. `lr` is undefined for test cells until the search has run. */
@@ -82,7 +109,22 @@ export type RegimeCell = {
   seed: number;
   phase: 'lr-search' | 'test';
   lr?: number;
+  /** Ablation cells: the variant name (its rows' mixers are `<mixers>[<variant>]`). */
+  variant?: string;
+  /**
+   * Test-time capacity cells: the factor applied to every OVQ layer's capacity at evaluation.
+   * They belong to the default pattern's group (its lr search, its trained model).
+   */
+  evalCapacity?: number;
 };
+
+/** The `mixers` field of a cell's rows: the pattern, with the ablation variant in brackets. */
+export function rowMixers(cell: Pick<RegimeCell, 'mixers' | 'variant'>): string {
+  return cell.variant ? `${cell.mixers}[${cell.variant}]` : cell.mixers;
+}
+
+/** The name of test-time capacity factor `f` (as it appears in ids and rows). */
+export const capacityVariant = (f: number) => `capacity×${f}`;
 
 const SIZED: readonly MixerKind[] = ['ovq', 'kvm', 'vq'];
 
@@ -159,6 +201,7 @@ export function validateRegimeConfig(config: RegimeConfig): void {
         `tasks[${i}].evalMultiples is ${JSON.stringify(m)}; expected a non-empty array of positive integers`,
       );
   });
+  if (config.ablations !== undefined) validateAblations(config, fail);
   config.lrs.forEach((lr, i) => {
     if (!(lr > 0 && Number.isFinite(lr))) fail(`lrs[${i}] is ${lr}; expected a positive number`);
   });
@@ -170,9 +213,123 @@ export function validateRegimeConfig(config: RegimeConfig): void {
   });
 }
 
+function validateAblations(config: RegimeConfig, fail: (what: string) => never): void {
+  const a = config.ablations!;
+  if (typeof a !== 'object' || a === null) fail('ablations: expected an object');
+  const pattern = a.mixers ?? 'swa,ovq';
+  let kinds: string[] = [];
+  try {
+    kinds = mixerSchedule(pattern, config.model.layers);
+  } catch (e) {
+    fail(`ablations.mixers: ${(e as Error).message}`);
+  }
+  if (!kinds.includes('ovq'))
+    fail(`ablations.mixers is "${pattern}"; expected a pattern with an ovq layer`);
+  // Variants are compared with, and test-time capacity scores, the default pattern's own runs.
+  if (!config.mixers.includes(pattern))
+    fail(`ablations.mixers "${pattern}" is not in mixers (${config.mixers.join(', ')})`);
+  const taskNames = config.tasks.map((t) => t.name);
+  for (const t of a.tasks ?? [])
+    if (!taskNames.includes(t))
+      fail(`ablations.tasks: "${t}" is no task of this config (${taskNames.join(', ')})`);
+  (a.budgets ?? []).forEach((b, i) => {
+    if (!config.budgets.includes(b))
+      fail(
+        `ablations.budgets[${i}] is ${b}; expected one of budgets (${config.budgets.join(', ')})`,
+      );
+  });
+  const names = new Set<string>();
+  (a.variants ?? []).forEach((v, i) => {
+    if (typeof v?.name !== 'string' || !/^[A-Za-z0-9=.,_+-]+$/.test(v.name))
+      fail(
+        `ablations.variants[${i}].name is ${JSON.stringify(v?.name)}; expected letters, digits and = . , _ + -`,
+      );
+    if (names.has(v.name)) fail(`ablations.variants[${i}].name "${v.name}" is used twice`);
+    names.add(v.name);
+    const unknown = Object.keys(v).filter(
+      (k) => !['name', 'growth', 'spawn', 'update'].includes(k),
+    );
+    if (unknown.length)
+      fail(
+        `ablations.variants[${i}]: unknown field ${unknown[0]} (expected growth, spawn, update)`,
+      );
+    try {
+      // @ovq/core checks the axes exactly as the layer will.
+      resolveOvqConfig({
+        chunkSize: 1,
+        capacity: 1,
+        beta: 1,
+        growth: v.growth,
+        spawn: v.spawn,
+        update: v.update,
+      });
+    } catch (e) {
+      fail(`ablations.variants[${i}] (${v.name}): ${(e as Error).message}`);
+    }
+  });
+  (a.evalCapacity ?? []).forEach((f, i) => {
+    if (!(f > 0 && Number.isFinite(f)))
+      fail(`ablations.evalCapacity[${i}] is ${f}; expected a positive factor of the trained N`);
+  });
+}
+
+/** The ablation cells: trained variants (own lr search and seeds), then test-time capacity. */
+function ablationCells(config: RegimeConfig): RegimeCell[] {
+  const a = config.ablations;
+  if (!a) return [];
+  const pattern = a.mixers ?? 'swa,ovq';
+  const tasks = config.tasks.filter((t) => !a.tasks || a.tasks.includes(t.name));
+  const cells: RegimeCell[] = [];
+  for (const task of tasks) {
+    for (const budget of a.budgets ?? config.budgets) {
+      const b = budgetOptions(config, pattern, budget);
+      const base = `${task.name}/${pattern}/${b.budget ?? 'natural'}`;
+      const shared = { task, mixers: pattern, budget: b.budget, matches: b.matches };
+      for (const v of a.variants ?? []) {
+        const group = `${task.name}/${rowMixers({ mixers: pattern, variant: v.name })}/${b.budget ?? 'natural'}`;
+        const mixerOptions: MixerOptions = {
+          ...b.options,
+          ...(v.growth === undefined ? {} : { ovqGrowth: v.growth }),
+          ...(v.spawn === undefined ? {} : { ovqSpawn: v.spawn }),
+          ...(v.update === undefined ? {} : { ovqUpdate: v.update }),
+        };
+        const cell = { ...shared, group, mixerOptions, variant: v.name };
+        for (const lr of config.lrs)
+          cells.push({
+            ...cell,
+            id: `${group}/lr=${lr}`,
+            seed: config.seeds[0],
+            phase: 'lr-search',
+            lr,
+          });
+        for (const seed of config.seeds)
+          cells.push({ ...cell, id: `${group}/seed=${seed}`, seed, phase: 'test' });
+      }
+      for (const f of a.evalCapacity ?? []) {
+        const variant = capacityVariant(f);
+        const label = rowMixers({ mixers: pattern, variant });
+        for (const seed of config.seeds)
+          cells.push({
+            ...shared,
+            // The default pattern's group: its lr search picks the rate, its model is scored.
+            group: base,
+            mixerOptions: b.options,
+            variant,
+            evalCapacity: f,
+            id: `${task.name}/${label}/${b.budget ?? 'natural'}/seed=${seed}`,
+            seed,
+            phase: 'test',
+          });
+      }
+    }
+  }
+  return cells;
+}
+
 /**
  * Every cell of the plan, lr-search cells first (they decide the test cells' rate). A pattern
- * that no budget sizes (fixed-state or full softmax) runs once, with budget null.
+ * that no budget sizes (fixed-state or full softmax) runs once, with budget null. The ablation
+ * cells (config.ablations) come last.
  */
 export function planCells(config: RegimeConfig): RegimeCell[] {
   validateRegimeConfig(config);
@@ -207,6 +364,7 @@ export function planCells(config: RegimeConfig): RegimeCell[] {
       }
     }
   }
+  cells.push(...ablationCells(config));
   return cells;
 }
 

@@ -5,12 +5,12 @@
 
 import type { TaskSpec } from '../loop/task-spec.js';
 import { type EvalResult, evaluate, type TrainConfig, train } from '../loop/train.js';
-import type { Decoder, MixerFactory } from '../model/decoder.js';
+import { Decoder, type MixerFactory } from '../model/decoder.js';
 import { mqarTask } from '../tasks/mqar.js';
 import { niahTask } from '../tasks/niah.js';
 import { byteLmTask, loadBrownCorpus, loadTextDocuments, splitDocuments } from '../tasks/text.js';
 import type { Task } from '../tasks/types.js';
-import type { RegimeCell, RegimeConfig, RegimeTask } from './plan.js';
+import { type RegimeCell, type RegimeConfig, type RegimeTask, rowMixers } from './plan.js';
 import {
   binPositions,
   type CellKey,
@@ -111,10 +111,12 @@ export async function cellProbes(config: RegimeConfig, cell: RegimeCell): Promis
 
 /** The learning rate the lr search picked for a group (best validation score at trainLen). */
 export function pickedLr(results: ResultsFile, config: RegimeConfig, cell: RegimeCell): number {
+  // Test-time capacity cells score the default pattern's model: its search decides.
+  const mixers = cell.evalCapacity === undefined ? rowMixers(cell) : cell.mixers;
   const rows = results.rows.filter(
     (r) =>
       r.task === `${cell.task.name}:validation` &&
-      r.mixers === cell.mixers &&
+      r.mixers === mixers &&
       r.budget === cell.budget &&
       r.trainLen === config.trainLen,
   );
@@ -134,7 +136,7 @@ export function pickedLr(results: ResultsFile, config: RegimeConfig, cell: Regim
 export function cellKey(config: RegimeConfig, cell: RegimeCell, lr: number): CellKey {
   return {
     task: cell.phase === 'lr-search' ? `${cell.task.name}:validation` : cell.task.name,
-    mixers: cell.mixers,
+    mixers: rowMixers(cell),
     budget: cell.budget,
     seed: cell.seed,
     trainLen: config.trainLen,
@@ -188,8 +190,11 @@ export async function runCell(
     resume: options.resume ?? false,
     checkpointEvery: options.checkpointEvery ?? 50,
   });
-  const model: Decoder = result.model;
+  const trained: Decoder = result.model;
+  let model = trained;
   try {
+    if (cell.evalCapacity !== undefined)
+      model = withOvqCapacity(trained, cell.evalCapacity, options.createMixer);
     const key = cellKey(config, cell, lr);
     const sequences =
       cell.phase === 'lr-search' ? config.validationSequences : config.testSequences;
@@ -228,8 +233,38 @@ export async function runCell(
     rows.push(...lossRatioRows(rows, config.trainLen));
     return rows;
   } finally {
-    model.dispose();
+    if (model !== trained) model.dispose();
+    trained.dispose();
   }
+}
+
+/**
+ * A copy of `model` (same weights) whose OVQ layers hold `factor`× the trained capacity N: the
+ * test-time memory ablation (ALGORITHM.md §4; capacity is no weight, so the weights carry over).
+ */
+export function withOvqCapacity(
+  model: Decoder,
+  factor: number,
+  createMixer: MixerFactory,
+): Decoder {
+  const options = model.config.mixerOptions ?? {};
+  if (options.ovqCapacity === undefined)
+    throw new Error('evalCapacity: the model has no ovqCapacity to scale (an unsized OVQ layer)');
+  const capacity = Math.max(1, Math.round(options.ovqCapacity * factor));
+  const scaled = new Decoder(
+    { ...model.config, mixerOptions: { ...options, ovqCapacity: capacity } },
+    createMixer,
+  );
+  scaled.build(16);
+  for (const [name, v] of model.variables) {
+    const target = scaled.variables.get(name);
+    if (!target) {
+      scaled.dispose();
+      throw new Error(`evalCapacity: the rebuilt model has no variable ${name}`);
+    }
+    target.assign(v);
+  }
+  return scaled;
 }
 
 /**
@@ -294,6 +329,12 @@ function checkpointOf(
   checkpointFor: RunRegimeOptions['checkpointFor'],
 ): { path: string; exists: boolean } | undefined {
   if (!checkpointFor) return undefined;
+  if (cell.evalCapacity !== undefined) {
+    // The default pattern's model of this seed, when its own test cell has trained it.
+    const { variant: _v, evalCapacity: _f, ...plain } = cell;
+    const trained = checkpointFor({ ...plain, id: `${cell.group}/seed=${cell.seed}` });
+    if (trained.exists) return trained;
+  }
   if (cell.phase === 'test' && cell.seed === config.seeds[0]) {
     const searched = checkpointFor({
       ...cell,
