@@ -1,0 +1,236 @@
+// The page: reads the controls, builds the input, runs it (engine/run.ts) and draws each frame.
+// Test hook: window.__ovqPlayground (run, last summary, full output, WebGPU status).
+import type { OvqConfig } from '@ovq/core';
+import { type BackendChoice, createBackendChoice, describeGpu } from './engine/choice.js';
+import { formatBytes, memoryNumbers } from './engine/memory.js';
+import { type Frame, type RunControl, type RunSummary, runOvq } from './engine/run.js';
+import { BROWN_SAMPLE } from './inputs/brown-sample.js';
+import { projectBytes, textBytes } from './inputs/project.js';
+import { recallSequence } from './inputs/recall.js';
+import type { PlaygroundInput } from './inputs/types.js';
+import { drawCounts, drawProjection } from './ui/charts.js';
+
+const MAX_TEXT_BYTES = 65536;
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`page: #${id} missing`);
+  return el as T;
+};
+const form = $<HTMLFormElement>('controls');
+const runButton = $<HTMLButtonElement>('run');
+const stopButton = $<HTMLButtonElement>('stop');
+const errorBox = $('error');
+const number = (id: string) => Number($<HTMLInputElement>(id).value);
+const select = (id: string) => $<HTMLSelectElement>(id).value;
+
+/** The OVQ config the controls describe (validated by @ovq/core when the run starts). */
+function configFromControls(): OvqConfig {
+  const growth = select('growth');
+  return {
+    capacity: number('capacity'),
+    chunkSize: number('chunk'),
+    beta: number('beta'),
+    growth:
+      growth === 'sqrt'
+        ? { kind: 'sqrt', scale: 1 }
+        : growth === 'log'
+          ? { kind: 'log', alpha: 16 }
+          : (growth as 'saturating' | 'fixed' | 'full'),
+    spawn: select('spawn') as 'farthest' | 'first' | 'random',
+    read: select('read') as 'dot' | 'gaussian',
+  };
+}
+
+function inputFromControls(): PlaygroundInput {
+  const kind = (form.elements.namedItem('input') as RadioNodeList).value;
+  if (kind === 'recall') {
+    return recallSequence({ seqLen: number('recall-len'), facts: number('recall-facts') });
+  }
+  if (kind === 'text') {
+    const text = $<HTMLTextAreaElement>('text').value;
+    const bytes = textBytes(text, MAX_TEXT_BYTES);
+    return projectBytes(bytes, 'text', `your text: ${bytes.length} bytes`);
+  }
+  return projectBytes(textBytes(BROWN_SAMPLE, MAX_TEXT_BYTES), 'sample', 'Brown corpus sample');
+}
+
+const fmt = (x: number, digits = 0) =>
+  x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function showContext(input: PlaygroundInput, tokens: number): void {
+  const box = $('context');
+  box.replaceChildren();
+  if (!input.bytes) {
+    box.textContent = `${input.label}: token ${fmt(tokens)} of ${fmt(input.seqLen)}`;
+    return;
+  }
+  const dec = new TextDecoder();
+  const at = Math.max(0, tokens - 1);
+  const before = dec.decode(input.bytes.subarray(Math.max(0, at - 80), at));
+  const mark = document.createElement('mark');
+  mark.textContent = dec.decode(input.bytes.subarray(at, at + 1));
+  box.append(before, mark);
+}
+
+function showRecall(frame: Frame, input: PlaygroundInput): void {
+  const section = $('recall');
+  const facts = input.facts;
+  section.hidden = !facts || !frame.recall;
+  if (!facts || !frame.recall) return;
+  const r = frame.recall;
+  const total = (xs: boolean[]) => xs.filter(Boolean).length;
+  $('recall-totals').textContent =
+    `${r.seen} of ${facts.count} facts streamed. Retrievable: OVQ ${total(r.ovq)}, softmax ${total(r.softmax)}, KVM ${total(r.kvm)}.`;
+  const body = $('recall-rows');
+  const rows: HTMLTableRowElement[] = [];
+  for (let i = 0; i < facts.count; i++) {
+    const tr = document.createElement('tr');
+    const seen = facts.positions[i] < frame.tokens;
+    const cells = [String(i + 1), fmt(facts.positions[i])];
+    tr.append(...cells.map((c) => Object.assign(document.createElement('td'), { textContent: c })));
+    for (const ok of [r.ovq[i], r.softmax[i], r.kvm[i]]) {
+      const td = document.createElement('td');
+      td.textContent = seen ? (ok ? '✓ yes' : '✗ no') : '· not yet';
+      if (seen) td.className = ok ? 'yes' : 'no';
+      tr.append(td);
+    }
+    rows.push(tr);
+  }
+  body.replaceChildren(...rows);
+}
+
+let freshFrom = 0;
+
+function showFrame(frame: Frame, input: PlaygroundInput, config: OvqConfig): void {
+  const { state } = frame;
+  const mem = memoryNumbers(input, state.size, config.chunkSize, frame.tokens);
+  freshFrom = state.size - Math.max(0, frame.spawned);
+  $('stat-path').textContent = frame.path === 'webgpu' ? 'WebGPU' : 'CPU (@ovq/core)';
+  $('stat-tokens').textContent = `${fmt(frame.tokens)} / ${fmt(input.seqLen)}`;
+  $('stat-rows').textContent = `${fmt(state.size)} of ${fmt(config.capacity)}`;
+  $('stat-speed').textContent = fmt(frame.tokens / (frame.elapsedMs / 1000));
+  $('stat-ovq-mem').textContent = `${fmt(mem.ovq)} numbers (${formatBytes(mem.ovq)})`;
+  $('stat-kv-mem').textContent =
+    `${fmt(mem.kvCache)} numbers (${formatBytes(mem.kvCache)}), ${fmt(mem.kvCache / mem.ovq, 1)}× OVQ` +
+    (frame.kvmNumbers === null ? '' : `; KVM at OVQ's budget: ${fmt(frame.kvmNumbers)}`);
+  $('events').textContent =
+    `Since the last frame: ${frame.spawned} rows spawned, ${frame.merged} tokens absorbed into existing rows; ${state.pendingCount} tokens pending.`;
+  drawCounts($<HTMLCanvasElement>('counts'), state, freshFrom);
+  drawProjection($<HTMLCanvasElement>('projection'), state, frame.query, frame.weights, freshFrom);
+  const counts = state.counts;
+  const top = Array.from(counts.keys())
+    .sort((a, b) => counts[b] - counts[a])
+    .slice(0, 3);
+  $('counts-summary').textContent =
+    `${state.size} rows; largest: ${top.map((i) => `row ${i + 1} (${fmt(counts[i])})`).join(', ')}.`;
+  const w = frame.weights;
+  let best = 0;
+  for (let i = 1; i < w.length; i++) if (w[i] > w[best]) best = i;
+  $('proj-summary').textContent =
+    w.length === 0
+      ? ''
+      : best < state.size
+        ? `The current query reads row ${best + 1} most (weight ${fmt(w[best], 2)}).`
+        : `The current query reads a pending token most (weight ${fmt(w[best], 2)}).`;
+  showContext(input, frame.tokens);
+  showRecall(frame, input);
+}
+
+type Hook = {
+  runs: number;
+  running: boolean;
+  last: RunSummary | null;
+  lastError: string | null;
+  output: number[];
+  gpu: { available: boolean; software: boolean; detail: string } | null;
+  run(): Promise<RunSummary>;
+};
+
+const hook: Hook = {
+  runs: 0,
+  running: false,
+  last: null,
+  lastError: null,
+  output: [],
+  gpu: null,
+  run: () => start(),
+};
+(globalThis as unknown as { __ovqPlayground: Hook }).__ovqPlayground = hook;
+
+let control: RunControl | null = null;
+
+async function start(): Promise<RunSummary> {
+  if (control) control.stopped = true;
+  const mine: RunControl = { stopped: false };
+  control = mine;
+  errorBox.textContent = '';
+  runButton.disabled = true;
+  stopButton.disabled = false;
+  hook.running = true;
+  try {
+    const config = configFromControls();
+    const input = inputFromControls();
+    const { path, gpu, note } = await createBackendChoice(select('backend') as BackendChoice);
+    $('path').textContent = note;
+    const { summary, output } = await runOvq(
+      input,
+      config,
+      path,
+      gpu,
+      (frame) => {
+        if (control === mine) showFrame(frame, input, config);
+      },
+      mine,
+    );
+    $('stat-first').textContent = `${fmt(summary.firstResultMs)} ms`;
+    $('stat-checksum').textContent = summary.outputSum.toPrecision(8);
+    $('stat-longest').textContent =
+      summary.longestTaskMs > 0 ? `${fmt(summary.longestTaskMs)} ms` : 'none ≥ 50 ms';
+    $('stat-speed').textContent = fmt(summary.tokensPerSecond);
+    hook.last = summary;
+    hook.output = Array.from(output);
+    hook.runs++;
+    return summary;
+  } catch (error) {
+    const message = (error as Error).message ?? String(error);
+    errorBox.textContent = message;
+    hook.lastError = message;
+    throw error;
+  } finally {
+    if (control === mine) {
+      control = null;
+      runButton.disabled = false;
+      stopButton.disabled = true;
+      hook.running = false;
+    }
+  }
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  start().catch(() => {
+    // shown in #error already
+  });
+});
+stopButton.addEventListener('click', () => {
+  if (control) control.stopped = true;
+});
+$<HTMLTextAreaElement>('text').addEventListener('input', () => {
+  const radio = form.querySelector<HTMLInputElement>('input[name="input"][value="text"]');
+  if (radio) radio.checked = true;
+});
+
+describeGpu().then((gpu) => {
+  hook.gpu = gpu;
+  $('path').textContent = !gpu.available
+    ? `WebGPU not available (${gpu.detail}): runs use the CPU path (@ovq/core).`
+    : gpu.software
+      ? `WebGPU adapter: ${gpu.detail}. Automatic runs use the CPU path, which is faster than a software adapter; choose “WebGPU” to use it.`
+      : `WebGPU available: ${gpu.detail}. Runs use the GPU unless you choose CPU.`;
+  if (new URLSearchParams(location.search).get('autorun') !== '0') {
+    start().catch(() => {
+      // shown in #error already
+    });
+  }
+});
