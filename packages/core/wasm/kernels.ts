@@ -490,9 +490,19 @@ export function nearestScreen(
     );
     for (; i < n; i++) best = min<f32>(best, load<f32>(at(halfNorms, i)) - load<f32>(at(row, i)));
     const limit = best + load<f32>(at(window, j));
+    // Count 4 rows per step: lane masks of (½‖μ‖² − S ≤ limit) as 4-bit masks.
+    const vlimit = f32x4.splat(limit);
     let first = -1;
     let c = 0;
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n4; i += 4) {
+      const e = f32x4.sub(v128.load(at(halfNorms, i)), v128.load(at(row, i)));
+      const bits = i32x4.bitmask(f32x4.le(e, vlimit));
+      if (bits !== 0) {
+        if (first < 0) first = i + ctz(bits);
+        c += popcnt(bits);
+      }
+    }
+    for (; i < n; i++) {
       if (load<f32>(at(halfNorms, i)) - load<f32>(at(row, i)) <= limit) {
         if (first < 0) first = i;
         c++;
@@ -505,13 +515,15 @@ export function nearestScreen(
 
 /**
  * The spawns of an absorb (same arithmetic and order as the JS loop in src/chunked/head.ts, so
- * the same decisions bit for bit): m picks among P pending keys, each the not-yet-picked token
+ * the same decisions bit for bit): m picks among P pending keys (pendT: [dk, tStride], token j
+ * in column j), each the not-yet-picked token
  * with the largest bestDist (farthest = 1, first wins ties) or picks[s] (farthest = 0); after
  * each pick, every token whose float64 squared distance to it is strictly below its bestDist
  * takes that distance and row rowBase + s. picked[j] = 1 marks the picks.
  */
 export function spawnRows(
-  pend: usize,
+  pendT: usize,
+  tStride: i32,
   P: i32,
   dk: i32,
   m: i32,
@@ -523,6 +535,7 @@ export function spawnRows(
   picked: usize,
 ): void {
   for (let j = 0; j < P; j++) store<i32>(at(picked, j), 0);
+  const P4 = P & ~3;
   for (let s = 0; s < m; s++) {
     let pick = -1;
     if (farthest) {
@@ -540,19 +553,44 @@ export function spawnRows(
       pick = load<i32>(at(picks, s));
     }
     store<i32>(at(picked, pick), 1);
-    const pb = at(pend, pick * dk);
-    for (let j = 0; j < P; j++) {
-      const jb = at(pend, j * dk);
+    const row = rowBase + s;
+    // Four tokens at a time, one per f64 lane (pendT is k-major, so a token's keys are a column):
+    // each lane runs exactly the scalar loop's f64 operations in the scalar loop's order.
+    let j = 0;
+    for (; j < P4; j += 4) {
+      let s01 = f64x2.splat(0);
+      let s23 = f64x2.splat(0);
+      for (let d = 0; d < dk; d++) {
+        const col = at(pendT, d * tStride);
+        const p = f64x2.splat(<f64>load<f32>(at(col, pick)));
+        const x = v128.load(at(col, j));
+        const d01 = f64x2.sub(f64x2.promote_low_f32x4(x), p);
+        const d23 = f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1)), p);
+        s01 = f64x2.add(s01, f64x2.mul(d01, d01));
+        s23 = f64x2.add(s23, f64x2.mul(d23, d23));
+      }
+      updateBest(bestDist, bestRow, j, f64x2.extract_lane(s01, 0), row);
+      updateBest(bestDist, bestRow, j + 1, f64x2.extract_lane(s01, 1), row);
+      updateBest(bestDist, bestRow, j + 2, f64x2.extract_lane(s23, 0), row);
+      updateBest(bestDist, bestRow, j + 3, f64x2.extract_lane(s23, 1), row);
+    }
+    for (; j < P; j++) {
       let dist: f64 = 0;
       for (let d = 0; d < dk; d++) {
-        const diff = <f64>load<f32>(at(jb, d)) - <f64>load<f32>(at(pb, d));
+        const col = at(pendT, d * tStride);
+        const diff = <f64>load<f32>(at(col, j)) - <f64>load<f32>(at(col, pick));
         dist += diff * diff;
       }
-      const bd = bestDist + ((<usize>j) << 3);
-      if (dist < load<f64>(bd)) {
-        store<f64>(bd, dist);
-        store<i32>(at(bestRow, j), rowBase + s);
-      }
+      updateBest(bestDist, bestRow, j, dist, row);
     }
+  }
+}
+
+/** A later row wins only when strictly nearer (as the JS loop). */
+function updateBest(bestDist: usize, bestRow: usize, j: i32, dist: f64, row: i32): void {
+  const bd = bestDist + ((<usize>j) << 3);
+  if (dist < load<f64>(bd)) {
+    store<f64>(bd, dist);
+    store<i32>(at(bestRow, j), row);
   }
 }

@@ -296,7 +296,20 @@ export class HeadWorkspace {
     const farthest = cfg.spawn === 'farthest';
     const inWasm =
       m > 0 &&
-      spawnRows(pendKeys, P, dk, m, farthest, randomPicks, n, bestDist, bestRow, picked, picks);
+      spawnRows(
+        this.pendKeysT,
+        P,
+        P,
+        dk,
+        m,
+        farthest,
+        randomPicks,
+        n,
+        bestDist,
+        bestRow,
+        picked,
+        picks,
+      );
     if (inWasm) for (let s = 0; s < m; s++) tape[at + picks[s]] = ~(n + s);
     for (let s = 0; s < (inWasm ? 0 : m); s++) {
       let pick: number;

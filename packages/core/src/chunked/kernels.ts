@@ -99,12 +99,14 @@ export function screenScratch(P: number): typeof screen {
 
 /**
  * The spawns of an absorb on the WASM kernels, bit for bit the JS loop in head.ts (float64
- * distances in the same order): m picks among the P pending keys (farthest by bestDist, or
- * `preset[s]`, or s), updating bestDist/bestRow (new rows rowBase + s) and marking `picked`.
- * The picks in order go to `picks`. Returns false (nothing written) on the JS kernels.
+ * distances in the same order): m picks among the P pending keys (given k-major: token j's keys
+ * are pendKeysT[d·tStride + j]) (farthest by bestDist, or `preset[s]`, or s), updating
+ * bestDist/bestRow (new rows rowBase + s) and marking `picked`. The picks in order go to
+ * `picks`. Returns false (nothing written) on the JS kernels.
  */
 export function spawnRows(
-  pendKeys: Float32Array,
+  pendKeysT: Float32Array,
+  tStride: number,
   P: number,
   dk: number,
   m: number,
@@ -119,31 +121,31 @@ export function spawnRows(
   const w = wasmKernels();
   if (w === null) return false;
   const pk = 0;
-  const bd = align4(pk + P * dk);
+  const bd = align4(pk + dk * tStride);
   const br = align4(bd + 2 * P);
   const pd = align4(br + P);
   const ps = align4(pd + P);
   const heap = reserve(w, (ps + m) * 4);
   const at0 = scratchBase();
   const base = at0 / 4;
-  heap.set(pendKeys.subarray(0, P * dk), base + pk);
+  heap.set(pendKeysT.subarray(0, dk * tStride), base + pk);
   const f64 = new Float64Array(heap.buffer, at0 + bd * 4, P);
   f64.set(bestDist.subarray(0, P));
   const ints = new Int32Array(heap.buffer, at0, ps + m);
   ints.set(bestRow.subarray(0, P), br);
   if (!farthest) for (let s = 0; s < m; s++) ints[ps + s] = preset ? preset[s] : s;
-  const ptr = (i: number) => at0 + i * 4;
   w.exports.spawnRows(
-    ptr(pk),
+    at0 + pk * 4,
+    tStride,
     P,
     dk,
     m,
     farthest ? 1 : 0,
-    ptr(ps),
+    at0 + ps * 4,
     rowBase,
-    ptr(bd),
-    ptr(br),
-    ptr(pd),
+    at0 + bd * 4,
+    at0 + br * 4,
+    at0 + pd * 4,
   );
   bestDist.set(f64);
   bestRow.set(ints.subarray(br, br + P));

@@ -49,7 +49,8 @@ type Exports = {
   ): void;
   scaleRows(acc: number, rows: number, dv: number, invSum: number, out: number): void;
   spawnRows(
-    pend: number,
+    pendT: number,
+    tStride: number,
     P: number,
     dk: number,
     m: number,
