@@ -228,4 +228,40 @@ describe('regime plots with data missing', () => {
     );
     for (const n of r.notDrawn) expect(n.reason.length).toBeGreaterThan(0);
   });
+
+  it('ablation rows go to their own table against the default pattern, not into the plots', () => {
+    const file = regimeFixture();
+    const variant = (r: RegimeRow, name: string, shift: number): RegimeRow => ({
+      ...r,
+      mixers: `${r.mixers}[${name}]`,
+      value: r.value - shift,
+    });
+    const ovq = file.rows.filter(
+      (r) => r.task === 'mqar' && r.mixers === 'swa,ovq' && r.budget === 4096,
+    );
+    file.rows.push(...ovq.map((r) => variant(r, 'growth=log', 0.1)));
+    // Test-time capacity at one length only, so its other lengths have no row.
+    file.rows.push(
+      ...ovq.filter((r) => r.evalLen === 256).map((r) => variant(r, 'capacity×0.25', 0.2)),
+    );
+    const r = regimeReport(file);
+    const plain = regimeReport(regimeFixture());
+    expect(r.plots.map((p) => p.svg)).toEqual(plain.plots.map((p) => p.svg));
+    expect(patternMixer('swa,ovq[growth=log]')).toBe('ovq');
+    const log = r.ablations.filter((a) => a.variant === 'swa,ovq [growth=log]');
+    // 4 MQAR cells (length, pairs) of the fixture.
+    expect(log).toHaveLength(4);
+    for (const a of log) {
+      expect(a.baseline).toBeDefined();
+      expect(a.value.mean).toBeCloseTo(a.baseline!.mean - 0.1, 12);
+      expect(a.value.n).toBe(3);
+    }
+    expect(r.ablations.filter((a) => a.variant === 'swa,ovq [capacity×0.25]')).toHaveLength(2);
+    expect(r.summary.at(-1)).toMatch(
+      /^18 ablation row\(s\) \(swa,ovq\[growth=log\] and swa,ovq\[capacity×0\.25\]\) are compared/,
+    );
+    const page = html(file);
+    expect(page).toMatch(/<th>variant value<\/th><th>default value<\/th>/);
+    expect(page).toContain('<td>swa,ovq [capacity×0.25]</td>');
+  });
 });

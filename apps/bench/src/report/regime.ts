@@ -40,6 +40,17 @@ export type RegimeReport = {
   notDrawn: { id: string; reason: string }[];
   /** Byte-LM extrapolation per series: loss at each length ÷ loss at the training length. */
   lossRatios: { series: string; evalLen: number; ratio: number; std: number; seeds: number }[];
+  /** OVQ ablation rows (mixers `<pattern>[<variant>]`) against the default pattern's rows. */
+  ablations: {
+    task: string;
+    metric: string;
+    evalLen: number;
+    budget: number | null;
+    variant: string;
+    value: Stat;
+    /** The default pattern at the same task, metric, length and budget (absent: no rows). */
+    baseline?: Stat;
+  }[];
 };
 
 export function isRegimeResults(data: unknown): boolean {
@@ -80,7 +91,15 @@ const KIND_NAMES: Record<string, string> = { gdn: 'gated-deltanet', decay: 'deca
 
 /** The long-range mixer of a pattern ("swa,ovq" → ovq; "swa" alone → swa), in the report's names. */
 export function patternMixer(pattern: string): string {
-  const kinds = [...new Set(pattern.split(',').map((k) => k.trim()))];
+  // An ablation's variant ("swa,ovq[growth=log]") keeps its mixer's colour.
+  const kinds = [
+    ...new Set(
+      pattern
+        .replace(/\[.*\]$/, '')
+        .split(',')
+        .map((k) => k.trim()),
+    ),
+  ];
   const other = kinds.filter((k) => k !== 'swa');
   const kind = other.length ? other[other.length - 1] : 'swa';
   return KIND_NAMES[kind] ?? kind;
@@ -538,8 +557,17 @@ function lossPlot(test: RegimeRow[], out: RegimeReport): void {
 /** Every regime plot the file's rows allow, and what keeps the others from being drawn. */
 export function regimeReport(data: unknown): RegimeReport {
   const { rows, bad } = regimeRows(data);
-  const out: RegimeReport = { summary: [], plots: [], notDrawn: [], lossRatios: [] };
-  const test = rows.filter((r) => !r.task.includes(':'));
+  const out: RegimeReport = {
+    summary: [],
+    plots: [],
+    notDrawn: [],
+    lossRatios: [],
+    ablations: [],
+  };
+  // Ablation rows have their own table; the plots compare the main patterns.
+  const isAblation = (r: RegimeRow) => /\[.+\]$/.test(r.mixers);
+  const all = rows.filter((r) => !r.task.includes(':'));
+  const test = all.filter((r) => !isAblation(r));
   const validation = rows.filter((r) => r.task.endsWith(':validation'));
   const tasks = [...new Set(test.map((r) => r.task))];
   out.summary.push(
@@ -563,6 +591,34 @@ export function regimeReport(data: unknown): RegimeReport {
   mqarStatePlot(test, out);
   niahPlot(test, out);
   lossPlot(test, out);
+  const ablated = all.filter(isAblation);
+  for (const rs of groupBy(ablated, (r) =>
+    JSON.stringify([r.task, r.metric, r.evalLen, r.budget, r.mixers]),
+  ).values()) {
+    const r = rs[0];
+    const [pattern, variant] = /^(.*)\[(.+)\]$/.exec(r.mixers)!.slice(1);
+    const base = test.filter(
+      (b) =>
+        b.task === r.task &&
+        b.metric === r.metric &&
+        b.evalLen === r.evalLen &&
+        b.budget === r.budget &&
+        b.mixers === pattern,
+    );
+    out.ablations.push({
+      task: r.task,
+      metric: r.metric,
+      evalLen: r.evalLen,
+      budget: r.budget,
+      variant: `${pattern} [${variant}]`,
+      value: stat(rs),
+      ...(base.length ? { baseline: stat(base) } : {}),
+    });
+  }
+  if (ablated.length)
+    out.summary.push(
+      `${ablated.length} ablation row(s) (${list([...new Set(ablated.map((r) => r.mixers))])}) are compared with their default pattern in the ablation table, not drawn.`,
+    );
   return out;
 }
 
@@ -583,6 +639,35 @@ export function regimeHtml(
         `<li data-plot="${esc(n.id)}">${esc(PLOT_NAMES[n.id] ?? n.id)}: ${esc(n.reason)}.</li>`,
       );
     parts.push('</ul>');
+  }
+  if (r.ablations.length) {
+    const fmt = (s: Stat, metric: string) =>
+      pm(s, metric.startsWith('accuracy') ? pct : (x: number) => x.toFixed(3));
+    parts.push(
+      '<p>OVQ ablations in the trained setting: each variant against the default pattern at the same task, metric, length and budget (mean ± std over seeds; "—" where the default has no rows).</p>',
+    );
+    parts.push(
+      table(
+        [
+          'task',
+          'metric',
+          'evaluation length',
+          'budget',
+          'variant',
+          'variant value',
+          'default value',
+        ],
+        r.ablations.map((a) => [
+          a.task,
+          a.metric,
+          String(a.evalLen),
+          a.budget === null ? 'natural' : si(a.budget),
+          a.variant,
+          fmt(a.value, a.metric),
+          a.baseline ? fmt(a.baseline, a.metric) : '—',
+        ]),
+      ),
+    );
   }
   if (r.lossRatios.length)
     parts.push(
