@@ -129,11 +129,12 @@ export function spawnRows(
   const at0 = scratchBase();
   const base = at0 / 4;
   heap.set(pendKeysT.subarray(0, dk * tStride), base + pk);
-  const f64 = new Float64Array(heap.buffer, at0 + bd * 4, P);
-  f64.set(bestDist.subarray(0, P));
-  const ints = new Int32Array(heap.buffer, at0, ps + m);
-  ints.set(bestRow.subarray(0, P), br);
-  if (!farthest) for (let s = 0; s < m; s++) ints[ps + s] = preset ? preset[s] : s;
+  const f64 = w.heapF64;
+  const f64At = (at0 + bd * 4) / 8;
+  f64.set(bestDist.subarray(0, P), f64At);
+  const ints = w.heapI32;
+  ints.set(bestRow.subarray(0, P), base + br);
+  if (!farthest) for (let s = 0; s < m; s++) ints[base + ps + s] = preset ? preset[s] : s;
   w.exports.spawnRows(
     at0 + pk * 4,
     tStride,
@@ -147,10 +148,12 @@ export function spawnRows(
     at0 + br * 4,
     at0 + pd * 4,
   );
-  bestDist.set(f64);
-  bestRow.set(ints.subarray(br, br + P));
-  for (let j = 0; j < P; j++) picked[j] = ints[pd + j];
-  picks.set(ints.subarray(ps, ps + m));
+  for (let j = 0; j < P; j++) {
+    bestDist[j] = f64[f64At + j];
+    bestRow[j] = ints[base + br + j];
+    picked[j] = ints[base + pd + j];
+  }
+  for (let s = 0; s < m; s++) picks[s] = ints[base + ps + s];
   return true;
 }
 

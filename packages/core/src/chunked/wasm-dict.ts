@@ -20,12 +20,18 @@ export function padStride(cols: number): number {
 /** Offsets (f32 elements from HEAP_BASE) and strides of a workspace's resident dictionary. */
 type Layout = { kT: number; kStride: number; vals: number; vStride: number; bytes: number };
 
+const layouts = new WeakMap<HeadWorkspace, Layout>();
+
 function layoutOf(ws: HeadWorkspace): Layout {
+  const known = layouts.get(ws);
+  if (known !== undefined) return known;
   const wide = ws.rowsCap + ws.chunkSize;
   const kStride = padStride(wide);
   const vStride = padStride(ws.valueDim);
   const vals = align4(ws.keyDim * kStride);
-  return { kT: 0, kStride, vals, vStride, bytes: (vals + wide * vStride) * 4 };
+  const layout = { kT: 0, kStride, vals, vStride, bytes: (vals + wide * vStride) * 4 };
+  layouts.set(ws, layout);
+  return layout;
 }
 
 /**
@@ -175,10 +181,10 @@ export function nearestRowScreenWasm(
   const ptr = (i: number) => HEAP_BASE + i * 4;
   w.exports.matmulAB(ptr(pk), dk, P, ptr(L.kT), L.kStride, n, dk, ptr(S), nStride, 0);
   w.exports.nearestScreen(ptr(S), nStride, P, n, ptr(h), ptr(win), ptr(a), ptr(c));
-  const ints = new Int32Array(heap.buffer, HEAP_BASE, c + P);
-  arg.set(ints.subarray(a, a + P));
-  count.set(ints.subarray(c, c + P));
+  const ints = w.heapI32;
   for (let j = 0; j < P; j++) {
+    arg[j] = ints[base + a + j];
+    count[j] = ints[base + c + j];
     if (count[j] > 1) {
       const row = base + S + j * nStride;
       scores.set(heap.subarray(row, row + n), j * sStride);

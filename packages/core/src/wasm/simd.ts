@@ -74,7 +74,13 @@ type Exports = {
 };
 
 /** The instantiated module and a Float32Array view of its memory (refreshed after growth). */
-export type WasmKernels = { exports: Exports; heap: Float32Array };
+export type WasmKernels = {
+  exports: Exports;
+  heap: Float32Array;
+  /** Int32 and Float64 views of the same memory (kept in step with `heap` by reserve). */
+  heapI32: Int32Array;
+  heapF64: Float64Array;
+};
 
 function readEnvSetting(): OvqKernelsSetting {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
@@ -105,7 +111,13 @@ function load(): WasmKernels | null {
       },
     });
     const exports = instance.exports as unknown as Exports;
-    loaded = { exports, heap: new Float32Array(exports.memory.buffer) };
+    const buffer = exports.memory.buffer;
+    loaded = {
+      exports,
+      heap: new Float32Array(buffer),
+      heapI32: new Int32Array(buffer),
+      heapF64: new Float64Array(buffer),
+    };
   } catch (error) {
     loadError = String(error);
     loaded = null;
@@ -180,6 +192,10 @@ export function reserve(w: WasmKernels, bytes: number): Float32Array {
   if (memory.buffer.byteLength < need) {
     memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536));
   }
-  if (w.heap.buffer !== memory.buffer) w.heap = new Float32Array(memory.buffer);
+  if (w.heap.buffer !== memory.buffer) {
+    w.heap = new Float32Array(memory.buffer);
+    w.heapI32 = new Int32Array(memory.buffer);
+    w.heapF64 = new Float64Array(memory.buffer);
+  }
   return w.heap;
 }
