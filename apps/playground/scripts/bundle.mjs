@@ -1,6 +1,7 @@
-// Builds the static site into a folder: src/main.ts bundled by rolldown (workspace packages
-// from their TypeScript sources, `@ovq/source` condition) plus index.html and styles.css, with
-// relative asset paths so the folder works from any static host or sub-path.
+// Builds the static site into a folder: src/main.ts (the page) and src/worker.ts (the CPU path's
+// Web Worker) bundled by rolldown (workspace packages from their TypeScript sources, `@ovq/source`
+// condition; code they share goes to chunk files) plus index.html and styles.css, with relative
+// asset paths so the folder works from any static host or sub-path.
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,12 +12,24 @@ export const STATIC_FILES = ['index.html', 'styles.css'];
 
 export function bundleOptions() {
   return {
-    input: join(APP, 'src', 'main.ts'),
+    input: { main: join(APP, 'src', 'main.ts'), worker: join(APP, 'src', 'worker.ts') },
     platform: 'browser',
     resolve: {
       conditionNames: ['@ovq/source', 'import', 'browser', 'default'],
       extensionAlias: { '.js': ['.ts', '.js'] },
     },
+  };
+}
+
+/** Output options: main.js, worker.js and shared chunks side by side. */
+export function outputOptions(outDir, { minify = false } = {}) {
+  return {
+    dir: outDir,
+    format: 'esm',
+    entryFileNames: '[name].js',
+    chunkFileNames: 'chunk-[hash].js',
+    minify,
+    sourcemap: true,
   };
 }
 
@@ -30,7 +43,7 @@ export async function buildSite(outDir = join(APP, 'dist'), { minify = true } = 
   mkdirSync(outDir, { recursive: true });
   const bundle = await rolldown(bundleOptions());
   try {
-    await bundle.write({ file: join(outDir, 'main.js'), format: 'esm', minify, sourcemap: true });
+    await bundle.write(outputOptions(outDir, { minify }));
   } finally {
     await bundle.close();
   }

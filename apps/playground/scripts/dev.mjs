@@ -4,7 +4,7 @@
 import { mkdirSync, watch as watchFolder } from 'node:fs';
 import { join } from 'node:path';
 import { watch } from 'rolldown';
-import { APP, bundleOptions, copyStatic } from './bundle.mjs';
+import { APP, bundleOptions, copyStatic, outputOptions } from './bundle.mjs';
 import { serveFolder } from './serve.mjs';
 
 const out = join(APP, 'dist-dev');
@@ -15,7 +15,7 @@ watchFolder(join(APP, 'src'), (_event, name) => {
 });
 const watcher = watch({
   ...bundleOptions(),
-  output: { file: join(out, 'main.js'), format: 'esm', sourcemap: true },
+  output: outputOptions(out),
 });
 watcher.on('event', (event) => {
   if (event.code === 'BUNDLE_END') {

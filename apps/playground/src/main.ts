@@ -4,6 +4,7 @@ import type { OvqConfig } from '@ovq/core';
 import { type BackendChoice, createBackendChoice, describeGpu } from './engine/choice.js';
 import { formatBytes, memoryNumbers } from './engine/memory.js';
 import { type Frame, type RunControl, type RunSummary, runOvq } from './engine/run.js';
+import { cpuWorker, runInWorker } from './engine/worker-client.js';
 import { BROWN_SAMPLE } from './inputs/brown-sample.js';
 import { projectBytes, textBytes } from './inputs/project.js';
 import { recallSequence } from './inputs/recall.js';
@@ -137,14 +138,46 @@ function showFrame(frame: Frame, input: PlaygroundInput, config: OvqConfig): voi
   showRecall(frame, input);
 }
 
+/** A run as the page saw it: the engine's summary plus what the main thread measured. */
+export type PageSummary = RunSummary & {
+  /** The CPU path ran in the Web Worker (the main thread only drew). */
+  worker: boolean;
+  /** Run start → first frame drawn on the page, and that moment since navigation start. */
+  firstFrameMs: number;
+  firstFrameSinceLoadMs: number;
+  /** The longest main-thread task during the run (the browser reports tasks ≥ 50 ms; 0: none). */
+  longestTaskMs: number;
+};
+
+/** Watches the main thread's long tasks from now until the returned function is called. */
+function watchLongTasks(): () => Promise<number> {
+  let longest = 0;
+  const take = (entries: PerformanceEntry[]) => {
+    for (const e of entries) longest = Math.max(longest, e.duration);
+  };
+  const observer = PerformanceObserver.supportedEntryTypes?.includes('longtask')
+    ? new PerformanceObserver((list) => take(list.getEntries()))
+    : null;
+  observer?.observe({ type: 'longtask' });
+  return async () => {
+    // Entries arrive asynchronously: give the browser a turn, then collect what is left.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (observer) {
+      take(observer.takeRecords());
+      observer.disconnect();
+    }
+    return longest;
+  };
+}
+
 type Hook = {
   runs: number;
   running: boolean;
-  last: RunSummary | null;
+  last: PageSummary | null;
   lastError: string | null;
   output: number[];
   gpu: { available: boolean; software: boolean; detail: string } | null;
-  run(): Promise<RunSummary>;
+  run(): Promise<PageSummary>;
 };
 
 const hook: Hook = {
@@ -160,7 +193,7 @@ const hook: Hook = {
 
 let control: RunControl | null = null;
 
-async function start(): Promise<RunSummary> {
+async function start(): Promise<PageSummary> {
   if (control) control.stopped = true;
   const mine: RunControl = { stopped: false };
   control = mine;
@@ -172,18 +205,30 @@ async function start(): Promise<RunSummary> {
     const config = configFromControls();
     const input = inputFromControls();
     const { path, gpu, note } = await createBackendChoice(select('backend') as BackendChoice);
-    $('path').textContent = note;
-    const { summary, output } = await runOvq(
-      input,
-      config,
-      path,
-      gpu,
-      (frame) => {
-        if (control === mine) showFrame(frame, input, config);
-      },
-      mine,
-    );
-    $('stat-first').textContent = `${fmt(summary.firstResultMs)} ms`;
+    const worker = path === 'cpu' ? cpuWorker() : null;
+    $('path').textContent = worker ? note.replace(/\.$/, ', in a Web Worker.') : note;
+    const stopWatching = watchLongTasks();
+    const t0 = performance.now();
+    let firstFrameAt = -1;
+    const onFrame = (frame: Frame) => {
+      if (control !== mine) return;
+      showFrame(frame, input, config);
+      if (firstFrameAt < 0) {
+        firstFrameAt = performance.now();
+        $('stat-first').textContent = `${fmt(firstFrameAt - t0)} ms`;
+      }
+    };
+    const { summary: engine, output } = worker
+      ? await runInWorker(input, config, onFrame, mine)
+      : await runOvq(input, config, path, gpu, onFrame, mine);
+    const summary: PageSummary = {
+      ...engine,
+      worker: worker !== null,
+      firstFrameMs: firstFrameAt - t0,
+      firstFrameSinceLoadMs: firstFrameAt,
+      longestTaskMs: await stopWatching(),
+    };
+    if (control !== mine) return summary; // a newer run replaced this one
     $('stat-checksum').textContent = summary.outputSum.toPrecision(8);
     $('stat-longest').textContent =
       summary.longestTaskMs > 0 ? `${fmt(summary.longestTaskMs)} ms` : 'none ≥ 50 ms';
@@ -194,8 +239,10 @@ async function start(): Promise<RunSummary> {
     return summary;
   } catch (error) {
     const message = (error as Error).message ?? String(error);
-    errorBox.textContent = message;
-    hook.lastError = message;
+    if (control === mine) {
+      errorBox.textContent = message;
+      hook.lastError = message;
+    }
     throw error;
   } finally {
     if (control === mine) {
@@ -221,6 +268,8 @@ $<HTMLTextAreaElement>('text').addEventListener('input', () => {
   if (radio) radio.checked = true;
 });
 
+// Start the CPU worker now: it compiles @ovq/core's kernels while the page looks for WebGPU.
+cpuWorker();
 describeGpu().then((gpu) => {
   hook.gpu = gpu;
   $('path').textContent = !gpu.available

@@ -22,9 +22,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSite } from '../scripts/bundle.mjs';
 import { serveFolder } from '../scripts/serve.mjs';
 import { probeFacts, Yardsticks } from '../src/engine/recall.js';
-import type { RunSummary } from '../src/engine/run.js';
 import { recallSequence } from '../src/inputs/recall.js';
 import type { PlaygroundInput } from '../src/inputs/types.js';
+import type { PageSummary as RunSummary } from '../src/main.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const OUT = join(here, '..', 'test-output');
@@ -291,6 +291,9 @@ function summaryTimes(s: RunSummary) {
     input: s.input,
     tokens: s.tokens,
     firstResultMs: Math.round(s.firstResultMs),
+    firstFrameMs: Math.round(s.firstFrameMs),
+    firstFrameSinceLoadMs: Math.round(s.firstFrameSinceLoadMs),
+    worker: s.worker,
     totalMs: Math.round(s.totalMs),
     tokensPerSecond: Math.round(s.tokensPerSecond),
     longestSliceMs: s.longestSliceMs === null ? null : Math.round(s.longestSliceMs),

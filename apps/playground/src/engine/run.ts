@@ -6,10 +6,32 @@ import type { PlaygroundInput } from '../inputs/types.js';
 import { createBackend, type GpuProbe, type PathName, type Piece } from './backend.js';
 import { probeFacts, type Retrieval, readOvq, Yardsticks } from './recall.js';
 
+/** What a frame shows of the dictionary: plain arrays, so a frame can leave a Web Worker. */
+export type DictSnapshot = {
+  size: number;
+  keyDim: number;
+  pendingCount: number;
+  normalize: boolean;
+  counts: Float64Array;
+  /** [size, keyDim] */
+  centroidKeys: Float64Array;
+};
+
+export function snapshot(state: OvqState): DictSnapshot {
+  return {
+    size: state.size,
+    keyDim: state.keyDim,
+    pendingCount: state.pendingCount,
+    normalize: state.config.normalize,
+    counts: Float64Array.from(state.counts),
+    centroidKeys: Float64Array.from(state.centroidKeys),
+  };
+}
+
 export type Frame = {
   path: PathName;
   tokens: number;
-  state: OvqState;
+  state: DictSnapshot;
   /** Read weights of the last token's query over the dictionary rows then the pending tokens. */
   weights: Float64Array;
   /** The last token's query (as given; the plot normalises). */
@@ -37,12 +59,10 @@ export type RunSummary = {
   totalMs: number;
   tokensPerSecond: number;
   /**
-   * CPU path: the longest stretch of work between two yields to the browser (on WebGPU the
-   * stretches include waiting for the GPU, so null there).
+   * CPU path: the longest stretch of work between two yields (in the worker when it runs there;
+   * on WebGPU the stretches include waiting for the GPU, so null there).
    */
   longestSliceMs: number | null;
-  /** The longest main-thread task the browser reported (long tasks are ≥ 50 ms; 0: none). */
-  longestTaskMs: number;
   recall: { seen: number; ovq: number[]; softmax: number[]; kvm: number[] } | null;
   config: OvqConfig;
   stopped: boolean;
@@ -52,7 +72,7 @@ const SLICE_MS = 16;
 const FRAME_MS = 80;
 
 /** Yields to the event loop without setTimeout's 4 ms clamp. */
-function yieldToBrowser(): Promise<void> {
+export function yieldToBrowser(): Promise<void> {
   return new Promise((resolve) => {
     const channel = new MessageChannel();
     channel.port1.onmessage = () => {
@@ -95,16 +115,6 @@ export async function runOvq(
   const output = new Float32Array(T * input.valueDim);
   // GPU appends pay a submit and a read-back each: larger pieces.
   const pieceLen = Math.max(resolved.chunkSize, path === 'webgpu' ? 1024 : 256);
-  let longestTaskMs = 0;
-  const takeTasks = (list: PerformanceObserverEntryList | PerformanceEntry[]) => {
-    for (const e of Array.isArray(list) ? list : list.getEntries()) {
-      longestTaskMs = Math.max(longestTaskMs, e.duration);
-    }
-  };
-  const observer = PerformanceObserver.supportedEntryTypes?.includes('longtask')
-    ? new PerformanceObserver(takeTasks)
-    : null;
-  observer?.observe({ type: 'longtask' });
   const t0 = performance.now();
   let firstResultMs = -1;
   let longestSliceMs = 0;
@@ -126,7 +136,7 @@ export async function runOvq(
     onFrame({
       path,
       tokens,
-      state,
+      state: snapshot(state),
       weights,
       query,
       spawned,
@@ -160,9 +170,6 @@ export async function runOvq(
     const { state, recall } = await frame(true);
     longestSliceMs = Math.max(longestSliceMs, performance.now() - sliceStart);
     const totalMs = performance.now() - t0;
-    // Long-task entries arrive asynchronously: give the browser a turn, then collect them.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    if (observer) takeTasks(observer.takeRecords());
     let outputSum = 0;
     let outputAbsSum = 0;
     for (let i = 0; i < tokens * input.valueDim; i++) {
@@ -182,7 +189,6 @@ export async function runOvq(
       totalMs,
       tokensPerSecond: tokens / (totalMs / 1000),
       longestSliceMs: path === 'cpu' ? longestSliceMs : null,
-      longestTaskMs,
       recall: recall && {
         seen: recall.seen,
         ovq: indices(recall.ovq),
@@ -194,7 +200,6 @@ export async function runOvq(
     };
     return { summary, output: output.subarray(0, tokens * input.valueDim) };
   } finally {
-    observer?.disconnect();
     backend.dispose();
   }
 }

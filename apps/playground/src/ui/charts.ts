@@ -1,7 +1,7 @@
 // Canvas drawings of the dictionary: counts per row (bars) and a 2-D view of the centroid keys
 // with the current query and its read weights. Rows spawned since the previous frame are drawn
 // in the accent colour. Canvases follow their box's CSS width (ResizeObserver) at device pixels.
-import type { OvqState } from '@ovq/core';
+import type { DictSnapshot } from '../engine/run.js';
 import { createRng, normalizeRow, normals } from '../inputs/random.js';
 
 const COLORS = {
@@ -30,7 +30,11 @@ function prepare(canvas: HTMLCanvasElement): { g: CanvasRenderingContext2D; w: n
 }
 
 /** Bars: one per dictionary row in spawn order, height = count (log scale when counts spread). */
-export function drawCounts(canvas: HTMLCanvasElement, state: OvqState, freshFrom: number): void {
+export function drawCounts(
+  canvas: HTMLCanvasElement,
+  state: DictSnapshot,
+  freshFrom: number,
+): void {
   const { g, w, h } = prepare(canvas);
   const counts = state.counts;
   const n = counts.length;
@@ -100,7 +104,7 @@ function project(
  */
 export function drawProjection(
   canvas: HTMLCanvasElement,
-  state: OvqState,
+  state: DictSnapshot,
   query: Float32Array,
   weights: Float64Array,
   freshFrom: number,
@@ -110,7 +114,7 @@ export function drawProjection(
   const keys = state.centroidKeys;
   const counts = state.counts;
   const n = state.size;
-  const unit = state.config.normalize;
+  const unit = state.normalize;
   const points: [number, number][] = [];
   let extent = 1e-6;
   for (let i = 0; i < n; i++) {
