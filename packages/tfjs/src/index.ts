@@ -1,5 +1,6 @@
 // @ovq/tfjs: OVQ-attention and its baselines as TensorFlow.js ops (with gradients) and layers.
 export { OvqTfjsInputError } from './errors.js';
+export { useSharedWasmClones } from './kernels/wasm-identity.js';
 export { MixerLayer, type MixerLayerArgs } from './layers/base.js';
 export { GatedDeltaNet, type GatedDeltaNetArgs } from './layers/gated-deltanet.js';
 export { KvmAttention, type KvmAttentionArgs } from './layers/kvm.js';

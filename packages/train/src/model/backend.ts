@@ -19,6 +19,7 @@ import {
   hostWorkerPool,
   setBaselineWorkerPool,
   setHostWorkerPool,
+  useSharedWasmClones,
 } from '@ovq/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -98,6 +99,8 @@ export async function startBackend(options: StartBackendOptions = {}): Promise<S
     throw new Error(`backend: none of ${chain.join(', ')} could start (${asked}: ${firstFailure})`);
   if (backend !== asked)
     log(`backend: ${asked} could not start (${firstFailure}); using ${backend}`);
+  // tfjs-wasm copies every tensor saved for a gradient; share it as cpu and webgl do.
+  if (backend === 'wasm') useSharedWasmClones();
 
   const wanted = options.threads ?? availableParallelism();
   let pool: OvqWorkerPool | null = null;
