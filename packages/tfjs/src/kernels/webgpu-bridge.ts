@@ -25,6 +25,7 @@ export type WebGpuBackendLike = {
   endComputePassEncoder(): void;
   submitQueue(): void;
   makeTensorInfo(shape: number[], dtype: DataType): TensorInfo;
+  disposeData(dataId: object): boolean;
 };
 
 export type KernelArgs = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap };
@@ -41,6 +42,11 @@ export function contextFor(device: GPUDevice): GpuContext {
     contexts.set(device, ctx);
   }
   return ctx;
+}
+
+/** Testing aid: makes `ctx` the context of its device (e.g. one that poisons outputs with NaN). */
+export function setContextFor(ctx: GpuContext): void {
+  contexts.set(ctx.device, ctx);
 }
 
 /** The tensor's GPUBuffer (uploaded first if it still lives on the CPU) as a borrowed GpuTensor. */

@@ -14,7 +14,7 @@ import {
   ovqForwardGpu,
   TensorScope,
 } from '@ovq/webgpu';
-import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { engine, type Tensor, type Tensor4D, type TensorInfo } from '@tensorflow/tfjs-core';
 import {
   contextFor,
   flushTfjsCommands,
@@ -100,4 +100,43 @@ function backward({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
 /** Registers the webgpu forward/backward kernels and the gradient (idempotent, on first use). */
 export function ensureWebGpuOvq(): void {
   registerWebGpuKernelWithGradient(WEBGPU_KERNEL, ['q', 'k', 'v'], forward, backward);
+}
+
+/**
+ * Streaming on the GPU: appends q, k [B, H, n, dk] and v [B, H, n, dv] (webgpu tensors, already
+ * normalised and β-folded as the op does) to `state` (B·H heads, β = 1, normalize = false) and
+ * returns the outputs [B, H, n, dv] as a webgpu tensor. The tensors' own buffers feed the kernels
+ * and the output stays on the GPU: nothing is read back.
+ */
+export function ovqAppendWebGpu(state: GpuOvqState, q: Tensor, k: Tensor, v: Tensor): Tensor4D {
+  const be = engine().backend as unknown as WebGpuBackendLike;
+  const [B, H, n, dk] = q.shape;
+  const dv = v.shape[3] as number;
+  const BH = B * H;
+  const ctx = state.ctx;
+  if (be.device !== ctx.device) {
+    throw new Error(
+      `${WEBGPU_KERNEL}: the streaming state lives on another GPUDevice than the webgpu backend's`,
+    );
+  }
+  const out = be.makeTensorInfo([B, H, n, dv], 'float32');
+  try {
+    const input = {
+      q: wrapTensor(be, WEBGPU_KERNEL, q, [BH, n, dk], 'q'),
+      k: wrapTensor(be, WEBGPU_KERNEL, k, [BH, n, dk], 'k'),
+      v: wrapTensor(be, WEBGPU_KERNEL, v, [BH, n, dv], 'v'),
+      seqLen: n,
+    };
+    const o = wrapTensor(be, WEBGPU_KERNEL, out, [BH, n, dv], 'output');
+    flushTfjsCommands(be);
+    // Testing aid: a token the kernels skip stays NaN.
+    if (ctx.poisonOutputs && o.length > 0) {
+      ctx.device.queue.writeBuffer(o.buffer, 0, new Float32Array(o.length).fill(Number.NaN));
+    }
+    ctx.disposeWhenDone(ovqForwardGpu(state, input, o).scope);
+  } catch (error) {
+    be.disposeData(out.dataId);
+    throw error;
+  }
+  return engine().makeTensorFromTensorInfo(out) as Tensor4D;
 }

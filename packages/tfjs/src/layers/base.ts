@@ -202,7 +202,7 @@ export abstract class MixerLayer<S> extends layers.Layer {
     return this.finishStep(input, state, tensors, values as ArrayLike<number>[]);
   }
 
-  private prepareStep(x: Tensor, state: MixerStreamState<S>, method: string) {
+  protected prepareStep(x: Tensor, state: MixerStreamState<S>, method: string) {
     const where = `${this.getClassName()}.${method}`;
     if (!this.built) {
       throw new OvqTfjsInputError(
@@ -232,7 +232,7 @@ export abstract class MixerLayer<S> extends layers.Layer {
     return { input, tensors };
   }
 
-  private finishStep(
+  protected finishStep(
     input: Tensor3D,
     state: MixerStreamState<S>,
     tensors: Tensor[],

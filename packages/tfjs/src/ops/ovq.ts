@@ -46,6 +46,26 @@ export function ovqAttention(
 }
 
 /**
+ * The queries and keys the β = 1, normalize = false webgpu kernel takes for per-head `beta`
+ * [heads]: normalised (unless config.normalize is false), then β-scaled as ovqAttentionWebGpu
+ * explains. Shared by the op and the layer's GPU streaming.
+ */
+export function foldBetaIntoQk(
+  q: Tensor,
+  k: Tensor,
+  beta: Tensor,
+  config: OvqOpConfig,
+): { q: Tensor; k: Tensor } {
+  const H = q.shape[1] as number;
+  const qHat = config.normalize === false ? q : l2Normalize(q);
+  const kHat = config.normalize === false ? k : l2Normalize(k);
+  const perHead = reshape(beta, [1, H, 1, 1]);
+  const gaussian = config.read === 'gaussian';
+  const scale = gaussian ? sqrt(perHead) : perHead;
+  return { q: mul(qHat, scale), k: gaussian ? mul(kHat, scale) : kHat };
+}
+
+/**
  * The webgpu route: β and the normalisation as tfjs ops around the @ovq/webgpu kernel, which runs
  * with β = 1 (its state has one β for every head, and a kernel cannot read a GPU tensor).
  * 'dot' read: β q̂·μ = (β q̂)·μ, so β scales the queries. 'gaussian' read: β(q̂·μ − ‖μ‖²/2) equals
@@ -64,13 +84,7 @@ function ovqAttentionWebGpu(
   if (T === 0) return zeros([B, H, 0, v.shape[3] as number]);
   ensureWebGpuOvq();
   return tidy(() => {
-    const qHat = config.normalize === false ? q : l2Normalize(q);
-    const kHat = config.normalize === false ? k : l2Normalize(k);
-    const perHead = reshape(beta, [1, H, 1, 1]);
-    const gaussian = config.read === 'gaussian';
-    const scale = gaussian ? sqrt(perHead) : perHead;
-    const qScaled = mul(qHat, scale);
-    const kScaled = gaussian ? mul(kHat, scale) : kHat;
+    const { q: qScaled, k: kScaled } = foldBetaIntoQk(q, k, beta, config);
     const kernelConfig = { ...config, normalize: false, beta: 1 };
     return engine().runKernel(
       WEBGPU_KERNEL,

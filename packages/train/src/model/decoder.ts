@@ -64,6 +64,8 @@ export type MixerLayer = {
   dictionaryHealth?(state: unknown): DictionaryHealthLike[];
   /** Transformer-VQ layers: usage of each head's codebook (EMA cluster sizes). */
   codebookHealth?(): Promise<CodebookHealthLike[]>;
+  /** OVQ layers: reads a GPU-resident streaming state (webgpu stepAsync) back to the host. */
+  moveStateToHost?(state: unknown): Promise<void>;
 };
 
 /** The dictionary-health fields the decoder averages (see @ovq/tfjs `dictionaryHealth`). */
@@ -350,6 +352,8 @@ export class Decoder {
   async dictionaryHealth(inputs: tf.Tensor): Promise<LayerHealth[]> {
     const states = this.createStreamState(inputs.shape[0]);
     (await this.stepAsync(inputs, states)).dispose();
+    // webgpu keeps OVQ dictionaries on the GPU while streaming: read them back first.
+    for (const [l, m] of this.mixers.entries()) await m.moveStateToHost?.(states[l]);
     const out: LayerHealth[] = [];
     this.mixers.forEach((m, layer) => {
       const heads = m.dictionaryHealth?.(states[layer]);
