@@ -175,20 +175,35 @@ type Hook = {
   running: boolean;
   last: PageSummary | null;
   lastError: string | null;
-  output: number[];
+  readonly output: number[];
   gpu: { available: boolean; software: boolean; detail: string } | null;
+  /** The longest main-thread task since navigation, page start-up included (≥ 50 ms; 0: none). */
+  longestTaskSinceLoadMs: number;
   run(): Promise<PageSummary>;
 };
 
+let lastOutput: Float32Array = new Float32Array(0);
 const hook: Hook = {
   runs: 0,
   running: false,
   last: null,
   lastError: null,
-  output: [],
+  // Copied into a plain array only when asked for (tests), not after every run.
+  get output() {
+    return Array.from(lastOutput);
+  },
   gpu: null,
+  longestTaskSinceLoadMs: 0,
   run: () => start(),
 };
+// Every main-thread long task since navigation (buffered: those before this script ran too).
+if (PerformanceObserver.supportedEntryTypes?.includes('longtask')) {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      hook.longestTaskSinceLoadMs = Math.max(hook.longestTaskSinceLoadMs, e.duration);
+    }
+  }).observe({ type: 'longtask', buffered: true });
+}
 (globalThis as unknown as { __ovqPlayground: Hook }).__ovqPlayground = hook;
 
 let control: RunControl | null = null;
@@ -234,7 +249,7 @@ async function start(): Promise<PageSummary> {
       summary.longestTaskMs > 0 ? `${fmt(summary.longestTaskMs)} ms` : 'none ≥ 50 ms';
     $('stat-speed').textContent = fmt(summary.tokensPerSecond);
     hook.last = summary;
-    hook.output = Array.from(output);
+    lastOutput = output;
     hook.runs++;
     return summary;
   } catch (error) {
@@ -278,8 +293,11 @@ describeGpu().then((gpu) => {
       ? `WebGPU adapter: ${gpu.detail}. Automatic runs use the CPU path, which is faster than a software adapter; choose “WebGPU” to use it.`
       : `WebGPU available: ${gpu.detail}. Runs use the GPU unless you choose CPU.`;
   if (new URLSearchParams(location.search).get('autorun') !== '0') {
-    start().catch(() => {
-      // shown in #error already
-    });
+    // In a task of its own, so the run's long-task watch does not count start-up work.
+    setTimeout(() => {
+      start().catch(() => {
+        // shown in #error already
+      });
+    }, 0);
   }
 });

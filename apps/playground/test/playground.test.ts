@@ -4,7 +4,8 @@
 // path gives the rows, counts and outputs of @ovq/core computed here, and the same retrievable
 // facts; a changed control changes the result; bad settings show a named error; labels and the
 // two widths (screenshots in test-output/ for review). Times (first result for the 16k-byte
-// sample, longest slice) are printed and written to test-output/timings.json, never asserted.
+// sample, longest tasks) are printed and written to test-output/timings.json, never asserted;
+// OVQ_PLAYGROUND_TIMINGS=1 adds the sample on the WebGPU path.
 // Chromium absent, or without a WebGPU adapter: skipped with a printed reason, except under CI,
 // where it fails.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -59,6 +60,7 @@ type Hook = {
   lastError: string | null;
   output: number[];
   gpu: { available: boolean; software: boolean; detail: string } | null;
+  longestTaskSinceLoadMs: number;
 };
 
 describe.skipIf(!present)('@ovq/playground in headless Chromium', () => {
@@ -75,14 +77,15 @@ describe.skipIf(!present)('@ovq/playground in headless Chromium', () => {
   const hook = () =>
     page.evaluate(() => {
       const h = (globalThis as unknown as { __ovqPlayground: Hook }).__ovqPlayground;
-      return { ...h, output: [] as number[] };
+      const { runs, running, last, lastError, gpu, longestTaskSinceLoadMs } = h;
+      return { runs, running, last, lastError, gpu, longestTaskSinceLoadMs };
     });
   const output = () =>
     page.evaluate(
       () => (globalThis as unknown as { __ovqPlayground: Hook }).__ovqPlayground.output,
     );
 
-  async function waitIdle(runsBefore: number): Promise<Hook> {
+  async function waitIdle(runsBefore: number): Promise<Omit<Hook, 'output'>> {
     await page.waitForFunction(
       (n) => {
         const h = (globalThis as unknown as { __ovqPlayground: Hook }).__ovqPlayground;
@@ -171,6 +174,7 @@ describe.skipIf(!present)('@ovq/playground in headless Chromium', () => {
     // Asserted by the first test, so that one broken path does not hide the other cases.
     autorunError = first.lastError;
     if (first.last) timings.autorun = summaryTimes(first.last);
+    timings.longestTaskSinceLoadMs = Math.round(first.longestTaskSinceLoadMs);
   }, 180_000);
 
   afterAll(async () => {
@@ -214,9 +218,11 @@ describe.skipIf(!present)('@ovq/playground in headless Chromium', () => {
       ctx.skip();
       return;
     }
-    // A fresh GPU path first streams the 16k-byte sample: time to first result including the
-    // pipeline compiles (reported, not asserted); then the recall sequence is checked.
-    timings.webgpuSample = summaryTimes(await runWith({ input: 'sample', backend: 'webgpu' }));
+    // OVQ_PLAYGROUND_TIMINGS=1: first the 16k-byte sample on a fresh GPU path, for the time to
+    // first result including the pipeline compiles (reported, not asserted; ~10 s on SwiftShader).
+    if (process.env.OVQ_PLAYGROUND_TIMINGS === '1') {
+      timings.webgpuSample = summaryTimes(await runWith({ input: 'sample', backend: 'webgpu' }));
+    }
     const got = await runWith({ input: 'recall', backend: 'webgpu' });
     expect(got.path).toBe('webgpu');
     expectMatchesCore('webgpu', recallSequence(), DEFAULT_CONFIG, got, await output());
