@@ -15,7 +15,21 @@ function weight(layer: VqAttention, name: string): tf.Variable {
   return w.read() as tf.Variable;
 }
 
-/** Float64 keys of each head, [B·T, keyDim] rows in (b, t) order: k = x·W_k split by head. */
+/** LayerNorm (no gain or bias, ε 1e-6) of each row of width d, in float64, in place. */
+function layerNormRows(a: Float64Array, d: number): Float64Array {
+  for (let r = 0; r < a.length / d; r++) {
+    const row = a.subarray(r * d, (r + 1) * d);
+    const m = row.reduce((s, x) => s + x, 0) / d;
+    const v = row.reduce((s, x) => s + (x - m) ** 2, 0) / d;
+    for (let i = 0; i < d; i++) row[i] = (row[i] - m) / Math.sqrt(v + 1e-6);
+  }
+  return a;
+}
+
+/**
+ * Float64 keys of each head, [B·T, keyDim] rows in (b, t) order: k = x·W_k split by head, then
+ * LayerNorm-ed when the layer normalises.
+ */
 function keysByHead(layer: VqAttention, x: tf.Tensor): Float64Array[] {
   const xs = x.dataSync();
   const wk = weight(layer, 'wk').dataSync();
@@ -29,7 +43,7 @@ function keysByHead(layer: VqAttention, x: tf.Tensor): Float64Array[] {
         k[r * dk + i] = s;
       }
     }
-    return k;
+    return layer.normalize ? layerNormRows(k, dk) : k;
   });
 }
 
@@ -110,7 +124,8 @@ describe('VqAttention codebook learning', () => {
   });
 
   it('the commitment gradient reaches W_k as 2β_c/(B·T)·Σ x(k − c_z) (float64); no gradient reaches the codebook statistics', () => {
-    const layer = new VqAttention({ ...args, commitment: 3 });
+    // Raw keys (normalize: false): the gradient to W_k is then a plain product.
+    const layer = new VqAttention({ ...args, commitment: 3, normalize: false });
     const rng = createRng(2);
     const x = randomTensor(rng, [B, T, D]);
     const dy = randomTensor(rng, [B, T, D]);
@@ -163,7 +178,7 @@ describe('VqAttention codebook learning', () => {
   it('training calls on clustered inputs move the codebook onto the key clusters (quantisation error ≥ 2× lower)', () => {
     // 4 centres in input space (keys = x·W_k are then clustered too), 8 codes, γ = 0.9. EMA
     // k-means has local minima: here it ends with 5 codes never chosen and one code shared by two
-    // clusters (no restarts, as in the paper), so the error falls 3.8×, not to the noise floor.
+    // clusters (no restarts, as in the paper), so the error (of LayerNorm-ed keys) falls 2.8×, not to the noise floor.
     const rng = createRng(5);
     const centres = randn(rng, 4 * D).map((v) => 2 * v);
     const batch = () => {
@@ -231,6 +246,42 @@ describe('VqAttention codebook learning', () => {
     tf.dispose([x, before, after]);
     optimizer.dispose();
     vq.dispose();
+  });
+
+  it('normalize (default) LayerNorms queries and keys, never values', () => {
+    const layer = new VqAttention({ ...args, valueDim: 4 });
+    const x = randomTensor(createRng(9), [B, T, D]);
+    (layer.apply(x) as tf.Tensor).dispose();
+    expect(layer.normalize).toBe(true);
+    const heads = (w: string, width: number) =>
+      (layer as unknown as { toHeads(x: tf.Tensor, w: tf.Tensor, n: number): tf.Tensor }).toHeads(
+        x,
+        weight(layer, w),
+        width,
+      );
+    const raw = (w: string) => {
+      const xs = x.dataSync();
+      const m = weight(layer, w).dataSync();
+      const out = new Float64Array(B * 2 * T * 4); // [B, H, T, 4]
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < T; t++)
+          for (let h = 0; h < 2; h++)
+            for (let i = 0; i < 4; i++) {
+              let s = 0;
+              for (let d = 0; d < D; d++) s += xs[(b * T + t) * D + d] * m[d * 8 + h * 4 + i];
+              out[((b * 2 + h) * T + t) * 4 + i] = s;
+            }
+      return out;
+    };
+    for (const w of ['wq', 'wk']) {
+      const got = heads(w, 4);
+      assertClose(w, layerNormRows(raw(w), 4), got.dataSync(), 1e-5);
+      got.dispose();
+    }
+    const v = heads('wv', 4);
+    assertClose('wv (not normalised)', raw('wv'), v.dataSync(), 1e-6);
+    tf.dispose([x, v]);
+    layer.dispose();
   });
 
   it('codebookHealth reports usage from the EMA sizes (hand-computed)', async () => {

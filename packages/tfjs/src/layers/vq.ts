@@ -21,13 +21,16 @@ import {
   expandDims,
   keep,
   matMul,
+  mean,
   mul,
+  rsqrt,
   type Scalar,
   serialization,
   square,
   sub,
   sum,
   type Tensor,
+  type Tensor3D,
   type Tensor4D,
   tidy,
 } from '@tensorflow/tfjs-core';
@@ -53,6 +56,12 @@ export type VqAttentionArgs = MixerLayerArgs & {
   codebookDecay?: number;
   /** Laplace smoothing ε of the cluster sizes; default 1e-5. */
   codebookEpsilon?: number;
+  /**
+   * LayerNorm (no gain or bias) of each head's queries and keys before the attention and the
+   * quantiser, as in the paper; default true. Centred, unit-variance keys keep k-means from
+   * collapsing onto a few codes while the keys drift in training.
+   */
+  normalize?: boolean;
 };
 
 type Kwargs = Parameters<MixerLayer<VqState>['call']>[1];
@@ -88,6 +97,7 @@ export class VqAttention extends MixerLayer<VqState> {
   readonly commitment: number;
   readonly codebookDecay: number;
   readonly codebookEpsilon: number;
+  readonly normalize: boolean;
   protected readonly extraKinds: readonly ExtraKind[] = ['perHead'];
   private codeSums!: LayerVariable;
   private codeCounts!: LayerVariable;
@@ -119,6 +129,31 @@ export class VqAttention extends MixerLayer<VqState> {
       (x) => x > 0 && Number.isFinite(x),
       'a finite number > 0',
     );
+    const normalize = args.normalize ?? true;
+    if (typeof normalize !== 'boolean') {
+      throw new OvqTfjsInputError(
+        'VqAttention: normalize',
+        `got ${String(normalize)}; expected true or false`,
+      );
+    }
+    this.normalize = normalize;
+  }
+
+  /**
+   * The head projections; with `normalize`, queries and keys are LayerNorm-ed (centred, unit
+   * variance over keyDim, ε 1e-6) here, so the full-sequence call and streaming see equal values.
+   */
+  protected override toHeads(x: Tensor3D, w: Tensor, width: number): Tensor4D {
+    const y = super.toHeads(x, w, width);
+    if (!this.normalize || this.isValueProjection(w)) return y;
+    return tidy(() => {
+      const centred = sub(y, mean(y, -1, true));
+      return mul(centred, rsqrt(add(mean(square(centred), -1, true), 1e-6))) as Tensor4D;
+    });
+  }
+
+  private isValueProjection(w: Tensor): boolean {
+    return this.trainableWeights.some((v) => v.originalName.endsWith('/wv') && v.read() === w);
   }
 
   protected buildMixer(): void {
@@ -275,6 +310,7 @@ export class VqAttention extends MixerLayer<VqState> {
       commitment: this.commitment,
       codebookDecay: this.codebookDecay,
       codebookEpsilon: this.codebookEpsilon,
+      normalize: this.normalize,
     };
   }
 
