@@ -3,7 +3,12 @@
 import { assertClose, randomSeq } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
 import { attentionBackward, attentionForward } from '../src/ops/attention.js';
-import { linearAttention } from '../src/ops/linear.js';
+import {
+  linearAttention,
+  linearAttentionGpu,
+  unnormalizedLinearAttention,
+  unnormalizedLinearAttentionGpu,
+} from '../src/ops/linear.js';
 import { matmul } from '../src/ops/matmul.js';
 import { present } from './adapters.js';
 import {
@@ -75,9 +80,9 @@ for (const adapter of present) {
       [1, 1, 64, 64, 7],
       [3, 63, 60, 64, 64],
       [3, 500, 64, 60, 7],
-    ])('linear attention BH%i-T%i-DK%i-DV%i-C%i', async (bh, T, dk, dv, C) => {
+    ])('unnormalized linear attention BH%i-T%i-DK%i-DV%i-C%i', async (bh, T, dk, dv, C) => {
       const input = heads(20, bh, T, dk, dv);
-      const out = await linearAttention(ctx, input, C);
+      const out = await unnormalizedLinearAttention(ctx, input, C);
       const ref = Array.from({ length: bh }, (_, h) =>
         causalLinearAttention(
           head(input.q, h, T, dk),
@@ -89,6 +94,11 @@ for (const adapter of present) {
         ),
       );
       assertClose('output', concat(ref), out, TOL);
+    });
+
+    it('linearAttention / linearAttentionGpu are deprecated aliases of the unnormalized forms', () => {
+      expect(linearAttention).toBe(unnormalizedLinearAttention);
+      expect(linearAttentionGpu).toBe(unnormalizedLinearAttentionGpu);
     });
 
     it('times GPU work with timestamp queries when the adapter has them', async () => {

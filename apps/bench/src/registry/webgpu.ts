@@ -214,7 +214,7 @@ export async function webgpuImplementations(): Promise<{
     const linRef = (x: Input) =>
       decayLinearAttention({ ...x, decay: new Float64Array(x.seqLen).fill(1) }, { scale: 1 });
     {
-      const fwd = (x: Input) => gpu.linearAttention(ctx, x, 64);
+      const fwd = (x: Input) => gpu.unnormalizedLinearAttention(ctx, x, 64);
       implementations.push(
         gpuEntry(
           'linear',

@@ -1,4 +1,6 @@
-// Chunked causal linear attention forward (speed baseline): y_t = Σ_{s≤t} (q_t·k_s) v_s.
+// Chunked causal linear attention forward (speed baseline) in its plain form: identity feature
+// map and no normaliser, y_t = Σ_{s≤t} (q_t·k_s) v_s. Not @ovq/baselines' `linearAttention`
+// (φ = elu + 1 and a normaliser), hence the different name.
 import type { GpuContext } from '../gpu/context.js';
 import { ceilDiv } from '../gpu/program.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
@@ -15,7 +17,8 @@ import {
   LinearPrefixProgram,
 } from '../kernels/linear/forward.js';
 
-export function linearAttentionGpu(
+/** GPU level of `unnormalizedLinearAttention`: writes `t.out` [BH, T, dv]. */
+export function unnormalizedLinearAttentionGpu(
   ctx: GpuContext,
   dims: HeadsDims,
   chunkSize: number,
@@ -46,7 +49,11 @@ export function linearAttentionGpu(
   ctx.disposeWhenDone(scope);
 }
 
-export async function linearAttention(
+/**
+ * y_t = Σ_{s≤t} (q_t·k_s) v_s over [batchHeads] heads (identity features, no normaliser; equal to
+ * @ovq/baselines' decayLinearAttention with every decay 1 and scale 1). Arrays [BH, T, d].
+ */
+export async function unnormalizedLinearAttention(
   ctx: GpuContext,
   input: HeadsDims & { q: Float32Array; k: Float32Array; v: Float32Array },
   chunkSize = 64,
@@ -62,7 +69,7 @@ export async function linearAttention(
     const tk = scope.track(ctx.upload(k, [bh, T, dk], 'f32', 'k'));
     const tv = scope.track(ctx.upload(v, [bh, T, dv], 'f32', 'v'));
     const out = scope.track(ctx.output([bh, T, dv], 'f32', 'out'));
-    linearAttentionGpu(ctx, input, chunkSize, { q: tq, k: tk, v: tv, out });
+    unnormalizedLinearAttentionGpu(ctx, input, chunkSize, { q: tq, k: tk, v: tv, out });
     const result = await ctx.readF32(out);
     await ctx.checkErrors();
     return result;
@@ -70,3 +77,12 @@ export async function linearAttention(
     scope.dispose();
   }
 }
+
+/**
+ * @deprecated Renamed `unnormalizedLinearAttention`: it has no feature map and no normaliser, so
+ * it is not @ovq/baselines' (or @ovq/tfjs') `linearAttention`. This alias goes in the next release.
+ */
+export const linearAttention = unnormalizedLinearAttention;
+
+/** @deprecated Renamed `unnormalizedLinearAttentionGpu`; this alias goes in the next release. */
+export const linearAttentionGpu = unnormalizedLinearAttentionGpu;
