@@ -74,20 +74,35 @@ export const HOST_BACKENDS = ['cpu', 'wasm'] as const;
 
 type HostBackend = KernelBackend & {
   readSync(dataId: object): unknown;
+  /** wasm: a view of the tensor in its heap (no copy). */
+  typedArrayFromHeap?(info: TensorInfo): unknown;
   makeTensorInfo?(shape: number[], dtype: DataType, values?: Float32Array): TensorInfo;
   makeOutput?(shape: number[], dtype: DataType, offset?: number, values?: Float32Array): TensorInfo;
 };
 
+/**
+ * The tensor's values without a copy where the backend allows: wasm's heap view (valid until tfjs
+ * next allocates, which no kernel here does before it has read its inputs), cpu's own array.
+ */
 function read(backend: HostBackend, info: TensorInfo): Float32Array {
+  if (typeof backend.typedArrayFromHeap === 'function' && info.dtype === 'float32') {
+    const view = backend.typedArrayFromHeap(info);
+    if (view instanceof Float32Array) return view;
+  }
   const values = backend.readSync(info.dataId);
   return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
 }
 
-// cpu keeps the array as the tensor's storage (makeTensorInfo); wasm has no makeTensorInfo and
-// copies the array into its heap (makeOutput). cpu's own makeOutput has another signature.
+// cpu keeps the array as the tensor's storage (makeTensorInfo): a view of a worker pool's arena
+// (reused by the next call) is copied first; wasm has no makeTensorInfo and copies the array into
+// its heap (makeOutput). cpu's own makeOutput has another signature.
 function write(backend: HostBackend, shape: number[], values: Float32Array): TensorInfo {
   if (typeof backend.makeTensorInfo === 'function') {
-    return backend.makeTensorInfo(shape, 'float32', values);
+    const own =
+      typeof SharedArrayBuffer === 'function' && values.buffer instanceof SharedArrayBuffer
+        ? values.slice()
+        : values;
+    return backend.makeTensorInfo(shape, 'float32', own);
   }
   if (typeof backend.makeOutput === 'function') {
     return backend.makeOutput(shape, 'float32', undefined, values);

@@ -111,7 +111,10 @@ class Pool implements BaselineWorkerPool {
     this.workers[Atomics.load(this.ctrl, CTRL.faulted) - 1].terminate().catch(() => {});
   }
 
-  /** Runs one forward or backward call over every [batch, head]; returns the output arrays. */
+  /**
+   * Runs one forward or backward call over every [batch, head]; returns the outputs as views of
+   * the shared arena, valid until the pool's next call.
+   */
   run(
     kernelName: string,
     kind: 'forward' | 'backward',
@@ -199,13 +202,14 @@ class Pool implements BaselineWorkerPool {
       if (Atomics.load(ctrl, CTRL.error) === 2) this.markBroken(text);
       throw new Error(`@ovq/tfjs baselines worker pool (${kernelName}): ${text}`);
     }
-    const copy = (offset: number, n: number) => f.slice(offset, offset + n);
-    if (kind === 'forward') return [copy(offsets.out, BH * T * dv)];
+    // Views of the arena: the caller copies them into tensors before the pool's next call.
+    const view = (offset: number, n: number) => f.subarray(offset, offset + n);
+    if (kind === 'forward') return [view(offsets.out, BH * T * dv)];
     return [
-      copy(offsets.dq, BH * T * dk),
-      copy(offsets.dk, BH * T * dk),
-      copy(offsets.dv, BH * T * dv),
-      ...layout.map((e, i) => copy(offsets.dExtras[i], BH * e.width)),
+      view(offsets.dq, BH * T * dk),
+      view(offsets.dk, BH * T * dk),
+      view(offsets.dv, BH * T * dv),
+      ...layout.map((e, i) => view(offsets.dExtras[i], BH * e.width)),
     ];
   }
 }
