@@ -147,6 +147,8 @@ export type PageSummary = RunSummary & {
   firstFrameSinceLoadMs: number;
   /** The longest main-thread task during the run (the browser reports tasks ≥ 50 ms; 0: none). */
   longestTaskMs: number;
+  /** The longest time the page spent drawing one frame (stats, charts, recall table). */
+  longestDrawMs: number;
 };
 
 /** Watches the main thread's long tasks from now until the returned function is called. */
@@ -225,9 +227,12 @@ async function start(): Promise<PageSummary> {
     const stopWatching = watchLongTasks();
     const t0 = performance.now();
     let firstFrameAt = -1;
+    let longestDrawMs = 0;
     const onFrame = (frame: Frame) => {
       if (control !== mine) return;
+      const drawStart = performance.now();
       showFrame(frame, input, config);
+      longestDrawMs = Math.max(longestDrawMs, performance.now() - drawStart);
       if (firstFrameAt < 0) {
         firstFrameAt = performance.now();
         $('stat-first').textContent = `${fmt(firstFrameAt - t0)} ms`;
@@ -242,6 +247,7 @@ async function start(): Promise<PageSummary> {
       firstFrameMs: firstFrameAt - t0,
       firstFrameSinceLoadMs: firstFrameAt,
       longestTaskMs: await stopWatching(),
+      longestDrawMs,
     };
     if (control !== mine) return summary; // a newer run replaced this one
     $('stat-checksum').textContent = summary.outputSum.toPrecision(8);
@@ -285,6 +291,27 @@ $<HTMLTextAreaElement>('text').addEventListener('input', () => {
 
 // Start the CPU worker now: it compiles @ovq/core's kernels while the page looks for WebGPU.
 cpuWorker();
+// Draw empty charts and format a number once at load: the first canvas sizing and the first
+// Intl call are slow, and would otherwise land in the first frame of the first run.
+{
+  const empty = {
+    size: 0,
+    keyDim: 16,
+    pendingCount: 0,
+    normalize: true,
+    counts: new Float64Array(0),
+    centroidKeys: new Float64Array(0),
+  };
+  drawCounts($<HTMLCanvasElement>('counts'), empty, 0);
+  drawProjection(
+    $<HTMLCanvasElement>('projection'),
+    empty,
+    new Float32Array(16),
+    new Float64Array(0),
+    0,
+  );
+  fmt(0, 1);
+}
 describeGpu().then((gpu) => {
   hook.gpu = gpu;
   $('path').textContent = !gpu.available

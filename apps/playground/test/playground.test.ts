@@ -304,5 +304,6 @@ function summaryTimes(s: RunSummary) {
     tokensPerSecond: Math.round(s.tokensPerSecond),
     longestSliceMs: s.longestSliceMs === null ? null : Math.round(s.longestSliceMs),
     longestTaskMs: Math.round(s.longestTaskMs),
+    longestDrawMs: Math.round(s.longestDrawMs),
   };
 }
