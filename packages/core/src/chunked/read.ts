@@ -107,7 +107,8 @@ export function chunkSoftmaxJs(
 
 /**
  * Reads `rows` staged queries and writes their outputs to out[outOff …] ([rows, valueDim]).
- * The weighted sum runs against the transposed value tables, so it is the same A·Bᵀ kernel.
+ * On the JS kernels the weighted sum runs against the transposed value tables, so it is the same
+ * A·Bᵀ kernel; on the WASM kernels the whole read runs in wasm-dict.ts.
  */
 export function readChunk(
   ws: HeadWorkspace,
