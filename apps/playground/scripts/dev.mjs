@@ -1,13 +1,14 @@
-// pnpm --filter @ovq/playground dev: rebuilds dist-dev/ whenever a source changes (rolldown
-// watch, sources of the workspace packages included) and serves it on http://127.0.0.1:5173
-// (PORT overrides). Reload the page after a rebuild.
+// pnpm --filter @ovq/playground dev: rebuilds the site whenever a source changes (rolldown
+// watch, sources of the workspace packages included) into node_modules/.cache/playground-dev/
+// (out of the way of lint and git, like other tools' caches) and serves it on
+// http://127.0.0.1:5173 (PORT overrides). Reload the page after a rebuild.
 import { mkdirSync, rmSync, watch as watchFolder } from 'node:fs';
 import { join } from 'node:path';
 import { watch } from 'rolldown';
 import { APP, bundleOptions, copyStatic, outputOptions } from './bundle.mjs';
 import { serveFolder } from './serve.mjs';
 
-const out = join(APP, 'dist-dev');
+const out = join(APP, 'node_modules', '.cache', 'playground-dev');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 copyStatic(out);
