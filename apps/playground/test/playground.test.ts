@@ -258,6 +258,27 @@ describe.skipIf(!present)('@ovq/playground in headless Chromium', () => {
     expect(await page.textContent('#error')).toBe('');
   });
 
+  it('Stop ends a run early and keeps what was streamed', async () => {
+    const before = await hook();
+    await page.check('input[name="input"][value="recall"]');
+    await page.selectOption('#backend', 'cpu');
+    await page.fill('#recall-len', '65536');
+    await page.click('#run');
+    // The first frame of this run, then Stop from the keyboard.
+    await page.waitForFunction(() =>
+      (document.getElementById('stat-tokens')?.textContent ?? '').endsWith('/ 65,536'),
+    );
+    await page.focus('#stop');
+    await page.keyboard.press('Enter');
+    const h = await waitIdle(before.runs);
+    expect(h.lastError).toBeNull();
+    expect(h.last?.stopped).toBe(true);
+    expect(h.last?.tokens).toBeGreaterThan(0);
+    expect(h.last?.tokens).toBeLessThan(65536);
+    expect(await page.isEnabled('#run')).toBe(true);
+    await page.fill('#recall-len', '2048');
+  });
+
   it('pasted text streams one token per byte', async () => {
     const text = 'the cat sat on the mat; the dog sat on the log. '.repeat(20);
     const got = await runWith({ input: 'text', backend: 'cpu', text });
