@@ -37,7 +37,7 @@ export function kvmAttentionBlockedBackward(
   dOutput: FloatArray,
 ): KvmGradients<Float32Array> {
   const c = beginBackward(kvmSpec, seq, config, dOutput, true);
-  const g = runBackward(Float32Array, seq, c, dOutput, (E) => Math.ceil(Math.sqrt(E)));
+  const g = runBackward(Float32Array, seq, c, dOutput, (E) => Math.ceil(Math.sqrt(E)), true);
   checkFiniteArrays('seq', g, 'Float32');
   return g;
 }

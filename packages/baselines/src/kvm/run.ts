@@ -12,6 +12,7 @@ import {
   readQuery,
   readQueryBackward,
 } from './engine.js';
+import { segmentBackward } from './segment.js';
 import type { KvmState, ResolvedKvmConfig } from './state.js';
 
 type Ctor<A> = new (n: number) => A;
@@ -109,6 +110,8 @@ export function runBackward<A extends FloatArray>(
   c: ResolvedKvmConfig,
   dOutput: FloatArray,
   checkpointEvery: (evictions: number) => number,
+  /** Float32 only: each run of queries between evictions as one matmul block (segment.ts). */
+  blockedReads = false,
 ): KvmGradients<A> {
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
   const B = c.blockSize;
@@ -173,6 +176,40 @@ export function runBackward<A extends FloatArray>(
   const gv = new ctor(T * dv);
   const y = new ctor(dv);
   let p = new ctor(0);
+  if (blockedReads) {
+    // Segment e: tokens (evictAfter[e−1], evictAfter[e]] read the rows after e evictions; its
+    // reads' gradients are complete before eviction e−1 is undone.
+    const f32 = (x: A) => x as unknown as Float32Array;
+    let tEnd = T - 1;
+    for (let e = E; e >= 0; e--) {
+      const tStart = e === 0 ? 0 : evictAfter[e - 1] + 1;
+      if (tStart <= tEnd) {
+        const w0 = Math.max(c.sinks, e === 0 ? 0 : evictFirst[e - 1] + evictCount[e - 1]);
+        segmentBackward(
+          f32(q),
+          f32(k),
+          f32(v),
+          f32(dy),
+          tStart,
+          tEnd,
+          c.sinks,
+          rowsAt(e) as unknown as Rows<Float32Array>,
+          w0,
+          c.beta,
+          f32(gq),
+          f32(gk),
+          f32(gv),
+          g as unknown as RowGrads<Float32Array>,
+        );
+      }
+      if (e > 0)
+        evictBackward(rowsAt(e - 1), rowsAt(e), records[e - 1], k, v, evictFirst[e - 1], g, gk, gv);
+      tEnd = tStart - 1;
+    }
+    normalizeRowsBackward(q, qNorm, T, dk, gq);
+    normalizeRowsBackward(k, kNorm, T, dk, gk);
+    return { dq: gq, dk: gk, dv: gv };
+  }
   let e = E;
   for (let t = T - 1; t >= 0; t--) {
     while (e > 0 && evictAfter[e - 1] >= t) {
