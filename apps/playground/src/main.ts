@@ -46,12 +46,18 @@ function configFromControls(): OvqConfig {
 function inputFromControls(): PlaygroundInput {
   const kind = (form.elements.namedItem('input') as RadioNodeList).value;
   if (kind === 'recall') {
-    return recallSequence({ seqLen: number('recall-len'), facts: number('recall-facts') });
+    const seqLen = number('recall-len');
+    if (seqLen > MAX_TEXT_BYTES) {
+      throw new Error(`recall length: got ${seqLen}; expected at most ${fmt(MAX_TEXT_BYTES)}`);
+    }
+    return recallSequence({ seqLen, facts: number('recall-facts') });
   }
   if (kind === 'text') {
     const text = $<HTMLTextAreaElement>('text').value;
     const bytes = textBytes(text, MAX_TEXT_BYTES);
-    return projectBytes(bytes, 'text', `your text: ${bytes.length} bytes`);
+    const all = new TextEncoder().encode(text).length;
+    const cut = all > bytes.length ? ` (the first of ${fmt(all)})` : '';
+    return projectBytes(bytes, 'text', `your text: ${fmt(bytes.length)} bytes${cut}`);
   }
   return projectBytes(textBytes(BROWN_SAMPLE, MAX_TEXT_BYTES), 'sample', 'Brown corpus sample');
 }
@@ -60,6 +66,7 @@ const fmt = (x: number, digits = 0) =>
   x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function showContext(input: PlaygroundInput, tokens: number): void {
+  $('context-title').textContent = `Where the stream is (${input.label})`;
   const box = $('context');
   box.replaceChildren();
   if (!input.bytes) {
