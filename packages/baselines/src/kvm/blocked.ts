@@ -21,7 +21,7 @@ export function kvmAttentionBlocked(
   const opts = checkOptions(options);
   const { base } = beginForward(kvmSpec, seq, config, opts.state, 'options.state', true);
   const out = checkOut(opts.out, seq.seqLen * seq.valueDim);
-  const state = runForward(Float32Array, seq, base, out);
+  const state = runForward(Float32Array, seq, base, out, true);
   checkFiniteArrays(
     'seq',
     { output: out, 'state.rowValues': state.rowValues, 'state.rowRadii': state.rowRadii },

@@ -12,7 +12,7 @@ import {
   readQuery,
   readQueryBackward,
 } from './engine.js';
-import { segmentBackward } from './segment.js';
+import { segmentBackward, segmentForward } from './segment.js';
 import type { KvmState, ResolvedKvmConfig } from './state.js';
 
 type Ctor<A> = new (n: number) => A;
@@ -29,6 +29,8 @@ export function runForward<A extends FloatArray>(
   seq: SeqInput,
   base: KvmState,
   out: A,
+  /** Float32 only: each run of queries between evictions as one matmul block (segment.ts). */
+  blockedReads = false,
 ): KvmState {
   const c = base.config;
   const { seqLen: T, keyDim: dk, valueDim: dv } = seq;
@@ -56,6 +58,9 @@ export function runForward<A extends FloatArray>(
   rows.n = base.rowCount;
   let compressed = base.compressed;
   let p = new ctor(0);
+  const sinkEnd = new Int32Array(blockedReads ? T : 0);
+  const windowEnd = new Int32Array(blockedReads ? T : 0);
+  let t0 = 0;
   for (let t = 0; t < T; t++) {
     const pos = base.position + t;
     if (pos < c.sinks) {
@@ -67,16 +72,40 @@ export function runForward<A extends FloatArray>(
       tokV.set(seq.v.subarray(t * dv, (t + 1) * dv), w1 * dv);
       w1++;
     }
-    if (p.length < ns + rows.n + w1 - w0) p = new ctor(2 * (ns + rows.n + w1 - w0));
-    readQuery(q, t * dk, c.beta, sinkK, sinkV, ns, rows, tokK, tokV, w0, w1 - 1, p, out, t * dv);
     const X = Math.floor(pos / B) - blocks + 1;
-    if (pos % B === B - 1 && X >= 0) {
-      const m = leavingCount(c, X);
-      if (m > 0) {
-        compressed += m;
-        evictTokens(rows, tokK, tokV, w0, m, compressed, c);
-        w0 += m;
+    const evicts = pos % B === B - 1 && X >= 0 && leavingCount(c, X) > 0;
+    if (blockedReads) {
+      // Queries up to the next eviction (or the end) read the same rows: one block.
+      sinkEnd[t] = ns;
+      windowEnd[t] = w1;
+      if (evicts || t === T - 1) {
+        const f32 = (x: A) => x as unknown as Float32Array;
+        segmentForward(
+          f32(q),
+          t0,
+          t,
+          c.beta,
+          f32(sinkK),
+          f32(sinkV),
+          sinkEnd.subarray(t0, t + 1),
+          rows as unknown as Rows<Float32Array>,
+          f32(tokK),
+          f32(tokV),
+          w0,
+          windowEnd.subarray(t0, t + 1),
+          f32(out),
+        );
+        t0 = t + 1;
       }
+    } else {
+      if (p.length < ns + rows.n + w1 - w0) p = new ctor(2 * (ns + rows.n + w1 - w0));
+      readQuery(q, t * dk, c.beta, sinkK, sinkV, ns, rows, tokK, tokV, w0, w1 - 1, p, out, t * dv);
+    }
+    if (evicts) {
+      const m = leavingCount(c, X);
+      compressed += m;
+      evictTokens(rows, tokK, tokV, w0, m, compressed, c);
+      w0 += m;
     }
   }
   const f64 = (x: FloatArray, a: number, b: number) => Float64Array.from(x.subarray(a, b));

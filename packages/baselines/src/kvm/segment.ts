@@ -126,3 +126,61 @@ export function segmentBackward(
     for (let x = 0; x < dv; x++) gv[(w0 + j) * dv + x] += dV[b + x];
   }
 }
+
+/**
+ * Outputs of queries t0…t1 (row a = t − t0) reading the same rows: token t reads sinks
+ * [0, sinkEnd[a]), every row, and window tokens [w0, windowEnd[a]) of tokK / tokV. Writes out
+ * rows t0…t1.
+ */
+export function segmentForward(
+  q: Float32Array,
+  t0: number,
+  t1: number,
+  beta: number,
+  sinkK: Float32Array,
+  sinkV: Float32Array,
+  sinkEnd: Int32Array,
+  r: Rows<Float32Array>,
+  tokK: Float32Array,
+  tokV: Float32Array,
+  w0: number,
+  windowEnd: Int32Array,
+  out: Float32Array,
+): void {
+  const { dk, dv, n } = r;
+  const nr = t1 - t0 + 1;
+  const S = sinkEnd[nr - 1];
+  const nw = Math.max(0, windowEnd[nr - 1] - w0);
+  const nk = S + n + nw;
+  const Kall = new Float32Array(nk * dk);
+  const VT = new Float32Array(dv * nk); // values transposed: [sinks; ρ·U; window]
+  Kall.set(sinkK.subarray(0, S * dk));
+  Kall.set(r.K.subarray(0, n * dk), S * dk);
+  Kall.set(tokK.subarray(w0 * dk, (w0 + nw) * dk), (S + n) * dk);
+  for (let s = 0; s < S; s++) for (let x = 0; x < dv; x++) VT[x * nk + s] = sinkV[s * dv + x];
+  for (let i = 0; i < n; i++) {
+    const rho = r.rho[i];
+    for (let x = 0; x < dv; x++) VT[x * nk + S + i] = rho * r.U[i * dv + x];
+  }
+  for (let j = 0; j < nw; j++)
+    for (let x = 0; x < dv; x++) VT[x * nk + S + n + j] = tokV[(w0 + j) * dv + x];
+  const P = new Float32Array(nr * nk);
+  matmulABt(q, t0 * dk, dk, nr, Kall, 0, dk, nk, dk, P, 0, nk, false);
+  for (let a = 0; a < nr; a++) {
+    const o = a * nk;
+    const sEnd = sinkEnd[a];
+    const wEnd = S + n + Math.max(0, windowEnd[a] - w0);
+    let m = Number.NEGATIVE_INFINITY;
+    for (let c = 0; c < sEnd; c++) m = Math.max(m, beta * P[o + c]);
+    for (let c = S; c < wEnd; c++) m = Math.max(m, beta * P[o + c]);
+    let sum = 0;
+    for (let c = 0; c < nk; c++) {
+      const p = c < sEnd || (c >= S && c < wEnd) ? Math.exp(beta * P[o + c] - m) : 0;
+      P[o + c] = p;
+      sum += p;
+    }
+    const inv = 1 / sum;
+    for (let c = 0; c < nk; c++) P[o + c] *= inv;
+  }
+  matmulABt(P, 0, nk, nr, VT, 0, nk, dv, nk, out, t0 * dv, dv, false);
+}
