@@ -12,7 +12,10 @@
 // every op has, default 30), OVQ_BENCH_DECODE=1 (adds an OVQ decode row: ms per one-token step
 // after a prefill of T tokens), OVQ_BENCH_MD=file (the table rows also go to this file, written
 // after each row, so a run cut short still leaves what it measured),
-// OVQ_WEBGPU_ROUTE=vulkan|opengles|browser-default (Node: Dawn backend; default tries vulkan then opengles).
+// OVQ_WEBGPU_ROUTE=vulkan|opengles|browser-default (Node: Dawn backend; default tries vulkan then opengles),
+// OVQ_BENCH_OPS=ovq-forward,softmax-forward (a subset of: ovq-forward, ovq-read, ovq-backward,
+// softmax-forward, softmax-backward, linear-forward; default all),
+// OVQ_BENCH_YARDSTICK=0 (skip the matmul yardstick: × yardstick columns stay empty).
 
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { ovqAttentionReference as refAttention } from '@ovq/core';
@@ -53,6 +56,13 @@ const LENGTHS = (process.env.OVQ_BENCH_T ?? '1024,2048,4096,8192,16384,32768,655
   .map(Number);
 const OVQ = { chunkSize: 64, capacity: Number(process.env.OVQ_BENCH_N ?? 256), beta: 8 };
 const LINEAR_CHUNK = 64;
+const OPS = new Set(
+  (
+    process.env.OVQ_BENCH_OPS ??
+    'ovq-forward,ovq-read,ovq-backward,softmax-forward,softmax-backward,linear-forward'
+  ).split(','),
+);
+const YARDSTICK = process.env.OVQ_BENCH_YARDSTICK !== '0';
 
 function open(route) {
   if (route === 'opengles')
@@ -136,7 +146,7 @@ console.log('check: OVQ forward matches @ovq/core (RMS ratio ≤ 1e-4)');
 
 // Yardstick: the largest square matmul that runs within the budget.
 let yardstick = 0;
-for (const n of [512, 1024, 2048]) {
+for (const n of YARDSTICK ? [512, 1024, 2048] : []) {
   const a = randomTensor(ctx, [n, n], 1);
   const b = randomTensor(ctx, [n, n], 2);
   const c = ctx.tensor([n, n]);
@@ -158,6 +168,8 @@ emit('|---|---|---|---|---|---|---|');
 const overBudget = new Map();
 
 const readRatios = [];
+/** Lines printed after the table: dispatch counts and OVQ-vs-softmax ratios per T. */
+const summary = [];
 for (const T of LENGTHS) {
   const dims = { batchHeads: BH, seqLen: T, keyDim: DK, valueDim: DV };
   const q = randomTensor(ctx, [BH, T, DK], 3);
@@ -175,7 +187,8 @@ for (const T of LENGTHS) {
   const readFlops = ovqReadFlops({ seqLen: T, keyDim: DK, valueDim: DV }, OVQ);
   const sf = softmaxFlops({ seqLen: T, keyDim: DK, valueDim: DV });
   const lf = linearFlops({ seqLen: T, keyDim: DK, valueDim: DV }, LINEAR_CHUNK);
-  const row = async (op, flops, fn) => {
+  const row = async (key, op, flops, fn) => {
+    if (!OPS.has(key)) return null;
     if (overBudget.has(op)) {
       emit(`| ${T} | ${op} | not run (over budget at T = ${overBudget.get(op)}) | | | | |`);
       return null;
@@ -183,10 +196,11 @@ for (const T of LENGTHS) {
     const { ms, source } = await time(ctx, fn);
     if (ms > BUDGET_MS) overBudget.set(op, T);
     const gflops = (BH * flops) / (ms * 1e6);
+    const vsYard = yardstick > 0 ? (gflops / yardstick).toFixed(3) : '';
     emit(
-      `| ${T} | ${op} | ${ms.toFixed(1)} | ${source} | ${Math.round((BH * T) / (ms / 1000))} | ${gflops.toFixed(2)} | ${(gflops / yardstick).toFixed(3)} |`,
+      `| ${T} | ${op} | ${ms.toFixed(1)} | ${source} | ${Math.round((BH * T) / (ms / 1000))} | ${gflops.toFixed(2)} | ${vsYard} |`,
     );
-    return gflops / yardstick;
+    return { ms, ratio: yardstick > 0 ? gflops / yardstick : null };
   };
   let state = null;
   const fresh = () => {
@@ -194,32 +208,53 @@ for (const T of LENGTHS) {
     state = createGpuOvqState(ctx, dims, OVQ);
     return state;
   };
-  await row('OVQ forward', fl.forward, () =>
-    ctx.disposeWhenDone(ovqForwardGpu(fresh(), { q, k, v, seqLen: T }, out).scope),
-  );
-  // The read kernel alone: one forward fills the dictionary and keeps its working buffers, then
-  // only the read dispatches (same chunk ranges and per-chunk row counts) are timed.
-  const readState = fresh();
-  const record = ovqForwardGpu(readState, { q, k, v, seqLen: T }, out);
-  await ctx.finish();
-  const ratio = await row('OVQ read kernel only', readFlops, () =>
-    ovqReadPassGpu(readState, record, out),
-  );
-  if (ratio !== null) readRatios.push(ratio);
-  record.scope.dispose();
-  await row('OVQ forward+backward', fl.forward + fl.backward, () =>
+  let dispatchStats = null;
+  const ovqFwd = await row('ovq-forward', 'OVQ forward', fl.forward, () => {
+    const record = ovqForwardGpu(fresh(), { q, k, v, seqLen: T }, out);
+    dispatchStats = record.dispatches;
+    ctx.disposeWhenDone(record.scope);
+  });
+  if (OPS.has('ovq-read')) {
+    // The read kernel alone: one forward fills the dictionary and keeps its working buffers, then
+    // only the read dispatches (same chunk ranges and per-chunk row counts) are timed.
+    const readState = fresh();
+    const record = ovqForwardGpu(readState, { q, k, v, seqLen: T }, out);
+    await ctx.finish();
+    const read = await row('ovq-read', 'OVQ read kernel only', readFlops, () =>
+      ovqReadPassGpu(readState, record, out),
+    );
+    if (read?.ratio != null) readRatios.push(read.ratio);
+    record.scope.dispose();
+  }
+  await row('ovq-backward', 'OVQ forward+backward', fl.forward + fl.backward, () =>
     ovqBackwardGpu(fresh(), { q, k, v, seqLen: T }, dout, out, { dq, dk, dv, dbeta }),
   );
-  await row('softmax attention forward', sf.forward, () =>
+  const softFwd = await row('softmax-forward', 'softmax attention forward', sf.forward, () =>
     attentionForwardGpu(ctx, dims, 0.125, { q, k, v, out, lse }),
   );
-  await row('softmax attention forward+backward', sf.forward + sf.backward, () => {
-    attentionForwardGpu(ctx, dims, 0.125, { q, k, v, out, lse });
-    attentionBackwardGpu(ctx, dims, 0.125, { q, k, v, out, lse, dout, dq, dk, dv, dscale });
-  });
-  await row('linear attention forward', lf.forward, () =>
+  await row(
+    'softmax-backward',
+    'softmax attention forward+backward',
+    sf.forward + sf.backward,
+    () => {
+      attentionForwardGpu(ctx, dims, 0.125, { q, k, v, out, lse });
+      attentionBackwardGpu(ctx, dims, 0.125, { q, k, v, out, lse, dout, dq, dk, dv, dscale });
+    },
+  );
+  await row('linear-forward', 'linear attention forward', lf.forward, () =>
     linearAttentionGpu(ctx, dims, LINEAR_CHUNK, { q, k, v, out }),
   );
+  if (dispatchStats) {
+    const d = dispatchStats;
+    summary.push(
+      `T = ${T}: OVQ forward ${d.total} dispatches for ${d.chunks} chunks (${d.perChunk.toFixed(2)} per chunk, target ≤ 3), ${d.bindGroups} bind groups created`,
+    );
+  }
+  if (ovqFwd && softFwd) {
+    summary.push(
+      `T = ${T}: OVQ forward ${(softFwd.ms / ovqFwd.ms).toFixed(1)}× faster than softmax attention forward (${ovqFwd.ms.toFixed(1)} vs ${softFwd.ms.toFixed(1)} ms)`,
+    );
+  }
   if (DECODE && !overBudget.has('OVQ decode step')) {
     // Decode: after a prefill of T tokens, one-token steps (GPU level, inputs already on the GPU;
     // every 64th step also absorbs). ms is per step for all BH heads, median of the step times.
@@ -248,11 +283,13 @@ for (const T of LENGTHS) {
   state?.dispose();
   for (const t of [q, k, v, dout, out, lse, dq, dk, dv, dscale, dbeta]) t.dispose();
   await ctx.checkErrors();
-  if (overBudget.size >= (DECODE ? 7 : 6)) {
+  if (overBudget.size >= OPS.size + (DECODE ? 1 : 0)) {
     emit(`(stopping: every op took more than OVQ_BENCH_BUDGET_S = ${BUDGET_MS / 1000} s)`);
     break;
   }
 }
+if (summary.length > 0) emit('');
+for (const line of summary) emit(line);
 if (readRatios.length > 0) {
   const best = Math.max(...readRatios);
   emit(

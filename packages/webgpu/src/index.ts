@@ -20,6 +20,7 @@ export { type OvqGradTensors, ovqBackwardGpu } from './ovq/backward.js';
 export {
   type AbsorbMeta,
   CHUNKS_PER_SUBMIT,
+  type ForwardDispatches,
   type ForwardRecord,
   ovqForwardGpu,
   ovqReadPassGpu,

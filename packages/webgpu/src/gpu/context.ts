@@ -24,6 +24,8 @@ export class GpuContext implements TensorOwner {
   private disposed = false;
   /** Testing aid: fill every output tensor with NaN so a kernel that skips a write is caught. */
   readonly poisonOutputs: boolean;
+  /** Dispatches encoded, submits and bind groups created by this context's recorders so far. */
+  readonly stats = { dispatches: 0, submits: 0, bindGroups: 0 };
 
   constructor(device: GPUDevice, options: { poisonOutputs?: boolean } = {}) {
     this.poisonOutputs = options.poisonOutputs ?? false;

@@ -1,6 +1,7 @@
 // Batches dispatches and copies into one command buffer. Every dispatch's parameters go into one
 // uniform buffer at 256-byte-aligned slots, bound with a dynamic offset, so a whole chunk range is
-// encoded without any host round trip.
+// encoded without any host round trip, and one bind group per program and buffer set serves
+// every dispatch of a submit.
 import type { GpuContext } from './context.js';
 import { WebGpuError } from './errors.js';
 import { MAX_PARAMS, type Program } from './program.js';
@@ -21,6 +22,18 @@ type Copy = {
   dstOffset: number;
   count: number;
 };
+
+/** A small id per GPUBuffer, for bind-group cache keys. */
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 0;
+function bufferId(t: GpuTensor): number {
+  let id = bufferIds.get(t.buffer);
+  if (id === undefined) {
+    id = nextBufferId++;
+    bufferIds.set(t.buffer, id);
+  }
+  return id;
+}
 
 export type TimestampPair = { querySet: GPUQuerySet; begin: number; end: number };
 
@@ -88,6 +101,7 @@ export class Recorder {
       else view.setInt32(i * 4, value | 0, true);
     });
     this.ops.push({ kind: 'dispatch', program, tensors, slot, groups: [x, y, z] });
+    this.ctx.stats.dispatches++;
   }
 
   /** Copies `count` elements (4 bytes each) between tensors. */
@@ -128,6 +142,7 @@ export class Recorder {
       let pass: GPUComputePassEncoder | null = null;
       const passCount = this.countPasses();
       let passIndex = 0;
+      const bindGroups = new Map<string, GPUBindGroup>();
       for (const op of this.ops) {
         if (op.kind === 'copy') {
           pass?.end();
@@ -165,19 +180,26 @@ export class Recorder {
           pass = encoder.beginComputePass(tw ? { timestampWrites: tw } : {});
         }
         const { pipeline, layout } = ctx.pipeline(op.program);
-        const bindGroup = device.createBindGroup({
-          layout,
-          entries: [
-            { binding: 0, resource: { buffer: uniform, offset: 0, size: 256 } },
-            ...op.tensors.map((t, i) => ({ binding: i + 1, resource: { buffer: t.buffer } })),
-          ],
-        });
+        const key = `${op.program.shaderKey}|${op.tensors.map(bufferId).join(',')}`;
+        let bindGroup = bindGroups.get(key);
+        if (!bindGroup) {
+          bindGroup = device.createBindGroup({
+            layout,
+            entries: [
+              { binding: 0, resource: { buffer: uniform, offset: 0, size: 256 } },
+              ...op.tensors.map((t, i) => ({ binding: i + 1, resource: { buffer: t.buffer } })),
+            ],
+          });
+          bindGroups.set(key, bindGroup);
+          ctx.stats.bindGroups++;
+        }
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, bindGroup, [op.slot * this.slotBytes]);
         pass.dispatchWorkgroups(...op.groups);
       }
       pass?.end();
       device.queue.submit([encoder.finish()]);
+      ctx.stats.submits++;
       // The parameter block lives until the GPU is done with this submission.
       device.queue.onSubmittedWorkDone().then(
         () => uniform.destroy(),

@@ -1,20 +1,20 @@
-// OVQ forward on the GPU: appends [BH, T] new tokens to a GpuOvqState chunk by chunk. Per chunk:
-// one read dispatch, then (for a full chunk) nearest-row, spawn+assign, update and counts. Sizes
-// are known on the host (the growth schedule depends only on token counts), so every dispatch is
-// encoded up front; chunk ranges are submitted together with no host round trip.
+// OVQ forward on the GPU: appends [BH, T] new tokens to a GpuOvqState chunk by chunk. Per full
+// chunk two dispatches: the read (flash-style, fused with the absorb's nearest-row search) and the
+// absorb (spawn, assign, M-step, counts); the read partials of a batch of chunks are merged into the
+// output by one combine dispatch per batch. Sizes are known on the host (the growth schedule
+// depends only on token counts), so every dispatch is encoded up front; chunk ranges are submitted
+// together with no host round trip.
 import { randomSpawn, spawnCount } from '@ovq/core';
-import { TILE_CAP, tileRows } from '../device/variants.js';
 import type { GpuContext } from '../gpu/context.js';
 import { WebGpuError } from '../gpu/errors.js';
 import { ceilDiv, grid2d } from '../gpu/program.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
 import { checkTensor, requireNonNegativeInt } from '../gpu/validate.js';
-import { OvqNearestProgram } from '../kernels/ovq-absorb/nearest.js';
 import { OvqSpawnAssignProgram, traceLayout } from '../kernels/ovq-absorb/spawn.js';
-import { OvqCountsProgram, OvqUpdateProgram } from '../kernels/ovq-absorb/update.js';
 import { OvqCheckpointProgram } from '../kernels/ovq-backward/prep.js';
-import { OvqReadProgram } from '../kernels/ovq-read/read.js';
+import { OvqReadCombineProgram, OvqReadProgram, partialLayout } from '../kernels/ovq-read/read.js';
+import { readTiling } from '../kernels/ovq-read/tiling.js';
 import { CopyRowsProgram } from '../kernels/rows/rows.js';
 import type { GpuOvqState } from './state.js';
 
@@ -44,35 +44,73 @@ export type ForwardRecord = {
    * [slots, BH, N, dk + dv + 1] (key, value, count per row), every = ⌈√absorbs⌉.
    */
   checkpoints?: { every: number; tensor: GpuTensor };
+  /** What the call dispatched (counted by the recorder), for benchmarks and tests. */
+  dispatches: ForwardDispatches;
 };
+
+/**
+ * Dispatch counts of one forward call. `perChunk` = `inChunks / chunks`: the chunk loop's reads,
+ * absorbs, read combines (one per batch of chunks) and checkpoints; `perCall` are the copies into
+ * and out of the working buffers (at most 7, independent of T). `bindGroups` were created by the
+ * call's submits (one per program and buffer set per submit, reused through dynamic offsets).
+ */
+export type ForwardDispatches = {
+  chunks: number;
+  inChunks: number;
+  perChunk: number;
+  perCall: number;
+  total: number;
+  bindGroups: number;
+  submits: number;
+};
+
+/** Bytes the read partials of one batch of chunks may take (the batch shrinks to fit). */
+const PARTIAL_BUDGET = 64 * 1024 * 1024;
 
 export function ovqPrograms(ctx: GpuContext, state: GpuOvqState) {
   const wg = ctx.variant.workgroupSize;
   const { keyDim: dk, valueDim: dv } = state;
   const C = state.config.chunkSize;
-  const padded = 4 * Math.ceil(dk / 4) + 4 * Math.ceil(dv / 4);
+  const tiling = readTiling(ctx.caps, ctx.variant, dk, dv);
   return {
     wg,
-    read: new OvqReadProgram(
-      dk,
-      dv,
-      state.config.read,
-      wg,
-      tileRows(ctx.variant, padded + 2, TILE_CAP),
-    ),
-    nearest: new OvqNearestProgram(dk, wg, tileRows(ctx.variant, 4 * Math.ceil(dk / 4), TILE_CAP)),
+    tiling,
+    read: new OvqReadProgram(dk, dv, C, state.config.read, tiling),
+    combine: new OvqReadCombineProgram(dv, C, wg),
     spawn: new OvqSpawnAssignProgram(dk, dv, C, wg, ctx.caps.subgroups),
-    update: new OvqUpdateProgram(dk, dv, C, wg),
-    counts: new OvqCountsProgram(C, wg),
     norm: new CopyRowsProgram(dk, state.config.normalize, wg),
     copyK: new CopyRowsProgram(dk, false, wg),
     copyV: new CopyRowsProgram(dv, false, wg),
   };
 }
 
+/**
+ * The read plan of a call: partial slots per batch, the most partials a chunk writes, and per
+ * batch of chunks the splits of the dictionary (flash-decoding: one split per `rowsPerSplit`
+ * rows, at most `maxSplits`).
+ */
+export function readPlan(
+  ctx: GpuContext,
+  state: GpuOvqState,
+  tiling: ReturnType<typeof readTiling>,
+) {
+  const bh = state.batchHeads;
+  const C = state.config.chunkSize;
+  const W = partialLayout(state.valueDim).width;
+  const N = Math.max(1, state.rowsAllocated);
+  const maxSplits = Math.max(1, Math.min(tiling.maxSplits, Math.ceil(N / tiling.rowsPerSplit)));
+  const PM = maxSplits * tiling.lanes;
+  const perSlot = bh * PM * C * W * 4;
+  const budget = Math.min(PARTIAL_BUDGET, ctx.caps.maxStorageBindingSize, ctx.caps.maxBufferSize);
+  const K = Math.max(1, Math.min(CHUNKS_PER_SUBMIT, Math.floor(budget / perSlot)));
+  const splits = (rows: number) =>
+    Math.max(1, Math.min(maxSplits, Math.ceil(rows / tiling.rowsPerSplit)));
+  return { K, PM, splits };
+}
+
 function checkChunkFits(ctx: GpuContext, C: number): void {
-  // Spawn keeps seven C-long arrays plus two reduction arrays in workgroup memory.
-  const need = 28 * C + 8 * ctx.variant.workgroupSize + 4;
+  // The absorb keeps twelve C-long arrays plus two reduction arrays in workgroup memory.
+  const need = 48 * C + 8 * ctx.variant.workgroupSize + 8;
   if (need > ctx.caps.maxWorkgroupStorage) {
     throw new WebGpuError(
       'config.chunkSize',
@@ -146,6 +184,7 @@ function encodeForward(
   host: { absorbs: AbsorbMeta[]; hostPicks: number[][]; rng: number; P0: number; L: number },
 ): ForwardRecord {
   const ctx = state.ctx;
+  const before = { ...ctx.stats };
   const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
   const { absorbs, hostPicks, rng, P0, L } = host;
   const T = input.seqLen;
@@ -156,13 +195,16 @@ function encodeForward(
   const N = state.rowsAllocated;
   const A = Math.max(1, fullChunks);
   const p = ovqPrograms(ctx, state);
+  const plan = readPlan(ctx, state, p.tiling);
   const wg = p.wg;
   const qh = scope.track(ctx.tensor([bh, T, dk], 'f32', 'qHat'));
   const kw = scope.track(ctx.tensor([bh, L, dk], 'f32', 'workingKeys'));
   const vw = scope.track(ctx.tensor([bh, L, dv], 'f32', 'workingValues'));
   const lse = scope.track(ctx.tensor([bh, T], 'f32', 'lse'));
   const trace = scope.track(ctx.tensor([bh, A, traceLayout(C).stride], 'i32', 'trace'));
-  const nearest = scope.track(ctx.tensor([bh, 2 * C], 'f32', 'nearest'));
+  const part = scope.track(
+    ctx.tensor([bh, plan.K, plan.PM, C, partialLayout(dv).width], 'f32', 'readPartials'),
+  );
   const picks = new Int32Array(A * C);
   hostPicks.forEach((list, a) => {
     picks.set(list, a * C);
@@ -205,21 +247,17 @@ function encodeForward(
   copy(p.norm, input.k, kw, T, T, 0, L, P0);
   copy(p.copyV, input.v, vw, T, T, 0, L, P0);
   copy(p.norm, input.q, qh, T, T, 0, T, 0);
+  const perCall = ctx.stats.dispatches - before.dispatches;
 
   let n = state.size;
-  for (let c = 0; c < chunks; c++) {
-    const cs = c * C;
-    const ce = Math.min(cs + C, L);
-    const qs = Math.max(cs, P0);
-    if (ce > qs) {
-      rec.dispatch(
-        p.read,
-        [qh, kw, vw, state.keys, state.values, state.counts, out, lse],
-        { L, T, P0, cs, qs, qe: ce, n, N, beta: cfg.beta },
-        [ceilDiv(ce - qs, wg), bh],
-      );
-    }
-    if (c < fullChunks) {
+  const last = absorbs[absorbs.length - 1];
+  const sizeAfter = last ? last.sizeBefore + last.spawned : n;
+  const readSizes = Array.from({ length: chunks }, (_, c) =>
+    c < absorbs.length ? absorbs[c].sizeBefore : sizeAfter,
+  );
+  encodeReads(() => rec, p, plan, state, { qh, kw, vw, part, out, lse }, { L, T, P0 }, readSizes, {
+    onChunk: (c, slot, parts) => {
+      if (c >= fullChunks) return;
       const meta = absorbs[c];
       const m = meta.spawned;
       const a = c;
@@ -231,44 +269,36 @@ function encodeForward(
           grid2d(n * (dk + dv + 1), wg, bh, ctx.caps.maxWorkgroupsPerDimension),
         );
       }
-      rec.dispatch(p.nearest, [kw, state.keys, nearest], { L, cs, C, n, N }, [ceilDiv(C, wg), bh]);
-      rec.dispatch(
-        p.spawn,
-        [kw, vw, nearest, picksT, state.keys, state.values, state.counts, trace],
-        { L, cs, n, m, a, A, N, farthest: cfg.spawn === 'farthest' ? 1 : 0 },
-        [bh],
-      );
       const ema = cfg.update.kind === 'ema';
       rec.dispatch(
-        p.update,
-        [kw, vw, trace, state.counts, state.keys, state.values],
+        p.spawn,
+        [kw, vw, part, picksT, state.keys, state.values, state.counts, trace],
         {
           L,
-          cs,
+          cs: c * C,
           n,
-          rows: n + m,
+          m,
           a,
           A,
           N,
+          farthest: cfg.spawn === 'farthest' ? 1 : 0,
+          slot,
+          parts,
+          PM: plan.PM,
+          K: plan.K,
           ema: ema ? 1 : 0,
           rate: ema ? (cfg.update as { rate: number }).rate : 0,
         },
-        // One thread per (touched row, element): at most C rows are touched per absorb.
-        [ceilDiv(Math.min(C, n + m) * (dk + dv), wg), bh],
-      );
-      rec.dispatch(
-        p.counts,
-        [trace, state.counts],
-        { n, rows: n + m, a, A, N, withSeeds: 0, sign: 1 },
-        rows(Math.min(C, n + m)),
+        [bh],
       );
       n += m;
-    }
-    if ((c + 1) % CHUNKS_PER_SUBMIT === 0) {
+    },
+    onBatchEnd: () => {
       rec.submit();
       rec = ctx.recorder();
-    }
-  }
+    },
+  });
+  const inChunks = ctx.stats.dispatches - before.dispatches - perCall;
   // The tail (an incomplete chunk) becomes the new pending buffer.
   const tail = L - fullChunks * C;
   copy(p.copyK, kw, state.pendingKeys, tail, L, fullChunks * C, C, 0);
@@ -279,7 +309,112 @@ function encodeForward(
   state.tokensSeen += T;
   state.pendingCount = tail;
   state.rngState = rng;
-  return { scope, qh, kw, vw, lse, trace, absorbs, P0, L, sizeAfter: n, checkpoints };
+  const total = ctx.stats.dispatches - before.dispatches;
+  const dispatches: ForwardDispatches = {
+    chunks,
+    inChunks,
+    perChunk: chunks > 0 ? inChunks / chunks : 0,
+    perCall: total - inChunks,
+    total,
+    bindGroups: ctx.stats.bindGroups - before.bindGroups,
+    submits: ctx.stats.submits - before.submits,
+  };
+  return {
+    scope,
+    qh,
+    kw,
+    vw,
+    lse,
+    trace,
+    absorbs,
+    P0,
+    L,
+    sizeAfter: n,
+    checkpoints,
+    dispatches,
+  };
+}
+
+/**
+ * Encodes the reads of every chunk (rows as of each chunk start: `readSizes[c]`), in batches of
+ * `plan.K` chunks whose partials one combine dispatch merges into `out`/`lse`. `onChunk` runs
+ * after each chunk's read (the forward encodes its absorb there); `onBatchEnd` after each
+ * batch's combine except the last.
+ */
+function encodeReads(
+  recorder: () => Recorder,
+  p: ReturnType<typeof ovqPrograms>,
+  plan: ReturnType<typeof readPlan>,
+  state: GpuOvqState,
+  t: {
+    qh: GpuTensor;
+    kw: GpuTensor;
+    vw: GpuTensor;
+    part: GpuTensor;
+    out: GpuTensor;
+    lse: GpuTensor;
+  },
+  dims: { L: number; T: number; P0: number },
+  readSizes: number[],
+  hooks: { onChunk?: (c: number, slot: number, parts: number) => void; onBatchEnd?: () => void },
+): void {
+  const { L, T, P0 } = dims;
+  const cfg = state.config;
+  const C = cfg.chunkSize;
+  const bh = state.batchHeads;
+  const chunks = ceilDiv(L, C);
+  const N = state.rowsAllocated;
+  const groupsPerSplit = ceilDiv(C, p.read.queriesPerGroup);
+  for (let b0 = 0; b0 < chunks; b0 += plan.K) {
+    const b1 = Math.min(chunks, b0 + plan.K);
+    // One split count per batch (the combine reads the same number of partials per chunk):
+    // splits past a chunk's rows read nothing and leave an empty partial.
+    const S = plan.splits(Math.max(...readSizes.slice(b0, b1)));
+    const parts = S * p.tiling.lanes;
+    for (let c = b0; c < b1; c++) {
+      const cs = c * C;
+      const ce = Math.min(cs + C, L);
+      const qs = Math.max(cs, P0);
+      const n = readSizes[c];
+      const full = ce - cs === C;
+      if (ce > qs || full) {
+        recorder().dispatch(
+          p.read,
+          [t.qh, t.kw, t.vw, state.keys, state.values, state.counts, t.part],
+          {
+            L,
+            T,
+            P0,
+            cs,
+            qs,
+            qe: ce,
+            n,
+            N,
+            beta: cfg.beta,
+            RS: Math.max(1, ceilDiv(n, S)),
+            S,
+            near: full ? 1 : 0,
+            slot: c - b0,
+            K: plan.K,
+            PM: plan.PM,
+          },
+          [groupsPerSplit * S, bh],
+        );
+      }
+      hooks.onChunk?.(c, c - b0, parts);
+    }
+    const start = b0 * C;
+    const end = Math.min(b1 * C, L);
+    if (end > Math.max(start, P0)) {
+      recorder().dispatch(
+        p.combine,
+        [t.part, t.out, t.lse],
+        { T, P0, start, end, parts, K: plan.K, PM: plan.PM },
+        [ceilDiv(end - start, p.wg), bh],
+      );
+    }
+    if (b1 < chunks) hooks.onBatchEnd?.();
+  }
 }
 
 /**
@@ -302,22 +437,27 @@ export function ovqReadPassGpu(state: GpuOvqState, record: ForwardRecord, out: G
       `has ${state.size} rows; the record's forward ended with ${record.sizeAfter}`,
     );
   }
-  const cfg = state.config;
-  const C = cfg.chunkSize;
+  const C = state.config.chunkSize;
   const p = ovqPrograms(ctx, state);
-  const rec = ctx.recorder();
-  for (let c = 0; c < ceilDiv(L, C); c++) {
-    const cs = c * C;
-    const ce = Math.min(cs + C, L);
-    const qs = Math.max(cs, P0);
-    if (ce <= qs) continue;
-    const n = c < absorbs.length ? absorbs[c].sizeBefore : record.sizeAfter;
-    rec.dispatch(
-      p.read,
-      [record.qh, record.kw, record.vw, state.keys, state.values, state.counts, out, record.lse],
-      { L, T, P0, cs, qs, qe: ce, n, N: state.rowsAllocated, beta: cfg.beta },
-      [ceilDiv(ce - qs, p.wg), bh],
+  const plan = readPlan(ctx, state, p.tiling);
+  const scope = new TensorScope();
+  try {
+    const part = scope.track(
+      ctx.tensor([bh, plan.K, plan.PM, C, partialLayout(dv).width], 'f32', 'readPartials'),
     );
+    const readSizes = Array.from({ length: ceilDiv(L, C) }, (_, c) =>
+      c < absorbs.length ? absorbs[c].sizeBefore : record.sizeAfter,
+    );
+    let rec = ctx.recorder();
+    const t = { qh: record.qh, kw: record.kw, vw: record.vw, part, out, lse: record.lse };
+    encodeReads(() => rec, p, plan, state, t, { L, T, P0 }, readSizes, {
+      onBatchEnd: () => {
+        rec.submit();
+        rec = ctx.recorder();
+      },
+    });
+    rec.submit();
+  } finally {
+    ctx.disposeWhenDone(scope);
   }
-  rec.submit();
 }

@@ -1,10 +1,12 @@
-// Absorb steps 2–3, one workgroup per head: spawn m rows from the chunk (farthest-point
-// selection, or picks given by the host for 'first'/'random'), then assign every other token to
-// its nearest row among the old rows (from OvqNearestProgram) and the new ones (ties: lowest row,
-// so an old row wins a tie). Decisions go to `trace` [heads, A, 2C]: the row of each token, then
-// the spawned tokens in pick order (first m entries), then the per-row member lists (traceLayout). The argmax has a fixed shape (a tree, or
-// subgroup max/min then an in-order scan): the same bits every run.
+// Absorb, one workgroup per head (ALGORITHM.md §4.3): merge the nearest-row partials the read
+// pass left (OvqReadProgram), spawn m rows from the chunk (farthest-point selection, or picks given
+// by the host for 'first'/'random'), assign every other token to its nearest row among the old rows
+// and the new ones (ties: lowest row, so an old row wins a tie), then the batch M-step and the
+// counts. Decisions go to `trace` (traceLayout). The argmax has a fixed shape (a tree, or subgroup
+// max/min then an in-order scan) and the M-step sums members in token order: the same bits every
+// run, and the same formula the backward replays (OvqReplayAbsorbProgram).
 import type { Binding, Program } from '../../gpu/program.js';
+import { partialLayout } from '../ovq-read/read.js';
 import { dimConsts, loadVecFn, POS_BIG } from '../wgsl.js';
 
 /**
@@ -43,7 +45,7 @@ export class OvqSpawnAssignProgram implements Program {
   readonly bindings: Binding[] = [
     { name: 'kw', kind: 'read' },
     { name: 'vw', kind: 'read' },
-    { name: 'nearest', kind: 'read' },
+    { name: 'part', kind: 'read' },
     { name: 'picks', kind: 'read', type: 'i32' },
     { name: 'Dk', kind: 'rw' },
     { name: 'Dv', kind: 'rw' },
@@ -59,9 +61,18 @@ export class OvqSpawnAssignProgram implements Program {
     ['A', 'u32'],
     ['N', 'u32'],
     ['farthest', 'u32'],
+    // Read partials of this chunk: slot, partials written, partial stride, slots.
+    ['slot', 'u32'],
+    ['parts', 'u32'],
+    ['PM', 'u32'],
+    ['K', 'u32'],
+    // M-step: EMA (1) or running mean (0), and the EMA rate.
+    ['ema', 'u32'],
+    ['rate', 'f32'],
   ] as const;
   readonly workgroupSize: readonly [number, number, number];
   readonly enables: readonly string[];
+  private readonly partWidth: number;
 
   /** `subgroups`: reduce the argmax within subgroups first (when the device has the feature). */
   constructor(
@@ -72,6 +83,7 @@ export class OvqSpawnAssignProgram implements Program {
     readonly subgroups = false,
   ) {
     this.shaderKey = `ovq-spawn-assign-dk${dk}-dv${dv}-c${chunk}-wg${wg}${subgroups ? '-sg' : ''}`;
+    this.partWidth = partialLayout(dv).width;
     this.workgroupSize = [wg, 1, 1];
     this.enables = subgroups ? ['subgroups'] : [];
   }
@@ -124,17 +136,24 @@ export class OvqSpawnAssignProgram implements Program {
 ${dimConsts('DK', dk)}
 const DV: u32 = ${dv}u;
 const C: u32 = ${chunk}u;
+const W: u32 = ${this.partWidth}u;
 ${TRACE_WGSL}
 var<workgroup> Dist: array<f32, ${chunk}>;
+var<workgroup> NearD: array<f32, ${chunk}>;
+var<workgroup> NearA: array<i32, ${chunk}>;
 var<workgroup> NewBest: array<f32, ${chunk}>;
 var<workgroup> NewArg: array<i32, ${chunk}>;
 var<workgroup> SeedRow: array<i32, ${chunk}>;
 var<workgroup> Row: array<i32, ${chunk}>;
 var<workgroup> Order: array<u32, ${chunk}>;
 var<workgroup> Head: array<u32, ${chunk}>;
+var<workgroup> GRow: array<u32, ${chunk}>;
+var<workgroup> GStart: array<u32, ${chunk}>;
+var<workgroup> GEnd: array<u32, ${chunk}>;
 var<workgroup> RedVal: array<f32, WG_X>;
 var<workgroup> RedIdx: array<u32, WG_X>;
 var<workgroup> Pick: u32;
+var<workgroup> Groups: u32;
 ${loadVecFn('ldKw', 'kw', 'DK', dk)}
 fn sqDist(a: u32, b: u32) -> f32 {
   var d2 = 0.0;
@@ -148,7 +167,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let tid = lid.x;
   let rowBase = head * P.L + P.cs;
   for (var j = tid; j < C; j += WG_X) {
-    Dist[j] = nearest[head * 2u * C + j];
+    // Nearest old row of token j: the best of the read partials (distance, then lowest row).
+    var bd = ${POS_BIG};
+    var ba = -1;
+    for (var p = 0u; p < P.parts; p++) {
+      let b = (((head * P.K + P.slot) * P.PM + p) * C + j) * W + DV;
+      let d = part[b + 2u];
+      let a = i32(part[b + 3u]);
+      if (a >= 0 && (ba < 0 || d < bd || (d == bd && a < ba))) { bd = d; ba = a; }
+    }
+    Dist[j] = bd;
+    NearD[j] = bd;
+    NearA[j] = ba;
     NewBest[j] = ${POS_BIG};
     NewArg[j] = -1;
     SeedRow[j] = -1;
@@ -188,9 +218,9 @@ ${this.argmax()}
   for (var j = tid; j < C; j += WG_X) {
     var z = SeedRow[j];
     if (z < 0) {
-      z = i32(nearest[head * 2u * C + C + j]);
+      z = NearA[j];
       // Old rows have lower indices, so a new row must be strictly closer to win.
-      if (NewArg[j] >= 0 && (z < 0 || NewBest[j] < nearest[head * 2u * C + j])) { z = NewArg[j]; }
+      if (NewArg[j] >= 0 && (z < 0 || NewBest[j] < NearD[j])) { z = NewArg[j]; }
     }
     Row[j] = z;
     trace[(head * P.A + P.a) * TS + j] = z;
@@ -221,6 +251,9 @@ ${this.argmax()}
       for (var i = 0u; i < p; i++) { k += Head[i]; }
       var end = p + 1u;
       while (end < C && Head[end] == 0u) { end++; }
+      GRow[k] = u32(Row[Order[p]]);
+      GStart[k] = p;
+      GEnd[k] = end;
       trace[base + T_GROUP_ROW + k] = Row[Order[p]];
       trace[base + T_GROUP_START + k] = i32(p);
       trace[base + T_GROUP_COUNT + k] = i32(end - p);
@@ -230,6 +263,47 @@ ${this.argmax()}
     var groups = 0u;
     for (var i = 0u; i < C; i++) { groups += Head[i]; }
     trace[base + T_GROUPS] = i32(groups);
+    Groups = groups;
+  }
+  // The seeds' rows and counts written above are read below by other threads.
+  storageBarrier();
+  workgroupBarrier();
+  // Batch M-step, one (touched row, element) per thread and step: the members (seeds excluded)
+  // in token order move the row to the running mean (D += (Σx − m·D)/c) or by the EMA rate.
+  let groups = Groups;
+  for (var x = tid; x < groups * (DK + DV); x += WG_X) {
+    let g = x / (DK + DV);
+    let e = x % (DK + DV);
+    let i = GRow[g];
+    var s = 0.0;
+    var members = 0.0;
+    for (var p = GStart[g]; p < GEnd[g]; p++) {
+      let j = Order[p];
+      if (SeedRow[j] != i32(i)) {
+        members = members + 1.0;
+        if (e < DK) { s = s + kw[(rowBase + j) * DK + e]; } else { s = s + vw[(rowBase + j) * DV + e - DK]; }
+      }
+    }
+    if (members > 0.0) {
+      let c = cnt[head * P.N + i] + members;
+      var at = (head * P.N + i) * DV + e - DK;
+      if (e < DK) { at = (head * P.N + i) * DK + e; }
+      var y0 = Dv[at];
+      if (e < DK) { y0 = Dk[at]; }
+      var y = y0 + (s - members * y0) / c;
+      if (P.ema == 1u) { y = y0 + P.rate * (s / members - y0); }
+      if (e < DK) { Dk[at] = y; } else { Dv[at] = y; }
+    }
+  }
+  // Every count was read above before any changes.
+  storageBarrier();
+  workgroupBarrier();
+  for (var g = tid; g < groups; g += WG_X) {
+    var members = 0.0;
+    for (var p = GStart[g]; p < GEnd[g]; p++) {
+      if (SeedRow[Order[p]] != i32(GRow[g])) { members = members + 1.0; }
+    }
+    cnt[head * P.N + GRow[g]] = cnt[head * P.N + GRow[g]] + members;
   }
 }
 `;

@@ -1,15 +1,52 @@
-// OVQ read for one chunk (ALGORITHM.md §4.2, chunked form): each query of the chunk attends to
-// the dictionary rows as of the chunk start (logit β·q̂·μ + ln c, or the Gaussian logit) and to the
-// chunk's pending keys up to itself (count 1), with one online softmax over both. One thread per
-// query; rows and keys are staged through workgroup memory a tile at a time.
+// OVQ read for one chunk, flash-style (ALGORITHM.md §4.2, chunked form), fused with the absorb's
+// nearest-row search. Each query of the chunk attends to the dictionary rows as of the chunk start
+// (logit β·q̂·μ + ln c, or the Gaussian logit) and to the chunk's pending keys up to itself
+// (count 1). A workgroup takes a block of queries × a range of dictionary rows (a split: flash-
+// decoding when N is large) and stages rows a tile at a time in workgroup memory. Its threads are
+// QT query threads × RL row lanes: a thread holds RQ queries (and, for a full chunk, the same
+// positions' keys) and every RL-th row of each tile, so one row load from workgroup memory feeds
+// RQ dot products accumulated in registers. Per tile a thread takes all its logits first, then
+// rescales its accumulators once (online softmax, f32). Each (split, lane) leaves a partial
+// (unnormalised accumulator, running max, running sum, nearest row and its distance) in `part`;
+// OvqReadCombineProgram merges the partials of a batch of chunks into the output and lse, and the
+// absorb kernel merges the nearest-row partials (OvqSpawnAssignProgram).
 //
 // Working layout: keys/values of the stream are [heads, L, d] with the state's old pending tokens
 // first (working index < P0) and this call's tokens after; queries/outputs are [heads, T, d] with
 // T = L − P0. Dictionary: [heads, N, d] rows, counts [heads, N].
+// Partials: part[head, K slots, PM partials, C positions, W = dv + 4] (see partialLayout).
 import type { Binding, Program } from '../../gpu/program.js';
-import { dimConsts, loadVecFn, NEG_BIG, storeVecFn } from '../wgsl.js';
+import { dimConsts, loadVecFn, NEG_BIG, POS_BIG, storeVecFn } from '../wgsl.js';
 
 export type ReadKind = 'dot' | 'gaussian';
+
+/** A logit or running max above this is live; ${NEG_BIG} marks masked rows and empty partials. */
+const LIVE = '-1.0e38';
+
+/** How a read workgroup is laid out (chosen per adapter by `readTiling`). */
+export type ReadTiling = {
+  /** Rows staged per tile. */
+  tile: number;
+  /** Row lanes per workgroup (each takes every RL-th row of a tile). */
+  lanes: number;
+  /** Queries per thread. */
+  perThread: number;
+  /** Threads per workgroup (query threads × lanes). */
+  threads: number;
+  /** Dictionary rows per split (flash-decoding) and the most splits of one chunk. */
+  rowsPerSplit: number;
+  maxSplits: number;
+};
+
+/** Floats per partial record: the dv accumulators, then max, sum, nearest distance, nearest row. */
+export function partialLayout(dv: number) {
+  return { width: dv + 4, max: dv, sum: dv + 1, best: dv + 2, arg: dv + 3 };
+}
+
+/** WGSL: the index of a partial record (needs `C`, `W` and params K, PM). */
+export const PART_INDEX_WGSL = `
+fn partBase(head: u32, slot: u32, p: u32, j: u32) -> u32 { return (((head * P.K + slot) * P.PM + p) * C + j) * W; }
+`;
 
 export class OvqReadProgram implements Program {
   readonly shaderKey: string;
@@ -20,8 +57,7 @@ export class OvqReadProgram implements Program {
     { name: 'Dk', kind: 'read' },
     { name: 'Dv', kind: 'read' },
     { name: 'cnt', kind: 'read' },
-    { name: 'out', kind: 'rw' },
-    { name: 'lse', kind: 'rw' },
+    { name: 'part', kind: 'rw' },
   ];
   readonly params = [
     ['L', 'u32'],
@@ -33,49 +69,95 @@ export class OvqReadProgram implements Program {
     ['n', 'u32'],
     ['N', 'u32'],
     ['beta', 'f32'],
+    // Rows per split, splits, whether to search the nearest row (full chunks), slot, slots, PM.
+    ['RS', 'u32'],
+    ['S', 'u32'],
+    ['near', 'u32'],
+    ['slot', 'u32'],
+    ['K', 'u32'],
+    ['PM', 'u32'],
   ] as const;
   readonly workgroupSize: readonly [number, number, number];
 
   constructor(
     readonly dk: number,
     readonly dv: number,
+    readonly chunk: number,
     readonly read: ReadKind,
-    readonly wg: number,
-    readonly tile: number,
+    readonly tiling: ReadTiling,
   ) {
-    this.shaderKey = `ovq-read-${read}-dk${dk}-dv${dv}-wg${wg}-tile${tile}`;
-    this.workgroupSize = [wg, 1, 1];
+    const t = tiling;
+    this.shaderKey = `ovq-read-${read}-dk${dk}-dv${dv}-c${chunk}-t${t.tile}-l${t.lanes}-q${t.perThread}-wg${t.threads}`;
+    this.workgroupSize = [t.threads, 1, 1];
+  }
+
+  /** Queries per workgroup (query blocks per chunk = ⌈C / this⌉). */
+  get queriesPerGroup(): number {
+    return (this.tiling.threads / this.tiling.lanes) * this.tiling.perThread;
   }
 
   body(): string {
-    const { dk, dv, tile } = this;
+    const { dk, dv, chunk } = this;
+    const { tile, lanes, perThread } = this.tiling;
+    const rowsPerLane = Math.ceil(tile / lanes);
     const gaussian = this.read === 'gaussian';
+    const L = partialLayout(dv);
     return /* wgsl */ `
 ${dimConsts('DK', dk)}${dimConsts('DV', dv)}
+const C: u32 = ${chunk}u;
+const W: u32 = ${L.width}u;
 const TR: u32 = ${tile}u;
+const RL: u32 = ${lanes}u;
+const RQ: u32 = ${perThread}u;
+const QT: u32 = WG_X / RL;
+const RPL: u32 = ${rowsPerLane}u;
 const GAUSSIAN: bool = ${gaussian};
 var<workgroup> Ks: array<vec4<f32>, ${tile * Math.ceil(dk / 4)}>;
 var<workgroup> Vs: array<vec4<f32>, ${tile * Math.ceil(dv / 4)}>;
-// Per staged column: ln(count) (0 for pending keys) and ½‖key‖² (Gaussian read only).
+// Per staged row: ln(count) (0 for pending keys) and ½‖key‖² (Gaussian read only).
 var<workgroup> Bias: array<f32, ${tile}>;
 var<workgroup> Half: array<f32, ${tile}>;
-${loadVecFn('ldQ', 'qh', 'DK', dk)}${loadVecFn('ldKw', 'kw', 'DK', dk)}${loadVecFn('ldVw', 'vw', 'DV', dv)}${loadVecFn('ldDk', 'Dk', 'DK', dk)}${loadVecFn('ldDv', 'Dv', 'DV', dv)}${storeVecFn('stOut', 'out', 'DV', dv)}
-
+${loadVecFn('ldQ', 'qh', 'DK', dk)}${loadVecFn('ldKw', 'kw', 'DK', dk)}${loadVecFn('ldVw', 'vw', 'DV', dv)}${loadVecFn('ldDk', 'Dk', 'DK', dk)}${loadVecFn('ldDv', 'Dv', 'DV', dv)}${PART_INDEX_WGSL}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let head = wid.y;
-  let w = P.qs + wid.x * WG_X + lid.x;
-  let valid = w < P.qe;
-  var qr: array<vec4<f32>, DK4>;
-  var acc: array<vec4<f32>, DV4>;
-  if (valid) { for (var i = 0u; i < DK4; i++) { qr[i] = ldQ((head * P.T + w - P.P0) * DK, i); } }
-  var m = ${NEG_BIG};
-  var l = 0.0;
-  // Pass 0: dictionary rows [0, n). Pass 1: pending keys [cs, qe) (causal: key ≤ query).
+  let split = wid.x % P.S;
+  let qb = wid.x / P.S;
+  let lane = lid.x / QT;
+  let qt = lid.x % QT;
+  var qr: array<vec4<f32>, ${perThread * Math.ceil(dk / 4)}>;
+  var kr: array<vec4<f32>, ${perThread * Math.ceil(dk / 4)}>;
+  var acc: array<vec4<f32>, ${perThread * Math.ceil(dv / 4)}>;
+  var m: array<f32, RQ>;
+  var l: array<f32, RQ>;
+  var best: array<f32, RQ>;
+  var arg: array<i32, RQ>;
+  // Every private array lives at function scope and is reset explicitly: SwiftShader mishandled
+  // arrays declared inside loops (their zero-initialisation per iteration).
+  var lg: array<f32, ${perThread * rowsPerLane}>;
+  var tmax: array<f32, RQ>;
+  var scale: array<f32, RQ>;
+  var qk: array<f32, RQ>;
+  var d2: array<f32, RQ>;
+  var p: array<f32, RQ>;
+  for (var a = 0u; a < RQ; a++) {
+    let w = P.cs + (qb * RQ + a) * QT + qt;
+    m[a] = ${NEG_BIG};
+    l[a] = 0.0;
+    best[a] = ${POS_BIG};
+    arg[a] = -1;
+    if (w >= P.qs && w < P.qe) { for (var i = 0u; i < DK4; i++) { qr[a * DK4 + i] = ldQ((head * P.T + w - P.P0) * DK, i); } }
+    if (P.near == 1u && w < P.cs + C) { for (var i = 0u; i < DK4; i++) { kr[a * DK4 + i] = ldKw((head * P.L + w) * DK, i); } }
+  }
+  // Phase 0: this split's dictionary rows. Phase 1 (split 0 only): pending keys [cs, qe), causal.
   for (var phase = 0u; phase < 2u; phase++) {
-    var c0 = 0u;
-    var c1 = P.n;
-    if (phase == 1u) { c0 = P.cs; c1 = P.qe; }
+    var c0 = min(P.n, split * P.RS);
+    var c1 = min(P.n, c0 + P.RS);
+    if (phase == 1u) {
+      c0 = P.cs;
+      c1 = P.cs;
+      if (split == 0u) { c1 = P.qe; }
+    }
     for (var s0 = c0; s0 < c1; s0 += TR) {
       for (var e = lid.x; e < TR * DK4; e += WG_X) {
         let s = s0 + e / DK4;
@@ -106,33 +188,147 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         Half[e] = 0.5 * h;
       }
       workgroupBarrier();
-      let cnt_ = min(TR, c1 - s0);
-      for (var r = 0u; r < cnt_; r++) {
-        if (valid && (phase == 0u || s0 + r <= w)) {
-          var qk = 0.0;
-          for (var i = 0u; i < DK4; i++) { qk = qk + dot(qr[i], Ks[r * DK4 + i]); }
-          var lg = P.beta * qk + Bias[r];
-          if (GAUSSIAN) { lg = P.beta * (qk - Half[r]) + Bias[r]; }
-          if (lg > m) {
-            let c = exp(m - lg);
-            l = l * c;
-            for (var i = 0u; i < DV4; i++) { acc[i] = acc[i] * c; }
-            m = lg;
+      let rows = min(TR, c1 - s0);
+      let near = phase == 0u && P.near == 1u;
+      // Logits of this lane's rows of the tile (masked: ${NEG_BIG}), and their max per query.
+      for (var a = 0u; a < RQ; a++) { tmax[a] = ${NEG_BIG}; }
+      for (var rr = 0u; rr < RPL; rr++) {
+        let r = min(lane + rr * RL, TR - 1u);
+        let live = lane + rr * RL < rows;
+        for (var a = 0u; a < RQ; a++) { qk[a] = 0.0; d2[a] = 0.0; }
+        for (var i = 0u; i < DK4; i++) {
+          let kv = Ks[r * DK4 + i];
+          for (var a = 0u; a < RQ; a++) { qk[a] = qk[a] + dot(qr[a * DK4 + i], kv); }
+        }
+        if (near) {
+          // ‖k̂_j − D_k[i]‖² as a sum of squared differences (ties: the lowest row keeps it).
+          for (var i = 0u; i < DK4; i++) {
+            let kv = Ks[r * DK4 + i];
+            for (var a = 0u; a < RQ; a++) { let df = kr[a * DK4 + i] - kv; d2[a] = d2[a] + dot(df, df); }
           }
-          let p = exp(lg - m);
-          l = l + p;
-          for (var i = 0u; i < DV4; i++) { acc[i] = acc[i] + p * Vs[r * DV4 + i]; }
+          for (var a = 0u; a < RQ; a++) { if (live && d2[a] < best[a]) { best[a] = d2[a]; arg[a] = i32(s0 + r); } }
+        }
+        for (var a = 0u; a < RQ; a++) {
+          var x = P.beta * qk[a] + Bias[r];
+          if (GAUSSIAN) { x = P.beta * (qk[a] - Half[r]) + Bias[r]; }
+          let w = P.cs + (qb * RQ + a) * QT + qt;
+          if (!live || w < P.qs || w >= P.qe || (phase == 1u && s0 + r > w)) { x = ${NEG_BIG}; }
+          lg[a * RPL + rr] = x;
+          tmax[a] = max(tmax[a], x);
+        }
+      }
+      var rescale = false;
+      for (var a = 0u; a < RQ; a++) {
+        let mn = max(m[a], tmax[a]);
+        scale[a] = 0.0;
+        // Never exp() a sentinel: SwiftShader's exp(−3e38) is not 0.
+        if (m[a] > ${LIVE}) { scale[a] = exp(m[a] - mn); }
+        if (mn > m[a]) { rescale = true; }
+        l[a] = l[a] * scale[a];
+        m[a] = mn;
+      }
+      if (rescale) {
+        for (var i = 0u; i < DV4; i++) {
+          for (var a = 0u; a < RQ; a++) { acc[a * DV4 + i] = acc[a * DV4 + i] * scale[a]; }
+        }
+      }
+      for (var rr = 0u; rr < RPL; rr++) {
+        let r = min(lane + rr * RL, TR - 1u);
+        for (var a = 0u; a < RQ; a++) {
+          let x = lg[a * RPL + rr];
+          p[a] = 0.0;
+          if (x > ${LIVE}) { p[a] = exp(x - m[a]); }
+          l[a] = l[a] + p[a];
+        }
+        for (var i = 0u; i < DV4; i++) {
+          let vv = Vs[r * DV4 + i];
+          for (var a = 0u; a < RQ; a++) { acc[a * DV4 + i] = acc[a * DV4 + i] + p[a] * vv; }
         }
       }
       workgroupBarrier();
     }
   }
-  if (valid) {
-    let inv = 1.0 / l;
-    let t = w - P.P0;
-    for (var i = 0u; i < DV4; i++) { stOut((head * P.T + t) * DV, i, acc[i] * inv); }
-    lse[head * P.T + t] = m + log(l);
+  let pidx = split * RL + lane;
+  for (var a = 0u; a < RQ; a++) {
+    let w = P.cs + (qb * RQ + a) * QT + qt;
+    if (w < P.qe) {
+    let base = partBase(head, P.slot, pidx, w - P.cs);
+    for (var i = 0u; i < DV4; i++) {
+      let v = acc[a * DV4 + i];
+      for (var c = 0u; c < 4u; c++) { if (4u * i + c < DV) { part[base + 4u * i + c] = v[c]; } }
+    }
+    part[base + DV] = m[a];
+    part[base + DV + 1u] = l[a];
+    part[base + DV + 2u] = best[a];
+    part[base + DV + 3u] = f32(arg[a]);
+    }
   }
+}
+`;
+  }
+}
+
+/**
+ * Merges the read partials of a batch of chunks (slots 0…) into the output and lse: per query,
+ * M = max m_p, ℓ = Σ ℓ_p·e^{m_p−M}, out = Σ acc_p·e^{m_p−M} / ℓ, lse = M + ln ℓ, summed in
+ * partial order (the same bits every run).
+ */
+export class OvqReadCombineProgram implements Program {
+  readonly shaderKey: string;
+  readonly bindings: Binding[] = [
+    { name: 'part', kind: 'read' },
+    { name: 'out', kind: 'rw' },
+    { name: 'lse', kind: 'rw' },
+  ];
+  readonly params = [
+    ['T', 'u32'],
+    ['P0', 'u32'],
+    // First position of the batch (chunk start of slot 0), end of the batch's positions.
+    ['start', 'u32'],
+    ['end', 'u32'],
+    ['parts', 'u32'],
+    ['K', 'u32'],
+    ['PM', 'u32'],
+  ] as const;
+  readonly workgroupSize: readonly [number, number, number];
+
+  constructor(
+    readonly dv: number,
+    readonly chunk: number,
+    readonly wg: number,
+  ) {
+    this.shaderKey = `ovq-read-combine-dv${dv}-c${chunk}-wg${wg}`;
+    this.workgroupSize = [wg, 1, 1];
+  }
+
+  body(): string {
+    const { dv, chunk } = this;
+    return /* wgsl */ `
+${dimConsts('DV', dv)}const C: u32 = ${chunk}u;
+const W: u32 = ${partialLayout(dv).width}u;
+${PART_INDEX_WGSL}${loadVecFn('ldPart', 'part', 'DV', dv)}${storeVecFn('stOut', 'out', 'DV', dv)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let head = gid.y;
+  let w = P.start + gid.x;
+  if (w >= P.end || w < P.P0) { return; }
+  let slot = (w - P.start) / C;
+  let j = (w - P.start) % C;
+  var mx = ${NEG_BIG};
+  for (var p = 0u; p < P.parts; p++) { mx = max(mx, part[partBase(head, slot, p, j) + DV]); }
+  var l = 0.0;
+  var s: array<vec4<f32>, DV4>;
+  for (var p = 0u; p < P.parts; p++) {
+    let b = partBase(head, slot, p, j);
+    let mp = part[b + DV];
+    var f = 0.0;
+    if (mp > ${LIVE}) { f = exp(mp - mx); }
+    l = l + part[b + DV + 1u] * f;
+    for (var i = 0u; i < DV4; i++) { s[i] = s[i] + f * ldPart(b, i); }
+  }
+  let inv = 1.0 / l;
+  for (var i = 0u; i < DV4; i++) { stOut((head * P.T + w - P.P0) * DV, i, s[i] * inv); }
+  lse[head * P.T + w - P.P0] = mx + log(l);
 }
 `;
   }
