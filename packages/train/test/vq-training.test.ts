@@ -68,7 +68,7 @@ describe('Transformer-VQ in the training loop', () => {
     expect(model.auxiliaryLoss()).toBeNull();
     const after = valuesOf(model.buffers);
     for (const name of before.keys()) expect(after.get(name)).not.toEqual(before.get(name));
-    tf.dispose([task, total]);
+    tf.dispose([task, total, aux!]);
     model.dispose();
   });
 
