@@ -88,12 +88,15 @@ export function modelLoss(
       const targets = Int32Array.from(positions, (p) => batch.targets[p]);
       const loss = rowCrossEntropy(logits, targets, batch.vocabSize);
       if (!withPredictions) return { loss };
-      const best = tf.argMax(logits, -1).dataSync();
-      const full = new Int32Array(batch.targets.length).fill(-1);
-      positions.forEach((p, i) => {
-        full[p] = best[i];
-      });
-      return { loss, predictions: tf.tensor1d(full, 'int32') };
+      // Scattered on the device (no synchronous read: webgpu has none): argmax + 1 at the scored
+      // positions, 0 elsewhere, then − 1.
+      const best = tf.add(tf.argMax(logits, -1), tf.scalar(1, 'int32'));
+      const placed = tf.scatterND(
+        tf.tensor2d(positions, [positions.length, 1], 'int32'),
+        best,
+        [batch.targets.length],
+      );
+      return { loss, predictions: tf.sub(placed, tf.scalar(1, 'int32')) };
     }
     const out = model.forward(batchInputs(batch));
     const loss = batchLoss(out, batch);
