@@ -210,10 +210,15 @@ export class Decoder {
 
   /** Logits [B, T, vocab] for token inputs [B, T], or predictions [B, T, outputDim] for vectors. */
   forward(inputs: tf.Tensor): tf.Tensor {
+    return this.head(this.residualStream(inputs));
+  }
+
+  /** The residual stream [B, T, D] after every block (before the final norm and head). */
+  private residualStream(inputs: tf.Tensor): tf.Tensor {
     let h = this.embed(inputs);
     for (let l = 0; l < this.kinds.length; l++)
       h = this.afterMixer(l, h, this.mixerCall(l, this.mixerInput(l, h)));
-    return this.head(h);
+    return h;
   }
 
   /**
@@ -223,9 +228,7 @@ export class Decoder {
    * both ways): tfjs-wasm has no UnsortedSegmentSum for a gather's gradient.
    */
   forwardAt(inputs: tf.Tensor, positions: Int32Array): tf.Tensor {
-    let h = this.embed(inputs);
-    for (let l = 0; l < this.kinds.length; l++)
-      h = this.afterMixer(l, h, this.mixerCall(l, this.mixerInput(l, h)));
+    const h = this.residualStream(inputs);
     const rows = (h.shape[0] as number) * (h.shape[1] as number);
     const pick = new Float32Array(positions.length * rows);
     positions.forEach((p, i) => {
