@@ -38,7 +38,7 @@ for (const adapter of present) {
           c.config.chunkSize,
         );
         const final = await readOvqState(state);
-        const plan = readPlan(ctx, state, readTiling(ctx.caps, ctx.variant, c.dk, c.dv));
+        const plan = readPlan(ctx, state, readTiling(ctx.caps, ctx.variant, c.dk, c.dv), c.T);
         record.scope.dispose();
         await ctx.checkErrors();
         const ref = reference(input, c.config, trace);

@@ -93,6 +93,7 @@ export function readPlan(
   ctx: GpuContext,
   state: GpuOvqState,
   tiling: ReturnType<typeof readTiling>,
+  L: number,
 ) {
   const bh = state.batchHeads;
   const C = state.config.chunkSize;
@@ -100,12 +101,15 @@ export function readPlan(
   const N = Math.max(1, state.rowsAllocated);
   const maxSplits = Math.max(1, Math.min(tiling.maxSplits, Math.ceil(N / tiling.rowsPerSplit)));
   const PM = maxSplits * tiling.lanes;
-  const perSlot = bh * PM * C * W * 4;
+  // Positions per slot: a call shorter than a chunk (decode steps) needs only L of them.
+  const CP = Math.max(1, Math.min(C, L));
+  const perSlot = bh * PM * CP * W * 4;
   const budget = Math.min(PARTIAL_BUDGET, ctx.caps.maxStorageBindingSize, ctx.caps.maxBufferSize);
-  const K = Math.max(1, Math.min(CHUNKS_PER_SUBMIT, Math.floor(budget / perSlot)));
+  const slots = Math.floor(budget / perSlot);
+  const K = Math.max(1, Math.min(CHUNKS_PER_SUBMIT, Math.ceil(L / C), slots));
   const splits = (rows: number) =>
     Math.max(1, Math.min(maxSplits, Math.ceil(rows / tiling.rowsPerSplit)));
-  return { K, PM, splits };
+  return { K, PM, CP, splits };
 }
 
 function checkChunkFits(ctx: GpuContext, C: number): void {
@@ -195,7 +199,7 @@ function encodeForward(
   const N = state.rowsAllocated;
   const A = Math.max(1, fullChunks);
   const p = ovqPrograms(ctx, state);
-  const plan = readPlan(ctx, state, p.tiling);
+  const plan = readPlan(ctx, state, p.tiling, L);
   const wg = p.wg;
   const qh = scope.track(ctx.tensor([bh, T, dk], 'f32', 'qHat'));
   const kw = scope.track(ctx.tensor([bh, L, dk], 'f32', 'workingKeys'));
@@ -203,7 +207,7 @@ function encodeForward(
   const lse = scope.track(ctx.tensor([bh, T], 'f32', 'lse'));
   const trace = scope.track(ctx.tensor([bh, A, traceLayout(C).stride], 'i32', 'trace'));
   const part = scope.track(
-    ctx.tensor([bh, plan.K, plan.PM, C, partialLayout(dv).width], 'f32', 'readPartials'),
+    ctx.tensor([bh, plan.K, plan.PM, plan.CP, partialLayout(dv).width], 'f32', 'readPartials'),
   );
   const picks = new Int32Array(A * C);
   hostPicks.forEach((list, a) => {
@@ -286,6 +290,7 @@ function encodeForward(
           parts,
           PM: plan.PM,
           K: plan.K,
+          CP: plan.CP,
           ema: ema ? 1 : 0,
           rate: ema ? (cfg.update as { rate: number }).rate : 0,
         },
@@ -397,6 +402,7 @@ function encodeReads(
             slot: c - b0,
             K: plan.K,
             PM: plan.PM,
+            CP: plan.CP,
           },
           [groupsPerSplit * S, bh],
         );
@@ -409,7 +415,7 @@ function encodeReads(
       recorder().dispatch(
         p.combine,
         [t.part, t.out, t.lse],
-        { T, P0, start, end, parts, K: plan.K, PM: plan.PM },
+        { T, P0, start, end, parts, K: plan.K, PM: plan.PM, CP: plan.CP },
         [ceilDiv(end - start, p.wg), bh],
       );
     }
@@ -439,11 +445,11 @@ export function ovqReadPassGpu(state: GpuOvqState, record: ForwardRecord, out: G
   }
   const C = state.config.chunkSize;
   const p = ovqPrograms(ctx, state);
-  const plan = readPlan(ctx, state, p.tiling);
+  const plan = readPlan(ctx, state, p.tiling, L);
   const scope = new TensorScope();
   try {
     const part = scope.track(
-      ctx.tensor([bh, plan.K, plan.PM, C, partialLayout(dv).width], 'f32', 'readPartials'),
+      ctx.tensor([bh, plan.K, plan.PM, plan.CP, partialLayout(dv).width], 'f32', 'readPartials'),
     );
     const readSizes = Array.from({ length: ceilDiv(L, C) }, (_, c) =>
       c < absorbs.length ? absorbs[c].sizeBefore : record.sizeAfter,

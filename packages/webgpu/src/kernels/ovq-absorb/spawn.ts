@@ -66,6 +66,7 @@ export class OvqSpawnAssignProgram implements Program {
     ['parts', 'u32'],
     ['PM', 'u32'],
     ['K', 'u32'],
+    ['CP', 'u32'],
     // M-step: EMA (1) or running mean (0), and the EMA rate.
     ['ema', 'u32'],
     ['rate', 'f32'],
@@ -171,7 +172,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     var bd = ${POS_BIG};
     var ba = -1;
     for (var p = 0u; p < P.parts; p++) {
-      let b = (((head * P.K + P.slot) * P.PM + p) * C + j) * W + DV;
+      let b = (((head * P.K + P.slot) * P.PM + p) * P.CP + j) * W + DV;
       let d = part[b + 2u];
       let a = i32(part[b + 3u]);
       if (a >= 0 && (ba < 0 || d < bd || (d == bd && a < ba))) { bd = d; ba = a; }

@@ -14,7 +14,7 @@
 // Working layout: keys/values of the stream are [heads, L, d] with the state's old pending tokens
 // first (working index < P0) and this call's tokens after; queries/outputs are [heads, T, d] with
 // T = L − P0. Dictionary: [heads, N, d] rows, counts [heads, N].
-// Partials: part[head, K slots, PM partials, C positions, W = dv + 4] (see partialLayout).
+// Partials: part[head, K slots, PM partials, CP = min(C, L) positions, W = dv + 4] (partialLayout).
 import type { Binding, Program } from '../../gpu/program.js';
 import { dimConsts, loadVecFn, NEG_BIG, POS_BIG, storeVecFn } from '../wgsl.js';
 
@@ -43,9 +43,9 @@ export function partialLayout(dv: number) {
   return { width: dv + 4, max: dv, sum: dv + 1, best: dv + 2, arg: dv + 3 };
 }
 
-/** WGSL: the index of a partial record (needs `C`, `W` and params K, PM). */
+/** WGSL: the index of a partial record (needs `W` and params K, PM, CP: positions per slot). */
 export const PART_INDEX_WGSL = `
-fn partBase(head: u32, slot: u32, p: u32, j: u32) -> u32 { return (((head * P.K + slot) * P.PM + p) * C + j) * W; }
+fn partBase(head: u32, slot: u32, p: u32, j: u32) -> u32 { return (((head * P.K + slot) * P.PM + p) * P.CP + j) * W; }
 `;
 
 export class OvqReadProgram implements Program {
@@ -76,6 +76,7 @@ export class OvqReadProgram implements Program {
     ['slot', 'u32'],
     ['K', 'u32'],
     ['PM', 'u32'],
+    ['CP', 'u32'],
   ] as const;
   readonly workgroupSize: readonly [number, number, number];
 
@@ -289,6 +290,7 @@ export class OvqReadCombineProgram implements Program {
     ['parts', 'u32'],
     ['K', 'u32'],
     ['PM', 'u32'],
+    ['CP', 'u32'],
   ] as const;
   readonly workgroupSize: readonly [number, number, number];
 
