@@ -2,6 +2,7 @@
 // accuracy against evaluation length and against state at 4×, the NIAH length × depth grid, and
 // byte-LM loss by position. Every point is the mean ± std over the seeds that have a row; a point
 // without rows is left out and named in the caption ("missing"), never drawn as 0.
+import type { ResultRow } from '@ovq/train';
 import { pct, si } from './format.js';
 import {
   escapeXml as esc,
@@ -12,23 +13,12 @@ import {
   type Series,
 } from './svg.js';
 
+// The schema string is repeated rather than imported so the report does not load tfjs at run
+// time; the row type comes from @ovq/train (a type-only import).
 export const RESULTS_SCHEMA = 'ovq-results/1';
 
-/** The row fields the plots read (see @ovq/train's ResultRow). */
-export type RegimeRow = {
-  task: string;
-  mixers: string;
-  budget: number | null;
-  stateNumbers: number;
-  trainLen: number;
-  evalLen: number;
-  seed: number;
-  lr: number;
-  metric: string;
-  value: number;
-  command: string;
-  byPosition?: number[];
-};
+/** A row of the results file (@ovq/train's ResultRow). */
+export type RegimeRow = ResultRow;
 
 export type RegimePlot = { id: string; svg: string; caption: string };
 
