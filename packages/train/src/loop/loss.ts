@@ -91,11 +91,9 @@ export function modelLoss(
       // Scattered on the device (no synchronous read: webgpu has none): argmax + 1 at the scored
       // positions, 0 elsewhere, then − 1.
       const best = tf.add(tf.argMax(logits, -1), tf.scalar(1, 'int32'));
-      const placed = tf.scatterND(
-        tf.tensor2d(positions, [positions.length, 1], 'int32'),
-        best,
-        [batch.targets.length],
-      );
+      const placed = tf.scatterND(tf.tensor2d(positions, [positions.length, 1], 'int32'), best, [
+        batch.targets.length,
+      ]);
       return { loss, predictions: tf.sub(placed, tf.scalar(1, 'int32')) };
     }
     const out = model.forward(batchInputs(batch));
