@@ -27,7 +27,7 @@ export function outputOptions(outDir, { minify = false } = {}) {
     dir: outDir,
     format: 'esm',
     entryFileNames: '[name].js',
-    chunkFileNames: 'chunk-[hash].js',
+    chunkFileNames: '[name]-[hash].js',
     minify,
     sourcemap: true,
   };

@@ -3,12 +3,11 @@
 import type { OvqConfig } from '@ovq/core';
 import { type BackendChoice, createBackendChoice, describeGpu } from './engine/choice.js';
 import { formatBytes, memoryNumbers } from './engine/memory.js';
-import { type Frame, type RunControl, type RunSummary, runOvq } from './engine/run.js';
+import type { Frame, RunControl, RunSummary } from './engine/run.js';
 import { cpuWorker, runInWorker } from './engine/worker-client.js';
 import { BROWN_SAMPLE } from './inputs/brown-sample.js';
-import { projectBytes, textBytes } from './inputs/project.js';
-import { recallSequence } from './inputs/recall.js';
-import type { PlaygroundInput } from './inputs/types.js';
+import { textBytes } from './inputs/project.js';
+import type { InputSource, InputView } from './inputs/source.js';
 import { drawCounts, drawProjection } from './ui/charts.js';
 
 const MAX_TEXT_BYTES = 65536;
@@ -43,29 +42,37 @@ function configFromControls(): OvqConfig {
   };
 }
 
-function inputFromControls(): PlaygroundInput {
+/** What to stream, as the controls say: bytes or recall settings (built where the run runs). */
+function sourceFromControls(): InputSource {
   const kind = (form.elements.namedItem('input') as RadioNodeList).value;
   if (kind === 'recall') {
     const seqLen = number('recall-len');
     if (seqLen > MAX_TEXT_BYTES) {
       throw new Error(`recall length: got ${seqLen}; expected at most ${fmt(MAX_TEXT_BYTES)}`);
     }
-    return recallSequence({ seqLen, facts: number('recall-facts') });
+    return { kind: 'recall', seqLen, facts: number('recall-facts') };
   }
   if (kind === 'text') {
     const text = $<HTMLTextAreaElement>('text').value;
     const bytes = textBytes(text, MAX_TEXT_BYTES);
     const all = new TextEncoder().encode(text).length;
     const cut = all > bytes.length ? ` (the first of ${fmt(all)})` : '';
-    return projectBytes(bytes, 'text', `your text: ${fmt(bytes.length)} bytes${cut}`);
+    if (bytes.length === 0) {
+      throw new Error('text: got an empty text; expected at least one byte to stream');
+    }
+    return { kind: 'text', bytes, label: `your text: ${fmt(bytes.length)} bytes${cut}` };
   }
-  return projectBytes(textBytes(BROWN_SAMPLE, MAX_TEXT_BYTES), 'sample', 'Brown corpus sample');
+  return {
+    kind: 'sample',
+    bytes: textBytes(BROWN_SAMPLE, MAX_TEXT_BYTES),
+    label: 'Brown corpus sample',
+  };
 }
 
 const fmt = (x: number, digits = 0) =>
   x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-function showContext(input: PlaygroundInput, tokens: number): void {
+function showContext(input: InputView, tokens: number): void {
   $('context-title').textContent = `Where the stream is (${input.label})`;
   const box = $('context');
   box.replaceChildren();
@@ -81,7 +88,7 @@ function showContext(input: PlaygroundInput, tokens: number): void {
   box.append(before, mark);
 }
 
-function showRecall(frame: Frame, input: PlaygroundInput): void {
+function showRecall(frame: Frame, input: InputView): void {
   const section = $('recall');
   const facts = input.facts;
   section.hidden = !facts || !frame.recall;
@@ -110,7 +117,7 @@ function showRecall(frame: Frame, input: PlaygroundInput): void {
 
 let freshFrom = 0;
 
-function showFrame(frame: Frame, input: PlaygroundInput, config: OvqConfig): void {
+function showFrame(frame: Frame, input: InputView, config: OvqConfig): void {
   const { state } = frame;
   const mem = memoryNumbers(input, state.size, config.chunkSize, frame.tokens);
   freshFrom = state.size - Math.max(0, frame.spawned);
@@ -227,16 +234,20 @@ async function start(): Promise<PageSummary> {
   hook.running = true;
   try {
     const config = configFromControls();
-    const input = inputFromControls();
-    const { path, gpu, note } = await createBackendChoice(select('backend') as BackendChoice);
+    const source = sourceFromControls();
+    const { path, note } = await createBackendChoice(select('backend') as BackendChoice);
     const worker = path === 'cpu' ? cpuWorker() : null;
     $('path').textContent = worker ? note.replace(/\.$/, ', in a Web Worker.') : note;
     const stopWatching = watchLongTasks();
     const t0 = performance.now();
     let firstFrameAt = -1;
     let longestDrawMs = 0;
+    let input: InputView | null = null;
+    const onInput = (view: InputView) => {
+      input = view;
+    };
     const onFrame = (frame: Frame) => {
-      if (control !== mine) return;
+      if (control !== mine || !input) return;
       const drawStart = performance.now();
       showFrame(frame, input, config);
       longestDrawMs = Math.max(longestDrawMs, performance.now() - drawStart);
@@ -245,9 +256,17 @@ async function start(): Promise<PageSummary> {
         $('stat-first').textContent = `${fmt(firstFrameAt - t0)} ms`;
       }
     };
+    // The GPU path (and the CPU path without module workers) runs here, loaded on demand.
     const { summary: engine, output } = worker
-      ? await runInWorker(input, config, onFrame, mine)
-      : await runOvq(input, config, path, gpu, onFrame, mine);
+      ? await runInWorker(source, config, onInput, onFrame, mine)
+      : await (await import('./engine/page-run.js')).runOnPage(
+          source,
+          config,
+          path,
+          onInput,
+          onFrame,
+          mine,
+        );
     const summary: PageSummary = {
       ...engine,
       worker: worker !== null,

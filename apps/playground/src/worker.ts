@@ -3,6 +3,7 @@
 import { createOvqStream } from '@ovq/core';
 import { type RunControl, runOvq } from './engine/run.js';
 import type { FromWorker, ToWorker } from './engine/worker-protocol.js';
+import { buildInput, viewOf } from './inputs/source.js';
 
 const scope = globalThis as unknown as {
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
@@ -18,8 +19,11 @@ async function run(id: number, input: ToWorker & { type: 'run' }): Promise<void>
   const done = (async () => {
     await previous?.done;
     try {
+      // Built here from the bytes or recall settings: the page never holds q/k/v.
+      const built = buildInput(input.source);
+      scope.postMessage({ type: 'input', id, view: viewOf(built) });
       const { summary, output } = await runOvq(
-        input.input,
+        built,
         input.config,
         'cpu',
         noGpu,

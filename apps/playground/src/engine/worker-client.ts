@@ -1,7 +1,7 @@
 // The page's side of the CPU worker: one worker for the page's life (created and warmed at load),
 // a run per request; frames of an older run are dropped.
 import type { OvqConfig } from '@ovq/core';
-import type { PlaygroundInput } from '../inputs/types.js';
+import type { InputSource, InputView } from '../inputs/source.js';
 import type { Frame, RunControl, RunSummary } from './run.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 
@@ -10,6 +10,7 @@ let nextId = 1;
 const pending = new Map<
   number,
   {
+    onInput: (view: InputView) => void;
     onFrame: (frame: Frame) => void;
     control: RunControl;
     resolve: (r: { summary: RunSummary; output: Float32Array }) => void;
@@ -29,7 +30,9 @@ export function cpuWorker(): Worker | null {
     const msg = event.data;
     const run = pending.get(msg.id);
     if (!run) return;
-    if (msg.type === 'frame') {
+    if (msg.type === 'input') {
+      run.onInput(msg.view);
+    } else if (msg.type === 'frame') {
       run.onFrame(msg.frame);
       // The page's Stop (or a newer run) sets the flag; the worker hears of it here.
       if (run.control.stopped) post({ type: 'stop', id: msg.id });
@@ -53,15 +56,17 @@ function post(message: ToWorker): void {
   worker?.postMessage(message);
 }
 
+/** Runs in the worker; onInput gets what the page shows of the input before the first frame. */
 export function runInWorker(
-  input: PlaygroundInput,
+  source: InputSource,
   config: OvqConfig,
+  onInput: (view: InputView) => void,
   onFrame: (frame: Frame) => void,
   control: RunControl,
 ): Promise<{ summary: RunSummary; output: Float32Array }> {
   const id = nextId++;
   return new Promise((resolve, reject) => {
-    pending.set(id, { onFrame, control, resolve, reject });
-    post({ type: 'run', id, input, config });
+    pending.set(id, { onInput, onFrame, control, resolve, reject });
+    post({ type: 'run', id, source, config });
   });
 }
