@@ -8,7 +8,7 @@
 // OVQ_PLAYGROUND_TIMINGS=1 adds the sample on the WebGPU path.
 // Chromium absent, or without a WebGPU adapter: skipped with a printed reason, except under CI,
 // where it fails.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -194,6 +194,8 @@ describe.skipIf(!present)('@ovq/playground in headless Chromium', () => {
     // Automatic choice: WebGPU on a hardware adapter; the CPU path without one or on a software one.
     const gpuPath = h.gpu?.available === true && !h.gpu.software;
     expect(h.last?.path).toBe(gpuPath ? 'webgpu' : 'cpu');
+    // The CPU path runs in the worker (the page only draws).
+    if (!gpuPath) expect(h.last?.worker).toBe(true);
     const pathText = await page.textContent('#path');
     expect(pathText).toMatch(gpuPath ? /Running on WebGPU/ : /Running on the CPU path/);
     expect(await page.textContent('#stat-rows')).toContain(String(h.last?.size));
@@ -201,9 +203,31 @@ describe.skipIf(!present)('@ovq/playground in headless Chromium', () => {
     expect(external).toEqual([]);
   });
 
+  it('the page’s start-up code holds no @ovq/core engine (it loads with the GPU path or in the worker)', () => {
+    // main.js and the chunks it imports statically (import() excluded): none may contain
+    // resolveOvqConfig's argument names, which every run (CPU or GPU) goes through; the worker's
+    // static graph must (so the marker is a real one).
+    const graph = (entry: string): string => {
+      const seen = new Set<string>();
+      const visit = (file: string) => {
+        if (seen.has(file)) return;
+        seen.add(file);
+        const code = readFileSync(join(dir, file), 'utf8');
+        for (const m of code.matchAll(/(?:from|import)\s*["'`]\.\/([\w.-]+\.js)["'`]/g))
+          visit(m[1]);
+      };
+      visit(entry);
+      return [...seen].map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+    };
+    const marker = 'config.chunkSize';
+    expect(graph('worker.js')).toContain(marker);
+    expect(graph('main.js')).not.toContain(marker);
+  });
+
   it('CPU path: the recall sequence gives @ovq/core’s rows, counts, outputs and facts', async () => {
     const got = await runWith({ input: 'recall', backend: 'cpu' });
     expect(got.path).toBe('cpu');
+    expect(got.worker).toBe(true);
     expectMatchesCore('cpu', recallSequence(), DEFAULT_CONFIG, got, await output());
     expect(await page.textContent('#stat-path')).toContain('CPU');
     expect(await page.textContent('#stat-checksum')).toBe(got.outputSum.toPrecision(8));

@@ -1,15 +1,9 @@
 // The two places OVQ can run: @ovq/webgpu on a GPUDevice (navigator.gpu) and @ovq/core's
 // streaming Float32 path. Both take the sequence in pieces and expose the dictionary as an
 // @ovq/core OvqState, so the drawing, the memory numbers and the recall probes are shared.
+// The GPU half lives in gpu-backend.ts and reaches run.ts through GpuProbe.create, so the CPU
+// worker's bundle carries no @ovq/webgpu.
 import { createOvqStream, type OvqConfig, type OvqState, type OvqStream } from '@ovq/core';
-import {
-  acquireDevice,
-  createGpuOvqState,
-  GpuContext,
-  type GpuOvqState,
-  ovqAppend,
-  readOvqState,
-} from '@ovq/webgpu';
 
 export type PathName = 'webgpu' | 'cpu';
 
@@ -24,7 +18,7 @@ export interface OvqBackend {
   dispose(): void;
 }
 
-type Dims = { keyDim: number; valueDim: number };
+export type Dims = { keyDim: number; valueDim: number };
 
 class CpuBackend implements OvqBackend {
   readonly path = 'cpu' as const;
@@ -43,49 +37,14 @@ class CpuBackend implements OvqBackend {
   }
 }
 
-class GpuBackend implements OvqBackend {
-  readonly path = 'webgpu' as const;
-  private readonly gpuState: GpuOvqState;
-  constructor(ctx: GpuContext, dims: Dims, config: OvqConfig) {
-    this.gpuState = createGpuOvqState(ctx, { batchHeads: 1, ...dims }, config);
-  }
-  async append(piece: Piece): Promise<Float32Array> {
-    return (await ovqAppend(this.gpuState, piece)).output;
-  }
-  async state(): Promise<OvqState> {
-    return (await readOvqState(this.gpuState))[0];
-  }
-  dispose(): void {
-    this.gpuState.dispose();
-  }
-}
-
 export type GpuProbe =
-  | { ctx: GpuContext; adapter: string; software: boolean }
-  | { ctx: null; reason: string };
-
-let gpuPromise: Promise<GpuProbe> | null = null;
-
-/** One GPU context for the page's life: navigator.gpu → adapter → device, or why not. */
-export function probeGpu(): Promise<GpuProbe> {
-  gpuPromise ??= (async (): Promise<GpuProbe> => {
-    const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
-    if (!nav?.gpu) return { ctx: null, reason: 'this browser has no navigator.gpu' };
-    try {
-      const { device, adapterInfo, isFallbackAdapter } = await acquireDevice();
-      const name =
-        adapterInfo.description || adapterInfo.architecture || adapterInfo.vendor || 'unnamed';
-      return {
-        ctx: new GpuContext(device),
-        adapter: `${name}${isFallbackAdapter ? ' (software fallback)' : ''}`,
-        software: isFallbackAdapter,
-      };
-    } catch (error) {
-      return { ctx: null, reason: `no WebGPU adapter (${(error as Error).message})` };
+  | {
+      ctx: object;
+      adapter: string;
+      software: boolean;
+      create(dims: Dims, config: OvqConfig): OvqBackend;
     }
-  })();
-  return gpuPromise;
-}
+  | { ctx: null; reason: string };
 
 export function createBackend(
   path: PathName,
@@ -95,7 +54,7 @@ export function createBackend(
 ): OvqBackend {
   if (path === 'webgpu') {
     if (!gpu.ctx) throw new Error(`backend: WebGPU was asked for but ${gpu.reason}`);
-    return new GpuBackend(gpu.ctx, dims, config);
+    return gpu.create(dims, config);
   }
   return new CpuBackend(dims, config);
 }

@@ -3,7 +3,8 @@
 // worker runs carry neither @ovq/webgpu nor the engine.
 import type { OvqConfig } from '@ovq/core';
 import { buildInput, type InputSource, type InputView, viewOf } from '../inputs/source.js';
-import { type PathName, probeGpu } from './backend.js';
+import type { PathName } from './backend.js';
+import { probeGpu } from './gpu-backend.js';
 import { type Frame, type RunControl, runOvq } from './run.js';
 
 export async function runOnPage(
