@@ -9,6 +9,7 @@ import { BROWN_SAMPLE } from './inputs/brown-sample.js';
 import { textBytes } from './inputs/project.js';
 import type { InputSource, InputView } from './inputs/source.js';
 import { drawCounts, drawProjection } from './ui/charts.js';
+import { fmt } from './ui/format.js';
 
 const MAX_TEXT_BYTES = 65536;
 
@@ -68,9 +69,6 @@ function sourceFromControls(): InputSource {
     label: 'Brown corpus sample',
   };
 }
-
-const fmt = (x: number, digits = 0) =>
-  x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function showContext(input: InputView, tokens: number): void {
   $('context-title').textContent = `Where the stream is (${input.label})`;
@@ -317,9 +315,9 @@ $<HTMLTextAreaElement>('text').addEventListener('input', () => {
 
 // Start the CPU worker now: it compiles @ovq/core's kernels while the page looks for WebGPU.
 cpuWorker();
-// Draw empty charts and format a number once at load: the first canvas sizing and the first
-// Intl call are slow, and would otherwise land in the first frame of the first run.
-{
+// Draw empty charts once, in a task of their own after start-up: the first canvas sizing and
+// context are slow, and would otherwise land in the first frame of the first run.
+setTimeout(() => {
   const empty = {
     size: 0,
     keyDim: 16,
@@ -336,8 +334,7 @@ cpuWorker();
     new Float64Array(0),
     0,
   );
-  fmt(0, 1);
-}
+}, 0);
 describeGpu().then((gpu) => {
   hook.gpu = gpu;
   $('path').textContent = !gpu.available

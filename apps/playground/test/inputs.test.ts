@@ -11,6 +11,7 @@ import { runOvq } from '../src/engine/run.js';
 import { KEY_DIM, PROJECTION_SEED, projectBytes, textBytes } from '../src/inputs/project.js';
 import { normals, createRng as pageRng } from '../src/inputs/random.js';
 import { RECALL_DEFAULTS, recallSequence } from '../src/inputs/recall.js';
+import { fmt } from '../src/ui/format.js';
 
 const noGpu = { ctx: null, reason: 'not asked' } as const;
 
@@ -167,5 +168,19 @@ describe('a run on the CPU path (engine/run.ts) outside the browser', () => {
     await expect(runOvq(input, config, 'webgpu', noGpu, () => {})).rejects.toThrow(
       /backend: WebGPU/,
     );
+  });
+});
+
+describe('fmt (the page’s number format, without Intl)', () => {
+  it('matches en-US toLocaleString', () => {
+    for (const x of [0, 7, 999, 1000, 65536, 1234567.891, -1234.5, -0.001, 0.25, 12.345, 1e9]) {
+      for (const digits of [0, 1, 2]) {
+        const want = x.toLocaleString('en-US', {
+          maximumFractionDigits: digits,
+          minimumFractionDigits: digits,
+        });
+        expect(fmt(x, digits), `${x}, ${digits}`).toBe(want);
+      }
+    }
   });
 });

@@ -13,11 +13,37 @@ const COLORS = {
   weight: '#2b8a3e',
 };
 
+// CSS content-box sizes kept by a ResizeObserver: reading clientWidth after the frame's text
+// updates would force a style and layout pass in every frame.
+const sizes = new WeakMap<HTMLCanvasElement, { w: number; h: number }>();
+const resizes =
+  typeof ResizeObserver === 'undefined'
+    ? null
+    : new ResizeObserver((entries) => {
+        for (const e of entries) {
+          const { width, height } = e.contentRect;
+          sizes.set(e.target as HTMLCanvasElement, { w: width, h: height });
+        }
+      });
+
+function cssSize(canvas: HTMLCanvasElement): { w: number; h: number } {
+  let size = resizes ? sizes.get(canvas) : undefined;
+  if (!size) {
+    size = { w: canvas.clientWidth, h: canvas.clientHeight };
+    if (resizes) {
+      sizes.set(canvas, size);
+      resizes.observe(canvas);
+    }
+  }
+  return size;
+}
+
 /** Sizes the canvas's backing store to its CSS box; returns the 2-D context and CSS size. */
 function prepare(canvas: HTMLCanvasElement): { g: CanvasRenderingContext2D; w: number; h: number } {
   const ratio = globalThis.devicePixelRatio || 1;
-  const w = Math.max(1, canvas.clientWidth);
-  const h = Math.max(1, canvas.clientHeight);
+  const size = cssSize(canvas);
+  const w = Math.max(1, size.w);
+  const h = Math.max(1, size.h);
   if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) {
     canvas.width = Math.round(w * ratio);
     canvas.height = Math.round(h * ratio);
