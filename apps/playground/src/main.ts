@@ -335,7 +335,10 @@ setTimeout(() => {
     0,
   );
 }, 0);
-describeGpu().then((gpu) => {
+// The adapter request in a task of its own too (its first call waits on the GPU process: ~30 ms
+// of the start-up task on the loaded VM when it ran there).
+setTimeout(() => void describeGpu().then(showGpu), 0);
+function showGpu(gpu: Awaited<ReturnType<typeof describeGpu>>): void {
   hook.gpu = gpu;
   $('path').textContent = !gpu.available
     ? `WebGPU not available (${gpu.detail}): runs use the CPU path (@ovq/core).`
@@ -350,4 +353,4 @@ describeGpu().then((gpu) => {
       });
     }, 0);
   }
-});
+}
