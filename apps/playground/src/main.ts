@@ -61,7 +61,9 @@ function sourceFromControls(): InputSource {
     if (bytes.length === 0) {
       throw new Error('text: got an empty text; expected at least one byte to stream');
     }
-    return { kind: 'text', bytes, label: `your text: ${fmt(bytes.length)} bytes${cut}` };
+    // A cut text is a view of the whole encoding: copy it, or postMessage clones all of it.
+    const own = cut ? bytes.slice() : bytes;
+    return { kind: 'text', bytes: own, label: `your text: ${fmt(bytes.length)} bytes${cut}` };
   }
   return {
     kind: 'sample',
