@@ -232,6 +232,12 @@ export function parseArgs(argv: string[]): ParsedArgs {
 export async function main(argv: string[]): Promise<number> {
   // train-speed parses its own flags (suites/train-speed.ts).
   if (argv[0] === 'train-speed') {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      // The train-speed paragraph of the help: its flags are its own.
+      const start = HELP.indexOf('  train-speed');
+      console.log(HELP.slice(start, HELP.indexOf('\n\nflags', start)));
+      return 0;
+    }
     try {
       return await trainSpeedCli(argv.slice(1));
     } catch (error) {

@@ -100,6 +100,20 @@ describe('ovq-bench command line', () => {
     }
   });
 
+  it('train-speed --help prints its own flags and exits 0 without training', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      expect(await main(['train-speed', '--help'])).toBe(0);
+      const text = log.mock.calls.map((c) => String(c[0])).join('\n');
+      expect(text).toMatch(/^ {2}train-speed/);
+      for (const flag of ['--steps N', '--mixers', '--threads N', '--quick'])
+        expect(text).toContain(flag);
+      expect(text).not.toContain('--budget S');
+    } finally {
+      log.mockRestore();
+    }
+  });
+
   it('states one run time for quick, the same in --help and the README', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const help = HELP.match(/quick .*?(about \d+ min)/s)?.[1];
