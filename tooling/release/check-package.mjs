@@ -4,7 +4,7 @@
 // published points at TypeScript sources; a LICENSE ships; the repository fields are real; and
 // every entry point loads through CommonJS `require()` (the README's CommonJS story: Node's
 // require of ES modules, unflagged from 20.19 / 22.12; top-level await would break it).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { relative, resolve } from 'node:path';
 
@@ -45,6 +45,22 @@ for (const field of ['repository', 'homepage', 'bugs']) {
   if (text.includes('.invalid')) problems.push(`${field}: is ${text}; expected a real host`);
 }
 
+// `changeset version` refuses a changeset that names both an ignored package (the private apps)
+// and a published one: this package's changesets must name published packages only.
+const changesetDir = resolve(root, '.changeset');
+const ignored = new Set(
+  JSON.parse(readFileSync(resolve(changesetDir, 'config.json'), 'utf8')).ignore ?? [],
+);
+for (const file of readdirSync(changesetDir).filter((f) => f.endsWith('.md'))) {
+  const front = readFileSync(resolve(changesetDir, file), 'utf8').match(/^---\n([\s\S]*?)\n---/);
+  const named = [...(front?.[1] ?? '').matchAll(/^["']?(@[^"':]+)["']?\s*:/gm)].map((m) => m[1]);
+  const mixed = named.filter((name) => ignored.has(name));
+  if (named.includes(pkg.name) && mixed.length > 0)
+    problems.push(
+      `.changeset/${file} names ${pkg.name} and the ignored ${mixed.join(', ')}; expected published packages only (changeset version refuses the mix)`,
+    );
+}
+
 if (process.features.require_module) {
   // Self-reference by name: resolves through `exports` with the require conditions, to dist/.
   const require = createRequire(resolve(dir, 'package.json'));
@@ -70,5 +86,5 @@ if (problems.length > 0) {
   process.exit(1);
 }
 console.log(
-  `${pkg.name}: published exports, LICENSE, repository fields and require() of every entry point are fine`,
+  `${pkg.name}: published exports, LICENSE, repository fields, changesets and require() of every entry point are fine`,
 );
