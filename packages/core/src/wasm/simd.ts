@@ -12,32 +12,26 @@ import { KERNELS_WASM_BASE64 } from './kernels.generated.js';
 
 export type OvqKernelsSetting = 'auto' | 'js' | 'wasm';
 
+/** Pointers and strides into the module's memory (floats); `accumulate` 1 adds into out. */
+type MatmulKernel = (
+  a: number,
+  aStride: number,
+  rows: number,
+  b: number,
+  bStride: number,
+  cols: number,
+  dim: number,
+  out: number,
+  oStride: number,
+  accumulate: number,
+) => void;
+
 type Exports = {
   memory: WebAssembly.Memory;
-  matmulABt(
-    a: number,
-    aStride: number,
-    rows: number,
-    b: number,
-    bStride: number,
-    cols: number,
-    dim: number,
-    out: number,
-    oStride: number,
-    accumulate: number,
-  ): void;
-  matmulAB(
-    a: number,
-    aStride: number,
-    rows: number,
-    b: number,
-    bStride: number,
-    cols: number,
-    dim: number,
-    out: number,
-    oStride: number,
-    accumulate: number,
-  ): void;
+  /** out[r·oStride + i] (+)= Σ_d a[r·aStride + d] · b[i·bStride + d] (see wasm/kernels.ts). */
+  matmulABt: MatmulKernel;
+  /** The same product with b stored k-major: b[d·bStride + i]; 4×8 register blocks. */
+  matmulAB: MatmulKernel;
   softmaxRows(
     w: number,
     stride: number,
