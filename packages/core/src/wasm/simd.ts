@@ -12,7 +12,7 @@ import { KERNELS_WASM_BASE64 } from './kernels.generated.js';
 
 export type OvqKernelsSetting = 'auto' | 'js' | 'wasm';
 
-/** Pointers and strides into the module's memory (floats); `accumulate` 1 adds into out. */
+/** Byte addresses in the module's memory, strides in floats; `accumulate` 1 adds into out. */
 type MatmulKernel = (
   a: number,
   aStride: number,
