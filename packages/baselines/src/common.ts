@@ -150,3 +150,22 @@ export function toFloat32(x: ArrayLike<number>): Float32Array {
 export function toFloat64(x: ArrayLike<number>): Float64Array {
   return x instanceof Float64Array ? x : Float64Array.from(x);
 }
+
+/**
+ * Dst[c·ld + r] = Src[(r0 + r)·ls + c] for r < rows, c < cols: a block of rows, transposed
+ * (ld defaults to rows). The right-hand operands of @ovq/core's C = A·Bᵀ kernel are made this way.
+ */
+export function transposeRows(
+  Src: Float32Array,
+  r0: number,
+  ls: number,
+  rows: number,
+  cols: number,
+  Dst: Float32Array,
+  ld = rows,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const s = (r0 + r) * ls;
+    for (let c = 0; c < cols; c++) Dst[c * ld + r] = Src[s + c];
+  }
+}

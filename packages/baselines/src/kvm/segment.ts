@@ -4,22 +4,8 @@
 // order: P is recomputed exactly (the block holds every key of its queries) and the softmax
 // correction D_t = Σ_s P_ts dP_ts needs no forward output.
 import { matmulABt } from '@ovq/core/kernels';
+import { transposeRows } from '../common.js';
 import type { RowGrads, Rows } from './engine.js';
-
-/** Dst[c·rows + r] = Src[(r0 + r)·ls + c] for r < rows, c < cols (a row block, transposed). */
-function transposeRows(
-  Src: Float32Array,
-  r0: number,
-  ls: number,
-  rows: number,
-  cols: number,
-  Dst: Float32Array,
-): void {
-  for (let r = 0; r < rows; r++) {
-    const s = (r0 + r) * ls;
-    for (let c = 0; c < cols; c++) Dst[c * rows + r] = Src[s + c];
-  }
-}
 
 /**
  * Gradients of the reads of queries t0…t1 (unit q, k; rows `r` fixed): token t reads sinks

@@ -6,6 +6,7 @@
 // correction D_t = dy_t·y_t equals Σ_s P_ts (dy_t·v_s), which the block has at hand.
 // Softmax statistics (row max, sum, D) are float64, as in the other loops.
 import { matmulABt } from '@ovq/core/kernels';
+import { transposeRows } from '../common.js';
 
 /** Windows up to this take the band loops (larger or unlimited windows: the square blocks). */
 export const BAND_MAX_WINDOW = 256;
@@ -13,21 +14,6 @@ export const BAND_MAX_WINDOW = 256;
 /** Queries per band block: about half the window (wasted scores ≈ QB/W), 16…64 rows. */
 export function bandQueryBlock(W: number): number {
   return Math.max(16, Math.min(64, 8 * Math.ceil(W / 16)));
-}
-
-/** Dst[c·rows + r] = Src[(r0 + r)·ls + c] for r < rows, c < cols (a row block, transposed). */
-function transposeRows(
-  Src: Float32Array,
-  r0: number,
-  ls: number,
-  rows: number,
-  cols: number,
-  Dst: Float32Array,
-): void {
-  for (let r = 0; r < rows; r++) {
-    const s = (r0 + r) * ls;
-    for (let c = 0; c < cols; c++) Dst[c * rows + r] = Src[s + c];
-  }
 }
 
 /**

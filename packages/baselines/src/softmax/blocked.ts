@@ -5,6 +5,7 @@
 // transposed once per call into per-block tiles, so each block's operand is one contiguous span.
 // Softmax statistics stay in float64 (online max and sum), as in kernel.ts.
 import { matmulABt } from '@ovq/core/kernels';
+import { transposeRows } from '../common.js';
 
 /** Queries per block. */
 export const SOFTMAX_QUERY_BLOCK = 128;
@@ -25,21 +26,6 @@ function transposeBlocks(x: Float32Array, n: number, m: number, bs: number): Flo
     for (let y = 0; y < m; y++) out[base + y * bs] = x[row + y];
   }
   return out;
-}
-
-/** Dst[c·ld + r] = Src[r·ls + c] for r < rows, c < cols. */
-function transposeInto(
-  Src: Float32Array,
-  ls: number,
-  rows: number,
-  cols: number,
-  Dst: Float32Array,
-  ld: number,
-): void {
-  for (let r = 0; r < rows; r++) {
-    const s = r * ls;
-    for (let c = 0; c < cols; c++) Dst[c * ld + r] = Src[s + c];
-  }
 }
 
 /** Same contract as `tiledForward` in kernel.ts. */
@@ -181,8 +167,8 @@ export function blockedBackward(
       }
       if (!any) continue;
       // dV += Pᵀ·dY, dQ += dS·K, dK += dSᵀ·Q, each as A·Bᵀ against a transposed tile.
-      transposeInto(P, KB, nr, nc, PT, QB);
-      transposeInto(dS, KB, nr, nc, dST, QB);
+      transposeRows(P, 0, KB, nr, nc, PT, QB);
+      transposeRows(dS, 0, KB, nr, nc, dST, QB);
       matmulABt(PT, 0, QB, nc, dyT, qb * dv * QB, QB, dv, nr, gv, j0 * dv, dv, true);
       matmulABt(dS, 0, KB, nr, kT, kb * dk * KB, KB, dk, nc, gq, i0 * dk, dk, true);
       matmulABt(dST, 0, QB, nc, qT, qb * dk * QB, QB, dk, nr, gk, j0 * dk, dk, true);
