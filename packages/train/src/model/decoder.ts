@@ -2,7 +2,7 @@
 // residual) → RMSNorm → tied output. Vector tasks swap the embedding and the tied output for
 // input and output projections. Mixers are tfjs-layers Layers supplied by a factory.
 import type { OvqConfig } from '@ovq/core';
-import { denseProduct, explicitMatMul } from '@ovq/tfjs';
+import { denseProduct } from '@ovq/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../tasks/random.js';
 import { type MixerKind, mixerSchedule } from './mixers.js';
@@ -224,21 +224,18 @@ export class Decoder {
   /**
    * Logits (or predictions) [S, out] at S flat positions `b·T + t` only. MQAR and NIAH score a
    * few positions per sequence, so skipping the vocabulary-wide head elsewhere is most of a
-   * step's work at vocabulary 8,192. Rows are picked by a one-hot product (explicit transposes
-   * both ways): tfjs-wasm has no UnsortedSegmentSum for a gather's gradient.
+   * step's work at vocabulary 8,192. Rows are picked by the embedding's gather (`gatherRows`).
    */
   forwardAt(inputs: tf.Tensor, positions: Int32Array): tf.Tensor {
     const h = this.residualStream(inputs);
     const rows = (h.shape[0] as number) * (h.shape[1] as number);
-    const pick = new Float32Array(positions.length * rows);
     positions.forEach((p, i) => {
       if (!Number.isInteger(p) || p < 0 || p >= rows)
         throw new Error(`positions[${i}]: got ${p}; expected an integer in [0, ${rows})`);
-      pick[i * rows + p] = 1;
     });
-    const picked = explicitMatMul(
-      tf.tensor2d(pick, [positions.length, rows]),
+    const picked = gatherRows(
       tf.reshape(h, [rows, h.shape[2] as number]),
+      tf.tensor1d(positions, 'int32'),
     );
     return this.head(picked);
   }
@@ -428,13 +425,18 @@ export class Decoder {
   }
 }
 
-/**
- * Rows of E [V, D] for token ids [B, T] → [B, T, D]. A gather forward and a scatter-add (tfjs's
- * scatterND sums repeated ids) for dE: tfjs's own gather gradient needs UnsortedSegmentSum, which
- * the wasm backend lacks, and a one-hot product costs 2·B·T·V·D FLOPs each way (most of a step at
- * vocabulary 8,192).
- */
+/** Rows of E [V, D] for token ids [B, T] → [B, T, D] (the gather below). */
 export function embedTokens(ids: tf.Tensor, table: tf.Tensor): tf.Tensor {
+  return gatherRows(table, ids);
+}
+
+/**
+ * Rows of table [V, D] at integer ids of any shape → [...ids.shape, D]: a gather forward and a
+ * scatter-add (tfjs's scatterND sums repeated ids) for the table's gradient. tfjs's own gather
+ * gradient needs UnsortedSegmentSum, which the wasm backend lacks, and a one-hot product costs
+ * 2·ids·V·D FLOPs each way (most of a step at vocabulary 8,192).
+ */
+function gatherRows(table: tf.Tensor, ids: tf.Tensor): tf.Tensor {
   const [vocab, width] = table.shape as [number, number];
   const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [idx, e, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
