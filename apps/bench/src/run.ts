@@ -1,5 +1,5 @@
 // Runs one suite end to end: registry, suite(s), JSON + HTML report, optional comparison.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compareReports, formatComparison } from './compare.js';
@@ -49,16 +49,29 @@ export type RunOptions = {
   command: string[];
 };
 
-/** The trainer's regime results, relative to this file (src/ or dist/ of apps/bench). */
-const REGIME = join(dirname(fileURLToPath(import.meta.url)), '../../trainer/results/regime.json');
+/** The trainer's regime results folder, relative to this file (src/ or dist/ of apps/bench). */
+const TRAINER_RESULTS = join(dirname(fileURLToPath(import.meta.url)), '../../trainer/results');
+
+/** Every regime results file the trainer has written: regime.json first, then pilots by name. */
+export function regimeFiles(): string[] {
+  if (!existsSync(TRAINER_RESULTS)) return [];
+  return readdirSync(TRAINER_RESULTS)
+    .filter((f) => /^regime.*\.json$/.test(f))
+    .sort((a, b) => (a === 'regime.json' ? -1 : b === 'regime.json' ? 1 : a.localeCompare(b)))
+    .map((f) => join(TRAINER_RESULTS, f));
+}
 
 /** Other tools' results the report shows when they exist (their JSON is embedded as it is). */
 function attachments(out: string): NonNullable<BenchReport['attachments']> {
   const found: NonNullable<BenchReport['attachments']> = [];
-  for (const [title, path] of [
+  const sources: [string, string][] = [
     ['Training speed (ovq-bench train-speed)', join(out, 'train-speed.json')],
-    ['OVQ in its own regime (apps/trainer/results/regime.json)', REGIME],
-  ] as const) {
+    ...regimeFiles().map((path): [string, string] => [
+      `OVQ in its own regime (apps/trainer/results/${relative(TRAINER_RESULTS, path)})`,
+      path,
+    ]),
+  ];
+  for (const [title, path] of sources) {
     if (!existsSync(path)) continue;
     try {
       found.push({
