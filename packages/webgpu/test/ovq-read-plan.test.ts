@@ -7,7 +7,7 @@ import type { OvqConfig } from '@ovq/core';
 import { assertClose } from '@ovq/core/testing';
 import { describe, expect, it } from 'vitest';
 import { TensorScope } from '../src/gpu/tensor.js';
-import { readTiling } from '../src/kernels/ovq-read/tiling.js';
+import { readTiling } from '../src/kernels/ovq/read/tiling.js';
 import { decodeTrace } from '../src/ovq/api.js';
 import { CHUNKS_PER_SUBMIT, ovqForwardGpu, readPlan } from '../src/ovq/forward.js';
 import { createGpuOvqState, readOvqState } from '../src/ovq/state.js';

@@ -11,7 +11,7 @@ import {
   type HeadsDims,
   requireNonNegativeInt,
 } from '../gpu/validate.js';
-import { traceLayout } from '../kernels/ovq-absorb/spawn.js';
+import { traceLayout } from '../kernels/ovq/absorb/spawn.js';
 import { ovqBackwardGpu } from './backward.js';
 import { type ForwardRecord, ovqForwardGpu } from './forward.js';
 import { createGpuOvqState, type GpuOvqState, readOvqState } from './state.js';

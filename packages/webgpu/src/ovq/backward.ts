@@ -14,16 +14,12 @@ import { ceilDiv, grid2d } from '../gpu/program.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
 import { checkTensor } from '../gpu/validate.js';
-import {
-  OvqEmaScatterProgram,
-  OvqGradOutProgram,
-  OvqPackDictionaryProgram,
-  OvqReplayAbsorbProgram,
-  OvqScatterGradProgram,
-  OvqStatsProgram,
-  OvqSumBetaProgram,
-} from '../kernels/ovq-backward/prep.js';
-import { OvqColumnGradProgram, OvqQueryGradProgram } from '../kernels/ovq-backward/read-grad.js';
+import { OvqGradOutProgram } from '../kernels/ovq/backward/grad-out.js';
+import { OvqPackDictionaryProgram } from '../kernels/ovq/backward/pack.js';
+import { OvqColumnGradProgram, OvqQueryGradProgram } from '../kernels/ovq/backward/read-grad.js';
+import { OvqReplayAbsorbProgram } from '../kernels/ovq/backward/replay.js';
+import { OvqEmaScatterProgram, OvqScatterGradProgram } from '../kernels/ovq/backward/scatter.js';
+import { OvqStatsProgram, OvqSumBetaProgram } from '../kernels/ovq/backward/stats.js';
 import { NormalizeBackwardProgram } from '../kernels/rows/rows.js';
 import { CHUNKS_PER_SUBMIT, type ForwardRecord, ovqForwardGpu } from './forward.js';
 import type { GpuOvqState } from './state.js';

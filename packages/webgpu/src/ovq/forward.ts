@@ -11,10 +11,10 @@ import { ceilDiv, grid2d } from '../gpu/program.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
 import { checkTensor, requireNonNegativeInt } from '../gpu/validate.js';
-import { OvqSpawnAssignProgram, traceLayout } from '../kernels/ovq-absorb/spawn.js';
-import { OvqCheckpointProgram } from '../kernels/ovq-backward/prep.js';
-import { OvqReadCombineProgram, OvqReadProgram, partialLayout } from '../kernels/ovq-read/read.js';
-import { readTiling } from '../kernels/ovq-read/tiling.js';
+import { OvqSpawnAssignProgram, traceLayout } from '../kernels/ovq/absorb/spawn.js';
+import { OvqCheckpointProgram } from '../kernels/ovq/backward/pack.js';
+import { OvqReadCombineProgram, OvqReadProgram, partialLayout } from '../kernels/ovq/read/read.js';
+import { readTiling } from '../kernels/ovq/read/tiling.js';
 import { CopyRowsProgram } from '../kernels/rows/rows.js';
 import type { GpuOvqState } from './state.js';
 

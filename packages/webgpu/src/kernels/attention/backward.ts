@@ -2,7 +2,8 @@
 // the saved log-sum-exp). Query side: dq and the per-query part of d(scale). Key side: dk, dv.
 // Each thread owns its output row, so there are no atomics and the sums run in a fixed order.
 import type { Binding, Program } from '../../gpu/program.js';
-import { dimConsts, loadVecFn, storeVecFn } from '../wgsl.js';
+import { forTileRows, stageRows, tileArray, tileScalars } from '../shared/staging.js';
+import { dimConsts, loadVecFn, storeVecFn } from '../shared/wgsl.js';
 
 /** out[r] = a_r · b_r, one thread per row (Δ_t = dO_t · O_t). */
 export class RowDotProgram implements Program {
@@ -74,9 +75,7 @@ export class AttentionBackwardQueryProgram implements Program {
     return /* wgsl */ `
 ${common(dk, dv)}${storeVecFn('stDq', 'dq', 'DK', dk)}
 const TR: u32 = ${tile}u;
-var<workgroup> Ks: array<vec4<f32>, ${tile * Math.ceil(dk / 4)}>;
-var<workgroup> Vs: array<vec4<f32>, ${tile * Math.ceil(dv / 4)}>;
-
+${tileArray('Ks', tile, dk)}${tileArray('Vs', tile, dv)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let head = wid.y;
@@ -96,18 +95,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var dsSum = 0.0;
   let kEnd = min(P.T, (wid.x + 1u) * WG_X);
   for (var s0 = 0u; s0 < kEnd; s0 += TR) {
-    for (var e = lid.x; e < TR * DK4; e += WG_X) {
-      let s = s0 + e / DK4;
-      var x = vec4<f32>(0.0);
-      if (s < kEnd) { x = ldK((head * P.T + s) * DK, e % DK4); }
-      Ks[e] = x;
-    }
-    for (var e = lid.x; e < TR * DV4; e += WG_X) {
-      let s = s0 + e / DV4;
-      var x = vec4<f32>(0.0);
-      if (s < kEnd) { x = ldV((head * P.T + s) * DV, e % DV4); }
-      Vs[e] = x;
-    }
+${stageRows({ into: 'Ks', dim4: 'DK4', row: 's', from: 's0', end: 'kEnd', load: (c) => `x = ldK((head * P.T + s) * DK, ${c});` })}${stageRows({ into: 'Vs', dim4: 'DV4', row: 's', from: 's0', end: 'kEnd', load: (c) => `x = ldV((head * P.T + s) * DV, ${c});` })}
     workgroupBarrier();
     let n = min(TR, kEnd - s0);
     for (var r = 0u; r < n; r++) {
@@ -158,11 +146,7 @@ export class AttentionBackwardKeyProgram implements Program {
     return /* wgsl */ `
 ${common(dk, dv)}${storeVecFn('stDk', 'dk', 'DK', dk)}${storeVecFn('stDv', 'dv', 'DV', dv)}
 const TR: u32 = ${tile}u;
-var<workgroup> Qs: array<vec4<f32>, ${tile * Math.ceil(dk / 4)}>;
-var<workgroup> Gs: array<vec4<f32>, ${tile * Math.ceil(dv / 4)}>;
-var<workgroup> Ls: array<f32, ${tile}>;
-var<workgroup> Ds: array<f32, ${tile}>;
-
+${tileArray('Qs', tile, dk)}${tileArray('Gs', tile, dv)}${tileScalars('Ls', tile)}${tileScalars('Ds', tile)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let head = wid.y;
@@ -178,26 +162,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   // Causal: queries before this block's first key never see it.
   for (var t0 = wid.x * WG_X; t0 < P.T; t0 += TR) {
-    for (var e = lid.x; e < TR * DK4; e += WG_X) {
-      let t = t0 + e / DK4;
-      var x = vec4<f32>(0.0);
-      if (t < P.T) { x = ldQ((head * P.T + t) * DK, e % DK4); }
-      Qs[e] = x;
-    }
-    for (var e = lid.x; e < TR * DV4; e += WG_X) {
-      let t = t0 + e / DV4;
-      var x = vec4<f32>(0.0);
-      if (t < P.T) { x = ldG((head * P.T + t) * DV, e % DV4); }
-      Gs[e] = x;
-    }
-    for (var e = lid.x; e < TR; e += WG_X) {
-      let t = t0 + e;
+${stageRows({ into: 'Qs', dim4: 'DK4', row: 't', from: 't0', end: 'P.T', load: (c) => `x = ldQ((head * P.T + t) * DK, ${c});` })}${stageRows({ into: 'Gs', dim4: 'DV4', row: 't', from: 't0', end: 'P.T', load: (c) => `x = ldG((head * P.T + t) * DV, ${c});` })}${forTileRows(
+  't',
+  't0',
+  `
       var a = 0.0;
       var b = 0.0;
       if (t < P.T) { a = lse[head * P.T + t]; b = delta[head * P.T + t]; }
       Ls[e] = a;
-      Ds[e] = b;
-    }
+      Ds[e] = b;`,
+)}
     workgroupBarrier();
     let n = min(TR, P.T - t0);
     for (var r = 0u; r < n; r++) {

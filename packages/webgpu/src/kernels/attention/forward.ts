@@ -2,7 +2,9 @@
 // staged through workgroup memory a tile at a time, online (max-subtracted) softmax. Layout
 // [heads, T, d] row-major for q, k, v and the output; `lse` [heads, T] is kept for the backward.
 import type { Binding, Program } from '../../gpu/program.js';
-import { dimConsts, loadVecFn, NEG_BIG, storeVecFn } from '../wgsl.js';
+import { EXP_LIVE_WGSL, onlineMax } from '../shared/online-softmax.js';
+import { stageRows, tileArray } from '../shared/staging.js';
+import { dimConsts, loadVecFn, NEG_BIG, storeVecFn } from '../shared/wgsl.js';
 
 export class AttentionForwardProgram implements Program {
   readonly shaderKey: string;
@@ -34,9 +36,7 @@ export class AttentionForwardProgram implements Program {
     return /* wgsl */ `
 ${dimConsts('DK', dk)}${dimConsts('DV', dv)}
 const TR: u32 = ${tile}u;
-var<workgroup> Ks: array<vec4<f32>, ${tile * Math.ceil(dk / 4)}>;
-var<workgroup> Vs: array<vec4<f32>, ${tile * Math.ceil(dv / 4)}>;
-${loadVecFn('ldQ', 'q', 'DK', dk)}${loadVecFn('ldK', 'k', 'DK', dk)}${loadVecFn('ldV', 'v', 'DV', dv)}${storeVecFn('stOut', 'out', 'DV', dv)}
+${tileArray('Ks', tile, dk)}${tileArray('Vs', tile, dv)}${EXP_LIVE_WGSL}${loadVecFn('ldQ', 'q', 'DK', dk)}${loadVecFn('ldK', 'k', 'DK', dk)}${loadVecFn('ldV', 'v', 'DV', dv)}${storeVecFn('stOut', 'out', 'DV', dv)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let head = wid.y;
@@ -50,18 +50,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   // Causal: this block's queries never look past its last query (uniform across the workgroup).
   let kEnd = min(P.T, (wid.x + 1u) * WG_X);
   for (var s0 = 0u; s0 < kEnd; s0 += TR) {
-    for (var e = lid.x; e < TR * DK4; e += WG_X) {
-      let s = s0 + e / DK4;
-      var x = vec4<f32>(0.0);
-      if (s < kEnd) { x = ldK((head * P.T + s) * DK, e % DK4); }
-      Ks[e] = x;
-    }
-    for (var e = lid.x; e < TR * DV4; e += WG_X) {
-      let s = s0 + e / DV4;
-      var x = vec4<f32>(0.0);
-      if (s < kEnd) { x = ldV((head * P.T + s) * DV, e % DV4); }
-      Vs[e] = x;
-    }
+${stageRows({ into: 'Ks', dim4: 'DK4', row: 's', from: 's0', end: 'kEnd', load: (c) => `x = ldK((head * P.T + s) * DK, ${c});` })}${stageRows({ into: 'Vs', dim4: 'DV4', row: 's', from: 's0', end: 'kEnd', load: (c) => `x = ldV((head * P.T + s) * DV, ${c});` })}
     workgroupBarrier();
     let n = min(TR, kEnd - s0);
     for (var r = 0u; r < n; r++) {
@@ -69,13 +58,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         var dq = 0.0;
         for (var i = 0u; i < DK4; i++) { dq = dq + dot(qr[i], Ks[r * DK4 + i]); }
         let lg = P.scale * dq;
-        if (lg > m) {
-          let c = exp(m - lg);
-          l = l * c;
-          for (var i = 0u; i < DV4; i++) { acc[i] = acc[i] * c; }
-          m = lg;
-        }
-        let p = exp(lg - m);
+        ${onlineMax({ m: 'm', l: 'l', x: 'lg', scale: 'c', declare: true, next: 'mn' })}
+        if (mn > m) { for (var i = 0u; i < DV4; i++) { acc[i] = acc[i] * c; } }
+        m = mn;
+        let p = expLive(lg, m);
         l = l + p;
         for (var i = 0u; i < DV4; i++) { acc[i] = acc[i] + p * Vs[r * DV4 + i]; }
       }

@@ -5,6 +5,7 @@
 // per chunk of C tokens; the state at every chunk boundary goes to `ckpt` [BH, chunks+1, dk, dv]
 // (slot c: the state before chunk c), which also carries the state from one dispatch to the next.
 import type { Binding, Program } from '../../gpu/program.js';
+import { l2Norm } from '../shared/l2.js';
 
 /** Keys padded to whole vec4s (zeros), as written by the normalise kernel. */
 export function paddedKeyDim(dk: number): number {
@@ -78,12 +79,8 @@ export class GdnNormalizeProgram implements Program {
   body(): string {
     return /* wgsl */ `${gdnConstants(this.dk, 1)}
 fn normalizeRow(src: u32, dst: u32, isQuery: bool) -> f32 {
-  var s = 0.0;
-  for (var i = 0u; i < DK; i++) {
-    let x = select(k[src + i], q[src + i], isQuery);
-    s = s + x * x;
-  }
-  let n = max(sqrt(s), NORM_EPS);
+  ${l2Norm('norm', 'DK', (d) => `select(k[src + ${d}], q[src + ${d}], isQuery)`)}
+  let n = normDiv;
   for (var i = 0u; i < DKP; i++) {
     var x = 0.0;
     if (i < DK) { x = select(k[src + i], q[src + i], isQuery) / n; }

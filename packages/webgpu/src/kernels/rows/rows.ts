@@ -2,6 +2,7 @@
 // strides/offsets, optionally L2-normalising each row (x / max(‖x‖, 1e-12), as the reference),
 // and the matching backward (dx = (dx̂ − x̂(x̂·dx̂)) / max(‖x‖, 1e-12)).
 import type { Binding, Program } from '../../gpu/program.js';
+import { l2Norm, l2NormalizeBackward } from '../shared/l2.js';
 
 export class CopyRowsProgram implements Program {
   readonly shaderKey: string;
@@ -40,9 +41,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let t = (head * P.dstRowsPerHead + P.dstOffset + r) * D;
   ${
     this.normalize
-      ? `var sq = 0.0;
-  for (var d = 0u; d < D; d++) { let x = src[s + d]; sq = sq + x * x; }
-  let inv = 1.0 / max(sqrt(sq), 1e-12);
+      ? `${l2Norm('norm', 'D', (d) => `src[s + ${d}]`)}
+  let inv = 1.0 / normDiv;
   for (var d = 0u; d < D; d++) { dst[t + d] = src[s + d] * inv; }`
       : `for (var d = 0u; d < D; d++) { dst[t + d] = src[s + d]; }`
   }
@@ -77,16 +77,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let r = gid.x + gid.y * nwg.x * WG_X;
   if (r >= P.rows) { return; }
   let base = r * D;
-  var sq = 0.0;
-  for (var d = 0u; d < D; d++) { let v = x[base + d]; sq = sq + v * v; }
-  let norm = sqrt(sq);
-  let divisor = max(norm, 1e-12);
-  var proj = 0.0;
-  // Below the clamp the divisor is constant, so the projection term vanishes.
-  if (norm > 1e-12) {
-    for (var d = 0u; d < D; d++) { proj = proj + (x[base + d] / divisor) * dxHat[base + d]; }
-  }
-  for (var d = 0u; d < D; d++) { dx[base + d] = (dxHat[base + d] - (x[base + d] / divisor) * proj) / divisor; }
+  ${l2NormalizeBackward(
+    'D',
+    (d) => `x[base + ${d}]`,
+    (d) => `dxHat[base + ${d}]`,
+    (d, v) => `dx[base + ${d}] = ${v}`,
+  )}
 }`;
   }
 }

@@ -5,9 +5,9 @@
 // counts. Decisions go to `trace` (traceLayout). The argmax has a fixed shape (a tree, or subgroup
 // max/min then an in-order scan) and the M-step sums members in token order: the same bits every
 // run, and the same formula the backward replays (OvqReplayAbsorbProgram).
-import type { Binding, Program } from '../../gpu/program.js';
-import { partialLayout } from '../ovq-read/read.js';
-import { dimConsts, loadVecFn, POS_BIG } from '../wgsl.js';
+import type { Binding, Program } from '../../../gpu/program.js';
+import { dimConsts, loadVecFn, POS_BIG } from '../../shared/wgsl.js';
+import { partialLayout } from '../read/read.js';
 
 /**
  * One absorb's record in `trace` (i32, stride 6C + 1 per head and absorb): the row of each token,

@@ -15,13 +15,12 @@
 // first (working index < P0) and this call's tokens after; queries/outputs are [heads, T, d] with
 // T = L − P0. Dictionary: [heads, N, d] rows, counts [heads, N].
 // Partials: part[head, K slots, PM partials, CP = min(C, L) positions, W = dv + 4] (partialLayout).
-import type { Binding, Program } from '../../gpu/program.js';
-import { dimConsts, loadVecFn, NEG_BIG, POS_BIG, storeVecFn } from '../wgsl.js';
+import type { Binding, Program } from '../../../gpu/program.js';
+import { EXP_LIVE_WGSL, onlineMax } from '../../shared/online-softmax.js';
+import { forTileRows, stageRows, tileArray, tileScalars } from '../../shared/staging.js';
+import { dimConsts, loadVecFn, NEG_BIG, POS_BIG, storeVecFn } from '../../shared/wgsl.js';
 
 export type ReadKind = 'dot' | 'gaussian';
-
-/** A logit or running max above this is live; ${NEG_BIG} marks masked rows and empty partials. */
-const LIVE = '-1.0e38';
 
 /** How a read workgroup is laid out (chosen per adapter by `readTiling`). */
 export type ReadTiling = {
@@ -47,6 +46,25 @@ export function partialLayout(dv: number) {
 export const PART_INDEX_WGSL = `
 fn partBase(head: u32, slot: u32, p: u32, j: u32) -> u32 { return (((head * P.K + slot) * P.PM + p) * P.CP + j) * W; }
 `;
+
+/**
+ * WGSL: per staged row e of the tile (row index `s`, rows before `c1`), Bias[e] = ln(count) for a
+ * dictionary row (phase 0), 0 for a pending key, and Half[e] = ½‖Ks row‖² (Gaussian read only).
+ * Shared by the read and its backward so both see the same logits.
+ */
+export function stageRowPrior(count: (s: string) => string): string {
+  return forTileRows(
+    's',
+    's0',
+    `
+        var b = 0.0;
+        if (phase == 0u && s < c1) { b = log(${count('s')}); }
+        Bias[e] = b;
+        var h = 0.0;
+        if (GAUSSIAN) { for (var i = 0u; i < DK4; i++) { h = h + dot(Ks[e * DK4 + i], Ks[e * DK4 + i]); } }
+        Half[e] = 0.5 * h;`,
+  );
+}
 
 export class OvqReadProgram implements Program {
   readonly shaderKey: string;
@@ -113,12 +131,8 @@ const RQ: u32 = ${perThread}u;
 const QT: u32 = WG_X / RL;
 const RPL: u32 = ${rowsPerLane}u;
 const GAUSSIAN: bool = ${gaussian};
-var<workgroup> Ks: array<vec4<f32>, ${tile * Math.ceil(dk / 4)}>;
-var<workgroup> Vs: array<vec4<f32>, ${tile * Math.ceil(dv / 4)}>;
-// Per staged row: ln(count) (0 for pending keys) and ½‖key‖² (Gaussian read only).
-var<workgroup> Bias: array<f32, ${tile}>;
-var<workgroup> Half: array<f32, ${tile}>;
-${loadVecFn('ldQ', 'qh', 'DK', dk)}${loadVecFn('ldKw', 'kw', 'DK', dk)}${loadVecFn('ldVw', 'vw', 'DV', dv)}${loadVecFn('ldDk', 'Dk', 'DK', dk)}${loadVecFn('ldDv', 'Dv', 'DV', dv)}${PART_INDEX_WGSL}
+${tileArray('Ks', tile, dk)}${tileArray('Vs', tile, dv)}// Per staged row: ln(count) (0 for pending keys) and ½‖key‖² (Gaussian read only).
+${tileScalars('Bias', tile)}${tileScalars('Half', tile)}${EXP_LIVE_WGSL}${loadVecFn('ldQ', 'qh', 'DK', dk)}${loadVecFn('ldKw', 'kw', 'DK', dk)}${loadVecFn('ldVw', 'vw', 'DV', dv)}${loadVecFn('ldDk', 'Dk', 'DK', dk)}${loadVecFn('ldDv', 'Dv', 'DV', dv)}${PART_INDEX_WGSL}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let head = wid.y;
@@ -160,34 +174,24 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       if (split == 0u) { c1 = P.qe; }
     }
     for (var s0 = c0; s0 < c1; s0 += TR) {
-      for (var e = lid.x; e < TR * DK4; e += WG_X) {
-        let s = s0 + e / DK4;
-        var x = vec4<f32>(0.0);
-        if (s < c1) {
-          if (phase == 0u) { x = ldDk((head * P.N + s) * DK, e % DK4); } else { x = ldKw((head * P.L + s) * DK, e % DK4); }
-        }
-        Ks[e] = x;
-      }
-      for (var e = lid.x; e < TR * DV4; e += WG_X) {
-        let s = s0 + e / DV4;
-        var x = vec4<f32>(0.0);
-        if (s < c1) {
-          if (phase == 0u) { x = ldDv((head * P.N + s) * DV, e % DV4); } else { x = ldVw((head * P.L + s) * DV, e % DV4); }
-        }
-        Vs[e] = x;
-      }
-      workgroupBarrier();
-      for (var e = lid.x; e < TR; e += WG_X) {
-        let s = s0 + e;
-        var b = 0.0;
-        if (phase == 0u && s < c1) { b = log(cnt[head * P.N + s]); }
-        Bias[e] = b;
-        var h = 0.0;
-        if (GAUSSIAN) {
-          for (var i = 0u; i < DK4; i++) { h = h + dot(Ks[e * DK4 + i], Ks[e * DK4 + i]); }
-        }
-        Half[e] = 0.5 * h;
-      }
+${stageRows({
+  into: 'Ks',
+  dim4: 'DK4',
+  row: 's',
+  from: 's0',
+  end: 'c1',
+  load: (c) =>
+    `if (phase == 0u) { x = ldDk((head * P.N + s) * DK, ${c}); } else { x = ldKw((head * P.L + s) * DK, ${c}); }`,
+})}${stageRows({
+  into: 'Vs',
+  dim4: 'DV4',
+  row: 's',
+  from: 's0',
+  end: 'c1',
+  load: (c) =>
+    `if (phase == 0u) { x = ldDv((head * P.N + s) * DV, ${c}); } else { x = ldVw((head * P.L + s) * DV, ${c}); }`,
+})}
+      workgroupBarrier();${stageRowPrior((s) => `cnt[head * P.N + ${s}]`)}
       workgroupBarrier();
       let rows = min(TR, c1 - s0);
       let near = phase == 0u && P.near == 1u;
@@ -220,12 +224,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       }
       var rescale = false;
       for (var a = 0u; a < RQ; a++) {
-        let mn = max(m[a], tmax[a]);
-        scale[a] = 0.0;
-        // Never exp() a sentinel: SwiftShader's exp(−3e38) is not 0.
-        if (m[a] > ${LIVE}) { scale[a] = exp(m[a] - mn); }
+        ${onlineMax({ m: 'm[a]', l: 'l[a]', x: 'tmax[a]', scale: 'scale[a]', next: 'mn' })}
         if (mn > m[a]) { rescale = true; }
-        l[a] = l[a] * scale[a];
         m[a] = mn;
       }
       if (rescale) {
@@ -237,8 +237,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let r = min(lane + rr * RL, TR - 1u);
         for (var a = 0u; a < RQ; a++) {
           let x = lg[a * RPL + rr];
-          p[a] = 0.0;
-          if (x > ${LIVE}) { p[a] = exp(x - m[a]); }
+          p[a] = expLive(x, m[a]);
           l[a] = l[a] + p[a];
         }
         for (var i = 0u; i < DV4; i++) {
@@ -308,7 +307,7 @@ export class OvqReadCombineProgram implements Program {
     return /* wgsl */ `
 ${dimConsts('DV', dv)}const C: u32 = ${chunk}u;
 const W: u32 = ${partialLayout(dv).width}u;
-${PART_INDEX_WGSL}${loadVecFn('ldPart', 'part', 'DV', dv)}${storeVecFn('stOut', 'out', 'DV', dv)}
+${PART_INDEX_WGSL}${EXP_LIVE_WGSL}${loadVecFn('ldPart', 'part', 'DV', dv)}${storeVecFn('stOut', 'out', 'DV', dv)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let head = gid.y;
@@ -323,8 +322,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   for (var p = 0u; p < P.parts; p++) {
     let b = partBase(head, slot, p, j);
     let mp = part[b + DV];
-    var f = 0.0;
-    if (mp > ${LIVE}) { f = exp(mp - mx); }
+    let f = expLive(mp, mx);
     l = l + part[b + DV + 1u] * f;
     for (var i = 0u; i < DV4; i++) { s[i] = s[i] + f * ldPart(b, i); }
   }

@@ -2,8 +2,8 @@
 // invocations), then sized to the head dimensions. Software adapters land in the same rows as GPUs
 // with the same limits; the values were picked by measuring on llvmpipe and SwiftShader (see
 // BENCHMARKS.md) and are meant to be re-tuned on real GPUs with bench/gpu-check.sh.
-import type { DeviceCaps } from '../../device/limits.js';
-import { TILE_CAP, tileRows, type Variant } from '../../device/variants.js';
+import type { DeviceCaps } from '../../../device/limits.js';
+import { TILE_CAP, tileRows, type Variant } from '../../../device/variants.js';
 import type { ReadTiling } from './read.js';
 
 type Row = {

@@ -8,9 +8,10 @@
 // centred on the head's first value m (any constant leaves the exact result unchanged), and the
 // query kernel recomputes Δ = Σⱼ pⱼ dy·(vⱼ − m) from the very p it uses (a first pass over the
 // columns) and stores it for the column kernel, instead of taking dy·y from the forward output.
-import type { Binding, Program } from '../../gpu/program.js';
-import type { ReadKind } from '../ovq-read/read.js';
-import { dimConsts, loadVecFn, storeVecFn } from '../wgsl.js';
+import type { Binding, Program } from '../../../gpu/program.js';
+import { forTileRows, stageRows, tileArray, tileScalars } from '../../shared/staging.js';
+import { dimConsts, loadVecFn, storeVecFn } from '../../shared/wgsl.js';
+import { type ReadKind, stageRowPrior } from '../read/read.js';
 
 const PARAMS = [
   ['L', 'u32'],
@@ -61,11 +62,7 @@ export class OvqQueryGradProgram implements Program {
     return /* wgsl */ `
 ${common(dk, dv, this.read)}${storeVecFn('stDq', 'dqh', 'DK', dk)}
 const TR: u32 = ${tile}u;
-var<workgroup> Ks: array<vec4<f32>, ${tile * Math.ceil(dk / 4)}>;
-var<workgroup> Vs: array<vec4<f32>, ${tile * Math.ceil(dv / 4)}>;
-var<workgroup> Bias: array<f32, ${tile}>;
-var<workgroup> Half: array<f32, ${tile}>;
-
+${tileArray('Ks', tile, dk)}${tileArray('Vs', tile, dv)}${tileScalars('Bias', tile)}${tileScalars('Half', tile)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let head = wid.y;
@@ -91,33 +88,25 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     var c1 = P.n;
     if (phase == 1u) { c0 = P.cs; c1 = P.qe; }
     for (var s0 = c0; s0 < c1; s0 += TR) {
-      for (var e = lid.x; e < TR * DK4; e += WG_X) {
-        let s = s0 + e / DK4;
-        var x = vec4<f32>(0.0);
-        if (s < c1) {
-          if (phase == 0u) { x = ldBDk((head * P.N + s) * W, e % DK4); } else { x = ldKw((head * P.L + s) * DK, e % DK4); }
-        }
-        Ks[e] = x;
-      }
-      for (var e = lid.x; e < TR * DV4; e += WG_X) {
-        let s = s0 + e / DV4;
-        var x = vec4<f32>(0.0);
-        if (s < c1) {
-          if (phase == 0u) { x = ldBDv((head * P.N + s) * W + DK, e % DV4); } else { x = ldVw((head * P.L + s) * DV, e % DV4); }
-          x = x - mv[e % DV4];
-        }
-        Vs[e] = x;
-      }
-      workgroupBarrier();
-      for (var e = lid.x; e < TR; e += WG_X) {
-        let s = s0 + e;
-        var b = 0.0;
-        if (phase == 0u && s < c1) { b = log(BD[(head * P.N + s) * W + E]); }
-        Bias[e] = b;
-        var h = 0.0;
-        if (GAUSSIAN) { for (var i = 0u; i < DK4; i++) { h = h + dot(Ks[e * DK4 + i], Ks[e * DK4 + i]); } }
-        Half[e] = 0.5 * h;
-      }
+${stageRows({
+  into: 'Ks',
+  dim4: 'DK4',
+  row: 's',
+  from: 's0',
+  end: 'c1',
+  load: (c) =>
+    `if (phase == 0u) { x = ldBDk((head * P.N + s) * W, ${c}); } else { x = ldKw((head * P.L + s) * DK, ${c}); }`,
+})}${stageRows({
+  into: 'Vs',
+  dim4: 'DV4',
+  row: 's',
+  from: 's0',
+  end: 'c1',
+  load: (c) =>
+    `if (phase == 0u) { x = ldBDv((head * P.N + s) * W + DK, ${c}); } else { x = ldVw((head * P.L + s) * DV, ${c}); }
+          x = x - mv[${c}];`,
+})}
+      workgroupBarrier();${stageRowPrior((s) => `BD[(head * P.N + ${s}) * W + E]`)}
       workgroupBarrier();
       let cols = min(TR, c1 - s0);
       for (var r = 0u; r < cols; r++) {
@@ -183,11 +172,7 @@ export class OvqColumnGradProgram implements Program {
     return /* wgsl */ `
 ${common(dk, dv, this.read)}
 const TR: u32 = ${tile}u;
-var<workgroup> Qs: array<vec4<f32>, ${tile * Math.ceil(dk / 4)}>;
-var<workgroup> Gs: array<vec4<f32>, ${tile * Math.ceil(dv / 4)}>;
-var<workgroup> Ls: array<f32, ${tile}>;
-var<workgroup> Ds: array<f32, ${tile}>;
-
+${tileArray('Qs', tile, dk)}${tileArray('Gs', tile, dv)}${tileScalars('Ls', tile)}${tileScalars('Ds', tile)}
 fn addAt(at: u32, i: u32, v: vec4<f32>, dim: u32, toG: bool) {
   for (var j = 0u; j < 4u; j++) {
     let d = 4u * i + j;
@@ -227,26 +212,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (GAUSSIAN) { for (var i = 0u; i < DK4; i++) { half = half + dot(kr[i], kr[i]); } half = 0.5 * half; }
   var dlSum = 0.0;
   for (var t0 = P.qs; t0 < P.qe; t0 += TR) {
-    for (var e = lid.x; e < TR * DK4; e += WG_X) {
-      let t = t0 + e / DK4;
-      var x = vec4<f32>(0.0);
-      if (t < P.qe) { x = ldQ((head * P.T + t) * DK, e % DK4); }
-      Qs[e] = x;
-    }
-    for (var e = lid.x; e < TR * DV4; e += WG_X) {
-      let t = t0 + e / DV4;
-      var x = vec4<f32>(0.0);
-      if (t < P.qe) { x = ldG((head * P.T + t) * DV, e % DV4); }
-      Gs[e] = x;
-    }
-    for (var e = lid.x; e < TR; e += WG_X) {
-      let t = t0 + e;
+${stageRows({ into: 'Qs', dim4: 'DK4', row: 't', from: 't0', end: 'P.qe', load: (c) => `x = ldQ((head * P.T + t) * DK, ${c});` })}${stageRows({ into: 'Gs', dim4: 'DV4', row: 't', from: 't0', end: 'P.qe', load: (c) => `x = ldG((head * P.T + t) * DV, ${c});` })}${forTileRows(
+  't',
+  't0',
+  `
       var a = 0.0;
       var b = 0.0;
       if (t < P.qe) { a = stats[4u * (head * P.T + t)]; b = stats[4u * (head * P.T + t) + 1u]; }
       Ls[e] = a;
-      Ds[e] = b;
-    }
+      Ds[e] = b;`,
+)}
     workgroupBarrier();
     let rows = min(TR, P.qe - t0);
     for (var r = 0u; r < rows; r++) {

@@ -1,0 +1,93 @@
+// Rebuilds a chunk-start dictionary for the backward: absorbs replayed from a checkpoint with
+// the recorded decisions and the forward's own update formula, so the backward sees its bits.
+import type { Binding, Program } from '../../../gpu/program.js';
+import { memberFn } from '../absorb/update.js';
+
+/**
+ * Replay of absorb a on the packed dictionary BD from its recorded decisions (one thread per
+ * touched row and element): a spawned row starts as its seed with count 1, then every row with
+ * m > 0 members moves as in the forward, members summed in token order: `mode` 0 (`update: ema`)
+ * row + η·(Σ members / m − row) and count + m in one dispatch; for the running mean the values
+ * (mode 1: row + (Σ members − m·row)/(count + m), the forward's formula) and then the counts
+ * (mode 2) in two dispatches, so no thread reads a count another thread of its dispatch writes.
+ */
+export class OvqReplayAbsorbProgram implements Program {
+  readonly shaderKey: string;
+  readonly bindings: Binding[] = [
+    { name: 'kw', kind: 'read' },
+    { name: 'vw', kind: 'read' },
+    { name: 'trace', kind: 'read', type: 'i32' },
+    { name: 'BD', kind: 'rw' },
+  ];
+  readonly params = [
+    ['L', 'u32'],
+    ['cs', 'u32'],
+    ['n', 'u32'],
+    ['a', 'u32'],
+    ['A', 'u32'],
+    ['N', 'u32'],
+    ['rate', 'f32'],
+    ['mode', 'u32'],
+  ] as const;
+  readonly workgroupSize: readonly [number, number, number];
+  constructor(
+    readonly dk: number,
+    readonly dv: number,
+    readonly chunk: number,
+    wg: number,
+  ) {
+    this.shaderKey = `ovq-replay-absorb-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
+    this.workgroupSize = [wg, 1, 1];
+  }
+  body(): string {
+    return /* wgsl */ `
+const DK: u32 = ${this.dk}u;
+const DV: u32 = ${this.dv}u;
+const E: u32 = DK + DV;
+const W: u32 = E + 1u;
+${memberFn(this.chunk)}
+fn token(head: u32, j: u32, e: u32) -> f32 {
+  if (e < DK) { return kw[(head * P.L + P.cs + j) * DK + e]; }
+  return vw[(head * P.L + P.cs + j) * DV + e - DK];
+}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let head = gid.y;
+  let e = gid.x % W;
+  let g = gid.x / W;
+  if (g >= groupCount(head)) { return; }
+  let b = recordBase(head);
+  let i = u32(trace[b + T_GROUP_ROW + g]);
+  let start = u32(trace[b + T_GROUP_START + g]);
+  let end = start + u32(trace[b + T_GROUP_COUNT + g]);
+  let at = (head * P.N + i) * W + e;
+  if ((P.mode == 1u && e == E) || (P.mode == 2u && e != E)) { return; }
+  var s = 0.0;
+  var members = 0.0;
+  var x = 0.0;
+  var count = 1.0;
+  if (i >= P.n) {
+    let seed = u32(trace[b + T_SPAWNED + (i - P.n)]);
+    x = 1.0;
+    if (e < E) { x = token(head, seed, e); }
+  } else {
+    x = BD[at];
+    count = BD[(head * P.N + i) * W + E];
+  }
+  for (var p = start; p < end; p++) {
+    let j = u32(trace[b + T_ORDER + p]);
+    if (!isSeed(head, j, i)) {
+      members = members + 1.0;
+      if (e < E) { s = s + token(head, j, e); }
+    }
+  }
+  var y = x;
+  if (e == E) {
+    y = x + members;
+  } else if (members > 0.0) {
+    if (P.mode == 0u) { y = x + P.rate * (s / members - x); } else { y = x + (s - members * x) / (count + members); }
+  }
+  BD[at] = y;
+}`;
+  }
+}
