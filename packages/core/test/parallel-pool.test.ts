@@ -1,6 +1,8 @@
 // The worker pool: batched forward and backward give the same bytes for 1, 2 and 3 workers and
-// without a pool (per-head β included), inputs already in SharedArrayBuffers work in place, and
-// bad pools, failing and dying workers give clear errors instead of hanging.
+// without a pool (per-head β included), also when workers reuse their workspaces across calls of
+// other shapes; inputs already in SharedArrayBuffers work in place; non-finite inputs found by
+// the workers give the no-pool error with nothing written; bad pools, failing and dying workers
+// give clear errors instead of hanging.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,8 @@ import {
   ovqAttentionBatched,
   ovqAttentionBatchedBackward,
 } from '../src/chunked/index.js';
+import { serializeOvqState } from '../src/ovq/serialize.js';
+import { OvqState } from '../src/ovq/state.js';
 import { createOvqWorkerPool, type OvqWorkerPool } from '../src/parallel/index.js';
 import { injectFault } from '../src/parallel/pool.js';
 import { createRng, poisoned, randn } from '../src/testing/index.js';
@@ -190,6 +194,93 @@ describe('createOvqWorkerPool', () => {
     await expect(createOvqWorkerPool({ threads: 0 })).rejects.toThrow(
       /options.threads: got 0; expected a positive integer/,
     );
+  });
+
+  it('workers reuse workspaces across calls of other shapes: large, small, other dims, large again', async () => {
+    // A fresh pool, so that its workers' cached workspaces start from this sequence of calls.
+    const pool = await createOvqWorkerPool({ threads: 2 });
+    try {
+      const big = randomBatch(21, 2, 2, 200, 8);
+      const small = randomBatch(22, 1, 3, 70, 8);
+      const other = randomBatch(23, 1, 2, 90, 5);
+      const cBig = { chunkSize: 16, capacity: 40, beta: Float32Array.from([2, 5]) };
+      const cSmall = { chunkSize: 16, capacity: 8, beta: 3 };
+      const cOther = {
+        chunkSize: 8,
+        capacity: 12,
+        beta: 4,
+        update: { kind: 'ema' as const, rate: 0.3 },
+      };
+      const steps = [
+        [big, cBig],
+        [small, cSmall],
+        [other, cOther],
+        [big, cBig],
+        [small, cSmall],
+      ] as const;
+      for (const [i, [x, config]] of steps.entries()) {
+        const n = x.batch * x.heads * x.seqLen * x.valueDim;
+        const ref = ovqAttentionBatched(x, config);
+        const out = poisoned(n);
+        const got = ovqAttentionBatched(x, config, { pool, out });
+        expect(bytesOf(out), `step ${i}: output`).toBe(bytesOf(ref.output));
+        expect(got.traces, `step ${i}: traces`).toEqual(ref.traces);
+        for (let h = 0; h < ref.states.length; h++) {
+          expect(got.states[h]).toBeInstanceOf(OvqState);
+          expect(got.states[h].config, `step ${i}: head ${h} config`).toEqual(ref.states[h].config);
+          const a = Buffer.from(serializeOvqState(got.states[h])).toString('base64');
+          const b = Buffer.from(serializeOvqState(ref.states[h])).toString('base64');
+          expect(a, `step ${i}: head ${h} state bytes`).toBe(b);
+        }
+        // Continuing the states (rows and pending tokens travel to the workers) and the backward
+        // share the cached workspace with the forward.
+        const next = ovqAttentionBatched(x, config, { pool, states: got.states });
+        const nextRef = ovqAttentionBatched(x, config, { states: ref.states });
+        expect(bytesOf(next.output), `step ${i}: continued output`).toBe(bytesOf(nextRef.output));
+        const dOutput = Float32Array.from(randn(createRng(30 + i), n));
+        const nk = x.batch * x.heads * x.seqLen * x.keyDim;
+        const g = ovqAttentionBatchedBackward(x, config, dOutput, {
+          pool,
+          out: { dq: poisoned(nk), dk: poisoned(nk), dv: poisoned(n) },
+        });
+        const gRef = ovqAttentionBatchedBackward(x, config, dOutput);
+        for (const key of ['dq', 'dk', 'dv', 'dbetaPerHead'] as const) {
+          expect(bytesOf(g[key]), `step ${i}: ${key}`).toBe(bytesOf(gRef[key]));
+        }
+      }
+    } finally {
+      await pool.dispose();
+    }
+  }, 60_000);
+
+  it('a non-finite input found by the workers gives the no-pool error, with nothing written', () => {
+    const config = { chunkSize: 16, capacity: 20, beta: 2 };
+    const pool = pools[1];
+    const n = 6 * 1200;
+    for (const [name, at, value] of [
+      ['q', 4 * 1200 + 77, Number.NaN],
+      ['v', 5 * 1200 + 1199, Number.POSITIVE_INFINITY],
+      ['k', 3, Number.NEGATIVE_INFINITY],
+    ] as const) {
+      const bad = { ...x, [name]: x[name].slice() };
+      bad[name][at] = value;
+      const expected = new RegExp(`input\\.${name}: value at index ${at} is ${value}`);
+      expect(() => ovqAttentionBatched(bad, config)).toThrow(expected);
+      const out = new Float32Array(n).fill(7);
+      expect(() => ovqAttentionBatched(bad, config, { pool, out })).toThrow(OvqInputError);
+      expect(() => ovqAttentionBatched(bad, config, { pool, out })).toThrow(expected);
+      expect(out.every((y) => y === 7)).toBe(true);
+    }
+    const dOutput = Float32Array.from(randn(createRng(8), n));
+    dOutput[2 * 1200 + 5] = Number.NaN;
+    const dq = new Float32Array(n).fill(7);
+    expect(() => ovqAttentionBatchedBackward(x, config, dOutput, { pool, out: { dq } })).toThrow(
+      /dOutput: value at index 2405 is NaN/,
+    );
+    expect(dq.every((y) => y === 7)).toBe(true);
+    // The pool stays usable.
+    const again = ovqAttentionBatched(x, config, { pool });
+    expect(bytesOf(again.output)).toBe(bytesOf(ovqAttentionBatched(x, config).output));
   });
 
   it('a worker that throws fails the call with its error, and the pool stays usable', () => {

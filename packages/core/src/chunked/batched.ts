@@ -10,6 +10,7 @@
 import type { OvqState } from '../ovq/state.js';
 import type { OvqConfig, OvqTrace, ResolvedOvqConfig } from '../ovq/types.js';
 import { type OvqWorkerPool, runOnPool } from '../parallel/pool.js';
+import { rowsOfState } from '../parallel/state-rows.js';
 import {
   OvqInputError,
   requireFiniteArray,
@@ -26,7 +27,7 @@ import {
   rowsNeeded,
   traceFromTape,
 } from './forward.js';
-import { HeadWorkspace } from './head.js';
+import { HeadWorkspace, type StateRows } from './head.js';
 import { ReadScratch } from './read.js';
 
 /** Inputs of the batched form: [batch, heads, seqLen, dim] row-major arrays and their shape. */
@@ -77,7 +78,11 @@ export type BatchedGradients = {
 
 type BatchedDims = { heads: number; T: number; dk: number; dv: number };
 
-function validateBatched(input: BatchedSeq): BatchedDims {
+/**
+ * Checks the shape and the arrays of `input`. With `values` false the typed arrays' elements are
+ * not scanned for non-finite values (a pool's workers scan them in parallel; see runOnPool).
+ */
+function validateBatched(input: BatchedSeq, values = true): BatchedDims {
   if (typeof input !== 'object' || input === null) {
     throw new OvqInputError(
       'input',
@@ -90,10 +95,39 @@ function validateBatched(input: BatchedSeq): BatchedDims {
   const dk = requirePositiveInteger('input.keyDim', input.keyDim);
   const dv = requirePositiveInteger('input.valueDim', input.valueDim);
   const shape = 'batch*heads*seqLen';
-  requireFiniteArray('input.q', input.q, batch * heads * T * dk, `${shape}*keyDim`);
-  requireFiniteArray('input.k', input.k, batch * heads * T * dk, `${shape}*keyDim`);
-  requireFiniteArray('input.v', input.v, batch * heads * T * dv, `${shape}*valueDim`);
+  const check = values ? requireFiniteArray : requireTypedLength;
+  check('input.q', input.q, batch * heads * T * dk, `${shape}*keyDim`);
+  check('input.k', input.k, batch * heads * T * dk, `${shape}*keyDim`);
+  check('input.v', input.v, batch * heads * T * dv, `${shape}*valueDim`);
   return { heads: batch * heads, T, dk, dv };
+}
+
+/**
+ * requireFiniteArray without the scan of the values, for Float32/Float64 arrays only: anything
+ * else (a plain array may hold non-numbers) gets the full check here.
+ */
+function requireTypedLength(
+  argument: string,
+  array: unknown,
+  expected: number,
+  shape: string,
+): ArrayLike<number> {
+  if (!(array instanceof Float32Array || array instanceof Float64Array)) {
+    return requireFiniteArray(argument, array, expected, shape);
+  }
+  if (array.length !== expected) {
+    throw new OvqInputError(
+      argument,
+      `has ${array.length} values; expected ${shape} = ${expected}`,
+    );
+  }
+  return array;
+}
+
+/** Whether the pool's workers may scan the values: Float32/Float64 arrays only. */
+function isTypedInput(input: BatchedSeq, dOutput: ArrayLike<number> | null): boolean {
+  const typed = (x: unknown) => x instanceof Float32Array || x instanceof Float64Array;
+  return typed(input.q) && typed(input.k) && typed(input.v) && (dOutput === null || typed(dOutput));
 }
 
 /** Resolves the config and β of every head (b·heads + h). */
@@ -131,9 +165,52 @@ function resolveBatchedConfig(
 
 /** Where a head's initial state comes from and where its final state goes (thread or worker). */
 export type HeadStates = {
-  load(h: number): OvqState | undefined;
+  load(h: number): StateRows | undefined;
   store(h: number, ws: HeadWorkspace): void;
 };
+
+/**
+ * The workspace and scratch a pool worker keeps between calls: reused while the dims and chunk
+ * size match and its rows suffice, replaced (grown) when a call needs more. Reuse is as safe as
+ * reusing one workspace for the next head of a call, which every call does: a head starts from
+ * reset() or loadRows(). Dropped after a failed head (its scratch may be half-written).
+ */
+export class WorkspaceCache {
+  private ws: HeadWorkspace | null = null;
+  private read: ReadScratch | null = null;
+  private back: BackwardScratch | null = null;
+
+  /** A workspace and scratch for `job` (dims, chunk size, at least job.rowsCap rows). */
+  take(job: BatchedJob): { ws: HeadWorkspace; scratch: ReadScratch } {
+    const { config, dk, dv, rowsCap } = job;
+    const C = config.chunkSize;
+    let ws = this.ws;
+    if (
+      ws === null ||
+      ws.keyDim !== dk ||
+      ws.valueDim !== dv ||
+      ws.chunkSize !== C ||
+      ws.rowsCap < rowsCap
+    ) {
+      ws = new HeadWorkspace(dk, dv, config, rowsCap);
+      this.ws = ws;
+      this.read = null;
+      this.back = null;
+    }
+    if (job.kind === 'forward') {
+      this.read ??= new ReadScratch(C, ws.rowsCap, dk, dv);
+      return { ws, scratch: this.read };
+    }
+    this.back ??= new BackwardScratch(C, ws.rowsCap, dk, dv);
+    return { ws, scratch: this.back };
+  }
+
+  clear(): void {
+    this.ws = null;
+    this.read = null;
+    this.back = null;
+  }
+}
 
 /**
  * One batched call, as plain data: what `runBatchedHeads` needs on this thread or in a worker.
@@ -167,22 +244,34 @@ export type BatchedJob = {
 };
 
 /**
- * Runs heads `next()`, `next()`, … (until it returns −1) of a job with one workspace. The single
- * code path for every head, on this thread and in pool workers, which makes pool sizes agree.
+ * Runs heads `next()`, `next()`, … (until it returns −1) of a job with one workspace (from
+ * `cache` when given, else new). The single code path for every head, on this thread and in pool
+ * workers, which makes pool sizes agree (a workspace with more rows than needed gives the same
+ * bits: row capacity sets strides, never the order of a sum).
  */
-export function runBatchedHeads(job: BatchedJob, states: HeadStates, next: () => number): void {
+export function runBatchedHeads(
+  job: BatchedJob,
+  states: HeadStates,
+  next: () => number,
+  cache?: WorkspaceCache,
+): void {
   const { config, T, dk, dv, rowsCap, absorbsCap } = job;
   const C = config.chunkSize;
-  const ws = new HeadWorkspace(dk, dv, config, rowsCap);
   const forward = job.kind === 'forward';
-  const scratch = forward
-    ? new ReadScratch(C, rowsCap, dk, dv)
-    : new BackwardScratch(C, rowsCap, dk, dv);
+  const { ws, scratch } =
+    cache?.take(job) ??
+    (() => {
+      const fresh = new HeadWorkspace(dk, dv, config, rowsCap);
+      const s = forward
+        ? new ReadScratch(C, rowsCap, dk, dv)
+        : new BackwardScratch(C, rowsCap, dk, dv);
+      return { ws: fresh, scratch: s };
+    })();
   const seq = { q: job.q, k: job.k, v: job.v };
   for (let h = next(); h >= 0; h = next()) {
     const cfg = job.betas[h] === config.beta ? config : { ...config, beta: job.betas[h] };
     const init = forward ? states.load(h) : undefined;
-    if (init) ws.load(init, cfg);
+    if (init) ws.loadRows(init, cfg);
     else ws.reset(cfg);
     const absorbs = Math.floor(((forward ? ws.pendingCount : 0) + T) / C);
     job.absorbs[h] = absorbs;
@@ -209,6 +298,18 @@ export function runBatchedHeads(job: BatchedJob, states: HeadStates, next: () =>
       job.dbeta![h] = d;
     }
   }
+}
+
+/**
+ * The error for a non-finite value that a pool's workers found: the same OvqInputError (first
+ * bad value, same wording) as the scan on this thread gives without a pool.
+ */
+function rejectValues(input: BatchedSeq, dOutput: ArrayLike<number> | null): Error {
+  const { heads, T, dv } = validateBatched(input);
+  if (dOutput !== null) {
+    requireFiniteArray('dOutput', dOutput, heads * T * dv, 'batch*heads*seqLen*valueDim');
+  }
+  return new Error('@ovq/core worker pool: a worker reported a non-finite input value');
 }
 
 /** Head traces from a finished job's tapes. */
@@ -246,7 +347,8 @@ export function ovqAttentionBatched(
   config: BatchedOvqConfig,
   options: BatchedForwardOptions = {},
 ): { output: Float32Array; states: OvqState[]; traces: OvqTrace[] } {
-  const { heads, T, dk, dv } = validateBatched(input);
+  const scanOnPool = options.pool !== undefined && isTypedInput(input, null);
+  const { heads, T, dk, dv } = validateBatched(input, !scanOnPool);
   const { resolved, betas } = resolveBatchedConfig(config, input);
   const output =
     options.out === undefined
@@ -290,12 +392,14 @@ export function ovqAttentionBatched(
     sizeBefore: new Int32Array(heads * absorbsCap),
     absorbs: new Int32Array(heads),
   };
-  const states: OvqState[] = new Array(heads);
+  let states: OvqState[] = new Array(heads);
   if (options.pool !== undefined) {
-    const result = runOnPool(options.pool, 'options.pool', job, init);
-    for (let h = 0; h < heads; h++) states[h] = result.states[h];
+    const result = runOnPool(options.pool, 'options.pool', job, init, scanOnPool);
+    if (result === null) throw rejectValues(input, null);
+    states = result;
   } else {
-    runHere(job, { load: (h) => init?.[h], store: (h, ws) => (states[h] = ws.toState()) });
+    const load = (h: number) => (init ? rowsOfState(init[h]) : undefined);
+    runHere(job, { load, store: (h, ws) => (states[h] = ws.toState()) });
   }
   return { output, states, traces: tracesOf(job) };
 }
@@ -310,9 +414,11 @@ export function ovqAttentionBatchedBackward(
   dOutput: ArrayLike<number>,
   options: BatchedBackwardOptions = {},
 ): BatchedGradients {
-  const { heads, T, dk, dv } = validateBatched(input);
+  const scanOnPool = options.pool !== undefined && isTypedInput(input, dOutput);
+  const { heads, T, dk, dv } = validateBatched(input, !scanOnPool);
   const { resolved, betas } = resolveBatchedConfig(config, input);
-  requireFiniteArray('dOutput', dOutput, heads * T * dv, 'batch*heads*seqLen*valueDim');
+  const check = scanOnPool ? requireTypedLength : requireFiniteArray;
+  check('dOutput', dOutput, heads * T * dv, 'batch*heads*seqLen*valueDim');
   const out = options.out ?? {};
   const nk = heads * T * dk;
   const nv = heads * T * dv;
@@ -357,8 +463,10 @@ export function ovqAttentionBatchedBackward(
     absorbs: new Int32Array(heads),
   };
   const noStates: HeadStates = { load: () => undefined, store: () => {} };
-  if (options.pool !== undefined) runOnPool(options.pool, 'options.pool', job, undefined);
-  else runHere(job, noStates);
+  if (options.pool !== undefined) {
+    const result = runOnPool(options.pool, 'options.pool', job, undefined, scanOnPool);
+    if (result === null) throw rejectValues(input, dOutput);
+  } else runHere(job, noStates);
   let dbeta = 0;
   for (let h = 0; h < heads; h++) dbeta += dbetaPerHead[h];
   const beta = config.beta;

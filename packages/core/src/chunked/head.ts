@@ -1,6 +1,7 @@
 // The working state of one head on the chunked path: the dictionary in the layouts the kernels
 // want, the pending chunk, and the absorb step (decide, apply, undo). Allocated once per call and
-// reused across heads, so nothing here grows with the sequence length.
+// reused across heads (and, in pool workers, across calls), so nothing here grows with the
+// sequence length.
 
 import { randomSpawn } from '../ovq/dictionary.js';
 import { spawnCount } from '../ovq/growth.js';
@@ -11,6 +12,19 @@ import { matmulABt, screenScratch, spawnRows } from './kernels.js';
 import { nearestRowScreenWasm } from './wasm-dict.js';
 
 let nextResidentId = 1;
+
+/** A stream's contents as flat float64 rows: row means [size, dim], counts, pending tokens. */
+export type StateRows = {
+  size: number;
+  pendingCount: number;
+  tokensSeen: number;
+  rngState: number;
+  counts: ArrayLike<number>;
+  keys: ArrayLike<number>;
+  values: ArrayLike<number>;
+  pendingKeys: ArrayLike<number>;
+  pendingValues: ArrayLike<number>;
+};
 
 /**
  * The dictionary and pending buffer of one head.
@@ -118,12 +132,30 @@ export class HeadWorkspace {
   /** Loads a float64 OvqState (rows, counts, pending buffer, counters). */
   load(view: OvqState, config: ResolvedOvqConfig): void {
     const state = view[STORAGE];
+    this.loadRows(
+      {
+        size: state.size,
+        pendingCount: state.pendingCount,
+        tokensSeen: state.tokensSeen,
+        rngState: state.rngState,
+        counts: state.counts,
+        keys: state.centroidKeys,
+        values: state.centroidValues,
+        pendingKeys: state.pendingKeys,
+        pendingValues: state.pendingValues,
+      },
+      config,
+    );
+  }
+
+  /** Loads a state given as flat float64 rows (an OvqState's storage or a pool's shared copy). */
+  loadRows(state: StateRows, config: ResolvedOvqConfig): void {
     this.reset(config);
     const { keyDim: dk, valueDim: dv } = this;
     const mean = config.update.kind === 'mean';
     const counts = state.counts;
-    const keys = state.centroidKeys;
-    const values = state.centroidValues;
+    const keys = state.keys;
+    const values = state.values;
     for (let i = 0; i < state.size; i++) {
       const c = counts[i];
       this.counts[i] = c;
@@ -144,20 +176,25 @@ export class HeadWorkspace {
     this.rngState = state.rngState;
   }
 
+  /** Row i as float64 means (the exact means of its sums) into key[kOff …] and value[vOff …]. */
+  private rowMeans(i: number, key: Float64Array, kOff: number, value: Float64Array, vOff: number) {
+    const { keyDim: dk, valueDim: dv } = this;
+    // Divide (not × 1/c): an exact sum of c equal keys gives back exactly that key.
+    const c = this.config.update.kind === 'mean' ? this.counts[i] : 1;
+    for (let d = 0; d < dk; d++) key[kOff + d] = this.keyAcc[i * dk + d] / c;
+    for (let d = 0; d < dv; d++) value[vOff + d] = this.valueAcc[i * dv + d] / c;
+  }
+
   /** The current stream as a float64 OvqState (rows are the exact means of their sums). */
   toState(): OvqState {
     const { keyDim: dk, valueDim: dv } = this;
     const view = new OvqState(dk, dv, { ...this.config });
     const state = view[STORAGE];
     state.reserve(this.size);
-    const mean = this.config.update.kind === 'mean';
     const key = new Float64Array(dk);
     const value = new Float64Array(dv);
     for (let i = 0; i < this.size; i++) {
-      // Divide (not × 1/c): an exact sum of c equal keys gives back exactly that key.
-      const c = mean ? this.counts[i] : 1;
-      for (let d = 0; d < dk; d++) key[d] = this.keyAcc[i * dk + d] / c;
-      for (let d = 0; d < dv; d++) value[d] = this.valueAcc[i * dv + d] / c;
+      this.rowMeans(i, key, 0, value, 0);
       state.pushRow(key, 0, value, 0, this.counts[i]);
     }
     for (let j = 0; j < this.pendingCount * dk; j++) state.pendingKeys[j] = this.pendKeys[j];
@@ -166,6 +203,28 @@ export class HeadWorkspace {
     state.tokensSeen = this.tokensSeen;
     state.rngState = this.rngState;
     return view;
+  }
+
+  /**
+   * Writes the current stream as `toState()` would hold it (the same float64 values) into flat
+   * arrays: counts [size], keys [size, keyDim], values [size, valueDim], and the pending buffer
+   * [pendingCount, keyDim | valueDim]. Returns size, pendingCount and the counters.
+   */
+  exportRows(
+    counts: Float64Array,
+    keys: Float64Array,
+    values: Float64Array,
+    pendingKeys: Float64Array,
+    pendingValues: Float64Array,
+  ): { size: number; pendingCount: number; tokensSeen: number; rngState: number } {
+    const { keyDim: dk, valueDim: dv, size, pendingCount } = this;
+    for (let i = 0; i < size; i++) {
+      counts[i] = this.counts[i];
+      this.rowMeans(i, keys, i * dk, values, i * dv);
+    }
+    for (let j = 0; j < pendingCount * dk; j++) pendingKeys[j] = this.pendKeys[j];
+    for (let j = 0; j < pendingCount * dv; j++) pendingValues[j] = this.pendValues[j];
+    return { size, pendingCount, tokensSeen: this.tokensSeen, rngState: this.rngState };
   }
 
   /** Re-derives the float32 copies, ½‖μ‖² and the logit bias of row i from its float64 data. */

@@ -7,9 +7,10 @@
 // other array is copied once into the pool's shared arena (grown when needed, reused by later
 // calls) and results are copied back: one memcpy, never a structured clone per worker. Heads are
 // handed out one at a time through an atomic counter; each is computed wholly by one worker with
-// the same code as the no-pool path, so every pool size gives the same bits.
+// the same code as the no-pool path, so every pool size gives the same bits. The caller's thread
+// does as little as it can while the workers run: the workers scan the inputs for non-finite
+// values, keep their workspaces between calls, and hand states back as float64 rows.
 import type { BatchedJob } from '../chunked/batched.js';
-import { deserializeOvqState, serializeOvqState } from '../ovq/serialize.js';
 import type { OvqState } from '../ovq/state.js';
 import { OvqInputError, requirePositiveInteger } from '../validate.js';
 import { ovqKernelsSetting } from '../wasm/simd.js';
@@ -20,6 +21,7 @@ import {
   MESSAGE_OFFSET,
   type ReadyMessage,
 } from './protocol.js';
+import { readRows, rowsLength, rowsOfState, stateOfRows, writeRows } from './state-rows.js';
 
 export type OvqWorkerPoolOptions = {
   /** Number of workers (default: the machine's hardware threads). */
@@ -116,16 +118,16 @@ class Pool implements OvqWorkerPool {
   }
 
   /**
-   * Posts a job to every worker and blocks until all are done; throws a worker's error. A worker
+   * Posts a job to every worker and blocks until all are done; throws a worker's error. Returns
+   * false when the workers' scan found a non-finite input (nothing was computed). A worker
    * stopped from outside (terminated, out of memory) runs no exit handler and its 'exit' event
    * cannot arrive while this thread blocks, so the wait polls the workers' liveness instead.
    */
-  run(job: JobMessage): void {
+  run(job: JobMessage): boolean {
     const ctrl = this.ctrl;
-    Atomics.store(ctrl, CTRL.next, 0);
-    Atomics.store(ctrl, CTRL.done, 0);
-    Atomics.store(ctrl, CTRL.error, 0);
-    Atomics.store(ctrl, CTRL.faulted, 0);
+    for (const slot of [CTRL.next, CTRL.done, CTRL.error, CTRL.faulted])
+      Atomics.store(ctrl, slot, 0);
+    for (const slot of [CTRL.scanNext, CTRL.scanned, CTRL.bad]) Atomics.store(ctrl, slot, 0);
     job.fault = this.fault;
     this.fault = null;
     for (const worker of this.workers) worker.postMessage(job);
@@ -149,6 +151,7 @@ class Pool implements OvqWorkerPool {
       if (Atomics.load(ctrl, CTRL.error) === 2) this.markBroken(text);
       throw new Error(`@ovq/core worker pool: ${text}`);
     }
+    return Atomics.load(ctrl, CTRL.bad) === 0;
   }
 }
 
@@ -335,33 +338,30 @@ const isShared = (x: ArrayBufferView): boolean =>
   typeof SharedArrayBuffer === 'function' && x.buffer instanceof SharedArrayBuffer;
 
 /**
- * Runs a batched job on `pool`. Input arrays are shared as they are or copied into the arena;
- * output arrays not already shared get arena space and are copied back after the call. Forward
- * states travel as serializeOvqState bytes in the arena.
+ * Runs a batched job on `pool` and returns the final states (forward; [] for the backward), or
+ * null when `scan` is set and the workers found a non-finite input value (nothing was written;
+ * the caller reports it). Input arrays are shared as they are or copied into the arena; output
+ * arrays not already shared get arena space and are copied back after the call. States travel
+ * as float64 rows in the arena (state-rows.ts).
  */
 export function runOnPool(
   poolValue: unknown,
   argument: string,
   job: BatchedJob,
   initStates: OvqState[] | undefined,
-): { states: OvqState[] } {
+  scan: boolean,
+): OvqState[] | null {
   const pool = checkPool(poolValue, argument);
   const forward = job.kind === 'forward';
-  const initBytes = initStates?.map((s) => serializeOvqState(s));
-  // Upper bound of one serialized final state (header JSON + float64 payload).
+  const { dk, dv } = job;
   const C = job.config.chunkSize;
-  const slot = forward
-    ? 12 +
-      8 +
-      JSON.stringify(job.config).length +
-      512 +
-      8 * (job.rowsCap * (1 + job.dk + job.dv) + C * (job.dk + job.dv))
-    : 0;
-  // Plan the arena: every array that is not shared yet, plus the state bytes.
+  // Room for one final state: rowsCap rows and a pending buffer of < C tokens.
+  const slot = forward ? rowsLength(job.rowsCap, C, dk, dv) : 0;
+  // Plan the arena: every array that is not shared yet, plus the state rows.
   type Plan = {
     key: keyof BatchedJob | 'statesIn' | 'statesOut';
     make: number;
-    ctor: 'f32' | 'f64' | 'i32' | 'u8';
+    ctor: 'f32' | 'f64' | 'i32';
     src?: ArrayLike<number>;
     copyBack?: Shareable;
   };
@@ -395,18 +395,19 @@ export function runOnPool(
   plan('codes', job.codes, true);
   plan('sizeBefore', job.sizeBefore, true);
   plan('absorbs', job.absorbs, true);
-  const stateIndex = new Int32Array(new SharedArrayBuffer(Math.max(1, 3 * job.heads) * 4));
-  let inBytes = 0;
-  if (initBytes) {
-    for (let h = 0; h < job.heads; h++) {
-      stateIndex[3 * h] = inBytes;
-      stateIndex[3 * h + 1] = initBytes[h].length;
-      inBytes += initBytes[h].length;
+  const initRows = initStates?.map(rowsOfState);
+  let statesInAt: number[] | null = null;
+  if (initRows) {
+    statesInAt = [];
+    let length = 0;
+    for (const rows of initRows) {
+      statesInAt.push(length);
+      length += rowsLength(rows.size, rows.pendingCount, dk, dv);
     }
-    plans.push({ key: 'statesIn', make: inBytes, ctor: 'u8' });
+    plans.push({ key: 'statesIn', make: length, ctor: 'f64' });
   }
-  if (forward) plans.push({ key: 'statesOut', make: slot * job.heads, ctor: 'u8' });
-  const width = { f32: 4, f64: 8, i32: 4, u8: 1 } as const;
+  if (forward) plans.push({ key: 'statesOut', make: slot * job.heads, ctor: 'f64' });
+  const width = { f32: 4, f64: 8, i32: 4 } as const;
   let total = 0;
   for (const p of plans) total += Math.ceil((p.make * width[p.ctor]) / 64) * 64;
   const arena = pool.arenaOf(total);
@@ -418,17 +419,16 @@ export function runOnPool(
         ? new Float32Array(arena, at, p.make)
         : p.ctor === 'f64'
           ? new Float64Array(arena, at, p.make)
-          : p.ctor === 'i32'
-            ? new Int32Array(arena, at, p.make)
-            : new Uint8Array(arena, at, p.make);
+          : new Int32Array(arena, at, p.make);
     if (p.src) view.set(p.src);
     views[p.key] = view;
     at += Math.ceil((p.make * width[p.ctor]) / 64) * 64;
   }
-  if (initBytes) {
-    const bytes = views.statesIn as Uint8Array;
-    for (let h = 0; h < job.heads; h++) bytes.set(initBytes[h], stateIndex[3 * h]);
+  const statesIn = initRows ? (views.statesIn as Float64Array) : null;
+  if (initRows && statesIn && statesInAt) {
+    for (let h = 0; h < job.heads; h++) writeRows(initRows[h], statesIn, statesInAt[h], dk, dv);
   }
+  const statesOut = forward ? (views.statesOut as Float64Array) : null;
   const pick = <T>(key: string, fallback: T): T => (views[key] ?? shared[key] ?? fallback) as T;
   const message: JobMessage = {
     type: 'job',
@@ -448,24 +448,26 @@ export function runOnPool(
       sizeBefore: pick('sizeBefore', job.sizeBefore),
       absorbs: pick('absorbs', job.absorbs),
     },
-    statesIn: initBytes ? (views.statesIn as Uint8Array) : null,
-    statesOut: forward ? (views.statesOut as Uint8Array) : null,
-    stateIndex,
+    statesIn,
+    statesInAt,
+    statesOut,
     slot,
+    threads: pool.threads,
+    scan,
     kernels: ovqKernelsSetting(),
     fault: null,
   };
-  pool.run(message);
+  if (!pool.run(message)) return null;
   for (const p of plans) {
     if (p.copyBack) p.copyBack.set(views[p.key] as never);
   }
   const states: OvqState[] = [];
-  if (forward) {
-    const bytes = views.statesOut as Uint8Array;
+  if (statesOut) {
     for (let h = 0; h < job.heads; h++) {
-      const length = Atomics.load(stateIndex, 3 * h + 2);
-      states.push(deserializeOvqState(bytes.slice(h * slot, h * slot + length)));
+      const beta = job.betas[h];
+      const config = beta === job.config.beta ? job.config : { ...job.config, beta };
+      states.push(stateOfRows(readRows(statesOut, h * slot, dk, dv), dk, dv, config));
     }
   }
-  return { states };
+  return states;
 }

@@ -1,6 +1,8 @@
 // What the pool and its workers exchange. The control block is one small SharedArrayBuffer made
 // with the pool: a head counter the workers take heads from, a count of workers done with the
-// current job, and the first error (a code and a UTF-8 message).
+// current job, and the first error (a code and a UTF-8 message). Before computing, the workers
+// scan the inputs for non-finite values (heads from a second counter) and meet at a barrier, so
+// that no output is written for a bad input.
 import type { BatchedJob } from '../chunked/batched.js';
 import type { OvqKernelsSetting } from '../wasm/simd.js';
 
@@ -15,6 +17,12 @@ export const CTRL = {
   messageLength: 3,
   /** Test hook 'kill': 1 + the index of the worker stalled inside the job, waiting to be killed. */
   faulted: 4,
+  /** Next head whose inputs to scan for non-finite values (Atomics.add). */
+  scanNext: 5,
+  /** Workers done scanning (the barrier before any output is written). */
+  scanned: 6,
+  /** 1 when a scan found a non-finite input value (the caller then reports it). */
+  bad: 7,
 } as const;
 export const MESSAGE_OFFSET = 64;
 export const MESSAGE_BYTES = 4096;
@@ -27,16 +35,20 @@ export type InitMessage = { type: 'init'; index: number; ctrl: SharedArrayBuffer
 
 /**
  * One call. Every typed array is backed by a SharedArrayBuffer (shared, not copied, by
- * postMessage). States: head h's input bytes are statesIn[stateIndex[3h] … + stateIndex[3h+1]];
- * its final state is written to statesOut[h·slot …] with its length in stateIndex[3h+2].
+ * postMessage). States as float64 rows (state-rows.ts): head h's initial state is at
+ * statesIn[statesInAt[h] …]; its final state is written to statesOut[h·slot …].
  */
 export type JobMessage = {
   type: 'job';
   job: BatchedJob;
-  statesIn: Uint8Array | null;
-  statesOut: Uint8Array | null;
-  stateIndex: Int32Array;
+  statesIn: Float64Array | null;
+  statesInAt: number[] | null;
+  statesOut: Float64Array | null;
   slot: number;
+  /** Workers in the pool (the scan barrier waits for all of them). */
+  threads: number;
+  /** Scan q, k, v (and dOutput) for non-finite values before computing. */
+  scan: boolean;
   /** The caller's kernel setting (setOvqKernels), so every worker runs the same kernels. */
   kernels: OvqKernelsSetting;
   /**

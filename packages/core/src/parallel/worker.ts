@@ -1,8 +1,13 @@
-// A pool worker (Node worker_threads or a browser module Worker): takes heads of the current job
-// from the shared counter until none is left, runs each with the same code as the no-pool path,
+// A pool worker (Node worker_threads or a browser module Worker): scans its share of the inputs
+// for non-finite values, then takes heads of the current job from the shared counter until none
+// is left, runs each with the same code as the no-pool path (in a workspace kept between calls),
 // and reports done (or the first error) through the control block. Never throws out of a job.
-import { type HeadStates, runBatchedHeads } from '../chunked/batched.js';
-import { deserializeOvqState, serializeOvqState } from '../ovq/serialize.js';
+import {
+  type BatchedJob,
+  type HeadStates,
+  runBatchedHeads,
+  WorkspaceCache,
+} from '../chunked/batched.js';
 import { setOvqKernels } from '../wasm/simd.js';
 import {
   CTRL,
@@ -11,6 +16,7 @@ import {
   MESSAGE_BYTES,
   MESSAGE_OFFSET,
 } from './protocol.js';
+import { readRows, writeWorkspace } from './state-rows.js';
 
 type Port = { postMessage(message: unknown): void };
 
@@ -18,6 +24,8 @@ let index = -1;
 let ctrl: Int32Array | null = null;
 let message: Uint8Array | null = null;
 let inJob = false;
+/** This worker's workspace, kept between calls (a call allocates nothing when it fits). */
+const cache = new WorkspaceCache();
 
 function attach(i: number, buffer: SharedArrayBuffer): void {
   index = i;
@@ -41,30 +49,71 @@ function finish(): void {
   Atomics.notify(ctrl, CTRL.done);
 }
 
+/** Whether x[at … at+n) are all finite (x − x is NaN for ±∞ and NaN). */
+function finite(x: ArrayLike<number>, at: number, n: number): boolean {
+  for (let i = at; i < at + n; i++) {
+    const v = x[i];
+    if (v - v !== 0) return false;
+  }
+  return true;
+}
+
+/** Whether head h's inputs are all finite. */
+function headFinite(job: BatchedJob, h: number): boolean {
+  const { T, dk, dv } = job;
+  return (
+    finite(job.q, h * T * dk, T * dk) &&
+    finite(job.k, h * T * dk, T * dk) &&
+    finite(job.v, h * T * dv, T * dv) &&
+    (job.dOutput === null || finite(job.dOutput, h * T * dv, T * dv))
+  );
+}
+
+/**
+ * Scans heads from the shared counter, then waits until every worker has scanned (so no output
+ * is written for a bad input). Returns whether the job may run: no bad value, no failed worker.
+ */
+function scanInputs(m: JobMessage, c: Int32Array): boolean {
+  const { job, threads } = m;
+  for (;;) {
+    if (Atomics.load(c, CTRL.bad) !== 0 || Atomics.load(c, CTRL.error) !== 0) break;
+    const h = Atomics.add(c, CTRL.scanNext, 1);
+    if (h >= job.heads) break;
+    if (!headFinite(job, h)) {
+      Atomics.store(c, CTRL.bad, 1);
+      break;
+    }
+  }
+  let arrived = Atomics.add(c, CTRL.scanned, 1) + 1;
+  if (arrived >= threads) Atomics.notify(c, CTRL.scanned);
+  while (arrived < threads) {
+    // A worker that died before the barrier sets error (the caller's liveness poll): stop waiting.
+    if (Atomics.load(c, CTRL.error) !== 0) return false;
+    Atomics.wait(c, CTRL.scanned, arrived, 50);
+    arrived = Atomics.load(c, CTRL.scanned);
+  }
+  return Atomics.load(c, CTRL.bad) === 0 && Atomics.load(c, CTRL.error) === 0;
+}
+
 function runJob(m: JobMessage): void {
   const c = ctrl as Int32Array;
   inJob = true;
   let head = -1;
   try {
-    const { job, statesIn, statesOut, stateIndex, slot } = m;
+    const { job, statesIn, statesInAt, statesOut, slot } = m;
     setOvqKernels(m.kernels);
+    if (m.scan && !scanInputs(m, c)) return;
     const states: HeadStates = {
       load: (h) =>
-        statesIn === null
+        statesIn === null || statesInAt === null
           ? undefined
-          : deserializeOvqState(
-              statesIn.slice(stateIndex[3 * h], stateIndex[3 * h] + stateIndex[3 * h + 1]),
-            ),
+          : readRows(statesIn, statesInAt[h], job.dk, job.dv),
       store: (h, ws) => {
-        const bytes = serializeOvqState(ws.toState());
-        if (statesOut === null || bytes.length > slot) {
-          throw new Error(`final state of ${bytes.length} bytes exceeds its ${slot}-byte slot`);
-        }
-        statesOut.set(bytes, h * slot);
-        stateIndex[3 * h + 2] = bytes.length;
+        if (statesOut === null) throw new Error('no room for the final states');
+        writeWorkspace(ws, statesOut, h * slot, slot);
       },
     };
-    runBatchedHeads(job, states, () => {
+    const next = () => {
       if (Atomics.load(c, CTRL.error) !== 0) return (head = -1);
       head = Atomics.add(c, CTRL.next, 1);
       if (head === 0 && m.fault === 'throw') throw new Error('injected fault');
@@ -75,8 +124,10 @@ function runJob(m: JobMessage): void {
         Atomics.wait(c, CTRL.faulted, index + 1); // until terminated
       }
       return head < job.heads ? head : (head = -1);
-    });
+    };
+    runBatchedHeads(job, states, next, cache);
   } catch (error) {
+    cache.clear();
     const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     report(1, `worker ${index} failed on head ${head}: ${text}`);
   } finally {
