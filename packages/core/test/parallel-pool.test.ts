@@ -15,8 +15,9 @@ import {
   ovqAttentionBatched,
   ovqAttentionBatchedBackward,
 } from '../src/chunked/index.js';
+import { ovqAppend } from '../src/ovq/reference.js';
 import { serializeOvqState } from '../src/ovq/serialize.js';
-import { OvqState } from '../src/ovq/state.js';
+import { OvqState, setOvqCapacity } from '../src/ovq/state.js';
 import { createOvqWorkerPool, type OvqWorkerPool } from '../src/parallel/index.js';
 import { injectFault } from '../src/parallel/pool.js';
 import { createRng, poisoned, randn } from '../src/testing/index.js';
@@ -252,6 +253,47 @@ describe('createOvqWorkerPool', () => {
       await pool.dispose();
     }
   }, 60_000);
+
+  it('pool states are ordinary read-only states: unshared copies out, and they continue like no-pool states', () => {
+    const config = { chunkSize: 16, capacity: 20, beta };
+    const ref = ovqAttentionBatched(x, config);
+    const got = ovqAttentionBatched(x, config, { pool: pools[1] });
+    for (let h = 0; h < 6; h++) {
+      const a = got.states[h];
+      expect(a.centroidKeys.buffer).toBeInstanceOf(ArrayBuffer);
+      expect(a.counts.buffer).toBeInstanceOf(ArrayBuffer);
+      // A copy: writing to it leaves the state as it was.
+      const keys = a.centroidKeys;
+      keys[0] += 1;
+      expect(a.centroidKeys[0]).toBe(ref.states[h].centroidKeys[0]);
+      // Continued by the reference (which grows the rows) and by the chunked path.
+      const seq = {
+        q: x.q.slice(h * 1200, (h + 1) * 1200),
+        k: x.k.slice(h * 1200, (h + 1) * 1200),
+        v: x.v.slice(h * 1200, (h + 1) * 1200),
+        seqLen: 150,
+      };
+      const one = { chunkSize: 16, capacity: 40, beta: beta[h % 3] };
+      const initial = (s: OvqState) => {
+        const c = s.clone();
+        setOvqCapacity(c, 40);
+        return c;
+      };
+      const chunked = ovqAttention({ ...seq, keyDim: 8, valueDim: 8 }, one, {
+        initialState: initial(a),
+      });
+      const chunkedRef = ovqAttention({ ...seq, keyDim: 8, valueDim: 8 }, one, {
+        initialState: initial(ref.states[h]),
+      });
+      expect(bytesOf(chunked.output)).toBe(bytesOf(chunkedRef.output));
+      const sa = initial(a);
+      const sb = initial(ref.states[h]);
+      expect(bytesOf(ovqAppend(sa, seq))).toBe(bytesOf(ovqAppend(sb, seq)));
+      expect(Buffer.from(serializeOvqState(sa)).toString('base64')).toBe(
+        Buffer.from(serializeOvqState(sb)).toString('base64'),
+      );
+    }
+  });
 
   it('a non-finite input found by the workers gives the no-pool error, with nothing written', () => {
     const config = { chunkSize: 16, capacity: 20, beta: 2 };

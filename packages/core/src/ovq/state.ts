@@ -37,9 +37,9 @@ export class OvqStateStorage {
   readonly pendingValues: Float64Array;
   pendingCount = 0;
   private rows = 0;
-  private countsBuffer = new Float64Array(0);
-  private keysBuffer = new Float64Array(0);
-  private valuesBuffer = new Float64Array(0);
+  private countsBuffer: Float64Array = new Float64Array(0);
+  private keysBuffer: Float64Array = new Float64Array(0);
+  private valuesBuffer: Float64Array = new Float64Array(0);
 
   constructor(keyDim: number, valueDim: number, config: ResolvedOvqConfig) {
     this.keyDim = keyDim;
@@ -79,6 +79,19 @@ export class OvqStateStorage {
     this.keysBuffer = keys;
     this.valuesBuffer = values;
     this.rows = next;
+  }
+
+  /**
+   * Takes `counts` [rows], `keys` [rows·keyDim] and `values` [rows·valueDim] (rows ≥ `size`) as
+   * its row buffers without copying (the worker pool's final states, written by its workers);
+   * the caller hands them over and keeps no other reference.
+   */
+  adopt(size: number, counts: Float64Array, keys: Float64Array, values: Float64Array): void {
+    this.countsBuffer = counts;
+    this.keysBuffer = keys;
+    this.valuesBuffer = values;
+    this.rows = counts.length;
+    this.size = size;
   }
 
   /** Appends a dictionary row with count `count`. */

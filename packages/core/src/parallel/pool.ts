@@ -21,7 +21,7 @@ import {
   MESSAGE_OFFSET,
   type ReadyMessage,
 } from './protocol.js';
-import { readRows, rowsLength, rowsOfState, stateOfRows, writeRows } from './state-rows.js';
+import { finalLayout, rowsLength, rowsOfState, stateOfFinal, writeRows } from './state-rows.js';
 
 export type OvqWorkerPoolOptions = {
   /** Number of workers (default: the machine's hardware threads). */
@@ -342,7 +342,7 @@ const isShared = (x: ArrayBufferView): boolean =>
  * null when `scan` is set and the workers found a non-finite input value (nothing was written;
  * the caller reports it). Input arrays are shared as they are or copied into the arena; output
  * arrays not already shared get arena space and are copied back after the call. States travel
- * as float64 rows in the arena (state-rows.ts).
+ * as float64 rows (state-rows.ts): initial ones in the arena, final ones in buffers of their own.
  */
 export function runOnPool(
   poolValue: unknown,
@@ -355,11 +355,9 @@ export function runOnPool(
   const forward = job.kind === 'forward';
   const { dk, dv } = job;
   const C = job.config.chunkSize;
-  // Room for one final state: rowsCap rows and a pending buffer of < C tokens.
-  const slot = forward ? rowsLength(job.rowsCap, C, dk, dv) : 0;
-  // Plan the arena: every array that is not shared yet, plus the state rows.
+  // Plan the arena: every array that is not shared yet, plus the initial states.
   type Plan = {
-    key: keyof BatchedJob | 'statesIn' | 'statesOut';
+    key: keyof BatchedJob | 'statesIn';
     make: number;
     ctor: 'f32' | 'f64' | 'i32';
     src?: ArrayLike<number>;
@@ -406,7 +404,6 @@ export function runOnPool(
     }
     plans.push({ key: 'statesIn', make: length, ctor: 'f64' });
   }
-  if (forward) plans.push({ key: 'statesOut', make: slot * job.heads, ctor: 'f64' });
   const width = { f32: 4, f64: 8, i32: 4 } as const;
   let total = 0;
   for (const p of plans) total += Math.ceil((p.make * width[p.ctor]) / 64) * 64;
@@ -428,7 +425,14 @@ export function runOnPool(
   if (initRows && statesIn && statesInAt) {
     for (let h = 0; h < job.heads; h++) writeRows(initRows[h], statesIn, statesInAt[h], dk, dv);
   }
-  const statesOut = forward ? (views.statesOut as Float64Array) : null;
+  // Final states: one buffer per head, written by the workers and kept by the returned state.
+  const layout = forward ? finalLayout(job.rowsCap, C, dk, dv) : null;
+  const statesOut = layout
+    ? Array.from(
+        { length: job.heads },
+        () => new Float64Array(new SharedArrayBuffer(layout.length * 8)),
+      )
+    : null;
   const pick = <T>(key: string, fallback: T): T => (views[key] ?? shared[key] ?? fallback) as T;
   const message: JobMessage = {
     type: 'job',
@@ -451,7 +455,7 @@ export function runOnPool(
     statesIn,
     statesInAt,
     statesOut,
-    slot,
+    layout,
     threads: pool.threads,
     scan,
     kernels: ovqKernelsSetting(),
@@ -462,11 +466,11 @@ export function runOnPool(
     if (p.copyBack) p.copyBack.set(views[p.key] as never);
   }
   const states: OvqState[] = [];
-  if (statesOut) {
+  if (statesOut && layout) {
     for (let h = 0; h < job.heads; h++) {
       const beta = job.betas[h];
       const config = beta === job.config.beta ? job.config : { ...job.config, beta };
-      states.push(stateOfRows(readRows(statesOut, h * slot, dk, dv), dk, dv, config));
+      states.push(stateOfFinal(statesOut[h], layout, config));
     }
   }
   return states;

@@ -5,6 +5,7 @@
 // that no output is written for a bad input.
 import type { BatchedJob } from '../chunked/batched.js';
 import type { OvqKernelsSetting } from '../wasm/simd.js';
+import type { FinalLayout } from './state-rows.js';
 
 /** Int32 slots of the control block. */
 export const CTRL = {
@@ -36,15 +37,15 @@ export type InitMessage = { type: 'init'; index: number; ctrl: SharedArrayBuffer
 /**
  * One call. Every typed array is backed by a SharedArrayBuffer (shared, not copied, by
  * postMessage). States as float64 rows (state-rows.ts): head h's initial state is at
- * statesIn[statesInAt[h] …]; its final state is written to statesOut[h·slot …].
+ * statesIn[statesInAt[h] …]; its final state is written to statesOut[h] (laid out by `layout`).
  */
 export type JobMessage = {
   type: 'job';
   job: BatchedJob;
   statesIn: Float64Array | null;
   statesInAt: number[] | null;
-  statesOut: Float64Array | null;
-  slot: number;
+  statesOut: Float64Array[] | null;
+  layout: FinalLayout | null;
   /** Workers in the pool (the scan barrier waits for all of them). */
   threads: number;
   /** Scan q, k, v (and dOutput) for non-finite values before computing. */

@@ -1,7 +1,8 @@
-// Initial and final states in the pool's shared arena as flat float64 rows, so that a state
-// crosses between threads by plain copies instead of a serialize/deserialize round trip:
+// States crossing between the caller's thread and the pool's workers as float64 rows in shared
+// memory, with no serialize/deserialize round trip. Initial states are packed in the arena:
 // [size, pendingCount, tokensSeen, rngState, counts[size], keys[size·dk], values[size·dv],
 //  pendingKeys[pendingCount·dk], pendingValues[pendingCount·dv]] (keys and values are row means).
+// Final states are written by the workers straight into the buffers the returned states keep.
 import type { HeadWorkspace, StateRows } from '../chunked/head.js';
 import { OvqState, STORAGE } from '../ovq/state.js';
 import type { ResolvedOvqConfig } from '../ovq/types.js';
@@ -68,50 +69,74 @@ export function writeRows(rows: StateRows, dst: Float64Array, at: number, dk: nu
 }
 
 /**
- * Writes a worker's finished head to dst[at …], the same float64 values `ws.toState()` holds;
- * throws if it would pass `slot` elements.
+ * Where a final state sits in its own SharedArrayBuffer (one per head, made by the caller for
+ * the call and kept by the returned state, so nothing is copied on the caller's thread): float64
+ * offsets of [size, pendingCount, tokensSeen, rngState], counts [rowsCap], keys [rowsCap·dk],
+ * values [rowsCap·dv], pending keys [C·dk] and pending values [C·dv].
  */
-export function writeWorkspace(ws: HeadWorkspace, dst: Float64Array, at: number, slot: number) {
-  const { keyDim: dk, valueDim: dv, size, pendingCount } = ws;
-  const length = rowsLength(size, pendingCount, dk, dv);
-  if (length > slot) {
-    throw new Error(`final state of ${length} float64 values exceeds its ${slot}-value slot`);
-  }
-  let o = at + HEADER;
-  const take = (n: number) => dst.subarray(o, (o += n));
-  const counts = take(size);
-  const keys = take(size * dk);
-  const values = take(size * dv);
-  const counters = ws.exportRows(
-    counts,
-    keys,
-    values,
-    take(pendingCount * dk),
-    take(pendingCount * dv),
-  );
-  dst[at] = size;
-  dst[at + 1] = pendingCount;
-  dst[at + 2] = counters.tokensSeen;
-  dst[at + 3] = counters.rngState;
+export type FinalLayout = {
+  rowsCap: number;
+  dk: number;
+  dv: number;
+  counts: number;
+  keys: number;
+  values: number;
+  pendingKeys: number;
+  pendingValues: number;
+  length: number;
+};
+
+export function finalLayout(rowsCap: number, C: number, dk: number, dv: number): FinalLayout {
+  const counts = HEADER;
+  const keys = counts + rowsCap;
+  const values = keys + rowsCap * dk;
+  const pendingKeys = values + rowsCap * dv;
+  const pendingValues = pendingKeys + C * dk;
+  const length = pendingValues + C * dv;
+  return { rowsCap, dk, dv, counts, keys, values, pendingKeys, pendingValues, length };
 }
 
-/** A new OvqState holding `rows` (copied) under `config`. */
-export function stateOfRows(
-  rows: StateRows,
-  dk: number,
-  dv: number,
+/** Writes a worker's finished head to `dst` (laid out by `L`): the values toState() holds. */
+export function writeFinal(ws: HeadWorkspace, dst: Float64Array, L: FinalLayout): void {
+  const { size, pendingCount } = ws;
+  if (size > L.rowsCap || dst.length < L.length) {
+    throw new Error(`final state of ${size} rows exceeds its slot of ${L.rowsCap}`);
+  }
+  const part = (at: number, n: number) => dst.subarray(at, at + n);
+  const counters = ws.exportRows(
+    part(L.counts, size),
+    part(L.keys, size * L.dk),
+    part(L.values, size * L.dv),
+    part(L.pendingKeys, pendingCount * L.dk),
+    part(L.pendingValues, pendingCount * L.dv),
+  );
+  dst[0] = size;
+  dst[1] = pendingCount;
+  dst[2] = counters.tokensSeen;
+  dst[3] = counters.rngState;
+}
+
+/** The OvqState over a final state written by writeFinal: its rows are taken, not copied. */
+export function stateOfFinal(
+  src: Float64Array,
+  L: FinalLayout,
   config: ResolvedOvqConfig,
 ): OvqState {
+  const { rowsCap, dk, dv } = L;
   const view = new OvqState(dk, dv, { ...config });
   const s = view[STORAGE];
-  s.reserve(rows.size);
-  for (let i = 0; i < rows.size; i++) {
-    s.pushRow(rows.keys, i * dk, rows.values, i * dv, rows.counts[i]);
-  }
-  for (let j = 0; j < rows.pendingCount * dk; j++) s.pendingKeys[j] = rows.pendingKeys[j];
-  for (let j = 0; j < rows.pendingCount * dv; j++) s.pendingValues[j] = rows.pendingValues[j];
-  s.pendingCount = rows.pendingCount;
-  s.tokensSeen = rows.tokensSeen;
-  s.rngState = rows.rngState;
+  const pendingCount = src[1];
+  const part = (at: number, n: number) => src.subarray(at, at + n);
+  s.adopt(
+    src[0],
+    part(L.counts, rowsCap),
+    part(L.keys, rowsCap * dk),
+    part(L.values, rowsCap * dv),
+  );
+  s.pendingKeys.set(part(L.pendingKeys, pendingCount * dk));
+  s.pendingValues.set(part(L.pendingValues, pendingCount * dv));
+  s.pendingCount = pendingCount;
+  s.tokensSeen = src[2];
+  s.rngState = src[3];
   return view;
 }

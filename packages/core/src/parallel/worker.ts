@@ -16,7 +16,7 @@ import {
   MESSAGE_BYTES,
   MESSAGE_OFFSET,
 } from './protocol.js';
-import { readRows, writeWorkspace } from './state-rows.js';
+import { readRows, writeFinal } from './state-rows.js';
 
 type Port = { postMessage(message: unknown): void };
 
@@ -100,7 +100,7 @@ function runJob(m: JobMessage): void {
   inJob = true;
   let head = -1;
   try {
-    const { job, statesIn, statesInAt, statesOut, slot } = m;
+    const { job, statesIn, statesInAt, statesOut, layout } = m;
     setOvqKernels(m.kernels);
     if (m.scan && !scanInputs(m, c)) return;
     const states: HeadStates = {
@@ -109,8 +109,8 @@ function runJob(m: JobMessage): void {
           ? undefined
           : readRows(statesIn, statesInAt[h], job.dk, job.dv),
       store: (h, ws) => {
-        if (statesOut === null) throw new Error('no room for the final states');
-        writeWorkspace(ws, statesOut, h * slot, slot);
+        if (statesOut === null || layout === null) throw new Error('no room for the final states');
+        writeFinal(ws, statesOut[h], layout);
       },
     };
     const next = () => {
