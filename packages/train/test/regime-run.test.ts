@@ -342,6 +342,36 @@ describe('regime sweep', () => {
       }
     });
 
+    it('a capacity-scaled copy keeps non-trainable mixer state (a VQ codebook) too', () => {
+      const model = new Decoder(
+        {
+          vocabSize: 32,
+          dModel: 16,
+          heads: 2,
+          layers: 2,
+          mixers: 'vq,ovq',
+          mixerOptions: { window: 8, ovqCapacity: 8, ovqChunkSize: 8, vqCodes: 4 },
+          seed: 1,
+        },
+        createTfjsMixer,
+      );
+      model.build(16);
+      expect(model.buffers.size).toBeGreaterThan(0);
+      // Statistics the seed alone would not reproduce (as after EMA steps).
+      for (const v of model.buffers.values())
+        v.assign(tf.add(v, tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 3)));
+      const scaled = withOvqCapacity(model, 2, createTfjsMixer);
+      try {
+        for (const [name, v] of model.buffers)
+          expect(Array.from(scaled.buffers.get(name)!.dataSync())).toEqual(
+            Array.from(v.dataSync()),
+          );
+      } finally {
+        scaled.dispose();
+        model.dispose();
+      }
+    });
+
     it('runs at toy size: variant rows, and capacity rows from the default model it reuses', async () => {
       let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 't', machine: 't', rows: [] };
       const toy: RegimeConfig = {

@@ -256,8 +256,9 @@ export function withOvqCapacity(
     createMixer,
   );
   scaled.build(16);
-  for (const [name, v] of model.variables) {
-    const target = scaled.variables.get(name);
+  // Trainable weights and non-trainable mixer state (e.g. a VQ codebook's EMA statistics) alike.
+  for (const [name, v] of [...model.variables, ...model.buffers]) {
+    const target = scaled.variables.get(name) ?? scaled.buffers.get(name);
     if (!target) {
       scaled.dispose();
       throw new Error(`evalCapacity: the rebuilt model has no variable ${name}`);
