@@ -400,7 +400,12 @@ function yardstick() {
   );
 }
 
-/** Child: ovqAttentionBatched at B×H = 8, T = 4096, d = 64 on 1- and 2-worker pools. */
+/**
+ * Child: ovqAttentionBatched at B×H = 8, T = 4096, d = 64 on a 1-worker and a 2-worker pool (the
+ * same pool machinery; only the thread count differs), interleaved, 2 warm-up calls each, then
+ * POOL_REPEATS timed calls each.
+ */
+const POOL_REPEATS = 9;
 async function childPool() {
   const T = 4096;
   const BH = 8;
@@ -428,26 +433,32 @@ async function childPool() {
     2: await createOvqWorkerPool({ threads: 2 }),
   };
   const samples = { 1: [], 2: [] };
-  // CPU seconds per wall second of the whole process (workers included): how many cores the
-  // call actually got, which on a shared machine bounds the speed-up.
+  // CPU seconds of the whole process (workers included) per call, and per wall second: how many
+  // cores the call got, which on a shared machine bounds the speed-up.
+  const cpu = { 1: [], 2: [] };
   const busy = { 1: [], 2: [] };
-  for (let r = 0; r < 6; r++) {
+  for (let r = 0; r < 2 + POOL_REPEATS; r++) {
     for (const n of [1, 2]) {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
       ovqAttentionBatched(x, config, { pool: pools[n], out });
       const wall = (performance.now() - t0) / 1e3;
       const c = process.cpuUsage(c0);
-      if (r > 0) {
+      if (r >= 2) {
         samples[n].push(wall);
+        cpu[n].push((c.user + c.system) / 1e6);
         busy[n].push((c.user + c.system) / 1e6 / wall);
       }
     }
   }
   await Promise.all(Object.values(pools).map((p) => p.dispose()));
+  // Each repeat ran 1 then 2 workers back to back: the ratio of that pair.
+  const pairs = samples[1].map((one, i) => one / samples[2][i]);
   return {
     one: median(samples[1]),
     two: median(samples[2]),
+    pairs,
+    cpu: { 1: median(cpu[1]), 2: median(cpu[2]) },
     cores: { 1: median(busy[1]), 2: median(busy[2]) },
     samples,
     kernels: ovqKernels(),
@@ -458,12 +469,17 @@ function poolSection() {
   const before = load();
   const r = runChild(['--pool'], ['--expose-gc']);
   const ratio = r.one / r.two;
+  const pairs = [...r.pairs].sort((a, b) => a - b);
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
   console.log('');
   console.log(
-    `both cores: ovqAttentionBatched, B×H = 8 (per-head β), T = 4096, d = 64, N = 1024, C = 64, ${r.kernels} kernels, SharedArrayBuffer inputs; wall medians of 5 interleaved repeats after 1 warm-up`,
+    `both cores: ovqAttentionBatched, B×H = 8 (per-head β), T = 4096, d = 64, N = 1024, C = 64, ${r.kernels} kernels, SharedArrayBuffer inputs; 1-worker vs 2-worker pool interleaved, wall medians of ${POOL_REPEATS} repeats after 2 warm-ups; ${cores} cores (${os.cpus()[0].model}), node ${process.version}`,
   );
   console.log(
-    `1 worker ${fmt(r.one)} s, 2 workers ${fmt(r.two)} s → ${fmt(ratio)}x (target ≥ 1.7x: ${ratio >= 1.7 ? 'met' : 'MISSED'}); cores obtained (CPU s per wall s): 1 worker ${fmt(r.cores[1])}, 2 workers ${fmt(r.cores[2])}; load average before ${before}, after ${load()} (other work competes for the 2 cores)`,
+    `1 worker ${fmt(r.one, 3)} s, 2 workers ${fmt(r.two, 3)} s → ${fmt(ratio)}x (target ≥ 1.7x: ${ratio >= 1.7 ? 'met' : 'MISSED'}); per-repeat ratios ${fmt(pairs[0])}–${fmt(pairs[pairs.length - 1])}`,
+  );
+  console.log(
+    `CPU per call (process, workers included): 1 worker ${fmt(r.cpu[1], 3)} s, 2 workers ${fmt(r.cpu[2], 3)} s (${fmt((100 * r.cpu[2]) / r.cpu[1] - 100, 0)}% more for the same work); cores obtained (CPU s per wall s): 1 worker ${fmt(r.cores[1])}, 2 workers ${fmt(r.cores[2])}; load average before ${before}, after ${load()} (other work competes for the cores)`,
   );
 }
 
