@@ -16,14 +16,21 @@ export {
   ovqAttention,
   ovqAttentionBackward,
 } from './ovq/api.js';
-export { type OvqGradTensors, ovqBackwardGpu } from './ovq/backward.js';
+export {
+  type OvqGradTensors,
+  type OvqSavedForward,
+  ovqBackwardFromSavedGpu,
+  ovqBackwardGpu,
+} from './ovq/backward.js';
 export {
   type AbsorbMeta,
   CHUNKS_PER_SUBMIT,
   type ForwardDispatches,
   type ForwardRecord,
+  type OvqForwardOptions,
   ovqForwardGpu,
   ovqReadPassGpu,
+  ovqSavedShapes,
 } from './ovq/forward.js';
 export {
   createGpuOvqState,

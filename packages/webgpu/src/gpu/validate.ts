@@ -66,6 +66,7 @@ export function checkTensor(
   shape: readonly number[],
   shapeName: string,
   device?: GPUDevice,
+  dtype: GpuTensor['dtype'] = 'f32',
 ): GpuTensor {
   if (!t || typeof t !== 'object' || !('buffer' in t)) {
     throw new WebGpuError(argument, `got ${String(t)}; expected a GpuTensor [${shapeName}]`);
@@ -84,7 +85,9 @@ export function checkTensor(
       `has shape [${t.shape.join(', ')}] (${t.length} values); expected ${shapeName} = [${shape.join(', ')}]`,
     );
   }
-  if (t.dtype !== 'f32') throw new WebGpuError(argument, `has dtype ${t.dtype}; expected f32`);
+  if (t.dtype !== dtype) {
+    throw new WebGpuError(argument, `has dtype ${t.dtype}; expected ${dtype}`);
+  }
   return t;
 }
 

@@ -24,7 +24,10 @@ export const CHUNKS_PER_SUBMIT = 32;
 /** Host-side record of one absorb (the GPU holds the decisions in `trace`). */
 export type AbsorbMeta = { chunkStart: number; sizeBefore: number; spawned: number; index: number };
 
-/** What a forward leaves for the backward (all tensors owned by `scope`). */
+/**
+ * What a forward leaves for the backward (tensors owned by `scope`, except the caller's: q, k, v
+ * when they serve as the working buffers, and the `save` tensors).
+ */
 export type ForwardRecord = {
   scope: TensorScope;
   /** Normalised queries [BH, T, dk]. */
@@ -32,6 +35,7 @@ export type ForwardRecord = {
   /** Working keys (normalised) and values [BH, L, d], L = P0 + T. */
   kw: GpuTensor;
   vw: GpuTensor;
+  /** Per-query log-sum-exps of the read [BH, T]. */
   lse: GpuTensor;
   /** Decisions [BH, A, 6C + 1] (see traceLayout): rows, spawned tokens, per-row member lists. */
   trace: GpuTensor;
@@ -124,37 +128,57 @@ function checkChunkFits(ctx: GpuContext, C: number): void {
 }
 
 /**
- * GPU level: processes q, k, v [BH, T, d] after everything `state` has seen, writing `out`
- * [BH, T, dv]. Returns the record the backward needs; the caller disposes `record.scope`.
+ * `keepCheckpoints`: also keep the dictionary checkpoints `ovqBackwardGpu` replays from.
+ * `save`: write the per-query log-sum-exps [BH, T] (f32) and the absorb decisions
+ * [BH, A, 6C + 1] (i32) into these caller-owned tensors (shapes from `ovqSavedShapes`) instead of
+ * the record's scope, so that they outlive it: with the output they are all
+ * `ovqBackwardFromSavedGpu` needs, so a training framework can keep them from its forward to its
+ * backward instead of running the forward again.
  */
-export function ovqForwardGpu(
-  state: GpuOvqState,
-  input: { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number },
-  out: GpuTensor,
-  options: { keepCheckpoints?: boolean } = {},
-): ForwardRecord {
-  state.assertAlive();
-  const ctx = state.ctx;
-  const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
-  const T = requireNonNegativeInt('seqLen', input.seqLen);
-  checkTensor('q', input.q, [bh, T, dk], 'batchHeads*seqLen*keyDim', state.ctx.device);
-  checkTensor('k', input.k, [bh, T, dk], 'batchHeads*seqLen*keyDim', state.ctx.device);
-  checkTensor('v', input.v, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
-  checkTensor('out', out, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
-  const cfg = state.config;
+export type OvqForwardOptions = {
+  keepCheckpoints?: boolean;
+  save?: { lse: GpuTensor; trace: GpuTensor };
+};
+
+/** Shapes of the tensors a forward of `seqLen` tokens from an empty state saves (`save`). */
+export function ovqSavedShapes(
+  dims: { batchHeads: number; keyDim: number; valueDim: number },
+  seqLen: number,
+  chunkSize: number,
+): { lse: [number, number]; trace: [number, number, number] } {
+  const A = Math.max(1, Math.floor(seqLen / chunkSize));
+  return {
+    lse: [dims.batchHeads, seqLen],
+    trace: [dims.batchHeads, A, traceLayout(chunkSize).stride],
+  };
+}
+
+/** The parts of a state the host-side absorb plan reads (a GpuOvqState, or an empty start). */
+type PlanStart = {
+  config: GpuOvqState['config'];
+  size: number;
+  tokensSeen: number;
+  pendingCount: number;
+  rngState: number;
+};
+
+/**
+ * Host bookkeeping of a call of T tokens from `start`: per full chunk the dictionary size before
+ * its absorb and the rows it spawns, and the random spawn picks. None of it depends on the data
+ * (the growth schedule depends only on token counts), so a backward can recompute it.
+ */
+export function planAbsorbs(start: PlanStart, T: number) {
+  const cfg = start.config;
   const C = cfg.chunkSize;
-  checkChunkFits(ctx, C);
-  const P0 = state.pendingCount;
+  const P0 = start.pendingCount;
   const L = P0 + T;
   const fullChunks = Math.floor(L / C);
-
-  // Host bookkeeping of sizes and spawn decisions that do not depend on data.
   const absorbs: AbsorbMeta[] = [];
   const hostPicks: number[][] = [];
-  let size = state.size;
-  let rng = state.rngState;
+  let size = start.size;
+  let rng = start.rngState;
   for (let c = 0; c < fullChunks; c++) {
-    const tau = state.tokensSeen - P0 + (c + 1) * C;
+    const tau = start.tokensSeen - P0 + (c + 1) * C;
     const m = spawnCount(cfg.growth, cfg.capacity, tau, size, C);
     let picks: number[] = [];
     if (cfg.spawn === 'first') picks = Array.from({ length: m }, (_, j) => j);
@@ -167,11 +191,49 @@ export function ovqForwardGpu(
     hostPicks.push(picks);
     size += m;
   }
-  state.reserve(size);
+  return { absorbs, hostPicks, rng, P0, L, sizeAfter: size };
+}
+
+/**
+ * GPU level: processes q, k, v [BH, T, d] after everything `state` has seen, writing `out`
+ * [BH, T, dv]. Returns the record the backward needs; the caller disposes `record.scope`.
+ * Without normalisation and pending tokens the working buffers are q, k, v themselves (no
+ * copies): the record's `qh`, `kw`, `vw` are then the caller's tensors.
+ */
+export function ovqForwardGpu(
+  state: GpuOvqState,
+  input: { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number },
+  out: GpuTensor,
+  options: OvqForwardOptions = {},
+): ForwardRecord {
+  state.assertAlive();
+  const ctx = state.ctx;
+  const { batchHeads: bh, keyDim: dk, valueDim: dv } = state;
+  const T = requireNonNegativeInt('seqLen', input.seqLen);
+  checkTensor('q', input.q, [bh, T, dk], 'batchHeads*seqLen*keyDim', state.ctx.device);
+  checkTensor('k', input.k, [bh, T, dk], 'batchHeads*seqLen*keyDim', state.ctx.device);
+  checkTensor('v', input.v, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
+  checkTensor('out', out, [bh, T, dv], 'batchHeads*seqLen*valueDim', state.ctx.device);
+  const C = state.config.chunkSize;
+  checkChunkFits(ctx, C);
+  const host = planAbsorbs(state, T);
+  const A = Math.max(1, host.absorbs.length);
+  if (options.save) {
+    checkTensor('save.lse', options.save.lse, [bh, T], 'batchHeads*seqLen', ctx.device);
+    checkTensor(
+      'save.trace',
+      options.save.trace,
+      [bh, A, traceLayout(C).stride],
+      'batchHeads*absorbs*(6*chunkSize+1) (ovqSavedShapes)',
+      ctx.device,
+      'i32',
+    );
+  }
+  state.reserve(host.sizeAfter);
 
   const scope = new TensorScope();
   try {
-    return encodeForward(state, input, out, options, scope, { absorbs, hostPicks, rng, P0, L });
+    return encodeForward(state, input, out, options, scope, host);
   } catch (error) {
     // Nothing this call made outlives it (work already submitted may still use the buffers).
     ctx.disposeWhenDone(scope);
@@ -183,7 +245,7 @@ function encodeForward(
   state: GpuOvqState,
   input: { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number },
   out: GpuTensor,
-  options: { keepCheckpoints?: boolean },
+  options: OvqForwardOptions,
   scope: TensorScope,
   host: { absorbs: AbsorbMeta[]; hostPicks: number[][]; rng: number; P0: number; L: number },
 ): ForwardRecord {
@@ -201,11 +263,14 @@ function encodeForward(
   const p = ovqPrograms(ctx, state);
   const plan = readPlan(ctx, state, p.tiling, L);
   const wg = p.wg;
-  const qh = scope.track(ctx.tensor([bh, T, dk], 'f32', 'qHat'));
-  const kw = scope.track(ctx.tensor([bh, L, dk], 'f32', 'workingKeys'));
-  const vw = scope.track(ctx.tensor([bh, L, dv], 'f32', 'workingValues'));
-  const lse = scope.track(ctx.tensor([bh, T], 'f32', 'lse'));
-  const trace = scope.track(ctx.tensor([bh, A, traceLayout(C).stride], 'i32', 'trace'));
+  // Copies of q, k, v are needed only to normalise them or to put pending tokens first.
+  const direct = !cfg.normalize && P0 === 0;
+  const qh = direct ? input.q : scope.track(ctx.tensor([bh, T, dk], 'f32', 'qHat'));
+  const kw = direct ? input.k : scope.track(ctx.tensor([bh, L, dk], 'f32', 'workingKeys'));
+  const vw = direct ? input.v : scope.track(ctx.tensor([bh, L, dv], 'f32', 'workingValues'));
+  const lse = options.save?.lse ?? scope.track(ctx.tensor([bh, T], 'f32', 'lse'));
+  const trace =
+    options.save?.trace ?? scope.track(ctx.tensor([bh, A, traceLayout(C).stride], 'i32', 'trace'));
   const part = scope.track(
     ctx.tensor([bh, plan.K, plan.PM, plan.CP, partialLayout(dv).width], 'f32', 'readPartials'),
   );
@@ -246,11 +311,13 @@ function encodeForward(
       rows(n),
     );
   // Working buffers: old pending tokens first, then this call's (keys normalised).
-  copy(p.copyK, state.pendingKeys, kw, P0, C, 0, L, 0);
-  copy(p.copyV, state.pendingValues, vw, P0, C, 0, L, 0);
-  copy(p.norm, input.k, kw, T, T, 0, L, P0);
-  copy(p.copyV, input.v, vw, T, T, 0, L, P0);
-  copy(p.norm, input.q, qh, T, T, 0, T, 0);
+  if (!direct) {
+    copy(p.copyK, state.pendingKeys, kw, P0, C, 0, L, 0);
+    copy(p.copyV, state.pendingValues, vw, P0, C, 0, L, 0);
+    copy(p.norm, input.k, kw, T, T, 0, L, P0);
+    copy(p.copyV, input.v, vw, T, T, 0, L, P0);
+    copy(p.norm, input.q, qh, T, T, 0, T, 0);
+  }
   const perCall = ctx.stats.dispatches - before.dispatches;
 
   let n = state.size;
