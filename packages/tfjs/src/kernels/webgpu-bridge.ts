@@ -56,11 +56,12 @@ export function wrapTensor(
   info: TensorInfo,
   shape: number[],
   label: string,
+  dtype: GpuTensor['dtype'] = 'f32',
 ): GpuTensor {
   backend.uploadToGPU(info.dataId);
   const buffer = backend.tensorMap.get(info.dataId)?.resource as GPUBuffer | undefined;
   if (!buffer) throw new Error(`${kernelName}: ${label} has no GPU buffer after upload`);
-  return new GpuTensor(buffer, shape, 'f32', label, borrowed);
+  return new GpuTensor(buffer, shape, dtype, label, borrowed);
 }
 
 // tfjs batches its commands: those that produce our inputs must reach the queue before ours.

@@ -6,7 +6,7 @@ import { l2Normalize } from '../compositions/shared.js';
 import { OvqTfjsInputError } from '../errors.js';
 import { runHostMixer } from '../kernels/host-mixer.js';
 import { type OvqOpConfig, ovqMixer } from '../kernels/ovq.js';
-import { ensureWebGpuOvq, WEBGPU_KERNEL } from '../kernels/webgpu-ovq.js';
+import { ovqWebGpuKernel } from '../kernels/webgpu-ovq.js';
 import { checkPerHead, checkQkv } from './validate.js';
 
 export type { OvqOpConfig };
@@ -82,14 +82,9 @@ function ovqAttentionWebGpu(
 ): Tensor4D {
   const [B, H, T] = q.shape;
   if (T === 0) return zeros([B, H, 0, v.shape[3] as number]);
-  ensureWebGpuOvq();
   return tidy(() => {
     const { q: qScaled, k: kScaled } = foldBetaIntoQk(q, k, beta, config);
     const kernelConfig = { ...config, normalize: false, beta: 1 };
-    return engine().runKernel(
-      WEBGPU_KERNEL,
-      { q: qScaled, k: kScaled, v },
-      { config: JSON.stringify(kernelConfig) },
-    ) as Tensor4D;
+    return ovqWebGpuKernel(qScaled, kScaled, v, { config: JSON.stringify(kernelConfig) });
   });
 }
