@@ -80,7 +80,7 @@ if [[ "$ADAPTER" == *'"fallback":true'* || "$ADAPTER" == *[Ss]wift[Ss]hader* ]] 
 fi
 
 # 4. Correctness suite on this adapter (about a third of the budget at most).
-TESTS=${OVQ_GPU_CHECK_TESTS:-"test/ovq-forward.test.ts test/ovq-backward.test.ts test/ovq-precision.test.ts test/errors.test.ts test/baselines.test.ts test/gated-deltanet.test.ts"}
+TESTS=${OVQ_GPU_CHECK_TESTS:-"test/ovq-forward.test.ts test/ovq-backward.test.ts test/ovq-precision.test.ts test/ovq-variants.test.ts test/errors.test.ts test/baselines.test.ts test/gated-deltanet.test.ts"}
 log "correctness: $TESTS"
 set +e
 (cd "$PKG" && timeout $(( $(left) / 3 )) pnpm exec vitest run $TESTS) >"$OUT/tests.log" 2>&1
@@ -96,10 +96,22 @@ export OVQ_BENCH_BUDGET_S=${OVQ_BENCH_BUDGET_S:-8} OVQ_BENCH_REPEATS=${OVQ_BENCH
 export OVQ_BENCH_DECODE=1 OVQ_BENCH_MD="$OUT/table.md"
 log "benchmark: T = $OVQ_BENCH_T, BH = $OVQ_BENCH_BH, d = $OVQ_BENCH_D, N = $OVQ_BENCH_N ($(( $(left) - 20 )) s)"
 set +e
-(cd "$PKG" && timeout $(( $(left) - 20 )) node bench/run.mjs) >"$OUT/bench.log" 2>&1
+# 60 s kept for the read-variant comparison below.
+(cd "$PKG" && timeout $(( $(left) - 80 )) node bench/run.mjs) >"$OUT/bench.log" 2>&1
 BENCH_RC=$?
 set -e
 [[ $BENCH_RC == 124 ]] && log "benchmark cut at the time budget; the table holds what was measured"
+
+# 5b. Read variants (plain vs subgroups where the device has them) in one process, T = 16k.
+VARIANTS_RC=skipped
+if (( $(left) > 40 )); then
+  log "read variants: T = 16384 ($(( $(left) - 20 )) s)"
+  set +e
+  (cd "$PKG" && OVQ_BENCH_VARIANTS=1 OVQ_BENCH_T=16384 OVQ_BENCH_MD="$OUT/variants.md" \
+    timeout $(( $(left) - 20 )) node bench/run.mjs) >"$OUT/variants.log" 2>&1
+  VARIANTS_RC=$?
+  set -e
+fi
 
 # 6. Write BENCHMARKS.md's GPU section (between the markers; appended if they are absent).
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -116,6 +128,10 @@ SECTION="$OUT/section.md"
   echo "Command: \`OVQ_BENCH_T=$OVQ_BENCH_T OVQ_BENCH_BH=$OVQ_BENCH_BH OVQ_BENCH_D=$OVQ_BENCH_D OVQ_BENCH_N=$OVQ_BENCH_N OVQ_BENCH_BUDGET_S=$OVQ_BENCH_BUDGET_S OVQ_BENCH_DECODE=1 node bench/run.mjs\`"
   echo
   if [[ -s "$OUT/table.md" ]]; then cat "$OUT/table.md"; else echo "(no benchmark output; see bench-results/gpu-check/bench.log)"; fi
+  echo
+  echo "Read variants (exit $VARIANTS_RC): \`OVQ_BENCH_VARIANTS=1 OVQ_BENCH_T=16384 OVQ_BENCH_BH=$OVQ_BENCH_BH OVQ_BENCH_D=$OVQ_BENCH_D OVQ_BENCH_N=$OVQ_BENCH_N node bench/run.mjs\`"
+  echo
+  if [[ -s "$OUT/variants.md" ]]; then cat "$OUT/variants.md"; else echo "(no variant output; see bench-results/gpu-check/variants.log)"; fi
   echo "<!-- gpu-check:end -->"
 } >"$SECTION"
 MDFILE="${OVQ_GPU_CHECK_MD:-$PKG/BENCHMARKS.md}"

@@ -15,7 +15,10 @@
 // OVQ_WEBGPU_ROUTE=vulkan|opengles|browser-default (Node: Dawn backend; default tries vulkan then opengles),
 // OVQ_BENCH_OPS=ovq-forward,softmax-forward (a subset of: ovq-forward, ovq-read, ovq-backward,
 // softmax-forward, softmax-backward, linear-forward; default all),
-// OVQ_BENCH_YARDSTICK=0 (skip the matmul yardstick: × yardstick columns stay empty).
+// OVQ_BENCH_YARDSTICK=0 (skip the matmul yardstick: × yardstick columns stay empty),
+// OVQ_BENCH_VARIANTS=1 (instead of the table: the OVQ forward and read-only pass of every read
+// variant this device runs, plain and, with `subgroups`, the subgroup lane merge, each on its own
+// GpuContext over the same device, runs alternated, median after a warm-up).
 
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { ovqAttentionReference as refAttention } from '@ovq/core';
@@ -63,6 +66,7 @@ const OPS = new Set(
   ).split(','),
 );
 const YARDSTICK = process.env.OVQ_BENCH_YARDSTICK !== '0';
+const VARIANTS = process.env.OVQ_BENCH_VARIANTS === '1';
 
 function open(route) {
   if (route === 'opengles')
@@ -139,10 +143,97 @@ const acquired = await device();
 const ctx = new GpuContext(acquired.device);
 const info = acquired.adapterInfo;
 emit(
-  `adapter: ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' | ')} (featureLevel ${acquired.featureLevel}, fallback ${acquired.isFallbackAdapter}, timestamp-query ${ctx.caps.timestamps}, subgroups ${ctx.caps.subgroups})`,
+  `adapter: ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' | ')} (featureLevel ${acquired.featureLevel}, fallback ${acquired.isFallbackAdapter}, timestamp-query ${ctx.caps.timestamps}, subgroups ${ctx.caps.subgroups}, shader-f16 ${ctx.caps.shaderF16})`,
 );
 await check(ctx);
 console.log('check: OVQ forward matches @ovq/core (RMS ratio ≤ 1e-4)');
+
+/** One timed run: GPU timestamps when available, else wall clock to onSubmittedWorkDone. */
+async function timeOnce(c, fn) {
+  const timed = c.startTimer();
+  const t0 = performance.now();
+  fn();
+  await c.finish();
+  const wall = performance.now() - t0;
+  const gpu = timed ? await c.stopTimer() : null;
+  return { ms: gpu ?? wall, source: gpu === null ? 'wall' : 'gpu' };
+}
+
+/** OVQ_BENCH_VARIANTS=1: each read variant of this device, alternated in one process. */
+async function compareVariants() {
+  const kinds = [false, ...(ctx.caps.subgroups ? [true] : [])];
+  const runs = kinds.map((subgroups) => ({
+    name: subgroups ? 'subgroups' : 'plain',
+    c: new GpuContext(acquired.device, { subgroups }),
+  }));
+  for (const r of runs) await check(r.c);
+  emit(
+    `read variants: ${runs.map((r) => r.name).join(', ')} (no shader-f16 variant is built); BH = ${BH}, dk = dv = ${DK}, OVQ ${JSON.stringify(OVQ)}; runs alternated, median of ${REPEATS} after a warm-up; each variant checked against @ovq/core first`,
+  );
+  emit('');
+  emit(`| T | op | ${runs.map((r) => `${r.name} ms`).join(' | ')} | clock | plain / variant |`);
+  emit(`|---|---|${runs.map(() => '---|').join('')}---|---|`);
+  for (const T of LENGTHS) {
+    const dims = { batchHeads: BH, seqLen: T, keyDim: DK, valueDim: DV };
+    const jobs = runs.map(({ c }) => {
+      const t = {
+        q: randomTensor(c, [BH, T, DK], 3),
+        k: randomTensor(c, [BH, T, DK], 4),
+        v: randomTensor(c, [BH, T, DV], 5),
+        out: c.tensor([BH, T, DV]),
+      };
+      let state = null;
+      const fresh = () => {
+        state?.dispose();
+        state = createGpuOvqState(c, dims, OVQ);
+        return state;
+      };
+      const forward = () => {
+        const record = ovqForwardGpu(fresh(), { q: t.q, k: t.k, v: t.v, seqLen: T }, t.out);
+        c.disposeWhenDone(record.scope);
+      };
+      return { c, t, fresh, forward, dispose: () => state?.dispose() };
+    });
+    for (const op of ['OVQ forward', 'OVQ read kernel only']) {
+      const fns = [];
+      const records = [];
+      for (const j of jobs) {
+        if (op === 'OVQ forward') fns.push(j.forward);
+        else {
+          const st = j.fresh();
+          const record = ovqForwardGpu(st, { q: j.t.q, k: j.t.k, v: j.t.v, seqLen: T }, j.t.out);
+          await j.c.finish();
+          records.push(record);
+          fns.push(() => ovqReadPassGpu(st, record, j.t.out));
+        }
+      }
+      const times = jobs.map(() => []);
+      let source = 'gpu';
+      for (let i = 0; i <= REPEATS; i++) {
+        for (let v = 0; v < jobs.length; v++) {
+          const r = await timeOnce(jobs[v].c, fns[v]);
+          if (r.source === 'wall') source = 'wall';
+          if (i > 0) times[v].push(r.ms); // run 0 is the warm-up
+        }
+      }
+      const med = times.map((x) => x.sort((a, b) => a - b)[Math.floor(x.length / 2)]);
+      const ratio = med.length > 1 ? (med[0] / med[1]).toFixed(2) : '';
+      emit(`| ${T} | ${op} | ${med.map((m) => m.toFixed(1)).join(' | ')} | ${source} | ${ratio} |`);
+      for (const r of records) r.scope.dispose();
+    }
+    for (const j of jobs) {
+      j.dispose();
+      for (const x of Object.values(j.t)) x.dispose();
+      await j.c.checkErrors();
+    }
+  }
+  for (const r of runs) r.c.dispose();
+}
+if (VARIANTS) {
+  await compareVariants();
+  ctx.dispose();
+  process.exit(0);
+}
 
 // Yardstick: the largest square matmul that runs within the budget.
 let yardstick = 0;

@@ -71,10 +71,10 @@ for (const adapter of present) {
       await new Promise((r) => setTimeout(r, 10));
       expect(ctx.pipelineCount).toBe(pipelines);
       expect(ctx.liveTensors).toBe(live);
-      // The spawn kernel's argmax uses subgroups exactly when the device has them.
+      // The spawn kernel's argmax uses subgroups exactly when the device has them (and they are on).
       const spawn = ctx.pipelineKeys.filter((key) => key.startsWith('ovq-spawn-assign'));
       expect(spawn.length).toBeGreaterThan(0);
-      expect(spawn.every((key) => key.endsWith('-sg') === ctx.caps.subgroups)).toBe(true);
+      expect(spawn.every((key) => key.endsWith('-sg') === ctx.variant.subgroups)).toBe(true);
     });
 
     const settle = async () => {

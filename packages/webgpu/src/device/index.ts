@@ -7,4 +7,4 @@ export {
 } from './acquire.js';
 export { checkRequiredLimits, type DeviceCaps, queryCaps, REQUIRED } from './limits.js';
 export { installNodeNavigatorGpu, prepareHeadlessDawn } from './node.js';
-export { chooseVariant, tileRows, type Variant } from './variants.js';
+export { chooseVariant, tileRows, type Variant, type VariantOptions } from './variants.js';

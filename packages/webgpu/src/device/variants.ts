@@ -8,13 +8,31 @@ export type Variant = {
   workgroupSize: number;
   /** Bytes of workgroup storage a kernel may use. */
   workgroupStorage: number;
+  /**
+   * Subgroup kernels (the read's lane merge, the absorb's argmax): the device has `subgroups`
+   * and they were not turned off (`{subgroups: false}` or OVQ_WEBGPU_SUBGROUPS=0).
+   */
+  subgroups: boolean;
 };
 
-export function chooseVariant(caps: DeviceCaps): Variant {
+export type VariantOptions = {
+  /** false: the plain (workgroup-memory) kernels even where the device has `subgroups`. */
+  subgroups?: boolean;
+};
+
+/** OVQ_WEBGPU_SUBGROUPS=0 in Node turns the subgroup kernels off (to compare or bisect). */
+function envSubgroupsOff(): boolean {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
+    ?.env;
+  return env?.OVQ_WEBGPU_SUBGROUPS === '0';
+}
+
+export function chooseVariant(caps: DeviceCaps, options: VariantOptions = {}): Variant {
   // One thread per query/row/token: 64 fits every adapter (compat's default allows 128) and is a
   // multiple of every subgroup size; larger groups only add idle threads for chunk-sized work.
   const workgroupSize = Math.min(64, caps.maxInvocations, caps.maxWorkgroupSizeX);
-  return { workgroupSize, workgroupStorage: caps.maxWorkgroupStorage };
+  const subgroups = caps.subgroups && options.subgroups !== false && !envSubgroupsOff();
+  return { workgroupSize, workgroupStorage: caps.maxWorkgroupStorage, subgroups };
 }
 
 /**

@@ -27,7 +27,11 @@ export class GpuContext implements TensorOwner {
   /** Dispatches encoded, submits and bind groups created by this context's recorders so far. */
   readonly stats = { dispatches: 0, submits: 0, bindGroups: 0 };
 
-  constructor(device: GPUDevice, options: { poisonOutputs?: boolean } = {}) {
+  /**
+   * `subgroups: false` keeps the plain kernels where the device has `subgroups` (default: use
+   * them; OVQ_WEBGPU_SUBGROUPS=0 does the same in Node).
+   */
+  constructor(device: GPUDevice, options: { poisonOutputs?: boolean; subgroups?: boolean } = {}) {
     this.poisonOutputs = options.poisonOutputs ?? false;
     if (!device || typeof (device as GPUDevice).createBuffer !== 'function') {
       throw new WebGpuError('device', `got ${String(device)}; expected a GPUDevice`);
@@ -35,7 +39,7 @@ export class GpuContext implements TensorOwner {
     checkRequiredLimits(device);
     this.device = device;
     this.caps = queryCaps(device);
-    this.variant = chooseVariant(this.caps);
+    this.variant = chooseVariant(this.caps, { subgroups: options.subgroups });
     device.lost.then((info) => {
       this.lostMessage = `reason ${info.reason}${info.message ? `: ${info.message}` : ''}`;
     });

@@ -81,7 +81,7 @@ export function ovqPrograms(ctx: GpuContext, state: GpuOvqState) {
     tiling,
     read: new OvqReadProgram(dk, dv, C, state.config.read, tiling),
     combine: new OvqReadCombineProgram(dv, C, wg),
-    spawn: new OvqSpawnAssignProgram(dk, dv, C, wg, ctx.caps.subgroups),
+    spawn: new OvqSpawnAssignProgram(dk, dv, C, wg, ctx.variant.subgroups),
     norm: new CopyRowsProgram(dk, state.config.normalize, wg),
     copyK: new CopyRowsProgram(dk, false, wg),
     copyV: new CopyRowsProgram(dv, false, wg),
@@ -104,7 +104,7 @@ export function readPlan(
   const W = partialLayout(state.valueDim).width;
   const N = Math.max(1, state.rowsAllocated);
   const maxSplits = Math.max(1, Math.min(tiling.maxSplits, Math.ceil(N / tiling.rowsPerSplit)));
-  const PM = maxSplits * tiling.lanes;
+  const PM = maxSplits * tiling.partials;
   // Positions per slot: a call shorter than a chunk (decode steps) needs only L of them.
   const CP = Math.max(1, Math.min(C, L));
   const perSlot = bh * PM * CP * W * 4;
@@ -442,7 +442,7 @@ function encodeReads(
     // One split count per batch (the combine reads the same number of partials per chunk):
     // splits past a chunk's rows read nothing and leave an empty partial.
     const S = plan.splits(Math.max(...readSizes.slice(b0, b1)));
-    const parts = S * p.tiling.lanes;
+    const parts = S * p.tiling.partials;
     for (let c = b0; c < b1; c++) {
       const cs = c * C;
       const ce = Math.min(cs + C, L);

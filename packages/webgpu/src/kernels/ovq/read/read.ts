@@ -35,6 +35,14 @@ export type ReadTiling = {
   /** Dictionary rows per split (flash-decoding) and the most splits of one chunk. */
   rowsPerSplit: number;
   maxSplits: number;
+  /**
+   * Subgroup variant (device feature `subgroups`): the RL lanes of a query sit next to each other
+   * in one subgroup and merge their partials there (subgroupShuffleXor butterflies: max, rescaled
+   * sums, nearest row), so a split leaves one partial instead of RL.
+   */
+  subgroups: boolean;
+  /** Partials one split of one query leaves: 1 with `subgroups`, else `lanes`. */
+  partials: number;
 };
 
 /** Floats per partial record: the dv accumulators, then max, sum, nearest distance, nearest row. */
@@ -64,6 +72,39 @@ export function stageRowPrior(count: (s: string) => string): string {
         if (GAUSSIAN) { for (var i = 0u; i < DK4; i++) { h = h + dot(Ks[e * DK4 + i], Ks[e * DK4 + i]); } }
         Half[e] = 0.5 * h;`,
   );
+}
+
+/**
+ * WGSL (subgroup variant): the RL lanes of each query merge their partials by butterflies over
+ * subgroupShuffleXor, in workgroup-uniform control flow: max, then the sums and accumulators
+ * rescaled to it (f32), then the nearest row (distance, ties to the lowest row, as the absorb's
+ * merge). Pairs add in a fixed pattern, so the bits are the same every run.
+ */
+function mergeLanesWgsl(): string {
+  return `
+  for (var a = 0u; a < RQ; a++) {
+    var mx = m[a];
+    for (var s = 1u; s < RL; s = s * 2u) { mx = max(mx, subgroupShuffleXor(mx, s)); }
+    let f = expLive(m[a], mx);
+    var ls = l[a] * f;
+    for (var s = 1u; s < RL; s = s * 2u) { ls = ls + subgroupShuffleXor(ls, s); }
+    m[a] = mx;
+    l[a] = ls;
+    for (var i = 0u; i < DV4; i++) {
+      var v = acc[a * DV4 + i] * f;
+      for (var s = 1u; s < RL; s = s * 2u) { v = v + subgroupShuffleXor(v, s); }
+      acc[a * DV4 + i] = v;
+    }
+    var bd = best[a];
+    var ba = arg[a];
+    for (var s = 1u; s < RL; s = s * 2u) {
+      let od = subgroupShuffleXor(bd, s);
+      let oa = subgroupShuffleXor(ba, s);
+      if (oa >= 0 && (ba < 0 || od < bd || (od == bd && oa < ba))) { bd = od; ba = oa; }
+    }
+    best[a] = bd;
+    arg[a] = ba;
+  }`;
 }
 
 export class OvqReadProgram implements Program {
@@ -97,6 +138,7 @@ export class OvqReadProgram implements Program {
     ['CP', 'u32'],
   ] as const;
   readonly workgroupSize: readonly [number, number, number];
+  readonly enables: readonly string[];
 
   constructor(
     readonly dk: number,
@@ -106,8 +148,9 @@ export class OvqReadProgram implements Program {
     readonly tiling: ReadTiling,
   ) {
     const t = tiling;
-    this.shaderKey = `ovq-read-${read}-dk${dk}-dv${dv}-c${chunk}-t${t.tile}-l${t.lanes}-q${t.perThread}-wg${t.threads}`;
+    this.shaderKey = `ovq-read-${read}-dk${dk}-dv${dv}-c${chunk}-t${t.tile}-l${t.lanes}-q${t.perThread}-wg${t.threads}${t.subgroups ? '-sg' : ''}`;
     this.workgroupSize = [t.threads, 1, 1];
+    this.enables = t.subgroups ? ['subgroups'] : [];
   }
 
   /** Queries per workgroup (query blocks per chunk = ⌈C / this⌉). */
@@ -117,7 +160,7 @@ export class OvqReadProgram implements Program {
 
   body(): string {
     const { dk, dv, chunk } = this;
-    const { tile, lanes, perThread } = this.tiling;
+    const { tile, lanes, perThread, subgroups } = this.tiling;
     const rowsPerLane = Math.ceil(tile / lanes);
     const gaussian = this.read === 'gaussian';
     const L = partialLayout(dv);
@@ -138,8 +181,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let head = wid.y;
   let split = wid.x % P.S;
   let qb = wid.x / P.S;
-  let lane = lid.x / QT;
-  let qt = lid.x % QT;
+  ${
+    subgroups
+      ? `// Lanes of a query adjacent (subgroups are runs of consecutive invocations, of ≥ 4 ≥ RL).
+  let lane = lid.x % RL;
+  let qt = lid.x / RL;`
+      : `let lane = lid.x / QT;
+  let qt = lid.x % QT;`
+  }
   var qr: array<vec4<f32>, ${perThread * Math.ceil(dk / 4)}>;
   var kr: array<vec4<f32>, ${perThread * Math.ceil(dk / 4)}>;
   var acc: array<vec4<f32>, ${perThread * Math.ceil(dv / 4)}>;
@@ -248,10 +297,11 @@ ${stageRows({
       workgroupBarrier();
     }
   }
-  let pidx = split * RL + lane;
+${subgroups ? mergeLanesWgsl() : ''}
+  let pidx = ${subgroups ? 'split' : 'split * RL + lane'};
   for (var a = 0u; a < RQ; a++) {
     let w = P.cs + (qb * RQ + a) * QT + qt;
-    if (w < P.qe) {
+    if (w < P.qe${subgroups ? ' && lane == 0u' : ''}) {
     let base = partBase(head, P.slot, pidx, w - P.cs);
     for (var i = 0u; i < DV4; i++) {
       let v = acc[a * DV4 + i];

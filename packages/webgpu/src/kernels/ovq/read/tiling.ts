@@ -56,6 +56,8 @@ export function readTiling(caps: DeviceCaps, variant: Variant, dk: number, dv: n
   const threads = variant.workgroupSize;
   const lanes = Math.min(row.lanes, tile, threads);
   const perThread = (row.perThread.find(([bound]) => dk + dv <= bound) as [number, number])[1];
+  // Lanes merge in a subgroup only when they surely share one: WebGPU subgroups have ≥ 4 invocations.
+  const subgroups = variant.subgroups && lanes > 1 && lanes <= 4;
   return {
     tile,
     lanes,
@@ -63,5 +65,7 @@ export function readTiling(caps: DeviceCaps, variant: Variant, dk: number, dv: n
     threads,
     rowsPerSplit: row.rowsPerSplit,
     maxSplits: row.maxSplits,
+    subgroups,
+    partials: subgroups ? 1 : lanes,
   };
 }
