@@ -7,6 +7,7 @@ import {
   type OvqState,
   type OvqTrace,
   ovqAttentionReference as refAttention,
+  ovqAttentionReferenceBackward as refBackward,
 } from '@ovq/core';
 import { assertClose, randomSeq, verifyDecisions } from '@ovq/core/testing';
 import { expect } from 'vitest';
@@ -122,4 +123,30 @@ export function compareStates(ref: OvqState[], gpu: OvqState[]): void {
       );
     }
   });
+}
+
+/**
+ * Every gradient (dq, dk, dv, dβ per head) against the float64 reference backward run with the
+ * forward's decisions `trace` (verify them with checkDecisions first); RMS ratio ≤ TOL.
+ */
+export function compareGradients(
+  input: Input,
+  config: OvqConfig,
+  dOut: Float32Array,
+  trace: OvqTrace[],
+  gpu: { dq: Float32Array; dk: Float32Array; dv: Float32Array; dbetaPerHead: ArrayLike<number> },
+): void {
+  const { batchHeads: bh, seqLen: T, keyDim: dk, valueDim: dv } = input;
+  const ref = Array.from({ length: bh }, (_, h) =>
+    refBackward(headSeq(input, h, T, dk, dv), config, head(dOut, h, T, dv), { replay: trace[h] }),
+  );
+  assertClose('dq', concat(ref.map((r) => r.dq)), gpu.dq, TOL);
+  assertClose('dk', concat(ref.map((r) => r.dk)), gpu.dk, TOL);
+  assertClose('dv', concat(ref.map((r) => r.dv)), gpu.dv, TOL);
+  assertClose(
+    'dbeta per head',
+    ref.map((r) => r.dbeta),
+    gpu.dbetaPerHead,
+    TOL,
+  );
 }
