@@ -19,7 +19,7 @@ import { checkTensor, requireNonNegativeInt } from '../gpu/validate.js';
 import { OvqGradOutProgram } from '../kernels/ovq/backward/grad-out.js';
 import { OvqPackDictionaryProgram } from '../kernels/ovq/backward/pack.js';
 import { OvqColumnGradProgram, OvqQueryGradProgram } from '../kernels/ovq/backward/read-grad.js';
-import { OvqReplayAbsorbProgram, OvqReplayMeanProgram } from '../kernels/ovq/backward/replay.js';
+import { OvqReplayEmaProgram, OvqReplayMeanProgram } from '../kernels/ovq/backward/replay.js';
 import { OvqEmaScatterProgram, OvqScatterGradProgram } from '../kernels/ovq/backward/scatter.js';
 import { OvqStatsProgram, OvqSumBetaProgram } from '../kernels/ovq/backward/stats.js';
 import { CopyRowsProgram, NormalizeBackwardProgram } from '../kernels/rows/rows.js';
@@ -210,7 +210,7 @@ function encodeBackward(
     query: new OvqQueryGradProgram(dk, dv, cfg.read, wg, tile),
     column: new OvqColumnGradProgram(dk, dv, cfg.read, wg, tile, rate !== null),
     emaScatter: new OvqEmaScatterProgram(dk, dv, C, wg),
-    replay: new OvqReplayAbsorbProgram(dk, dv, C, wg),
+    replayEma: new OvqReplayEmaProgram(dk, dv, C, wg),
     replayMean: new OvqReplayMeanProgram(dk, dv, C, wg),
     sumBeta: new OvqSumBetaProgram(),
     gradOut: new OvqGradOutProgram(dk, dv, cfg.normalize, wg),
@@ -232,7 +232,7 @@ function encodeBackward(
     const at = { L, cs: r * C, n: m.sizeBefore, a: r, A, N };
     const groups = [ceilDiv(replayed * (E + 1), wg), bh] as [number, number];
     const inputs = [fwd.kw, fwd.vw, fwd.trace, BD];
-    if (rate !== null) rec.dispatch(prog.replay, inputs, { ...at, rate, mode: 0 }, groups);
+    if (rate !== null) rec.dispatch(prog.replayEma, inputs, { ...at, rate }, groups);
     else rec.dispatch(prog.replayMean, inputs, at, [replayed, bh]);
   };
   let checkpoints: GpuTensor;

@@ -4,7 +4,7 @@
 // and the new ones (ties: lowest row, so an old row wins a tie), then the batch M-step and the
 // counts. Decisions go to `trace` (traceLayout). The argmax has a fixed shape (a tree, or subgroup
 // max/min then an in-order scan) and the M-step sums members in token order: the same bits every
-// run, and the same formula the backward replays (OvqReplayAbsorbProgram).
+// run, and the same formula the backward replays (OvqReplayMeanProgram, OvqReplayEmaProgram).
 import type { Binding, Program } from '../../../gpu/program.js';
 import { dimConsts, loadVecFn, POS_BIG } from '../../shared/wgsl.js';
 import { partialLayout } from '../read/read.js';

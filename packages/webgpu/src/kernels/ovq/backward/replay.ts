@@ -4,14 +4,13 @@ import type { Binding, Program } from '../../../gpu/program.js';
 import { memberFn } from '../absorb/update.js';
 
 /**
- * Replay of absorb a on the packed dictionary BD from its recorded decisions (one thread per
- * touched row and element): a spawned row starts as its seed with count 1, then every row with
- * m > 0 members moves as in the forward, members summed in token order: `mode` 0 (`update: ema`)
- * row + η·(Σ members / m − row) and count + m in one dispatch; for the running mean the values
- * (mode 1: row + (Σ members − m·row)/(count + m), the forward's formula) and then the counts
- * (mode 2) in two dispatches, so no thread reads a count another thread of its dispatch writes.
+ * `update: ema` replay of absorb a on the packed dictionary BD from its recorded decisions (one
+ * thread per touched row and element): a spawned row starts as its seed with count 1, then every
+ * row with m > 0 members moves as in the forward, members summed in token order,
+ * row + η·(Σ members / m − row), and its count becomes count + m. No value reads a count, so one
+ * dispatch needs no barrier (the running mean's replay is OvqReplayMeanProgram).
  */
-export class OvqReplayAbsorbProgram implements Program {
+export class OvqReplayEmaProgram implements Program {
   readonly shaderKey: string;
   readonly bindings: Binding[] = [
     { name: 'kw', kind: 'read' },
@@ -27,7 +26,6 @@ export class OvqReplayAbsorbProgram implements Program {
     ['A', 'u32'],
     ['N', 'u32'],
     ['rate', 'f32'],
-    ['mode', 'u32'],
   ] as const;
   readonly workgroupSize: readonly [number, number, number];
   constructor(
@@ -36,7 +34,7 @@ export class OvqReplayAbsorbProgram implements Program {
     readonly chunk: number,
     wg: number,
   ) {
-    this.shaderKey = `ovq-replay-absorb-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
+    this.shaderKey = `ovq-replay-ema-dk${dk}-dv${dv}-c${chunk}-wg${wg}`;
     this.workgroupSize = [wg, 1, 1];
   }
   body(): string {
@@ -61,18 +59,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let start = u32(trace[b + T_GROUP_START + g]);
   let end = start + u32(trace[b + T_GROUP_COUNT + g]);
   let at = (head * P.N + i) * W + e;
-  if ((P.mode == 1u && e == E) || (P.mode == 2u && e != E)) { return; }
   var s = 0.0;
   var members = 0.0;
   var x = 0.0;
-  var count = 1.0;
   if (i >= P.n) {
     let seed = u32(trace[b + T_SPAWNED + (i - P.n)]);
     x = 1.0;
     if (e < E) { x = token(head, seed, e); }
   } else {
     x = BD[at];
-    count = BD[(head * P.N + i) * W + E];
   }
   for (var p = start; p < end; p++) {
     let j = u32(trace[b + T_ORDER + p]);
@@ -85,7 +80,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (e == E) {
     y = x + members;
   } else if (members > 0.0) {
-    if (P.mode == 0u) { y = x + P.rate * (s / members - x); } else { y = x + (s - members * x) / (count + members); }
+    y = x + P.rate * (s / members - x);
   }
   BD[at] = y;
 }`;
@@ -96,8 +91,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
  * The running-mean replay of absorb a in one dispatch: one workgroup per touched row (its
  * threads stride over the row's elements and its count). Every thread reads the row's count
  * before the barrier and the new count is written after it, so no thread reads a count another
- * writes; values and counts are those of OvqReplayAbsorbProgram's modes 1 and 2 (same sums in
- * token order, same formula), bit for bit.
+ * writes; values and counts are the forward's M-step (same sums in token order, same formula),
+ * bit for bit.
  */
 export class OvqReplayMeanProgram implements Program {
   readonly shaderKey: string;
