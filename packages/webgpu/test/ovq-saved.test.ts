@@ -4,7 +4,9 @@
 // reference with the GPU's verified decisions (plus float64 central differences of the
 // reference's forward on one small case). Outputs NaN-poisoned, nothing left allocated.
 import {
+  createOvqState,
   type OvqConfig,
+  ovqAppend,
   ovqAttentionReference as refAttention,
   ovqAttentionReferenceBackward as refBackward,
 } from '@ovq/core';
@@ -14,7 +16,7 @@ import type { GpuContext } from '../src/gpu/context.js';
 import { decodeTrace, ovqAttentionBackward } from '../src/ovq/api.js';
 import { backwardLimits, ovqBackwardFromSavedGpu } from '../src/ovq/backward.js';
 import { ovqForwardGpu, ovqSavedShapes } from '../src/ovq/forward.js';
-import { createGpuOvqState } from '../src/ovq/state.js';
+import { createGpuOvqState, uploadOvqState } from '../src/ovq/state.js';
 import { present } from './adapters.js';
 import { type Case, caseName, checkDecisions, headSeq, makeInput, TOL } from './ovq-helpers.js';
 import { concat, head } from './reference.js';
@@ -270,6 +272,45 @@ for (const adapter of present) {
         ovqBackwardFromSavedGpu(state, input, saved, dout, grads);
         await expect(ctx.checkErrors()).rejects.toThrow(/gpu: WebGPU reported an error: submit/);
         await expect(ctx.checkErrors()).resolves.toBeUndefined();
+      } finally {
+        state.dispose();
+        for (const x of made) x.dispose();
+      }
+    });
+
+    it('refuses to save a forward that does not start from an empty state', () => {
+      // 3 pending tokens + 5 new ones make one absorb, as 5 tokens from empty would (the saved
+      // shapes agree): without the check the backward would replay these decisions from the
+      // empty dictionary with chunks shifted by 3 tokens and give wrong gradients silently.
+      const bh = 2;
+      const [T, dk, dv] = [5, 8, 8];
+      const config = { chunkSize: 8, capacity: 8, beta: 3 };
+      const dims = { batchHeads: bh, keyDim: dk, valueDim: dv };
+      const shapes = ovqSavedShapes(dims, T, config.chunkSize);
+      const heads = Array.from({ length: bh }, () => {
+        const s = createOvqState({ keyDim: dk, valueDim: dv }, config);
+        const x = makeInput(412, { bh: 1, T: 3, dk, dv, config });
+        ovqAppend(s, { q: x.q, k: x.k, v: x.v, seqLen: 3 });
+        return s;
+      });
+      const state = uploadOvqState(ctx, heads);
+      const made = [
+        ctx.tensor([bh, T, dk]),
+        ctx.tensor([bh, T, dk]),
+        ctx.tensor([bh, T, dv]),
+        ctx.tensor([bh, T, dv]),
+        ctx.tensor(shapes.lse),
+        ctx.tensor(shapes.trace, 'i32'),
+      ];
+      const [q, k, v, out, lse, trace] = made;
+      try {
+        expect(state.pendingCount).toBe(3);
+        expect(() =>
+          ovqForwardGpu(state, { q, k, v, seqLen: T }, out, { save: { lse, trace } }),
+        ).toThrow(
+          /options\.save: the state has seen 3 tokens; a saved forward starts from an empty state/,
+        );
+        expect(state.tokensSeen, 'the refused call changed the state').toBe(3);
       } finally {
         state.dispose();
         for (const x of made) x.dispose();

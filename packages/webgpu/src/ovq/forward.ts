@@ -133,7 +133,7 @@ function checkChunkFits(ctx: GpuContext, C: number): void {
  * [BH, A, 6C + 1] (i32) into these caller-owned tensors (shapes from `ovqSavedShapes`) instead of
  * the record's scope, so that they outlive it: with the output they are all
  * `ovqBackwardFromSavedGpu` needs, so a training framework can keep them from its forward to its
- * backward instead of running the forward again.
+ * backward instead of running the forward again. Only from an empty state (else a WebGpuError).
  */
 export type OvqForwardOptions = {
   keepCheckpoints?: boolean;
@@ -219,6 +219,14 @@ export function ovqForwardGpu(
   const host = planAbsorbs(state, T);
   const A = Math.max(1, host.absorbs.length);
   if (options.save) {
+    // ovqBackwardFromSavedGpu replays the decisions from the empty dictionary with chunks from
+    // token 0: a forward after other tokens would give it shifted chunks and wrong gradients.
+    if (state.tokensSeen !== 0 || state.size !== 0) {
+      throw new WebGpuError(
+        'options.save',
+        `the state has seen ${state.tokensSeen} tokens; a saved forward starts from an empty state (ovqBackwardFromSavedGpu replays it from there)`,
+      );
+    }
     checkTensor('save.lse', options.save.lse, [bh, T], 'batchHeads*seqLen', ctx.device);
     checkTensor(
       'save.trace',
