@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { silentReporter } from '../src/report/format.js';
 import { renderHtml, writeHtml } from '../src/report/html.js';
 import { type BenchReport, REPORT_SCHEMA, readReport, writeJson } from '../src/report/json.js';
+import { isRegimeResults, regimeReport } from '../src/report/regime.js';
 import { runSuite } from '../src/run.js';
 import { browserMissing, renderPlots } from './browser.js';
 import { FIXTURE, fixtureReport } from './fixture.js';
@@ -153,12 +154,13 @@ describe('HTML report', () => {
   it.skipIf(browserMissing())('renders the plots of a real quick run', async () => {
     const { html, report } = await quick;
     const plots = await renderPlots(html);
-    expect(plots.map((p) => p.id).sort()).toEqual([
-      'ablate',
-      'recall-clustered',
-      'recall-iid',
-      'speed',
-    ]);
+    // Plus whatever the attached trainer results draw (apps/trainer/results/regime*.json).
+    const attached = (report.attachments ?? [])
+      .filter((a) => isRegimeResults(a.data))
+      .flatMap((a) => regimeReport(a.data).plots.map((p) => p.id));
+    expect(plots.map((p) => p.id).sort()).toEqual(
+      ['ablate', 'recall-clustered', 'recall-iid', 'speed', ...attached].sort(),
+    );
     for (const p of plots) {
       expect(p.width * p.height, p.id).toBeGreaterThan(0);
       expect(p.series, p.id).toBeGreaterThan(0);
