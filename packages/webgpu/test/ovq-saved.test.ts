@@ -128,6 +128,16 @@ function sameBits(name: string, a: Float32Array, b: Float32Array): void {
   expect(i, `${name}[${i}]: ${a[i]} vs ${b[i]}`).toBe(-1);
 }
 
+it('ovqSavedShapes names a bad argument (e.g. a config that leaves chunkSize to its default)', () => {
+  const dims = { batchHeads: 2, keyDim: 8, valueDim: 8 };
+  expect(ovqSavedShapes(dims, 20, 8)).toEqual({ lse: [2, 20], trace: [2, 2, 49] });
+  expect(() => ovqSavedShapes(dims, 20, undefined as unknown as number)).toThrow(
+    /chunkSize: got undefined; expected a positive integer/,
+  );
+  expect(() => ovqSavedShapes(dims, -1, 8)).toThrow(/seqLen: got -1; expected a non-negative/);
+  expect(() => ovqSavedShapes({ ...dims, batchHeads: 0 }, 20, 8)).toThrow(/batchHeads: got 0/);
+});
+
 for (const adapter of present) {
   const suite = adapter.ctx ? describe : describe.skip;
   suite(`OVQ backward from a saved forward on ${adapter.description}`, () => {

@@ -10,7 +10,12 @@ import { WebGpuError } from '../gpu/errors.js';
 import { ceilDiv, grid2d } from '../gpu/program.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { type GpuTensor, TensorScope } from '../gpu/tensor.js';
-import { checkTensor, requireNonNegativeInt } from '../gpu/validate.js';
+import {
+  checkDims,
+  checkTensor,
+  requireNonNegativeInt,
+  requirePositiveInt,
+} from '../gpu/validate.js';
 import { OvqSpawnAssignProgram, traceLayout } from '../kernels/ovq/absorb/spawn.js';
 import { OvqCheckpointProgram } from '../kernels/ovq/backward/pack.js';
 import { OvqReadCombineProgram, OvqReadProgram, partialLayout } from '../kernels/ovq/read/read.js';
@@ -146,6 +151,9 @@ export function ovqSavedShapes(
   seqLen: number,
   chunkSize: number,
 ): { lse: [number, number]; trace: [number, number, number] } {
+  const { batchHeads, keyDim, valueDim } = dims ?? ({} as typeof dims);
+  checkDims({ batchHeads, seqLen, keyDim, valueDim }, true);
+  requirePositiveInt('chunkSize', chunkSize);
   const A = Math.max(1, Math.floor(seqLen / chunkSize));
   return {
     lse: [dims.batchHeads, seqLen],
