@@ -67,6 +67,13 @@ type RopeTable = { half: number; positions: number; cos: Float64Array; sin: Floa
 const ROPE_TABLES = new Map<string, RopeTable>();
 /** Tables stop growing at this many entries each (8 MiB); later positions are computed per call. */
 const ROPE_TABLE_MAX = 1 << 20;
+/** At most this many (dim, base) tables are kept; the least recently used goes first. */
+export const ROPE_TABLES_KEPT = 8;
+
+/** The (dim, base) keys of the tables held now, least recently used first (for tests). */
+export function ropeTablesHeld(): string[] {
+  return [...ROPE_TABLES.keys()];
+}
 
 /** The table covering positions [0, end), or null when that would exceed ROPE_TABLE_MAX. */
 function ropeTable(dim: number, base: number, end: number): RopeTable | null {
@@ -74,7 +81,11 @@ function ropeTable(dim: number, base: number, end: number): RopeTable | null {
   if (half === 0 || end * half > ROPE_TABLE_MAX) return null;
   const key = `${dim}:${base}`;
   const old = ROPE_TABLES.get(key);
-  if (old && old.positions >= end) return old;
+  if (old) ROPE_TABLES.delete(key); // re-inserted below: Map order is recency order
+  if (old && old.positions >= end) {
+    ROPE_TABLES.set(key, old);
+    return old;
+  }
   const positions = Math.min(
     Math.max(end, 2 * (old?.positions ?? 0), 256),
     Math.floor(ROPE_TABLE_MAX / half),
@@ -96,6 +107,10 @@ function ropeTable(dim: number, base: number, end: number): RopeTable | null {
   }
   const table = { half, positions, cos, sin };
   ROPE_TABLES.set(key, table);
+  while (ROPE_TABLES.size > ROPE_TABLES_KEPT) {
+    const oldest = ROPE_TABLES.keys().next().value as string;
+    ROPE_TABLES.delete(oldest);
+  }
   return table;
 }
 

@@ -2,7 +2,7 @@
 // directly, for tables that grow between calls, odd starting positions, both signs, float32 and
 // float64 rows, and positions past the table's cap (computed per call).
 import { describe, expect, it } from 'vitest';
-import { applyRope } from '../src/common.js';
+import { applyRope, ROPE_TABLES_KEPT, ropeTablesHeld } from '../src/common.js';
 
 function direct(
   x: Float64Array | Float32Array,
@@ -82,5 +82,27 @@ describe('applyRope', () => {
         }
       }
     }
+  });
+});
+
+describe('applyRope table cache', () => {
+  it(`keeps at most ROPE_TABLES_KEPT tables, dropping the least recently used, and stays exact`, () => {
+    const dims = Array.from({ length: ROPE_TABLES_KEPT + 3 }, (_, i) => 2 * (i + 1));
+    const check = (dim: number, seed: number) => {
+      const x = rows(5 * dim, seed, Float64Array);
+      const want = x.slice();
+      applyRope(x, 5, dim, 3, 777, 1);
+      direct(want, 5, dim, 3, 777, 1);
+      expect(Buffer.from(x.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    };
+    for (const [i, d] of dims.entries()) check(d, i + 1);
+    const held = ropeTablesHeld().filter((k) => k.endsWith(':777'));
+    expect(held).toEqual(dims.slice(-ROPE_TABLES_KEPT).map((d) => `${d}:777`));
+    // Using the oldest held table makes it the most recent; an evicted one is rebuilt exactly.
+    check(dims[3] as number, 50);
+    expect(ropeTablesHeld().at(-1)).toBe(`${dims[3]}:777`);
+    check(dims[0] as number, 51);
+    expect(ropeTablesHeld().at(-1)).toBe(`${dims[0]}:777`);
+    expect(ropeTablesHeld()).toHaveLength(ROPE_TABLES_KEPT);
   });
 });
