@@ -43,7 +43,14 @@ const CASES: Case[] = [
 
 for (const adapter of present) {
   const base = adapter.ctx;
-  const variants = base?.caps.subgroups ? [false, true] : [false];
+  // The subgroup variant where the device has `subgroups` and its layout probe passed (the
+  // default context's choice; test/subgroup-layout.test.ts checks the probe's verdict).
+  const variants = base?.variant.subgroups ? [false, true] : [false];
+  if (base?.caps.subgroups && !base.variant.subgroups) {
+    console.info(
+      `[${adapter.name}] subgroup variant not tested: ${base.variant.subgroupsDisabledBecause}`,
+    );
+  }
   for (const subgroups of variants) {
     const suite = base ? describe : describe.skip;
     suite(`OVQ read variant ${subgroups ? 'subgroups' : 'plain'} on ${adapter.description}`, () => {
@@ -53,6 +60,7 @@ for (const adapter of present) {
 
       it('is the variant the device table picks', () => {
         expect(ctx.variant.subgroups).toBe(subgroups);
+        expect(ctx.variant.subgroupsDisabledBecause === undefined).toBe(subgroups);
         const t = readTiling(ctx.caps, ctx.variant, 32, 24);
         expect(t.subgroups).toBe(subgroups && t.lanes > 1);
         expect(t.partials).toBe(t.subgroups ? 1 : t.lanes);

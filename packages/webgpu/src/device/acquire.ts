@@ -2,6 +2,8 @@
 // dependency `webgpu`) in Node, loaded only when asked. Any GPUDevice the caller already has works
 // too; this helper only adds the limits and features the kernels can use.
 import { WebGpuError } from '../gpu/errors.js';
+import { probeSubgroupLayout } from './subgroup-layout.js';
+import { subgroupsTurnedOffByEnv } from './variants.js';
 
 export type NodeBackend = 'default' | 'opengles' | 'vulkan';
 
@@ -89,6 +91,7 @@ export async function getGpu(options: AcquireOptions = {}): Promise<GpuLike> {
 /**
  * Requests an adapter and a device with the adapter's maximum for the limits that choose kernel
  * variants, plus `timestamp-query` and `subgroups` when present. Never asks for `shader-f16`.
+ * With `subgroups`, also runs the device's subgroup layout probe (probeSubgroupLayout) once.
  */
 export async function acquireDevice(options: AcquireOptions = {}): Promise<AcquiredDevice> {
   const gpu = await getGpu(options);
@@ -112,6 +115,10 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
   }
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  // Before any GpuContext chooses kernels: the subgroup kernels need the layout this checks.
+  if (device.features.has('subgroups') && !subgroupsTurnedOffByEnv()) {
+    await probeSubgroupLayout(device);
+  }
   const info = (adapter as { info?: Partial<GPUAdapterInfo> }).info ?? {};
   return {
     device,

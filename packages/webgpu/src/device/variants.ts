@@ -2,6 +2,7 @@
 // values a workgroup can stage in workgroup memory.
 import { WebGpuError } from '../gpu/errors.js';
 import type { DeviceCaps } from './limits.js';
+import { kernelWorkgroupSize, type SubgroupLayout } from './subgroup-layout.js';
 
 export type Variant = {
   /** Threads per workgroup for 1-D kernels (one thread per query, row or token). */
@@ -9,15 +10,22 @@ export type Variant = {
   /** Bytes of workgroup storage a kernel may use. */
   workgroupStorage: number;
   /**
-   * Subgroup kernels (the read's lane merge, the absorb's argmax): the device has `subgroups`
-   * and they were not turned off (`{subgroups: false}` or OVQ_WEBGPU_SUBGROUPS=0).
+   * Subgroup kernels (the read's lane merge, the absorb's argmax): the device has `subgroups`,
+   * its layout probe passed (probeSubgroupLayout) and they were not turned off
+   * (`{subgroups: false}` or OVQ_WEBGPU_SUBGROUPS=0).
    */
   subgroups: boolean;
+  /** Why the plain kernels were chosen (absent when `subgroups` is true). */
+  subgroupsDisabledBecause?: string;
+  /** The device's subgroup layout probe verdict, when the probe ran. */
+  subgroupLayout?: SubgroupLayout;
 };
 
 export type VariantOptions = {
   /** false: the plain (workgroup-memory) kernels even where the device has `subgroups`. */
   subgroups?: boolean;
+  /** The device's probe verdict; without an ok verdict the subgroup kernels are not chosen. */
+  subgroupLayout?: SubgroupLayout;
 };
 
 /** OVQ_WEBGPU_SUBGROUPS=0 in Node turns the subgroup kernels off (to compare or bisect). */
@@ -27,12 +35,34 @@ function envSubgroupsOff(): boolean {
   return env?.OVQ_WEBGPU_SUBGROUPS === '0';
 }
 
+/** Whether OVQ_WEBGPU_SUBGROUPS=0 is set (acquireDevice then skips the layout probe). */
+export function subgroupsTurnedOffByEnv(): boolean {
+  return envSubgroupsOff();
+}
+
 export function chooseVariant(caps: DeviceCaps, options: VariantOptions = {}): Variant {
-  // One thread per query/row/token: 64 fits every adapter (compat's default allows 128) and is a
-  // multiple of every subgroup size; larger groups only add idle threads for chunk-sized work.
-  const workgroupSize = Math.min(64, caps.maxInvocations, caps.maxWorkgroupSizeX);
-  const subgroups = caps.subgroups && options.subgroups !== false && !envSubgroupsOff();
-  return { workgroupSize, workgroupStorage: caps.maxWorkgroupStorage, subgroups };
+  const workgroupSize = kernelWorkgroupSize(caps);
+  const layout = options.subgroupLayout;
+  const why = !caps.subgroups
+    ? "the device has no 'subgroups' feature"
+    : options.subgroups === false
+      ? 'turned off ({subgroups: false})'
+      : envSubgroupsOff()
+        ? 'turned off (OVQ_WEBGPU_SUBGROUPS=0)'
+        : !layout
+          ? 'subgroup layout not probed for this GPUDevice (await probeSubgroupLayout(device) before new GpuContext; acquireDevice() does)'
+          : layout.workgroupSize !== workgroupSize
+            ? `subgroup layout probed with workgroup size ${layout.workgroupSize}, kernels use ${workgroupSize}`
+            : !layout.ok
+              ? `subgroup layout probe failed: ${layout.reason}`
+              : undefined;
+  return {
+    workgroupSize,
+    workgroupStorage: caps.maxWorkgroupStorage,
+    subgroups: why === undefined,
+    ...(why === undefined ? {} : { subgroupsDisabledBecause: why }),
+    ...(layout ? { subgroupLayout: layout } : {}),
+  };
 }
 
 /**

@@ -2,6 +2,7 @@
 // tensor it creates (destroyed by `dispose()`), and turns device loss and validation errors into
 // WebGpuErrors that say what happened.
 import { checkRequiredLimits, type DeviceCaps, queryCaps } from '../device/limits.js';
+import { subgroupLayoutOf } from '../device/subgroup-layout.js';
 import { chooseVariant, type Variant } from '../device/variants.js';
 import { WebGpuError } from './errors.js';
 import { buildShader, type Program } from './program.js';
@@ -29,7 +30,9 @@ export class GpuContext implements TensorOwner {
 
   /**
    * `subgroups: false` keeps the plain kernels where the device has `subgroups` (default: use
-   * them; OVQ_WEBGPU_SUBGROUPS=0 does the same in Node).
+   * them; OVQ_WEBGPU_SUBGROUPS=0 does the same in Node). The subgroup kernels also need the
+   * device's layout probe to have passed (`await probeSubgroupLayout(device)`, which
+   * acquireDevice() runs); `variant.subgroupsDisabledBecause` says why they were not chosen.
    */
   constructor(device: GPUDevice, options: { poisonOutputs?: boolean; subgroups?: boolean } = {}) {
     this.poisonOutputs = options.poisonOutputs ?? false;
@@ -39,7 +42,10 @@ export class GpuContext implements TensorOwner {
     checkRequiredLimits(device);
     this.device = device;
     this.caps = queryCaps(device);
-    this.variant = chooseVariant(this.caps, { subgroups: options.subgroups });
+    this.variant = chooseVariant(this.caps, {
+      subgroups: options.subgroups,
+      subgroupLayout: subgroupLayoutOf(device),
+    });
     device.lost.then((info) => {
       this.lostMessage = `reason ${info.reason}${info.message ? `: ${info.message}` : ''}`;
     });
