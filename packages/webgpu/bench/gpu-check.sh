@@ -66,11 +66,11 @@ log "building @ovq/webgpu"
 
 # 3. Is the adapter a GPU?
 ADAPTER="$(cd "$PKG" && node --input-type=module -e "
-import { acquireDevice, prepareHeadlessDawn } from './dist/index.js';
+import { acquireDevice, prepareHeadlessDawn, subgroupLayoutOf } from './dist/index.js';
 await prepareHeadlessDawn();
 const a = await acquireDevice({ nodeBackend: 'vulkan' });
 const i = a.adapterInfo;
-console.log(JSON.stringify({ name: [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' | '), fallback: a.isFallbackAdapter }));
+console.log(JSON.stringify({ name: [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' | '), fallback: a.isFallbackAdapter, subgroups: a.device.features.has('subgroups'), subgroupLayoutProbe: subgroupLayoutOf(a.device) ?? null }));
 process.exit(0);
 ")"
 log "adapter: $ADAPTER"
@@ -80,7 +80,7 @@ if [[ "$ADAPTER" == *'"fallback":true'* || "$ADAPTER" == *[Ss]wift[Ss]hader* ]] 
 fi
 
 # 4. Correctness suite on this adapter (about a third of the budget at most).
-TESTS=${OVQ_GPU_CHECK_TESTS:-"test/ovq-forward.test.ts test/ovq-backward.test.ts test/ovq-precision.test.ts test/ovq-variants.test.ts test/errors.test.ts test/baselines.test.ts test/gated-deltanet.test.ts"}
+TESTS=${OVQ_GPU_CHECK_TESTS:-"test/ovq-forward.test.ts test/ovq-backward.test.ts test/ovq-precision.test.ts test/ovq-variants.test.ts test/subgroup-layout.test.ts test/errors.test.ts test/baselines.test.ts test/gated-deltanet.test.ts"}
 log "correctness: $TESTS"
 set +e
 (cd "$PKG" && timeout $(( $(left) / 3 )) pnpm exec vitest run $TESTS) >"$OUT/tests.log" 2>&1

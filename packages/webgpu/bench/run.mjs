@@ -145,6 +145,11 @@ const info = acquired.adapterInfo;
 emit(
   `adapter: ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' | ')} (featureLevel ${acquired.featureLevel}, fallback ${acquired.isFallbackAdapter}, timestamp-query ${ctx.caps.timestamps}, subgroups ${ctx.caps.subgroups}, shader-f16 ${ctx.caps.shaderF16})`,
 );
+// The subgroup layout probe's verdict (acquireDevice ran it) and the kernels it led to.
+const layout = ctx.variant.subgroupLayout;
+emit(
+  `subgroup kernels: ${ctx.variant.subgroups ? 'on' : `off (${ctx.variant.subgroupsDisabledBecause})`}; layout probe: ${layout ? (layout.ok ? `ok (subgroup size ${layout.subgroupSize}, workgroup ${layout.workgroupSize})` : `failed (${layout.reason})`) : 'not run'}`,
+);
 await check(ctx);
 console.log('check: OVQ forward matches @ovq/core (RMS ratio ≤ 1e-4)');
 
@@ -161,7 +166,8 @@ async function timeOnce(c, fn) {
 
 /** OVQ_BENCH_VARIANTS=1: each read variant of this device, alternated in one process. */
 async function compareVariants() {
-  const kinds = [false, ...(ctx.caps.subgroups ? [true] : [])];
+  // The subgroup variant only where the device has it and its layout probe passed.
+  const kinds = [false, ...(ctx.variant.subgroups ? [true] : [])];
   const runs = kinds.map((subgroups) => ({
     name: subgroups ? 'subgroups' : 'plain',
     c: new GpuContext(acquired.device, { subgroups }),
