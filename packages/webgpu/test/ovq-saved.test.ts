@@ -264,6 +264,14 @@ for (const adapter of present) {
         trace: make(shapes.trace, 'i32'),
       };
       const state = createGpuOvqState(ctx, dims, c.config);
+      // The saved tensors come from a real saved forward (the backward refuses any others).
+      const forwardState = createGpuOvqState(ctx, dims, c.config);
+      ctx.disposeWhenDone(
+        ovqForwardGpu(forwardState, input, saved.output, {
+          save: { lse: saved.lse, trace: saved.trace },
+        }).scope,
+      );
+      forwardState.dispose();
       try {
         ctx.trackErrors(
           () =>
@@ -324,6 +332,67 @@ for (const adapter of present) {
       } finally {
         state.dispose();
         for (const x of made) x.dispose();
+      }
+    });
+
+    it('refuses saved tensors paired with another config, other inputs, or no saved forward', () => {
+      // Same shapes throughout: only what the forward ran with tells them apart. Without the
+      // check, decisions made at capacity 8 replayed at capacity 4 index rows past the dictionary.
+      const c = CASES[3];
+      const { bh, T, dk, dv } = c;
+      const dims = { batchHeads: bh, keyDim: dk, valueDim: dv };
+      const shapes = ovqSavedShapes(dims, T, c.config.chunkSize);
+      const tensors: ReturnType<GpuContext['tensor']>[] = [];
+      const make = (shape: number[], dtype: 'f32' | 'i32' = 'f32') => {
+        const x = ctx.tensor(shape, dtype);
+        tensors.push(x);
+        return x;
+      };
+      const input = { q: make([bh, T, dk]), k: make([bh, T, dk]), v: make([bh, T, dv]), seqLen: T };
+      const grads = {
+        dq: make([bh, T, dk]),
+        dk: make([bh, T, dk]),
+        dv: make([bh, T, dv]),
+        dbeta: make([bh]),
+      };
+      const dout = make([bh, T, dv]);
+      const saved = {
+        output: make([bh, T, dv]),
+        lse: make(shapes.lse),
+        trace: make(shapes.trace, 'i32'),
+      };
+      const forwardState = createGpuOvqState(ctx, dims, c.config);
+      ctx.disposeWhenDone(
+        ovqForwardGpu(forwardState, input, saved.output, {
+          save: { lse: saved.lse, trace: saved.trace },
+        }).scope,
+      );
+      forwardState.dispose();
+      const states = [
+        createGpuOvqState(ctx, dims, c.config),
+        createGpuOvqState(ctx, dims, { ...c.config, capacity: c.config.capacity / 2 }),
+        createGpuOvqState(ctx, dims, { ...c.config, beta: c.config.beta + 1 }),
+      ];
+      const [same, smaller, otherBeta] = states;
+      try {
+        const run = (state: typeof same, i = input, s = saved) =>
+          ovqBackwardFromSavedGpu(state, i, s, dout, grads);
+        expect(() => run(smaller)).toThrow(/^saved: was saved by a forward with .*"capacity":8/);
+        expect(() => run(otherBeta)).toThrow(/^saved: was saved by a forward with/);
+        expect(() => run(same, { ...input, q: make([bh, T, dk]) })).toThrow(
+          /^q: is not the buffer the saved forward used for q/,
+        );
+        expect(() => run(same, input, { ...saved, output: make([bh, T, dv]) })).toThrow(
+          /^saved\.output: is not the buffer/,
+        );
+        expect(() => run(same, input, { ...saved, trace: make(shapes.trace, 'i32') })).toThrow(
+          /^saved\.trace: was not written by ovqForwardGpu with options\.save/,
+        );
+        // The matching pairing runs.
+        expect(() => run(same)).not.toThrow();
+      } finally {
+        for (const s of states) s.dispose();
+        for (const x of tensors) x.dispose();
       }
     });
 

@@ -30,6 +30,7 @@ import {
   ovqSavedShapes,
   planAbsorbs,
 } from './forward.js';
+import { checkSavedForward } from './saved.js';
 import type { GpuOvqState } from './state.js';
 
 export type OvqGradTensors = { dq: GpuTensor; dk: GpuTensor; dv: GpuTensor; dbeta: GpuTensor };
@@ -148,6 +149,7 @@ export function ovqBackwardFromSavedGpu(
   checkTensor('saved.lse', saved.lse, shapes.lse, 'batchHeads*seqLen', device);
   const traceName = 'batchHeads*absorbs*(6*chunkSize+1) (ovqSavedShapes)';
   checkTensor('saved.trace', saved.trace, shapes.trace, traceName, device, 'i32');
+  checkSavedForward(state, input, saved);
   const plan = planAbsorbs(state, T);
   const scope = new TensorScope();
   try {

@@ -21,6 +21,7 @@ import { OvqCheckpointProgram } from '../kernels/ovq/backward/pack.js';
 import { OvqReadCombineProgram, OvqReadProgram, partialLayout } from '../kernels/ovq/read/read.js';
 import { readTiling } from '../kernels/ovq/read/tiling.js';
 import { CopyRowsProgram } from '../kernels/rows/rows.js';
+import { stampSavedForward } from './saved.js';
 import type { GpuOvqState } from './state.js';
 
 /** Chunks encoded per submit: bounds command-buffer size without host round trips. */
@@ -249,7 +250,9 @@ export function ovqForwardGpu(
 
   const scope = new TensorScope();
   try {
-    return encodeForward(state, input, out, options, scope, host);
+    const record = encodeForward(state, input, out, options, scope, host);
+    if (options.save) stampSavedForward(state, input, out, options.save);
+    return record;
   } catch (error) {
     // Nothing this call made outlives it (work already submitted may still use the buffers).
     ctx.disposeWhenDone(scope);
