@@ -148,6 +148,50 @@ describe('checkSubgroupLayout (synthetic read-backs)', () => {
   });
 });
 
+describe('probeSubgroupLayout on a device whose read-back never completes', () => {
+  it('gives a failed verdict after the timeout instead of hanging, and caches it', async () => {
+    // A stand-in device: everything the probe calls succeeds, but mapAsync never settles (as a
+    // hung driver would). Only the members the probe touches exist.
+    const noop = () => {};
+    const buffer = () => ({
+      getMappedRange: () => new ArrayBuffer(4 * 6 * 64 * 4),
+      unmap: noop,
+      destroy: noop,
+      mapAsync: () => new Promise<void>(noop),
+    });
+    const device = {
+      features: new Set(['subgroups']),
+      limits: {
+        maxComputeWorkgroupStorageSize: 16384,
+        maxComputeInvocationsPerWorkgroup: 256,
+        maxComputeWorkgroupSizeX: 256,
+      },
+      pushErrorScope: noop,
+      popErrorScope: async () => null,
+      createBuffer: buffer,
+      createShaderModule: () => ({}),
+      createComputePipeline: () => ({ getBindGroupLayout: () => ({}) }),
+      createBindGroup: () => ({}),
+      createCommandEncoder: () => ({
+        beginComputePass: () => ({
+          setPipeline: noop,
+          setBindGroup: noop,
+          dispatchWorkgroups: noop,
+          end: noop,
+        }),
+        copyBufferToBuffer: noop,
+        finish: () => ({}),
+      }),
+      queue: { submit: noop },
+    } as unknown as GPUDevice;
+    const verdict = await probeSubgroupLayout(device, { timeoutMs: 50 });
+    expect(verdict.ok).toBe(false);
+    expect(verdict.ok ? '' : verdict.reason).toBe('probe did not finish within 50 ms');
+    expect(subgroupLayoutOf(device)).toEqual(verdict);
+    expect(await probeSubgroupLayout(device)).toBe(verdict);
+  });
+});
+
 describe('chooseVariant with a probe verdict', () => {
   const caps = {
     maxWorkgroupStorage: 32768,

@@ -227,16 +227,39 @@ async function runProbe(device: GPUDevice): Promise<SubgroupLayout> {
 const probes = new WeakMap<GPUDevice, Promise<SubgroupLayout>>();
 const settled = new WeakMap<GPUDevice, SubgroupLayout>();
 
+/** How long the probe may take before it counts as failed (a hung driver must not hang start-up). */
+export const PROBE_TIMEOUT_MS = 10_000;
+
 /**
  * Runs the subgroup layout probe once per GPUDevice (cached) and resolves to its verdict; never
- * rejects (a failed probe is a failed verdict). `acquireDevice()` awaits it; call it yourself
+ * rejects (a failed probe is a failed verdict, and so is one that takes longer than
+ * `timeoutMs`, default PROBE_TIMEOUT_MS). `acquireDevice()` awaits it; call it yourself
  * before `new GpuContext(device)` for a device you acquired another way, or the context keeps the
  * plain kernels.
  */
-export function probeSubgroupLayout(device: GPUDevice): Promise<SubgroupLayout> {
+export function probeSubgroupLayout(
+  device: GPUDevice,
+  options: { timeoutMs?: number } = {},
+): Promise<SubgroupLayout> {
   let p = probes.get(device);
   if (!p) {
-    p = runProbe(device).then((v) => {
+    const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<SubgroupLayout>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            ok: false,
+            reason: `probe did not finish within ${timeoutMs} ms`,
+            workgroupSize: kernelWorkgroupSize(queryCaps(device)),
+          }),
+        timeoutMs,
+      );
+      // In Node, a pending probe timer must not keep the process alive on its own.
+      (timer as { unref?: () => void }).unref?.();
+    });
+    p = Promise.race([runProbe(device), timedOut]).then((v) => {
+      clearTimeout(timer);
       settled.set(device, v);
       return v;
     });
