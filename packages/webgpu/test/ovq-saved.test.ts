@@ -147,6 +147,48 @@ for (const adapter of present) {
       backwardLimits.stretchBytes = defaultStretch;
     });
 
+    /**
+     * CASES[3]'s tensors for a saved backward (allocated, left unfilled) after a real saved forward
+     * wrote `saved` (the backward refuses saved tensors no saved forward wrote); `make` allocates
+     * more, and `dispose` frees them all.
+     */
+    function savedCall() {
+      const c = CASES[3];
+      const { bh, T, dk, dv } = c;
+      const dims = { batchHeads: bh, keyDim: dk, valueDim: dv };
+      const shapes = ovqSavedShapes(dims, T, c.config.chunkSize);
+      const made: ReturnType<GpuContext['tensor']>[] = [];
+      const make = (shape: number[], dtype: 'f32' | 'i32' = 'f32') => {
+        const x = ctx.tensor(shape, dtype);
+        made.push(x);
+        return x;
+      };
+      const input = { q: make([bh, T, dk]), k: make([bh, T, dk]), v: make([bh, T, dv]), seqLen: T };
+      const grads = {
+        dq: make([bh, T, dk]),
+        dk: make([bh, T, dk]),
+        dv: make([bh, T, dv]),
+        dbeta: make([bh]),
+      };
+      const dout = make([bh, T, dv]);
+      const saved = {
+        output: make([bh, T, dv]),
+        lse: make(shapes.lse),
+        trace: make(shapes.trace, 'i32'),
+      };
+      const forwardState = createGpuOvqState(ctx, dims, c.config);
+      ctx.disposeWhenDone(
+        ovqForwardGpu(forwardState, input, saved.output, {
+          save: { lse: saved.lse, trace: saved.trace },
+        }).scope,
+      );
+      forwardState.dispose();
+      const dispose = () => {
+        for (const x of made) x.dispose();
+      };
+      return { c, dims, shapes, make, input, grads, dout, saved, dispose };
+    }
+
     it.each(CASES.map((c) => [caseName(c), c] as const))(
       'equals the backward that re-runs the forward (bits) and the reference: %s',
       async (_name, c) => {
@@ -235,43 +277,13 @@ for (const adapter of present) {
     });
 
     it('surfaces GPU errors: an earlier one on the call, its own submits through checkErrors', async () => {
-      const c = CASES[3];
-      const { bh, T, dk, dv } = c;
-      const dims = { batchHeads: bh, keyDim: dk, valueDim: dv };
-      const shapes = ovqSavedShapes(dims, T, c.config.chunkSize);
-      const made: ReturnType<GpuContext['tensor']>[] = [];
-      const make = (shape: number[], dtype: 'f32' | 'i32' = 'f32') => {
-        const x = ctx.tensor(shape, dtype);
-        made.push(x);
-        return x;
-      };
+      const { c, dims, input, grads, dout, saved, dispose } = savedCall();
       const settle = async () => {
         await ctx.device.queue.onSubmittedWorkDone();
         for (let i = 0; i < 200 && ctx.pendingErrorScopes > 0; i++)
           await new Promise((r) => setTimeout(r, 5));
       };
-      const input = { q: make([bh, T, dk]), k: make([bh, T, dk]), v: make([bh, T, dv]), seqLen: T };
-      const grads = {
-        dq: make([bh, T, dk]),
-        dk: make([bh, T, dk]),
-        dv: make([bh, T, dv]),
-        dbeta: make([bh]),
-      };
-      const dout = make([bh, T, dv]);
-      const saved = {
-        output: make([bh, T, dv]),
-        lse: make(shapes.lse),
-        trace: make(shapes.trace, 'i32'),
-      };
       const state = createGpuOvqState(ctx, dims, c.config);
-      // The saved tensors come from a real saved forward (the backward refuses any others).
-      const forwardState = createGpuOvqState(ctx, dims, c.config);
-      ctx.disposeWhenDone(
-        ovqForwardGpu(forwardState, input, saved.output, {
-          save: { lse: saved.lse, trace: saved.trace },
-        }).scope,
-      );
-      forwardState.dispose();
       try {
         ctx.trackErrors(
           () =>
@@ -292,7 +304,7 @@ for (const adapter of present) {
         await expect(ctx.checkErrors()).resolves.toBeUndefined();
       } finally {
         state.dispose();
-        for (const x of made) x.dispose();
+        dispose();
       }
     });
 
@@ -338,36 +350,9 @@ for (const adapter of present) {
     it('refuses saved tensors paired with another config, other inputs, or no saved forward', () => {
       // Same shapes throughout: only what the forward ran with tells them apart. Without the
       // check, decisions made at capacity 8 replayed at capacity 4 index rows past the dictionary.
-      const c = CASES[3];
-      const { bh, T, dk, dv } = c;
-      const dims = { batchHeads: bh, keyDim: dk, valueDim: dv };
-      const shapes = ovqSavedShapes(dims, T, c.config.chunkSize);
-      const tensors: ReturnType<GpuContext['tensor']>[] = [];
-      const make = (shape: number[], dtype: 'f32' | 'i32' = 'f32') => {
-        const x = ctx.tensor(shape, dtype);
-        tensors.push(x);
-        return x;
-      };
-      const input = { q: make([bh, T, dk]), k: make([bh, T, dk]), v: make([bh, T, dv]), seqLen: T };
-      const grads = {
-        dq: make([bh, T, dk]),
-        dk: make([bh, T, dk]),
-        dv: make([bh, T, dv]),
-        dbeta: make([bh]),
-      };
-      const dout = make([bh, T, dv]);
-      const saved = {
-        output: make([bh, T, dv]),
-        lse: make(shapes.lse),
-        trace: make(shapes.trace, 'i32'),
-      };
-      const forwardState = createGpuOvqState(ctx, dims, c.config);
-      ctx.disposeWhenDone(
-        ovqForwardGpu(forwardState, input, saved.output, {
-          save: { lse: saved.lse, trace: saved.trace },
-        }).scope,
-      );
-      forwardState.dispose();
+      const { c, dims, shapes, make, input, grads, dout, saved, dispose } = savedCall();
+      const { batchHeads: bh, keyDim: dk, valueDim: dv } = dims;
+      const T = input.seqLen;
       const states = [
         createGpuOvqState(ctx, dims, c.config),
         createGpuOvqState(ctx, dims, { ...c.config, capacity: c.config.capacity / 2 }),
@@ -392,41 +377,16 @@ for (const adapter of present) {
         expect(() => run(same)).not.toThrow();
       } finally {
         for (const s of states) s.dispose();
-        for (const x of tensors) x.dispose();
+        dispose();
       }
     });
 
     it('rejects saved tensors of the wrong shape or dtype, naming them', () => {
-      const c = CASES[3];
-      const { bh, T, dk, dv } = c;
-      const dims = { batchHeads: bh, keyDim: dk, valueDim: dv };
-      const shapes = ovqSavedShapes(dims, T, c.config.chunkSize);
-      const tensors: ReturnType<GpuContext['tensor']>[] = [];
-      const make = (shape: number[], dtype: 'f32' | 'i32' = 'f32') => {
-        const x = ctx.tensor(shape, dtype);
-        tensors.push(x);
-        return x;
-      };
+      const { c, dims, shapes, make, input, grads, dout, saved: good, dispose } = savedCall();
+      const { batchHeads: bh, valueDim: dv } = dims;
+      const T = input.seqLen;
       const state = createGpuOvqState(ctx, dims, c.config);
       try {
-        const input = {
-          q: make([bh, T, dk]),
-          k: make([bh, T, dk]),
-          v: make([bh, T, dv]),
-          seqLen: T,
-        };
-        const grads = {
-          dq: make([bh, T, dk]),
-          dk: make([bh, T, dk]),
-          dv: make([bh, T, dv]),
-          dbeta: make([bh]),
-        };
-        const dout = make([bh, T, dv]);
-        const good = {
-          output: make([bh, T, dv]),
-          lse: make(shapes.lse),
-          trace: make(shapes.trace, 'i32'),
-        };
         const run = (saved: typeof good) =>
           ovqBackwardFromSavedGpu(state, input, saved, dout, grads);
         expect(() => run({ ...good, trace: make(shapes.trace) })).toThrow(
@@ -436,7 +396,7 @@ for (const adapter of present) {
         expect(() => run({ ...good, output: make([bh, T, dv + 1]) })).toThrow(/saved\.output/);
       } finally {
         state.dispose();
-        for (const x of tensors) x.dispose();
+        dispose();
       }
     });
   });
