@@ -4,6 +4,22 @@ import type { Binding, Program } from '../../../gpu/program.js';
 import { memberFn } from '../absorb/update.js';
 
 /**
+ * What both replays declare: the packed row width (E elements and a count, W) and element e of
+ * token j of the current chunk, read from the working keys or values.
+ */
+function replayPrelude(dk: number, dv: number, chunk: number): string {
+  return /* wgsl */ `const DK: u32 = ${dk}u;
+const DV: u32 = ${dv}u;
+const E: u32 = DK + DV;
+const W: u32 = E + 1u;
+${memberFn(chunk)}
+fn token(head: u32, j: u32, e: u32) -> f32 {
+  if (e < DK) { return kw[(head * P.L + P.cs + j) * DK + e]; }
+  return vw[(head * P.L + P.cs + j) * DV + e - DK];
+}`;
+}
+
+/**
  * `update: ema` replay of absorb a on the packed dictionary BD from its recorded decisions (one
  * thread per touched row and element): a spawned row starts as its seed with count 1, then every
  * row with m > 0 members moves as in the forward, members summed in token order,
@@ -39,15 +55,7 @@ export class OvqReplayEmaProgram implements Program {
   }
   body(): string {
     return /* wgsl */ `
-const DK: u32 = ${this.dk}u;
-const DV: u32 = ${this.dv}u;
-const E: u32 = DK + DV;
-const W: u32 = E + 1u;
-${memberFn(this.chunk)}
-fn token(head: u32, j: u32, e: u32) -> f32 {
-  if (e < DK) { return kw[(head * P.L + P.cs + j) * DK + e]; }
-  return vw[(head * P.L + P.cs + j) * DV + e - DK];
-}
+${replayPrelude(this.dk, this.dv, this.chunk)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let head = gid.y;
@@ -122,15 +130,7 @@ export class OvqReplayMeanProgram implements Program {
   }
   body(): string {
     return /* wgsl */ `
-const DK: u32 = ${this.dk}u;
-const DV: u32 = ${this.dv}u;
-const E: u32 = DK + DV;
-const W: u32 = E + 1u;
-${memberFn(this.chunk)}
-fn token(head: u32, j: u32, e: u32) -> f32 {
-  if (e < DK) { return kw[(head * P.L + P.cs + j) * DK + e]; }
-  return vw[(head * P.L + P.cs + j) * DV + e - DK];
-}
+${replayPrelude(this.dk, this.dv, this.chunk)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let head = wid.y;
