@@ -252,6 +252,25 @@ describe('regime sweep', () => {
           expect(shard.some((c) => c.id === 'niah/swa,ovq/2048/lr=0.001')).toBe(true);
     });
 
+    it('runs the trained variants on ablations.seeds; capacity cells keep every seed', () => {
+      const cells = planCells(
+        ablated({
+          variants: [{ name: 'spawn=random', spawn: 'random' }],
+          seeds: [1],
+          evalCapacity: [4],
+        }),
+      );
+      const variant = cells.filter((c) => c.variant === 'spawn=random');
+      // The lr search stays on the config's first seed; the test cells use ablations.seeds only.
+      expect(variant.map((c) => c.id)).toEqual([
+        'niah/swa,ovq[spawn=random]/2048/lr=0.001',
+        'niah/swa,ovq[spawn=random]/2048/lr=0.003',
+        'niah/swa,ovq[spawn=random]/2048/seed=1',
+      ]);
+      expect(variant.filter((c) => c.phase === 'lr-search').map((c) => c.seed)).toEqual([0, 0]);
+      expect(cells.filter((c) => c.evalCapacity === 4).map((c) => c.seed)).toEqual([0, 1]);
+    });
+
     it('refuses bad ablations, naming the field', () => {
       const bad: [RegimeConfig['ablations'], RegExp][] = [
         [
@@ -280,6 +299,9 @@ describe('regime sweep', () => {
           /ablations\.variants\[0\]: unknown field read/,
         ],
         [{ evalCapacity: [0] }, /ablations\.evalCapacity\[0\] is 0; expected a positive factor/],
+        [{ seeds: [] }, /ablations\.seeds is \[\]; expected a non-empty array of seeds/],
+        [{ seeds: [0, -1] }, /ablations\.seeds\[1\] is -1; expected a non-negative integer/],
+        [{ seeds: [2, 2] }, /ablations\.seeds is \[2,2\]; expected each seed once/],
       ];
       for (const [ablations, message] of bad)
         expect(() => planCells(ablated(ablations))).toThrow(message);

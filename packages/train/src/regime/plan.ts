@@ -88,6 +88,11 @@ export type RegimeAblations = {
   /** Trained variants: each its own lr search and seeds, like a mixer pattern. */
   variants?: OvqVariant[];
   /**
+   * Seeds the trained variants run (default: the config's seeds). The lr search still runs on the
+   * config's first seed; test-time capacity cells score every seed's default model.
+   */
+  seeds?: number[];
+  /**
    * Test-time capacity as multiples of the trained N (e.g. [0.25, 4]): the default model of each
    * seed, scored with every OVQ layer's capacity changed. Rows: `<pattern>[capacity×f]`.
    */
@@ -267,6 +272,16 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
       fail(`ablations.variants[${i}] (${v.name}): ${(e as Error).message}`);
     }
   });
+  if (a.seeds !== undefined) {
+    if (!Array.isArray(a.seeds) || a.seeds.length === 0)
+      fail(`ablations.seeds is ${JSON.stringify(a.seeds)}; expected a non-empty array of seeds`);
+    a.seeds.forEach((s, i) => {
+      if (!Number.isInteger(s) || s < 0)
+        fail(`ablations.seeds[${i}] is ${s}; expected a non-negative integer`);
+    });
+    if (new Set(a.seeds).size !== a.seeds.length)
+      fail(`ablations.seeds is ${JSON.stringify(a.seeds)}; expected each seed once`);
+  }
   (a.evalCapacity ?? []).forEach((f, i) => {
     if (!(f > 0 && Number.isFinite(f)))
       fail(`ablations.evalCapacity[${i}] is ${f}; expected a positive factor of the trained N`);
@@ -302,7 +317,7 @@ function ablationCells(config: RegimeConfig): RegimeCell[] {
             phase: 'lr-search',
             lr,
           });
-        for (const seed of config.seeds)
+        for (const seed of a.seeds ?? config.seeds)
           cells.push({ ...cell, id: `${group}/seed=${seed}`, seed, phase: 'test' });
       }
       for (const f of a.evalCapacity ?? []) {
