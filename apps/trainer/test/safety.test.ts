@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { planCells, verifyCheckpoint } from '@ovq/train';
 import { describe, expect, it } from 'vitest';
+import { buildRunConfig } from '../src/config.js';
 import { isRegimeFile } from '../src/regime.js';
 import { readSweep } from '../src/sweep.js';
 import { run, TINY, tempDir } from './helpers.js';
@@ -311,7 +312,20 @@ describe('ovq-train sweep', () => {
       return readSweep(join(root, file)).runs.length;
     };
     for (const [, file] of swept) expect(valid(file), file).toBeGreaterThan(0);
-    for (const file of readdirSync(join(root, 'experiments')))
+    for (const file of readdirSync(join(root, 'experiments')).filter((f) => f.endsWith('.json')))
       expect(valid(join('experiments', file)), file).toBeGreaterThan(0);
+  });
+
+  it('every probe in experiments/probes is a valid `ovq-train run` config that RESULTS.md names', () => {
+    const root = join(import.meta.dirname, '..');
+    const results = readFileSync(join(root, 'RESULTS.md'), 'utf8');
+    const probes = readdirSync(join(root, 'experiments', 'probes'));
+    expect(probes.length).toBeGreaterThan(0);
+    for (const file of probes) {
+      const path = join(root, 'experiments', 'probes', file);
+      const { config } = buildRunConfig({ config: path });
+      expect(config.steps, file).toBeGreaterThan(0);
+      expect(results, file).toContain(`experiments/probes/${file}`);
+    }
   });
 });
