@@ -264,4 +264,25 @@ describe('regime plots with data missing', () => {
     expect(page).toMatch(/<th>variant value<\/th><th>default value<\/th>/);
     expect(page).toContain('<td>swa,ovq [capacity×0.25]</td>');
   });
+
+  it('a variant trained on fewer seeds is compared with the default on those seeds, and its search is not "waiting"', () => {
+    const file = regimeFixture();
+    const ovq = file.rows.filter((r) => r.mixers === 'swa,ovq' && r.budget === 4096);
+    const one = ovq.filter((r) => r.task === 'mqar' && r.seed === ovq[0].seed);
+    expect(new Set(ovq.filter((r) => r.task === 'mqar').map((r) => r.seed)).size).toBe(3);
+    const mixers = 'swa,ovq[spawn=random]';
+    file.rows.push(...one.map((r) => ({ ...r, mixers, value: r.value + 0.01 })));
+    file.rows.push({ ...one[0], task: 'mqar:validation', mixers });
+    const r = regimeReport(file);
+    const rows = r.ablations.filter((a) => a.variant === 'swa,ovq [spawn=random]');
+    expect(rows.length).toBe(one.length);
+    for (const a of rows) {
+      expect(a.baseline!.n).toBe(1);
+      expect(a.baseline!.seeds).toEqual(a.value.seeds);
+      expect(a.value.mean).toBeCloseTo(a.baseline!.mean + 0.01, 12);
+    }
+    expect(r.summary.join(' ')).not.toMatch(
+      /spawn=random[^.]*no test rows yet|no test rows yet[^.]*spawn=random/,
+    );
+  });
 });

@@ -565,7 +565,8 @@ export function regimeReport(data: unknown): RegimeReport {
   );
   if (bad.length) out.summary.push(`Unreadable rows, left out: ${list(bad, 5)}.`);
   const searched = new Set(validation.map((r) => `${r.task.split(':')[0]}|${groupKey(r)}`));
-  const tested = new Set(test.map((r) => `${r.task}|${groupKey(r)}`));
+  // Ablation variants have their own search and test rows, so `all`, not `test`.
+  const tested = new Set(all.map((r) => `${r.task}|${groupKey(r)}`));
   const waiting = [...searched].filter((k) => !tested.has(k));
   if (waiting.length)
     out.summary.push(
@@ -587,13 +588,17 @@ export function regimeReport(data: unknown): RegimeReport {
   ).values()) {
     const r = rs[0];
     const [pattern, variant] = /^(.*)\[(.+)\]$/.exec(r.mixers)!.slice(1);
+    // Paired: the default on the variant's seeds only (a one-seed variant against a three-seed
+    // mean would mix the seeds' spread into the difference).
+    const seeds = new Set(rs.map((v) => v.seed));
     const base = test.filter(
       (b) =>
         b.task === r.task &&
         b.metric === r.metric &&
         b.evalLen === r.evalLen &&
         b.budget === r.budget &&
-        b.mixers === pattern,
+        b.mixers === pattern &&
+        seeds.has(b.seed),
     );
     out.ablations.push({
       task: r.task,
@@ -634,7 +639,7 @@ export function regimeHtml(
     const fmt = (s: Stat, metric: string) =>
       pm(s, metric.startsWith('accuracy') ? pct : (x: number) => x.toFixed(3));
     parts.push(
-      '<p>OVQ ablations in the trained setting: each variant against the default pattern at the same task, metric, length and budget (mean ± std over seeds; "—" where the default has no rows).</p>',
+      '<p>OVQ ablations in the trained setting: each variant against the default pattern at the same task, metric, length and budget, on the seeds the variant ran (mean ± std over seeds; "—" where the default has no rows for them).</p>',
     );
     parts.push(
       table(
