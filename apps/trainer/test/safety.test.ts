@@ -319,7 +319,9 @@ describe('ovq-train sweep', () => {
   it('every probe in experiments/probes is a valid `ovq-train run` config that RESULTS.md names', () => {
     const root = join(import.meta.dirname, '..');
     const results = readFileSync(join(root, 'RESULTS.md'), 'utf8');
-    const probes = readdirSync(join(root, 'experiments', 'probes'));
+    const probes = readdirSync(join(root, 'experiments', 'probes')).filter((f) =>
+      f.endsWith('.json'),
+    );
     expect(probes.length).toBeGreaterThan(0);
     for (const file of probes) {
       const path = join(root, 'experiments', 'probes', file);

@@ -301,7 +301,8 @@ describe('regime sweep', () => {
         [{ evalCapacity: [0] }, /ablations\.evalCapacity\[0\] is 0; expected a positive factor/],
         [{ seeds: [] }, /ablations\.seeds is \[\]; expected a non-empty array of seeds/],
         [{ seeds: [0, -1] }, /ablations\.seeds\[1\] is -1; expected a non-negative integer/],
-        [{ seeds: [2, 2] }, /ablations\.seeds is \[2,2\]; expected each seed once/],
+        [{ seeds: [1, 1] }, /ablations\.seeds is \[1,1\]; expected each seed once/],
+        [{ seeds: [0, 2] }, /ablations\.seeds\[1\] is 2; expected one of seeds \(0, 1\)/],
       ];
       for (const [ablations, message] of bad)
         expect(() => planCells(ablated(ablations))).toThrow(message);

@@ -277,7 +277,10 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
       fail(`ablations.seeds is ${JSON.stringify(a.seeds)}; expected a non-empty array of seeds`);
     a.seeds.forEach((s, i) => {
       if (!Number.isInteger(s) || s < 0)
-        fail(`ablations.seeds[${i}] is ${s}; expected a non-negative integer`);
+        fail(`ablations.seeds[${i}] is ${JSON.stringify(s)}; expected a non-negative integer`);
+      // A variant is compared with the default pattern on its own seeds, so they must be trained.
+      if (!config.seeds.includes(s))
+        fail(`ablations.seeds[${i}] is ${s}; expected one of seeds (${config.seeds.join(', ')})`);
     });
     if (new Set(a.seeds).size !== a.seeds.length)
       fail(`ablations.seeds is ${JSON.stringify(a.seeds)}; expected each seed once`);
