@@ -112,6 +112,27 @@ describe('regime sweep', () => {
     expect(await runRegime(config, cells, options)).toBe(0);
   }, 120_000);
 
+  it('a stop requested while the results load starts no further cell', async () => {
+    const cells = planCells({ ...config, tasks: [config.tasks[1]], mixers: ['swa,ovq'] });
+    const stop = new AbortController();
+    let saved = 0;
+    const ran = await runRegime(config, cells, {
+      createMixer: createTfjsMixer,
+      // The signal handler runs during this await, after the loop's first check.
+      load: async () => {
+        stop.abort();
+        return { schema: RESULTS_SCHEMA, commit: 't', machine: 't', rows: [] };
+      },
+      save: async () => {
+        saved++;
+      },
+      commandFor: (c: { id: string }) => c.id,
+      signal: stop.signal,
+    });
+    expect(ran).toBe(0);
+    expect(saved).toBe(0);
+  });
+
   it("the first seed's test cell scores the lr search's finished model instead of retraining it", async () => {
     const cells = planCells({ ...config, tasks: [config.tasks[1]], mixers: ['swa,ovq'] });
     const sweep = async (dir?: string) => {

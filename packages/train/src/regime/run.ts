@@ -358,6 +358,9 @@ export async function runRegime(
   for (const [i, cell] of cells.entries()) {
     if (options.signal?.aborted) break;
     const results = await options.load();
+    // A stop request (SIGTERM) is handled only when the event loop is free, e.g. during this
+    // await after a long synchronous cell: check again before starting the next one.
+    if (options.signal?.aborted) break;
     const lr = cell.phase === 'lr-search' ? cell.lr! : pickedLr(results, config, cell);
     if (cellDone(results, cellKey(config, cell, lr))) continue;
     options.onMessage?.(
