@@ -356,10 +356,9 @@ export async function runRegime(
 ): Promise<number> {
   let ran = 0;
   for (const [i, cell] of cells.entries()) {
-    if (options.signal?.aborted) break;
     const results = await options.load();
-    // A stop request (SIGTERM) is handled only when the event loop is free, e.g. during this
-    // await after a long synchronous cell: check again before starting the next one.
+    // Checked after this await, not before it: a stop request (SIGTERM) is handled only when the
+    // event loop is free, which after a long synchronous cell is during this load.
     if (options.signal?.aborted) break;
     const lr = cell.phase === 'lr-search' ? cell.lr! : pickedLr(results, config, cell);
     if (cellDone(results, cellKey(config, cell, lr))) continue;

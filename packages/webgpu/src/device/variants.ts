@@ -28,16 +28,14 @@ export type VariantOptions = {
   subgroupLayout?: SubgroupLayout;
 };
 
-/** OVQ_WEBGPU_SUBGROUPS=0 in Node turns the subgroup kernels off (to compare or bisect). */
-function envSubgroupsOff(): boolean {
+/**
+ * OVQ_WEBGPU_SUBGROUPS=0 in Node turns the subgroup kernels off (to compare or bisect);
+ * acquireDevice then skips the layout probe.
+ */
+export function subgroupsTurnedOffByEnv(): boolean {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
     ?.env;
   return env?.OVQ_WEBGPU_SUBGROUPS === '0';
-}
-
-/** Whether OVQ_WEBGPU_SUBGROUPS=0 is set (acquireDevice then skips the layout probe). */
-export function subgroupsTurnedOffByEnv(): boolean {
-  return envSubgroupsOff();
 }
 
 export function chooseVariant(caps: DeviceCaps, options: VariantOptions = {}): Variant {
@@ -47,7 +45,7 @@ export function chooseVariant(caps: DeviceCaps, options: VariantOptions = {}): V
     ? "the device has no 'subgroups' feature"
     : options.subgroups === false
       ? 'turned off ({subgroups: false})'
-      : envSubgroupsOff()
+      : subgroupsTurnedOffByEnv()
         ? 'turned off (OVQ_WEBGPU_SUBGROUPS=0)'
         : !layout
           ? 'subgroup layout not probed for this GPUDevice (await probeSubgroupLayout(device) before new GpuContext; acquireDevice() does)'

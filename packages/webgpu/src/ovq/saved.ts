@@ -7,10 +7,13 @@ import { WebGpuError } from '../gpu/errors.js';
 import type { GpuTensor } from '../gpu/tensor.js';
 import type { GpuOvqState } from './state.js';
 
+type SavedInput = { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number };
+type Buffers = { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; output: GPUBuffer; lse: GPUBuffer };
+
 type Stamp = {
   /** Dims, sequence length and the state's whole config, as JSON. */
   setting: string;
-  inputs: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; output: GPUBuffer; lse: GPUBuffer };
+  inputs: Buffers;
 };
 
 const STAMPS = new WeakMap<GPUBuffer, Stamp>();
@@ -20,22 +23,27 @@ function setting(state: GpuOvqState, seqLen: number): string {
   return JSON.stringify({ batchHeads, keyDim, valueDim, seqLen, config });
 }
 
+/** The buffers a saved forward and its backward must share. */
+function buffersOf(input: SavedInput, output: GpuTensor, lse: GpuTensor): Buffers {
+  return {
+    q: input.q.buffer,
+    k: input.k.buffer,
+    v: input.v.buffer,
+    output: output.buffer,
+    lse: lse.buffer,
+  };
+}
+
 /** Records what the forward that wrote `save.trace` ran with (called after it is encoded). */
 export function stampSavedForward(
   state: GpuOvqState,
-  input: { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number },
+  input: SavedInput,
   output: GpuTensor,
   save: { lse: GpuTensor; trace: GpuTensor },
 ): void {
   STAMPS.set(save.trace.buffer, {
     setting: setting(state, input.seqLen),
-    inputs: {
-      q: input.q.buffer,
-      k: input.k.buffer,
-      v: input.v.buffer,
-      output: output.buffer,
-      lse: save.lse.buffer,
-    },
+    inputs: buffersOf(input, output, save.lse),
   });
 }
 
@@ -46,7 +54,7 @@ export function stampSavedForward(
  */
 export function checkSavedForward(
   state: GpuOvqState,
-  input: { q: GpuTensor; k: GpuTensor; v: GpuTensor; seqLen: number },
+  input: SavedInput,
   saved: { output: GpuTensor; lse: GpuTensor; trace: GpuTensor },
 ): void {
   const stamp = STAMPS.get(saved.trace.buffer);
@@ -63,13 +71,7 @@ export function checkSavedForward(
       `was saved by a forward with ${stamp.setting}; this backward has ${now} (same dims, length and config expected)`,
     );
   }
-  const given = {
-    q: input.q.buffer,
-    k: input.k.buffer,
-    v: input.v.buffer,
-    output: saved.output.buffer,
-    lse: saved.lse.buffer,
-  };
+  const given = buffersOf(input, saved.output, saved.lse);
   for (const name of ['q', 'k', 'v', 'output', 'lse'] as const) {
     if (stamp.inputs[name] !== given[name]) {
       const arg = name === 'output' || name === 'lse' ? `saved.${name}` : name;
