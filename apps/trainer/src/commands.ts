@@ -13,7 +13,14 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_BACKEND, useBackend } from './backend.js';
 import { BACKENDS, type RunFlags } from './config.js';
-import { choiceFlag, integerFlag, integerListFlag, numberFlag, UsageError } from './flags.js';
+import {
+  choiceFlag,
+  fractionListFlag,
+  integerFlag,
+  integerListFlag,
+  numberFlag,
+  UsageError,
+} from './flags.js';
 import type { Progress } from './progress.js';
 import { RUN_FILES } from './run-folder.js';
 
@@ -125,25 +132,47 @@ function requireCheckpointFile(path: string): void {
 
 export async function runEval(
   checkpoint: string,
-  flags: { lengths?: string; batches?: string; backend?: string },
+  flags: { lengths?: string; batches?: string; depths?: string; backend?: string },
   progress: Progress,
 ) {
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 8];
   const batches = integerFlag('batches', flags.batches, 1) ?? 4;
+  const depths = fractionListFlag('depths', flags.depths);
   const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? DEFAULT_BACKEND;
   requireCheckpointFile(checkpoint);
   await useBackend(backend);
   const { model, config, step } = await loadTrainedModel(checkpoint, createTfjsMixer);
-  const { evaluation } = await createTasks(config.task);
-  progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on ${config.task.name}`);
-  for (const m of lengths) {
-    progress.message(
-      describeEval(
-        await evaluate(model, evaluation, config.seqLen * m, batches, config.evalBatchSize, step),
-      ),
-    );
+  try {
+    const task = config.task;
+    if (depths && task.name !== 'niah')
+      throw new UsageError(
+        `--depths: this checkpoint was trained on ${task.name}; depths apply to niah models only`,
+      );
+    progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on ${task.name}`);
+    // Without --depths: the task as trained (NIAH: a random depth per sequence).
+    for (const depth of depths ?? [undefined]) {
+      const { evaluation } = await createTasks(
+        depth === undefined ? task : ({ ...task, depth } as typeof task),
+      );
+      if (depth !== undefined) progress.message(`needle depth ${depth}`);
+      for (const m of lengths) {
+        progress.message(
+          describeEval(
+            await evaluate(
+              model,
+              evaluation,
+              config.seqLen * m,
+              batches,
+              config.evalBatchSize,
+              step,
+            ),
+          ),
+        );
+      }
+    }
+  } finally {
+    model.dispose();
   }
-  model.dispose();
 }
 
 export async function runSample(

@@ -115,6 +115,17 @@ export function integerListFlag(flag: string, value: string | undefined): number
   return parts.map(Number);
 }
 
+/** A comma-separated list of fractions in [0, 1] (e.g. NIAH needle depths). */
+export function fractionListFlag(flag: string, value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split(',');
+  if (parts.some((p) => p.trim() === '' || !(Number(p) >= 0 && Number(p) <= 1)))
+    throw new UsageError(
+      `--${flag}: got "${value}"; expected comma-separated numbers in [0, 1] such as 0,0.5,1`,
+    );
+  return parts.map(Number);
+}
+
 /** One of `choices`; undefined when absent. */
 export function choiceFlag<C extends string>(
   flag: string,

@@ -17,7 +17,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 const USAGE = {
   main: 'usage: ovq-train <run|eval|sample|sweep> [options]   (ovq-train <command> --help for its options)',
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
-  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4]',
+  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
   sweep:
@@ -56,6 +56,11 @@ const EVAL_FLAGS = {
     description: 'evaluation lengths as multiples of the training length (default 1,4,8)',
   },
   batches: { type: 'string', description: 'evaluation batches per length (default 4)' },
+  depths: {
+    type: 'string',
+    description:
+      'NIAH models only: score the needle at these depths (fractions of the filler, e.g. 0,0.5,0.9,1), each at every length',
+  },
   backend: { type: 'string', description: BACKEND_HELP },
   help: { type: 'boolean', description: 'show this help' },
 } as const;

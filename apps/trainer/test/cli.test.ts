@@ -100,9 +100,19 @@ describe('ovq-train', () => {
       '--batches',
       '1',
     ]);
+    const errors: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
+      errors.push(String(s));
+      return true;
+    });
+    const refused = await main(['eval', '--checkpoint', join(out, 'ckpt.bin'), '--depths', '0.5']);
     restore();
     expect(code).toBe(0);
     expect(evalCode).toBe(0);
+    expect(refused).toBe(2);
+    expect(errors.join('')).toMatch(
+      /--depths: this checkpoint was trained on mqar; depths apply to niah models only/,
+    );
     expect(existsSync(join(out, 'config.json'))).toBe(true);
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(metrics.filter((l) => l.includes('"type":"step"'))).toHaveLength(4);
@@ -113,6 +123,44 @@ describe('ovq-train', () => {
     expect(text).toMatch(/accuracy by position quarter: (—|\d+\.\d%) \| /);
     expect(text).toMatch(
       /layer 1 \(ovq\) dictionary: \d+\.\d\/64 rows, counts min\/mean\/max \d+\/\d+\.\d\/\d+, usage entropy \d\.\d\d, never updated/,
+    );
+  });
+
+  it('eval --depths scores a NIAH model with the needle at each depth, at every length', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ovq-niah-'));
+    const { out: lines, restore } = captureStdout();
+    const args = [
+      '--task',
+      'niah',
+      '--len',
+      '32',
+      '--batch',
+      '2',
+      '--steps',
+      '2',
+      '--d-model',
+      '8',
+    ];
+    const code = await main(['run', ...args, '--eval-every', '2', '--out', out]);
+    const evalCode = await main([
+      'eval',
+      '--checkpoint',
+      join(out, 'ckpt.bin'),
+      '--depths',
+      '0,1',
+      '--lengths',
+      '1,2',
+      '--batches',
+      '1',
+    ]);
+    restore();
+    expect(code).toBe(0);
+    expect(evalCode).toBe(0);
+    const text = lines.join('');
+    const scored = text.slice(text.indexOf('ckpt.bin: step 2'));
+    // One header per depth, each followed by both lengths.
+    expect(scored).toMatch(
+      /needle depth 0\n[^]*?len {4}32 {2}loss[^]*?len {4}64 {2}loss[^]*?needle depth 1\n[^]*?len {4}32 {2}loss[^]*?len {4}64 {2}loss/,
     );
   });
 });

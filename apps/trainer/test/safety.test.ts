@@ -85,6 +85,11 @@ describe('ovq-train: bad input is refused with the flag or key named (exit 2)', 
       ],
       [['eval', '--checkpoint', 'x.bin', '--lengths', '0'], /--lengths: got "0"/],
       [
+        ['eval', '--checkpoint', 'x.bin', '--depths', '0,1.5'],
+        /--depths: got "0,1\.5"; expected comma-separated numbers in \[0, 1\]/,
+      ],
+      [['eval', '--checkpoint', 'x.bin', '--depths', '0,,1'], /--depths: got "0,,1"/],
+      [
         ['eval', '--checkpoint', '/no/such/ckpt.bin'],
         /--checkpoint: \/no\/such\/ckpt\.bin does not exist/,
       ],
