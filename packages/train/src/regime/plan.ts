@@ -291,6 +291,29 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
   });
 }
 
+/** A group's cells: its lr search (a cell per rate, on the first seed), then a test cell per seed. */
+function groupCells(
+  config: RegimeConfig,
+  group: Omit<RegimeCell, 'id' | 'seed' | 'phase' | 'lr'>,
+  seeds: number[],
+): RegimeCell[] {
+  return [
+    ...config.lrs.map((lr) => ({
+      ...group,
+      id: `${group.group}/lr=${lr}`,
+      seed: config.seeds[0],
+      phase: 'lr-search' as const,
+      lr,
+    })),
+    ...seeds.map((seed) => ({
+      ...group,
+      id: `${group.group}/seed=${seed}`,
+      seed,
+      phase: 'test' as const,
+    })),
+  ];
+}
+
 /** The ablation cells: trained variants (own lr search and seeds), then test-time capacity. */
 function ablationCells(config: RegimeConfig): RegimeCell[] {
   const a = config.ablations;
@@ -312,16 +335,7 @@ function ablationCells(config: RegimeConfig): RegimeCell[] {
           ...(v.update === undefined ? {} : { ovqUpdate: v.update }),
         };
         const cell = { ...shared, group, mixerOptions, variant: v.name };
-        for (const lr of config.lrs)
-          cells.push({
-            ...cell,
-            id: `${group}/lr=${lr}`,
-            seed: config.seeds[0],
-            phase: 'lr-search',
-            lr,
-          });
-        for (const seed of a.seeds ?? config.seeds)
-          cells.push({ ...cell, id: `${group}/seed=${seed}`, seed, phase: 'test' });
+        cells.push(...groupCells(config, cell, a.seeds ?? config.seeds));
       }
       for (const f of a.evalCapacity ?? []) {
         const variant = capacityVariant(f);
@@ -369,16 +383,7 @@ export function planCells(config: RegimeConfig): RegimeCell[] {
           matches: b.matches,
           mixerOptions: b.options,
         };
-        for (const lr of config.lrs)
-          cells.push({
-            ...group,
-            id: `${base}/lr=${lr}`,
-            seed: config.seeds[0],
-            phase: 'lr-search',
-            lr,
-          });
-        for (const seed of config.seeds)
-          cells.push({ ...group, id: `${base}/seed=${seed}`, seed, phase: 'test' });
+        cells.push(...groupCells(config, group, config.seeds));
       }
     }
   }
