@@ -160,7 +160,7 @@ describe('ovq-train', () => {
     const scored = text.slice(text.indexOf('ckpt.bin: step 2'));
     // One header per depth, each followed by both lengths.
     expect(scored).toMatch(
-      /needle depth 0\n[^]*?len {4}32 {2}loss[^]*?len {4}64 {2}loss[^]*?needle depth 1\n[^]*?len {4}32 {2}loss[^]*?len {4}64 {2}loss/,
+      /needle depth 0\n.*?len {4}32 {2}loss.*?len {4}64 {2}loss.*?needle depth 1\n.*?len {4}32 {2}loss.*?len {4}64 {2}loss/s,
     );
   });
 });
