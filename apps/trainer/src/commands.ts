@@ -156,18 +156,9 @@ export async function runEval(
       );
       if (depth !== undefined) progress.message(`needle depth ${depth}`);
       for (const m of lengths) {
-        progress.message(
-          describeEval(
-            await evaluate(
-              model,
-              evaluation,
-              config.seqLen * m,
-              batches,
-              config.evalBatchSize,
-              step,
-            ),
-          ),
-        );
+        const seqLen = config.seqLen * m;
+        const r = await evaluate(model, evaluation, seqLen, batches, config.evalBatchSize, step);
+        progress.message(describeEval(r));
       }
     }
   } finally {

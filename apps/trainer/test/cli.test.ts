@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildRunConfig } from '../src/config.js';
 import { main } from '../src/main.js';
+import { run, tempDir } from './helpers.js';
 
 function captureStdout() {
   const out: string[] = [];
@@ -100,17 +101,12 @@ describe('ovq-train', () => {
       '--batches',
       '1',
     ]);
-    const errors: string[] = [];
-    vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
-      errors.push(String(s));
-      return true;
-    });
-    const refused = await main(['eval', '--checkpoint', join(out, 'ckpt.bin'), '--depths', '0.5']);
     restore();
+    const refused = await run(['eval', '--checkpoint', join(out, 'ckpt.bin'), '--depths', '0.5']);
     expect(code).toBe(0);
     expect(evalCode).toBe(0);
-    expect(refused).toBe(2);
-    expect(errors.join('')).toMatch(
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
       /--depths: this checkpoint was trained on mqar; depths apply to niah models only/,
     );
     expect(existsSync(join(out, 'config.json'))).toBe(true);
@@ -127,8 +123,7 @@ describe('ovq-train', () => {
   });
 
   it('eval --depths scores a NIAH model with the needle at each depth, at every length', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'ovq-niah-'));
-    const { out: lines, restore } = captureStdout();
+    const out = tempDir('ovq-niah-');
     const args = [
       '--task',
       'niah',
@@ -141,8 +136,8 @@ describe('ovq-train', () => {
       '--d-model',
       '8',
     ];
-    const code = await main(['run', ...args, '--eval-every', '2', '--out', out]);
-    const evalCode = await main([
+    const trained = await run(['run', ...args, '--eval-every', '2', '--out', out]);
+    const scored = await run([
       'eval',
       '--checkpoint',
       join(out, 'ckpt.bin'),
@@ -153,13 +148,10 @@ describe('ovq-train', () => {
       '--batches',
       '1',
     ]);
-    restore();
-    expect(code).toBe(0);
-    expect(evalCode).toBe(0);
-    const text = lines.join('');
-    const scored = text.slice(text.indexOf('ckpt.bin: step 2'));
+    expect(trained.code).toBe(0);
+    expect(scored.code).toBe(0);
     // One header per depth, each followed by both lengths.
-    expect(scored).toMatch(
+    expect(scored.stdout).toMatch(
       /needle depth 0\n.*?len {4}32 {2}loss.*?len {4}64 {2}loss.*?needle depth 1\n.*?len {4}32 {2}loss.*?len {4}64 {2}loss/s,
     );
   });
