@@ -26,6 +26,7 @@ import {
   type ResultsFile,
   runRegime,
   shardCells,
+  unfitBudgets,
   validateRegimeConfig,
   validateResults,
 } from '@ovq/train';
@@ -140,6 +141,8 @@ export async function runRegimeSweep(
     throw new UsageError(`--config ${file}: ${(e as Error).message}`);
   }
   const all = planCells(config);
+  for (const u of unfitBudgets(config))
+    log(`skipped: ${u.mixers} at budget ${u.budget}: ${u.reason}`);
   let cells = selectCells(all, flags.only);
   if (flags.shard) {
     const { index, count } = parseShard(flags.shard);

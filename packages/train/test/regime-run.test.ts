@@ -17,6 +17,7 @@ import {
   type ResultsFile,
   runRegime,
   shardCells,
+  unfitBudgets,
   validateResults,
   validateTrainConfig,
   withOvqCapacity,
@@ -77,6 +78,29 @@ describe('regime sweep', () => {
     for (const s of shards)
       for (const c of s)
         expect(shards.filter((t) => t.some((d) => d.group === c.group))).toHaveLength(1);
+  });
+
+  it('leaves a pattern out of a budget its fixed part is over, and says so; refuses one that fits none', () => {
+    // VQ's two raw 8-token blocks take 2·2·8·16 = 512 numbers: no code fits in 512; OVQ does.
+    const mixed = {
+      ...config,
+      tasks: [config.tasks[1]],
+      mixers: ['swa,ovq', 'swa,vq'],
+      budgets: [512, 2048],
+    };
+    const groups = [...new Set(planCells(mixed).map((c) => c.group))];
+    expect(groups).toEqual(['niah/swa,ovq/512', 'niah/swa,ovq/2048', 'niah/swa,vq/2048']);
+    expect(unfitBudgets(mixed)).toEqual([
+      {
+        mixers: 'swa,vq',
+        budget: 512,
+        reason: expect.stringMatching(/budget 512 cannot hold one vqCodes row of vq/),
+      },
+    ]);
+    expect(unfitBudgets(config)).toEqual([]);
+    expect(() => planCells({ ...mixed, budgets: [512] })).toThrow(
+      /regime config: mixers: "swa,vq" fits none of the budgets \(budget 512 cannot hold/,
+    );
   });
 
   it('runs, writes rows with commands, and a second pass runs nothing', async () => {

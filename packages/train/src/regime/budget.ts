@@ -75,6 +75,11 @@ export function budgetKnob(kind: MixerKind): keyof MixerOptions | undefined {
   }
 }
 
+/** A sized mixer whose fixed part alone (raw window, chunk or blocks) is over the budget. */
+export class BudgetTooSmallError extends RangeError {
+  override name = 'BudgetTooSmallError';
+}
+
 export type BudgetMatch = {
   kind: MixerKind;
   /** The knob and its value (absent for fixed-state and unbounded mixers). */
@@ -103,7 +108,7 @@ export function matchBudget(
   const fits = (value: number) =>
     layerStateCeiling(kind, { ...base, [knob]: value }, shape) <= budget;
   if (!fits(1))
-    throw new RangeError(
+    throw new BudgetTooSmallError(
       `budget ${budget} cannot hold one ${knob} row of ${kind} (heads ${shape.heads}, head dim ${shape.headDim}, chunk ${shape.chunkSize}, window ${shape.window})`,
     );
   let lo = 1;

@@ -1,6 +1,7 @@
 // The regime experiment: matched state budgets, the plan of cells, the runner and its results.
 export {
   type BudgetMatch,
+  BudgetTooSmallError,
   budgetKnob,
   type LayerShape,
   layerStateCeiling,
@@ -17,6 +18,7 @@ export {
   type RegimeTask,
   rowMixers,
   shardCells,
+  unfitBudgets,
   validateRegimeConfig,
 } from './plan.js';
 export {

@@ -5,7 +5,7 @@
 import { resolveOvqConfig } from '@ovq/core';
 import type { MixerOptions } from '../model/decoder.js';
 import { MIXER_KINDS, type MixerKind, mixerSchedule } from '../model/mixers.js';
-import { type BudgetMatch, matchBudget } from './budget.js';
+import { type BudgetMatch, BudgetTooSmallError, matchBudget } from './budget.js';
 
 export type RegimeTask =
   | {
@@ -206,6 +206,13 @@ export function validateRegimeConfig(config: RegimeConfig): void {
         `tasks[${i}].evalMultiples is ${JSON.stringify(m)}; expected a non-empty array of positive integers`,
       );
   });
+  // A sized pattern may be too big for the smaller budgets (it is then left out of them, see
+  // unfitBudgets), but a pattern that fits no budget at all is a mistake in the config.
+  for (const pattern of config.mixers) {
+    const unfit = config.budgets.map((b) => fitError(config, pattern, b));
+    if (unfit.every((e) => e !== undefined))
+      fail(`mixers: "${pattern}" fits none of the budgets (${unfit[0]})`);
+  }
   if (config.ablations !== undefined) validateAblations(config, fail);
   config.lrs.forEach((lr, i) => {
     if (!(lr > 0 && Number.isFinite(lr))) fail(`lrs[${i}] is ${lr}; expected a positive number`);
@@ -291,6 +298,33 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
   });
 }
 
+/** Why `pattern` cannot run at `budget` (its fixed part is over it), or undefined if it can. */
+function fitError(config: RegimeConfig, pattern: string, budget: number): string | undefined {
+  try {
+    budgetOptions(config, pattern, budget);
+    return undefined;
+  } catch (e) {
+    if (e instanceof BudgetTooSmallError) return e.message;
+    throw e;
+  }
+}
+
+/**
+ * The (pattern, budget) pairs the plan leaves out because the pattern's fixed part alone is over
+ * the budget (e.g. Transformer-VQ's two raw blocks), each with the reason; sweeps print them.
+ */
+export function unfitBudgets(
+  config: RegimeConfig,
+): { mixers: string; budget: number; reason: string }[] {
+  const out: { mixers: string; budget: number; reason: string }[] = [];
+  for (const pattern of config.mixers)
+    for (const budget of config.budgets) {
+      const reason = fitError(config, pattern, budget);
+      if (reason !== undefined) out.push({ mixers: pattern, budget, reason });
+    }
+  return out;
+}
+
 /** A group's cells: its lr search (a cell per rate, on the first seed), then a test cell per seed. */
 function groupCells(
   config: RegimeConfig,
@@ -360,8 +394,9 @@ function ablationCells(config: RegimeConfig): RegimeCell[] {
 
 /**
  * Every cell of the plan, lr-search cells first (they decide the test cells' rate). A pattern
- * that no budget sizes (fixed-state or full softmax) runs once, with budget null. The ablation
- * cells (config.ablations) come last.
+ * that no budget sizes (fixed-state or full softmax) runs once, with budget null; a budget too
+ * small for a pattern's fixed part is skipped (unfitBudgets lists those). The ablation cells
+ * (config.ablations) come last.
  */
 export function planCells(config: RegimeConfig): RegimeCell[] {
   validateRegimeConfig(config);
@@ -370,6 +405,7 @@ export function planCells(config: RegimeConfig): RegimeCell[] {
     for (const pattern of config.mixers) {
       const seen = new Set<string>();
       for (const budget of config.budgets) {
+        if (fitError(config, pattern, budget) !== undefined) continue; // see unfitBudgets
         const b = budgetOptions(config, pattern, budget);
         const key = JSON.stringify(b.options);
         if (seen.has(key)) continue;
