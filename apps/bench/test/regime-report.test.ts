@@ -12,7 +12,14 @@ import { MIXER_COLORS } from '../src/report/svg.js';
 import { fixtureReport } from './fixture.js';
 import { accuracy, PARTIAL_REGIME, REGIME_FIXTURE, regimeFixture } from './regime-fixture.js';
 
-const PLOTS = ['regime-mqar-length', 'regime-mqar-state', 'regime-niah', 'regime-loss'];
+const PLOTS = [
+  'regime-mqar-length',
+  'regime-mqar-state',
+  'regime-niah-length',
+  'regime-niah-state',
+  'regime-niah',
+  'regime-loss',
+];
 
 function html(data: unknown): string {
   const report = fixtureReport();
@@ -65,14 +72,14 @@ describe('regime plots (synthetic full results file)', () => {
     'swa,gdn @natural size',
   ];
 
-  it('draws all four plots, each with a paragraph, and nothing is reported missing', () => {
+  it('draws all six plots, each with a paragraph, and nothing is reported missing', () => {
     for (const id of PLOTS) expect(svg(page, id), id).toBeDefined();
     const r = regimeReport(regimeFixture());
     expect(r.plots.map((p) => p.id)).toEqual(PLOTS);
     expect(r.notDrawn).toEqual([]);
     for (const p of r.plots) expect(p.caption).not.toMatch(/Missing|no rows/);
     expect(page).not.toMatch(/Not drawn, for lack of data/);
-    expect(page.match(/<figcaption>/g)!.length).toBe(5 + 4);
+    expect(page.match(/<figcaption>/g)!.length).toBe(5 + 6);
   });
 
   it('MQAR vs length: one series per mixer and budget, mean ± std over seeds at every length', () => {
@@ -112,6 +119,39 @@ describe('regime plots (synthetic full results file)', () => {
     expect(s.get('swa,kvm')!.marks[0]).toContain(`4.35k numbers: ${pct(mean(values))}`);
   });
 
+  it('NIAH vs length and vs state: per seed the mean over depths, then mean ± std over seeds', () => {
+    const overDepths = (pattern: string, budget: number | null, seed: number, m: number) =>
+      mean(REGIME_FIXTURE.depths.map((d) => accuracy(pattern, budget, seed, m, d)));
+    const length = series(svg(page, 'regime-niah-length')!);
+    expect([...length.keys()]).toEqual(names);
+    for (const { marks } of length.values()) expect(marks).toHaveLength(3);
+    const values = seeds.map((seed) => overDepths('swa,kvm', 16384, seed, 16));
+    expect(length.get('swa,kvm @16.4k')!.marks[2]).toBe(
+      `swa,kvm @16.4k: T=1024 (16×): ${pct(mean(values))} ± ${pct(std(values)).replace('%', '')} (3 seeds)`,
+    );
+    const r = regimeReport(regimeFixture());
+    const caption = r.plots.find((p) => p.id === 'regime-niah-length')!.caption;
+    expect(caption).toContain(
+      'NIAH test accuracy averaged over needle depths 0, 0.5 and 1 at each',
+    );
+    // No series reaches 90% averaged over depths at 4× in the fixture.
+    expect(caption).toContain('Goal ≥ 90% at 4×: met by none.');
+    const gap = mean(
+      seeds.map(
+        (seed) => overDepths('swa,ovq', 4096, seed, 4) - overDepths('swa,kvm', 4096, seed, 4),
+      ),
+    );
+    expect(caption).toContain(
+      `at 4× swa,ovq @4.1k vs swa,kvm @4.1k: +${(100 * gap).toFixed(1)} pts;`,
+    );
+    expect(caption).not.toMatch(/goal: ahead/);
+    const state = series(svg(page, 'regime-niah-state')!);
+    expect([...state.keys()]).toEqual(['swa', 'swa,ovq', 'swa,kvm', 'swa,gdn']);
+    expect(state.get('swa,ovq')!.marks).toHaveLength(2);
+    const at4 = seeds.map((seed) => overDepths('swa,ovq', 16384, seed, 4));
+    expect(state.get('swa,ovq')!.marks[1]).toContain(`16.6k numbers: ${pct(mean(at4))}`);
+  });
+
   it('NIAH: a length × depth panel per mixer and budget, every cell filled', () => {
     const s = series(svg(page, 'regime-niah')!);
     expect([...s.keys()]).toEqual(names);
@@ -142,7 +182,9 @@ describe('regime plots (synthetic full results file)', () => {
     const swa = r.lossRatios.find((x) => x.series === 'swa @4.1k' && x.evalLen === 1024)!;
     expect(swa.ratio).toBeCloseTo(mean(ratios), 12);
     expect(swa.seeds).toBe(3);
-    expect(r.plots[3].caption).toContain(`swa @4.1k ${mean(ratios).toFixed(3)} ± `);
+    expect(r.plots.find((p) => p.id === 'regime-loss')!.caption).toContain(
+      `swa @4.1k ${mean(ratios).toFixed(3)} ± `,
+    );
     expect(page).toMatch(/<th>loss ÷ loss at 1×<\/th>/);
   });
 });
@@ -176,7 +218,17 @@ describe('regime plots with data missing', () => {
     expect(niah.get('swa,gdn @natural size')!.marks).toContain(
       'swa,gdn @natural size: T=1024, depth 1: no rows',
     );
-    expect(regimeReport(file).plots[2].caption).toContain('1 cell(s) have no rows yet');
+    const report = regimeReport(file);
+    expect(report.plots.find((p) => p.id === 'regime-niah')!.caption).toContain(
+      '1 cell(s) have no rows yet',
+    );
+    // A seed missing one depth gives no mean-over-depths point: gdn at 16× has none (every seed
+    // lost depth 1 there), and the caption names it.
+    const niahLength = series(svg(page, 'regime-niah-length')!);
+    expect(niahLength.get('swa,gdn @natural size')!.marks.join()).not.toMatch(/T=1024/);
+    expect(report.plots.find((p) => p.id === 'regime-niah-length')!.caption).toContain(
+      'Missing (no rows yet, not drawn): swa,gdn @natural size at 16×.',
+    );
   });
 
   it('byte-LM rows without byPosition: the ratio is still given, the curve is said to be missing', () => {
@@ -215,7 +267,7 @@ describe('regime plots with data missing', () => {
     expect(r.summary.join(' ')).toMatch(
       /Unreadable rows, left out: rows\[\d+\]: bad metric, stateNumbers, trainLen, evalLen, seed, value/,
     );
-    expect(r.plots).toHaveLength(4);
+    expect(r.plots).toHaveLength(6);
   });
 
   it('renders the results file the sweep is writing now (whatever it holds)', () => {

@@ -1,6 +1,6 @@
 // The regime experiment's plots (apps/trainer/results/regime.json, schema ovq-results/1): MQAR
-// accuracy against evaluation length and against state at 4×, the NIAH length × depth grid, and
-// byte-LM loss by position. Every point is the mean ± std over the seeds that have a row; a point
+// and NIAH accuracy against evaluation length and against state at 4×, the NIAH length × depth
+// grid, and byte-LM loss by position. Every point is the mean ± std over the seeds that have a row; a point
 // without rows is left out and named in the caption ("missing"), never drawn as 0.
 import type { ResultRow } from '@ovq/train';
 import { pct, si } from './format.js';
@@ -204,14 +204,28 @@ function seedNote(stats: Stat[]): string {
     : ` Every point averages seeds ${all.join(', ')}.`;
 }
 
-function mqarLengthPlot(test: RegimeRow[], out: RegimeReport): void {
-  const mqar = test.filter((r) => r.task === 'mqar' && r.metric.startsWith('accuracy@pairs='));
-  if (!mqar.length) {
-    out.notDrawn.push({ id: 'regime-mqar-length', reason: 'no MQAR test rows yet' });
-    return;
-  }
-  const pairs = commonPairs(mqar)!;
-  const rows = mqar.filter((r) => r.metric === `accuracy@pairs=${pairs}`);
+/**
+ * One accuracy curve family: rows with one value per (mixers, budget, evalLen, seed), the task's
+ * name and what each value is ("with 16 key–value pairs", "mean over needle depths …").
+ */
+type AccuracyFamily = {
+  /** Plot id prefix: `${prefix}-length`, `${prefix}-state`. */
+  prefix: string;
+  task: string;
+  /** For captions ("with 16 key–value pairs") and, short, for titles ("16 pairs"). */
+  what: string;
+  short: string;
+  rows: RegimeRow[];
+  /** The goals sentence for the length plot (from its rows), or '' where none applies. */
+  goals: (rows: RegimeRow[], trainLen: number) => string;
+  /** Extra sentences for the length and state captions (other pair counts…). */
+  lengthNote?: string;
+  stateNote?: string;
+};
+
+function accuracyLengthPlot(f: AccuracyFamily, out: RegimeReport): void {
+  const id = `${f.prefix}-length`;
+  const { rows } = f;
   const trainLen = rows[0].trainLen;
   const lengths = sortNum(rows.map((r) => r.evalLen));
   const style = seriesStyles(rows);
@@ -250,23 +264,20 @@ function mqarLengthPlot(test: RegimeRow[], out: RegimeReport): void {
     .filter((g) => g.rows.length)
     .map((g) => ({ name: g.name, s: stat(g.rows) }))
     .sort((a, b) => b.s.mean - a.s.mean);
-  const others = sortNum(mqar.map((r) => metricValue(r.metric, 'pairs'))).filter(
-    (p) => p !== pairs,
-  );
   out.plots.push({
-    id: 'regime-mqar-length',
+    id,
     caption:
-      `MQAR test accuracy with ${pairs} key–value pairs at each evaluation length (log x; training length ${trainLen}, grey line), mean over seeds with ±1 std whiskers; one colour per mixer, dashed for the larger state budget. ` +
+      `${f.task} test accuracy ${f.what} at each evaluation length (log x; training length ${trainLen}, grey line), mean over seeds with ±1 std whiskers; one colour per mixer, dashed for the larger state budget. ` +
       (lengths.length > 1
         ? `At the longest length, ${longest} tokens (${longest / trainLen}×): ${atLongest.map((g) => `${g.name} ${pm(g.s, pct)}`).join('; ')}.`
         : `Only one evaluation length (${longest}) has rows, so nothing about extrapolation can be read yet.`) +
-      mqarGoals(rows, trainLen) +
+      f.goals(rows, trainLen) +
       seedNote(stats) +
       (missing.length ? ` Missing (no rows yet, not drawn): ${list(missing)}.` : '') +
-      (others.length ? ` Other pair counts (${others.join(', ')}) are in the table below.` : ''),
+      (f.lengthNote ?? ''),
     svg: linePlot({
-      id: 'regime-mqar-length',
-      title: `MQAR accuracy vs evaluation length (${pairs} pairs, test split)`,
+      id,
+      title: `${f.task} accuracy vs evaluation length (${f.short}, test split)`,
       xLabel: 'evaluation length (tokens, log)',
       yLabel: 'accuracy',
       xLog: true,
@@ -287,54 +298,55 @@ function mqarLengthPlot(test: RegimeRow[], out: RegimeReport): void {
 
 const FIXED_STATE = new Set(['gated-deltanet', 'decay-linear', 'linear']);
 
-/** The issue's MQAR goals, each stated only where the rows it needs exist. */
-function mqarGoals(rows: RegimeRow[], trainLen: number): string {
+/**
+ * OVQ against softmax at 1×, the best fixed-state mixer at 4× and KVM at 4× and 16×, each stated
+ * only where the rows it needs exist; with `goals`, each with the issue's MQAR goal.
+ */
+function ovqComparisons(rows: RegimeRow[], trainLen: number, goals: boolean): string {
   const at = (pattern: (p: string) => boolean, L: number, budget?: number | null) =>
     groups(rows.filter((r) => pattern(r.mixers) && r.evalLen === L))
       .filter((g) => budget === undefined || g.budget === budget)
       .map((g) => ({ name: seriesName(g.pattern, g.budget), budget: g.budget, s: stat(g.rows) }));
   const ovq = (L: number) => at((p) => patternMixer(p) === 'ovq', L);
   const pts = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)} pts`;
+  const goal = (text: string) => (goals ? ` (goal: ${text})` : '');
   const out: string[] = [];
   const softmax = at((p) => patternMixer(p) === 'softmax', trainLen);
   if (softmax.length)
     for (const o of ovq(trainLen))
       out.push(
-        `at 1× ${o.name} vs ${softmax[0].name}: ${pts(o.s.mean - softmax[0].s.mean)} (goal: within 5 pts)`,
+        `at 1× ${o.name} vs ${softmax[0].name}: ${pts(o.s.mean - softmax[0].s.mean)}${goal('within 5 pts')}`,
       );
   const fixed = at((p) => FIXED_STATE.has(patternMixer(p)), 4 * trainLen);
   if (fixed.length) {
     const best = fixed.sort((a, b) => b.s.mean - a.s.mean)[0];
     for (const o of ovq(4 * trainLen))
       out.push(
-        `at 4× ${o.name} vs the best fixed-state mixer (${best.name}): ${pts(o.s.mean - best.s.mean)} (goal: ≥ +20 pts)`,
+        `at 4× ${o.name} vs the best fixed-state mixer (${best.name}): ${pts(o.s.mean - best.s.mean)}${goal('≥ +20 pts')}`,
       );
   }
   for (const m of [4, 16])
     for (const o of ovq(m * trainLen)) {
       const kvm = at((p) => patternMixer(p) === 'kvm', m * trainLen, o.budget)[0];
       if (kvm)
-        out.push(`at ${m}× ${o.name} vs ${kvm.name}: ${pts(o.s.mean - kvm.s.mean)} (goal: ahead)`);
+        out.push(
+          `at ${m}× ${o.name} vs ${kvm.name}: ${pts(o.s.mean - kvm.s.mean)}${goal('ahead')}`,
+        );
     }
-  return out.length ? ` Goals: ${out.join('; ')}.` : '';
+  if (!out.length) return '';
+  return goals ? ` Goals: ${out.join('; ')}.` : ` OVQ against the others: ${out.join('; ')}.`;
 }
 
-function mqarStatePlot(test: RegimeRow[], out: RegimeReport): void {
-  const mqar = test.filter(
-    (r) =>
-      r.task === 'mqar' && r.metric.startsWith('accuracy@pairs=') && r.evalLen === 4 * r.trainLen,
-  );
-  if (!mqar.length) {
+function accuracyStatePlot(f: AccuracyFamily, out: RegimeReport): void {
+  const id = `${f.prefix}-state`;
+  const rows = f.rows.filter((r) => r.evalLen === 4 * r.trainLen);
+  if (!rows.length) {
     out.notDrawn.push({
-      id: 'regime-mqar-state',
-      reason: 'no MQAR test rows at 4× the training length yet',
+      id,
+      reason: `no ${f.task} test rows at 4× the training length yet`,
     });
     return;
   }
-  const allPairs = sortNum(mqar.map((r) => metricValue(r.metric, 'pairs')));
-  const common = commonPairs(test.filter((r) => r.task === 'mqar'));
-  const pairs = common !== undefined && allPairs.includes(common) ? common : allPairs[0];
-  const rows = mqar.filter((r) => r.metric === `accuracy@pairs=${pairs}`);
   const L = rows[0].evalLen;
   const stats: Stat[] = [];
   const patterns = [...new Set(rows.map((r) => r.mixers))];
@@ -363,18 +375,16 @@ function mqarStatePlot(test: RegimeRow[], out: RegimeReport): void {
     .flatMap((s) => s.points.map((p) => ({ name: s.name, p })))
     .sort((a, b) => b.p.y - a.p.y)[0];
   out.plots.push({
-    id: 'regime-mqar-state',
+    id,
     caption:
-      `MQAR test accuracy at 4× the training length (${L} tokens, ${pairs} pairs) against the numbers all mixer layers hold per sequence (log x; SWA windows included), mean ± std over seeds. ` +
+      `${f.task} test accuracy at 4× the training length (${L} tokens, ${f.what.replace(/^with /, '')}) against the numbers all mixer layers hold per sequence (log x; SWA windows included), mean ± std over seeds. ` +
       'Each budgeted mixer has one dot per matched budget; fixed-state mixers one dot at their natural size. ' +
       `Highest: ${best.name} at ${si(best.p.x)} numbers, ${best.p.label?.split(': ').at(-1)}.` +
       seedNote(stats) +
-      (allPairs.length > 1
-        ? ` Other pair counts at 4× (${allPairs.filter((p) => p !== pairs).join(', ')}) are in the table below.`
-        : ''),
+      (f.stateNote ?? ''),
     svg: linePlot({
-      id: 'regime-mqar-state',
-      title: `MQAR accuracy vs state at 4× (${L} tokens, ${pairs} pairs)`,
+      id,
+      title: `${f.task} accuracy vs state at 4× (${L} tokens, ${f.short})`,
       xLabel: 'state (numbers held per sequence, log)',
       yLabel: 'accuracy',
       xLog: true,
@@ -382,6 +392,109 @@ function mqarStatePlot(test: RegimeRow[], out: RegimeReport): void {
       series,
     }),
   });
+}
+
+/** MQAR at the pair count measured at the most lengths (others are in the table). */
+function mqarPlots(test: RegimeRow[], out: RegimeReport): void {
+  const mqar = test.filter((r) => r.task === 'mqar' && r.metric.startsWith('accuracy@pairs='));
+  if (!mqar.length) {
+    out.notDrawn.push({ id: 'regime-mqar-length', reason: 'no MQAR test rows yet' });
+    out.notDrawn.push({
+      id: 'regime-mqar-state',
+      reason: 'no MQAR test rows at 4× the training length yet',
+    });
+    return;
+  }
+  const pairs = commonPairs(mqar)!;
+  const others = sortNum(mqar.map((r) => metricValue(r.metric, 'pairs'))).filter(
+    (p) => p !== pairs,
+  );
+  const family = {
+    prefix: 'regime-mqar',
+    task: 'MQAR',
+    goals: (rows: RegimeRow[], trainLen: number) => ovqComparisons(rows, trainLen, true),
+    lengthNote: others.length
+      ? ` Other pair counts (${others.join(', ')}) are in the table below.`
+      : '',
+  };
+  accuracyLengthPlot(
+    {
+      ...family,
+      what: `with ${pairs} key–value pairs`,
+      short: `${pairs} pairs`,
+      rows: mqar.filter((r) => r.metric === `accuracy@pairs=${pairs}`),
+    },
+    out,
+  );
+  // At 4×, the common count if it was measured there, else the smallest one that was.
+  const at4 = mqar.filter((r) => r.evalLen === 4 * r.trainLen);
+  const pairs4 = sortNum(at4.map((r) => metricValue(r.metric, 'pairs')));
+  const p4 = pairs4.includes(pairs) ? pairs : (pairs4[0] ?? pairs);
+  accuracyStatePlot(
+    {
+      ...family,
+      what: `with ${p4} pairs`,
+      short: `${p4} pairs`,
+      rows: mqar.filter((r) => r.metric === `accuracy@pairs=${p4}`),
+      stateNote:
+        pairs4.length > 1
+          ? ` Other pair counts at 4× (${pairs4.filter((p) => p !== p4).join(', ')}) are in the table below.`
+          : '',
+    },
+    out,
+  );
+}
+
+/**
+ * NIAH as one number per (mixers, budget, length, seed): the mean over the file's needle depths.
+ * A seed that lacks a depth at a length gives no point there (a mean over fewer depths would not
+ * be comparable); the heatmap shows which cell is missing.
+ */
+function niahCurves(test: RegimeRow[], out: RegimeReport): void {
+  const rows = test.filter((r) => r.task === 'niah' && r.metric.startsWith('accuracy@depth='));
+  if (!rows.length) {
+    out.notDrawn.push({ id: 'regime-niah-length', reason: 'no NIAH test rows yet' });
+    out.notDrawn.push({
+      id: 'regime-niah-state',
+      reason: 'no NIAH test rows at 4× the training length yet',
+    });
+    return;
+  }
+  const depths = sortNum(rows.map((r) => metricValue(r.metric, 'depth')));
+  const means: RegimeRow[] = [];
+  for (const rs of groupBy(rows, (r) =>
+    JSON.stringify([r.mixers, r.budget, r.evalLen, r.seed]),
+  ).values()) {
+    const seen = new Set(rs.map((r) => metricValue(r.metric, 'depth')));
+    if (seen.size !== depths.length) continue;
+    means.push({
+      ...rs[0],
+      metric: 'accuracy@mean-depth',
+      value: rs.reduce((a, r) => a + r.value, 0) / rs.length,
+      stateNumbers: rs.reduce((a, r) => a + r.stateNumbers, 0) / rs.length,
+    });
+  }
+  const family = {
+    prefix: 'regime-niah',
+    task: 'NIAH',
+    what: `averaged over needle depths ${list(depths.map(String))}`,
+    short: 'mean over depths',
+    rows: means,
+    goals: (rs: RegimeRow[], trainLen: number) => {
+      const at4 = groups(rs.filter((r) => r.evalLen === 4 * trainLen)).map((g) => ({
+        name: seriesName(g.pattern, g.budget),
+        s: stat(g.rows),
+      }));
+      const met = at4.filter((g) => g.s.mean >= 0.9).map((g) => g.name);
+      return (
+        (at4.length
+          ? ` Goal ≥ 90% at 4×: ${met.length ? `met by ${list(met)}` : 'met by none'}.`
+          : '') + ovqComparisons(rs, trainLen, false)
+      );
+    },
+  };
+  accuracyLengthPlot(family, out);
+  accuracyStatePlot(family, out);
 }
 
 function niahPlot(test: RegimeRow[], out: RegimeReport): void {
@@ -578,8 +691,8 @@ export function regimeReport(data: unknown): RegimeReport {
         }),
       )}.`,
     );
-  mqarLengthPlot(test, out);
-  mqarStatePlot(test, out);
+  mqarPlots(test, out);
+  niahCurves(test, out);
   niahPlot(test, out);
   lossPlot(test, out);
   const ablated = all.filter(isAblation);
@@ -683,6 +796,8 @@ export function regimeHtml(
 const PLOT_NAMES: Record<string, string> = {
   'regime-mqar-length': 'MQAR accuracy vs evaluation length',
   'regime-mqar-state': 'MQAR accuracy vs state at 4×',
+  'regime-niah-length': 'NIAH accuracy vs evaluation length',
+  'regime-niah-state': 'NIAH accuracy vs state at 4×',
   'regime-niah': 'NIAH length × depth heatmap',
   'regime-loss': 'byte-LM loss vs position',
 };
