@@ -1,6 +1,7 @@
 // ovq-train's commands, testable without a subprocess: `main(argv)` resolves to an exit code and
 // never throws; errors are printed as one "ovq-train: …" line on stderr.
 import { existsSync, readFileSync } from 'node:fs';
+import { type ResultsFile, resultTables, validateResults } from '@ovq/train';
 import * as tf from '@tensorflow/tfjs';
 import { BACKEND_HELP } from './backend.js';
 import { runEval, runSample, runTraining } from './commands.js';
@@ -15,11 +16,12 @@ import { runSweep } from './sweep.js';
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 const USAGE = {
-  main: 'usage: ovq-train <run|eval|sample|sweep> [options]   (ovq-train <command> --help for its options)',
+  main: 'usage: ovq-train <run|eval|sample|sweep|table> [options]   (ovq-train <command> --help for its options)',
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
   eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
+  table: 'usage: ovq-train table --results results/regime.json [--task niah]',
   sweep:
     'usage: ovq-train sweep --config experiments/mqar-sweep.json [--out runs/sweep]\n       ovq-train sweep --config experiments/regime.json [--results results/regime.json] [--shard i/n] [--only GROUP|CELL] [--commit] [--dry-run]',
 };
@@ -75,6 +77,12 @@ const SAMPLE_FLAGS = {
   },
   seed: { type: 'string', description: 'sampling seed (default 0)' },
   backend: { type: 'string', description: BACKEND_HELP },
+  help: { type: 'boolean', description: 'show this help' },
+} as const;
+
+const TABLE_FLAGS = {
+  results: { type: 'string', description: 'an ovq-results/1 file written by "ovq-train sweep"' },
+  task: { type: 'string', description: 'only this task (niah, mqar, byte-lm); default every task' },
   help: { type: 'boolean', description: 'show this help' },
 } as const;
 
@@ -152,16 +160,41 @@ async function dispatch(argv: string[]): Promise<number> {
     await runSweep(values.config, values.out ?? 'runs/sweep', progress);
     return EXIT.ok;
   }
+  if (command === 'table') {
+    const values = parseFlags('table', rest, TABLE_FLAGS);
+    if (values.help) return print(helpText(USAGE.table, TABLE_FLAGS));
+    if (!values.results)
+      throw new UsageError(
+        '--results: required; pass an ovq-results/1 file such as results/regime.json',
+      );
+    return print(resultsTable(values.results, values.task));
+  }
   throw new UsageError(`unknown command "${command}"; ${USAGE.main}`);
 }
 
-/** A JSON file or a UsageError naming --config. */
-function readJsonFile(file: string): unknown {
-  if (!existsSync(file)) throw new UsageError(`--config: ${file} does not exist`);
+/** A JSON file or a UsageError naming the flag that passed it. */
+function readJsonFile(file: string, flag = '--config'): unknown {
+  if (!existsSync(file)) throw new UsageError(`${flag}: ${file} does not exist`);
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new UsageError(`--config: ${file} is not valid JSON (${(e as Error).message})`);
+    throw new UsageError(`${flag}: ${file} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The Markdown tables of a results file (`ovq-train table`). */
+function resultsTable(file: string, task: string | undefined): string {
+  let results: ResultsFile;
+  try {
+    results = validateResults(readJsonFile(file, '--results'), file);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--results: ${(e as Error).message}`);
+  }
+  try {
+    return resultTables(results, task === undefined ? {} : { task });
+  } catch (e) {
+    throw new UsageError(`--task: ${(e as Error).message}`);
   }
 }
 

@@ -25,6 +25,7 @@ describe('ovq-train', () => {
       ['run', '--mixers'],
       ['eval', '--lengths'],
       ['sample', '--temperature'],
+      ['table', '--task'],
     ]) {
       const { out, restore } = captureStdout();
       expect(await main([command, '--help'])).toBe(0);
@@ -32,6 +33,49 @@ describe('ovq-train', () => {
       expect(out.join('')).toContain(`usage: ovq-train ${command}`);
       expect(out.join('')).toContain(flag);
     }
+  });
+
+  it('table prints the Markdown tables of a results file; a bad file or task exits 2 naming the flag', async () => {
+    const dir = tempDir();
+    const rows = [0, 1].flatMap((seed) =>
+      ['0', '1'].map((d) => ({
+        task: 'niah',
+        mixers: 'swa,kvm',
+        budget: 4096,
+        stateNumbers: 3868,
+        trainLen: 512,
+        evalLen: 2048,
+        seed,
+        lr: 0.003,
+        metric: `accuracy@depth=${d}`,
+        value: seed === 0 ? 0.5 : 0.25,
+        command: 'ovq-train sweep …',
+      })),
+    );
+    const file = join(dir, 'results.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ schema: 'ovq-results/1', commit: 't', machine: 't', rows }),
+    );
+    const ok = await run(['table', '--results', file]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(
+      '| swa,kvm @ 4096 | 3868 / 3868 | 2 (0, 1) | 0.003 | 37.5 ± 17.7 |',
+    );
+    const noTask = await run(['table', '--results', file, '--task', 'mqar']);
+    expect(noTask.code).toBe(2);
+    expect(noTask.stderr).toContain(
+      'ovq-train: --task: task is "mqar"; expected one of the file\'s tasks (niah)',
+    );
+    writeFileSync(file, JSON.stringify({ schema: 'ovq-bench/1', rows }));
+    const wrong = await run(['table', '--results', file]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(
+      /^ovq-train: --results: .*schema is "ovq-bench\/1"; expected "ovq-results\/1"/,
+    );
+    const missing = await run(['table']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--results: required/);
   });
 
   it('bad configs fail before any training, saying what to change', () => {

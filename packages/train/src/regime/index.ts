@@ -48,3 +48,4 @@ export {
   trainingSpec,
   withOvqCapacity,
 } from './run.js';
+export { resultTables } from './tables.js';
