@@ -338,6 +338,13 @@ describe('training loop', () => {
     expect(bad({ ...config, model: { ...config.model, mixerOptions: { window: 0 } } })).toThrow(
       /^model\.mixerOptions\.window: got 0; expected a positive integer/,
     );
+    // The decay gate's initial bias is any finite number (negative: a longer memory).
+    expect(
+      bad({ ...config, model: { ...config.model, mixerOptions: { decayBiasInit: '-7' } } }),
+    ).toThrow(/^model\.mixerOptions\.decayBiasInit: got "-7"; expected a finite number/);
+    expect(
+      bad({ ...config, model: { ...config.model, mixerOptions: { decayBiasInit: -7 } } }),
+    ).not.toThrow();
     expect(
       bad({ ...config, task: { name: 'mqar', vocabSize: 16, numPairs: 2 }, weightDecay: -1 }),
     ).toThrow(/^weightDecay: got -1/);

@@ -62,6 +62,37 @@ describe('decoder with every @ovq/tfjs mixer', () => {
     });
   }
 
+  it('decayBiasInit reaches the decay gate of the decay and gdn layers (default −3)', async () => {
+    for (const kind of ['decay', 'gdn']) {
+      const make = (decayBiasInit?: number) => {
+        const model = new Decoder(
+          {
+            vocabSize: 8,
+            dModel: 8,
+            heads: 2,
+            layers: 1,
+            mixers: kind,
+            mixerOptions: decayBiasInit === undefined ? {} : { decayBiasInit },
+            seed: 1,
+          },
+          createTfjsMixer,
+        );
+        model.build();
+        return model;
+      };
+      for (const [init, want] of [
+        [undefined, -3],
+        [-7, -7],
+      ] as const) {
+        const model = make(init);
+        const ba = [...model.variables].find(([name]) => name.endsWith('.ba'))?.[1];
+        expect(ba, `${kind} has a decay bias`).toBeDefined();
+        expect(Array.from(await ba!.data())).toEqual([want, want]);
+        model.dispose();
+      }
+    }
+  });
+
   it('the OVQ layer state stays bounded while softmax grows with T', () => {
     const make = (mixers: string) =>
       new Decoder(

@@ -54,6 +54,7 @@ const MIXER_OPTION_KEYS = [
   'ovqUpdate',
   'vqCodes',
   'kvmBudget',
+  'decayBiasInit',
 ] as const;
 /** MixerOptions fields that are OVQ algorithm choices, checked by @ovq/core (not numbers). */
 const OVQ_AXES = { ovqGrowth: 'growth', ovqSpawn: 'spawn', ovqUpdate: 'update' } as const;
@@ -278,6 +279,12 @@ export function validateTrainConfig(c: TrainConfig): void {
       } catch (e) {
         throw new TrainConfigError(`model.mixerOptions.${key}`, (e as Error).message);
       }
+    } else if (key === 'decayBiasInit') {
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        throw new TrainConfigError(
+          `model.mixerOptions.${key}`,
+          `got ${describe(value)}; expected a finite number (the decay gate's initial bias, e.g. -3)`,
+        );
     } else if (key === 'ropeBase')
       requirePositive(`model.mixerOptions.${key}`, value, 'a number > 0');
     else requireInteger(`model.mixerOptions.${key}`, value, 1);

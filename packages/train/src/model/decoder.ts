@@ -41,6 +41,12 @@ export type MixerOptions = {
   ovqUpdate?: OvqConfig['update'];
   vqCodes?: number;
   kvmBudget?: number;
+  /**
+   * Initial bias b of the decay gate of the decay and gdn layers, α = exp(−softplus(x·W + b)):
+   * −3 (the layers' default) starts every head at α ≈ 0.95 (a memory of ~20 tokens), −7 at
+   * α ≈ 0.999 (~1,000 tokens).
+   */
+  decayBiasInit?: number;
 };
 
 /** Anything with the tfjs-layers Layer surface the decoder needs. */

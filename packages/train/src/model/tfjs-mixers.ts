@@ -37,10 +37,10 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
       layer = new LinearAttention(base);
       break;
     case 'decay':
-      layer = new DecayLinearAttention(base);
+      layer = new DecayLinearAttention({ ...base, decayBiasInit: o.decayBiasInit });
       break;
     case 'gdn':
-      layer = new GatedDeltaNet(base);
+      layer = new GatedDeltaNet({ ...base, decayBiasInit: o.decayBiasInit });
       break;
     case 'vq':
       layer = new VqAttention({
