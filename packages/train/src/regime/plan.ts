@@ -206,13 +206,6 @@ export function validateRegimeConfig(config: RegimeConfig): void {
         `tasks[${i}].evalMultiples is ${JSON.stringify(m)}; expected a non-empty array of positive integers`,
       );
   });
-  // A sized pattern may be too big for the smaller budgets (it is then left out of them, see
-  // unfitBudgets), but a pattern that fits no budget at all is a mistake in the config.
-  for (const pattern of config.mixers) {
-    const unfit = config.budgets.map((b) => fitError(config, pattern, b));
-    if (unfit.every((e) => e !== undefined))
-      fail(`mixers: "${pattern}" fits none of the budgets (${unfit[0]})`);
-  }
   if (config.ablations !== undefined) validateAblations(config, fail);
   config.lrs.forEach((lr, i) => {
     if (!(lr > 0 && Number.isFinite(lr))) fail(`lrs[${i}] is ${lr}; expected a positive number`);
@@ -223,6 +216,14 @@ export function validateRegimeConfig(config: RegimeConfig): void {
   config.seeds.forEach((s, i) => {
     if (!Number.isInteger(s) || s < 0) fail(`seeds[${i}] is ${s}; expected a non-negative integer`);
   });
+  // Checked last, once the budgets are known to be positive numbers.
+  // A sized pattern may be too big for the smaller budgets (it is then left out of them, see
+  // unfitBudgets), but a pattern that fits no budget at all is a mistake in the config.
+  for (const pattern of config.mixers) {
+    const unfit = config.budgets.map((b) => fitError(config, pattern, b));
+    if (unfit.every((e) => e !== undefined))
+      fail(`mixers: "${pattern}" fits none of the budgets (${unfit[0]})`);
+  }
 }
 
 function validateAblations(config: RegimeConfig, fail: (what: string) => never): void {
