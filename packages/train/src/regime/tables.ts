@@ -43,8 +43,8 @@ function format(values: number[], accuracy: boolean): string {
 }
 
 /**
- * Per seed: the mean over `rows` (one evaluation length, one seed each); seeds missing one of
- * the sub-metrics the group has anywhere at this length are left out (not averaged over less).
+ * Per seed: the mean over `rows` (one evaluation length); a seed missing one of `metrics` (the
+ * sub-metrics the group has at any length) is left out rather than averaged over fewer.
  */
 function perSeed(rows: ResultRow[], metrics: Set<string>): number[] {
   const bySeed = new Map<number, ResultRow[]>();
