@@ -7,6 +7,7 @@ import {
   vqCodebookFromStats,
   vqCommitmentLoss,
   vqEmaUpdate,
+  vqRestartDeadCodes,
 } from '../src/index.js';
 import { assertClose, checkGradient, createRng, randn } from './helpers.js';
 
@@ -89,6 +90,67 @@ describe('vqEmaUpdate', () => {
   );
 });
 
+describe('vqRestartDeadCodes', () => {
+  it('restarts exactly the codes under the threshold at their picked keys (hand-computed, S3 dk2)', () => {
+    const before = stats([0.5, 3, 1.99], [1, 1, 6, 9, 4, 4], 2);
+    const keys = Float64Array.from([1, 2, 3, 4, 5, 6]); // rows 0, 1, 2
+    const after = vqRestartDeadCodes(before, keys, 2, [2, 0, 1]);
+    assertClose('counts', [2, 3, 2], after.counts, 0);
+    assertClose('sums', [10, 12, 6, 9, 6, 8], after.sums, 0);
+    // The restarted codewords are the picked keys (up to the Laplace smoothing).
+    assertClose('codebook', [5, 6, 2, 3, 3, 4], vqCodebookFromStats(after, 1e-12), 1e-9);
+    expect(Array.from(before.counts)).toEqual([0.5, 3, 1.99]); // the input is not changed
+    // Threshold 0 keeps every code (the paper's recipe).
+    const kept = vqRestartDeadCodes(before, keys, 0, [0, 0, 0]);
+    expect(Array.from(kept.sums)).toEqual(Array.from(before.sums));
+  });
+
+  it('revives codes the keys have left behind, where plain EMA k-means keeps one code for every key (4 clusters, S8)', () => {
+    // The trained-model failure in small form: the keys have moved away from 7 of the 8 codes
+    // (they sit far off at −100·e₀) and the 8th is at the keys' overall mean. Every key is nearest
+    // to that one code, so plain EMA k-means never moves the others; restarts seed them at keys.
+    const rng = createRng(31);
+    const [S, dk, clusters, perBatch] = [8, 4, 4, 64];
+    const centres = randn(rng, clusters * dk).map((x) => 3 * x);
+    const batch = () => {
+      const keys = new Float64Array(perBatch * dk);
+      const noise = randn(rng, perBatch * dk);
+      for (let t = 0; t < perBatch; t++) {
+        const c = t % clusters;
+        for (let i = 0; i < dk; i++)
+          keys[t * dk + i] = centres[c * dk + i] + 0.05 * noise[t * dk + i];
+      }
+      return keys;
+    };
+    const mean = Array.from({ length: dk }, (_, i) =>
+      centres.reduce((a, x, r) => (r % dk === i ? a + x / clusters : a), 0),
+    );
+    const start = () => {
+      const sums = Array.from({ length: S * dk }, (_, r) => (r % dk === 0 ? -100 : 0));
+      for (let i = 0; i < dk; i++) sums[(S - 1) * dk + i] = 10 * mean[i];
+      return stats([...Array(S - 1).fill(1), 10], sums, dk);
+    };
+    const probe = batch();
+    const usage = (s: VqCodebookStats) => {
+      const r = vqCommitmentLoss(probe, vqCodebookFromStats(s), S, dk);
+      return { codes: new Set(r.codes).size, error: r.loss / perBatch };
+    };
+    let plain = start();
+    let restarted = start();
+    for (let step = 0; step < 200; step++) {
+      plain = vqEmaUpdate(plain, batch());
+      const keys = batch();
+      const picks = Array.from({ length: S }, () => Math.floor(rng() * perBatch));
+      restarted = vqRestartDeadCodes(vqEmaUpdate(restarted, keys), keys, 2, picks);
+    }
+    expect(usage(plain).codes).toBe(1);
+    expect(usage(restarted).codes).toBeGreaterThanOrEqual(clusters);
+    // Each cluster has a code of its own: the error falls to the noise floor's order (4·0.05² = 0.01).
+    expect(usage(restarted).error).toBeLessThan(0.1);
+    expect(usage(plain).error).toBeGreaterThan(10 * usage(restarted).error);
+  });
+});
+
 describe('vqCommitmentLoss', () => {
   it('value is Σ‖k − c_z‖² and dKeys = 2(k − c_z) matches central differences; the codebook is constant', () => {
     const rng = createRng(5);
@@ -135,6 +197,15 @@ describe('bad input', () => {
     expect(err(() => vqEmaUpdate(s, Float64Array.of(1, Number.NaN)))).toMatch(/^keys: /);
     expect(err(() => vqEmaUpdate(s, Float64Array.of(1, 2), { decay: 1 }))).toMatch(
       /^options\.decay: got 1; expected a number in \[0, 1\)/,
+    );
+    expect(err(() => vqRestartDeadCodes(s, Float64Array.of(1, 2), -1, [0, 0]))).toMatch(
+      /^threshold: got -1; expected a finite number ≥ 0/,
+    );
+    expect(err(() => vqRestartDeadCodes(s, Float64Array.of(1, 2), 2, [0]))).toMatch(
+      /^picks: .*expected 2 row indices/,
+    );
+    expect(err(() => vqRestartDeadCodes(s, Float64Array.of(1, 2), 2, [0, 1]))).toMatch(
+      /^picks: holds 1 at code 1; expected integers in \[0, 1\)/,
     );
     expect(err(() => vqCodebookFromStats(stats([1, -1], [0, 0, 1, 1], 2)))).toMatch(
       /^stats\.counts: holds -1; expected values ≥ 0/,

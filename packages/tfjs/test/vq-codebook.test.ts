@@ -123,6 +123,68 @@ describe('VqAttention codebook learning', () => {
     layer.dispose();
   });
 
+  it('with deadCodeThreshold, a step is the float64 EMA step then vqRestartDeadCodes: live codes as vqEmaUpdate, each dead one restarted at the batch’s worst-fitted keys', () => {
+    // γ = 0.9 from n = 1: a code no key chose falls to 0.9 (< 0.95, restarted), a chosen one
+    // to ≥ 1.0 (kept).
+    const layer = new VqAttention({ ...args, deadCodeThreshold: 0.95 });
+    expect(layer.deadCodeThreshold).toBe(0.95);
+    const x = randomTensor(createRng(4), [B, T, D]);
+    (layer.apply(x) as tf.Tensor).dispose();
+    const before = [0, 1].map((h) => statsOf(layer, h));
+    const keys = keysByHead(layer, x);
+    const worst = [0, 1].map((h) => {
+      const cb = Base.vqCodebookFromStats(before[h], layer.codebookEpsilon);
+      const error = (r: number) => {
+        const one = keys[h].subarray(r * 4, (r + 1) * 4);
+        return Base.vqCommitmentLoss(one, cb, 5, 4).loss;
+      };
+      return Array.from({ length: B * T }, (_, r) => r).sort((a, b) => error(b) - error(a));
+    });
+    const count = tf.memory().numTensors;
+    (layer.apply(x, { training: true }) as tf.Tensor).dispose();
+    expect(layer.endTrainingStep()).toBe(true);
+    expect(tf.memory().numTensors, 'tensors left by a training step').toBe(count);
+    let [dead, live] = [0, 0];
+    for (let h = 0; h < 2; h++) {
+      const next = Base.vqEmaUpdate(before[h], keys[h], {
+        decay: 0.9,
+        epsilon: layer.codebookEpsilon,
+      });
+      const got = statsOf(layer, h);
+      for (let j = 0; j < 5; j++) {
+        const row = got.sums.subarray(j * 4, (j + 1) * 4);
+        if (next.counts[j] < 0.95) {
+          dead++;
+          expect(got.counts[j]).toBeCloseTo(0.95, 6);
+          // Dead code j restarts at the j-th worst-fitted key of the step (largest ‖k − c_z‖²).
+          const r = worst[h][j];
+          assertClose(
+            `head ${h} code ${j} restarts at key ${r}`,
+            keys[h].subarray(r * 4, (r + 1) * 4),
+            row.map((m) => m / 0.95),
+            1e-5,
+          );
+        } else {
+          live++;
+          assertClose(`head ${h} code ${j} count`, [next.counts[j]], [got.counts[j]], 1e-6);
+          assertClose(
+            `head ${h} code ${j} sums`,
+            next.sums.subarray(j * 4, (j + 1) * 4),
+            row,
+            1e-5,
+          );
+        }
+      }
+    }
+    expect(dead, 'codes restarted').toBeGreaterThan(0);
+    expect(live, 'codes kept').toBeGreaterThan(0);
+    expect(() => new VqAttention({ ...args, deadCodeThreshold: -1 })).toThrow(
+      /deadCodeThreshold.*got -1; expected a finite number ≥ 0/,
+    );
+    x.dispose();
+    layer.dispose();
+  });
+
   it('the commitment gradient reaches W_k as 2β_c/(B·T)·Σ x(k − c_z) (float64); no gradient reaches the codebook statistics', () => {
     // Raw keys (normalize: false): the gradient to W_k is then a plain product.
     const layer = new VqAttention({ ...args, commitment: 3, normalize: false });

@@ -346,6 +346,12 @@ describe('training loop', () => {
       bad({ ...config, model: { ...config.model, mixerOptions: { decayBiasInit: -7 } } }),
     ).not.toThrow();
     expect(
+      bad({ ...config, model: { ...config.model, mixerOptions: { vqDeadCodeThreshold: -1 } } }),
+    ).toThrow(/^model\.mixerOptions\.vqDeadCodeThreshold: got -1; expected a finite number ≥ 0/);
+    expect(
+      bad({ ...config, model: { ...config.model, mixerOptions: { vqDeadCodeThreshold: 0 } } }),
+    ).not.toThrow();
+    expect(
       bad({ ...config, task: { name: 'mqar', vocabSize: 16, numPairs: 2 }, weightDecay: -1 }),
     ).toThrow(/^weightDecay: got -1/);
     expect(() => createTasksSync(config.task as never)).not.toThrow();

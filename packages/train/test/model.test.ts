@@ -93,6 +93,30 @@ describe('decoder with every @ovq/tfjs mixer', () => {
     }
   });
 
+  it('vqDeadCodeThreshold reaches the Transformer-VQ layer (the trainer restarts dead codes at 2 keys per step unless told 0)', () => {
+    for (const [threshold, want] of [
+      [undefined, 2],
+      [0, 0],
+      [5, 5],
+    ] as const) {
+      const model = new Decoder(
+        {
+          vocabSize: 8,
+          dModel: 8,
+          heads: 2,
+          layers: 1,
+          mixers: 'vq',
+          mixerOptions: { vqCodes: 4, vqDeadCodeThreshold: threshold },
+          seed: 1,
+        },
+        createTfjsMixer,
+      );
+      const layer = (model as unknown as { mixers: { deadCodeThreshold?: number }[] }).mixers[0];
+      expect(layer.deadCodeThreshold).toBe(want);
+      model.dispose();
+    }
+  });
+
   it('the OVQ layer state stays bounded while softmax grows with T', () => {
     const make = (mixers: string) =>
       new Decoder(

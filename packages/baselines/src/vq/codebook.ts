@@ -127,3 +127,39 @@ export function vqCommitmentLoss(
   }
   return { loss, dKeys, codes };
 }
+
+/**
+ * Dead-code restart (as EnCodec and SoundStream train their EMA codebooks; not in the
+ * Transformer-VQ paper): every code whose running size n_j is under `threshold` restarts at the
+ * key `keys[picks[j]]`, with n_j = threshold and m_j = threshold·k, so its codeword is that key.
+ * Without it, Euclidean k-means on LayerNorm-ed keys (near-orthogonal in high dimension) can
+ * collapse onto one central code that every key is nearest to. `picks` [codebookSize] are row
+ * indices into keys [n, keyDim] (the caller picks them); codes at or over the threshold, and
+ * every code when `threshold` is 0, are kept. Returns new statistics (the input is not changed).
+ */
+export function vqRestartDeadCodes(
+  stats: VqCodebookStats,
+  keys: FloatArray,
+  threshold: number,
+  picks: ArrayLike<number>,
+): VqCodebookStats {
+  const { S, dk } = checkStats(stats, 'stats');
+  if (typeof threshold !== 'number' || !(threshold >= 0 && Number.isFinite(threshold)))
+    fail('threshold', threshold, 'a finite number ≥ 0');
+  if (keys?.length % dk !== 0 || keys.length === 0)
+    fail('keys', keys, `a non-empty multiple of keyDim = ${dk} values`);
+  checkArray('keys', keys, keys.length, 'n·keyDim');
+  const n = keys.length / dk;
+  if (picks?.length !== S) fail('picks', picks, `${S} row indices (one per code)`);
+  const counts = Float64Array.from(stats.counts);
+  const sums = Float64Array.from(stats.sums);
+  for (let j = 0; j < S; j++) {
+    if (!(counts[j] < threshold)) continue;
+    const r = picks[j];
+    if (!Number.isInteger(r) || r < 0 || r >= n)
+      fail('picks', r, `integers in [0, ${n})`, `holds ${r} at code ${j}`);
+    counts[j] = threshold;
+    for (let i = 0; i < dk; i++) sums[j * dk + i] = threshold * keys[r * dk + i];
+  }
+  return { codebookSize: S, keyDim: dk, counts, sums };
+}

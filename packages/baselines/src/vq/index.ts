@@ -6,6 +6,7 @@ export {
   vqCodebookFromStats,
   vqCommitmentLoss,
   vqEmaUpdate,
+  vqRestartDeadCodes,
 } from './codebook.js';
 export { type VqGradients, vqAppend, vqAttention, vqAttentionBackward } from './reference.js';
 export {

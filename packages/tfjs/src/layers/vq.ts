@@ -19,10 +19,14 @@ import {
   dispose,
   div,
   expandDims,
+  fill,
+  gather,
   keep,
+  less,
   matMul,
   mean,
   mul,
+  reshape,
   rsqrt,
   type Scalar,
   serialization,
@@ -32,7 +36,11 @@ import {
   type Tensor,
   type Tensor3D,
   type Tensor4D,
+  tensor1d,
   tidy,
+  topk,
+  transpose,
+  where,
 } from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
 import { constantOf } from '../compositions/shared.js';
@@ -62,6 +70,13 @@ export type VqAttentionArgs = MixerLayerArgs & {
    * collapsing onto a few codes while the keys drift in training.
    */
   normalize?: boolean;
+  /**
+   * Dead-code restart: after each EMA step, a code whose running size n_j is under this many keys
+   * per step restarts at one of that step's worst-fitted keys (n_j = threshold, m_j = threshold·k), as EnCodec
+   * and SoundStream train their codebooks; default 0, none (the paper's recipe). See
+   * @ovq/baselines' vqRestartDeadCodes.
+   */
+  deadCodeThreshold?: number;
 };
 
 type Kwargs = Parameters<MixerLayer<VqState>['call']>[1];
@@ -79,7 +94,33 @@ export type VqCodebookHealth = {
 };
 
 /** What a training call leaves for the step's end: the commitment loss and k-means statistics. */
-type Pending = { loss: Scalar; counts: Tensor; sums: Tensor };
+type Pending = { loss: Scalar; counts: Tensor; sums: Tensor; candidates: Tensor | null };
+
+/**
+ * The keys dead codes restart at, [H, S, dk]: per head, the batch's keys the codebook fits worst
+ * (largest ‖k − c_z‖², `distances` [B, H, T]), the worst for code 0, the next for code 1, …
+ * (cycling when S exceeds the batch's keys). Chosen from the data, not drawn at random, so a
+ * resumed run restarts exactly as an uninterrupted one.
+ */
+function restartCandidates(k: Tensor4D, distances: Tensor, S: number): Tensor {
+  const [B, H, T, dk] = k.shape;
+  return tidy(() => {
+    const rows = reshape(transpose(k, [1, 0, 2, 3]), [H, B * T, dk]);
+    const errors = reshape(transpose(distances, [1, 0, 2]), [H, B * T]);
+    const n = Math.min(S, B * T);
+    let picks = topk(errors, n).indices;
+    if (n < S)
+      picks = gather(
+        picks,
+        tensor1d(
+          Array.from({ length: S }, (_, j) => j % n),
+          'int32',
+        ),
+        1,
+      );
+    return gather(rows, picks, 1, 1);
+  });
+}
 
 function checkRange(name: string, value: unknown, ok: (x: number) => boolean, expected: string) {
   if (typeof value !== 'number' || !ok(value)) {
@@ -98,6 +139,7 @@ export class VqAttention extends MixerLayer<VqState> {
   readonly codebookDecay: number;
   readonly codebookEpsilon: number;
   readonly normalize: boolean;
+  readonly deadCodeThreshold: number;
   protected readonly extraKinds: readonly ExtraKind[] = ['perHead'];
   private codeSums!: LayerVariable;
   private codeCounts!: LayerVariable;
@@ -137,6 +179,12 @@ export class VqAttention extends MixerLayer<VqState> {
       );
     }
     this.normalize = normalize;
+    this.deadCodeThreshold = checkRange(
+      'deadCodeThreshold',
+      args.deadCodeThreshold ?? 0,
+      (x) => x >= 0 && Number.isFinite(x),
+      'a finite number ≥ 0',
+    );
   }
 
   /**
@@ -215,7 +263,10 @@ export class VqAttention extends MixerLayer<VqState> {
     return vqAttention(q, k, v, extras[0], this.config);
   }
 
-  /** Keeps the commitment loss (with its gradient to k) and the batch's k-means statistics. */
+  /**
+   * Keeps the commitment loss (with its gradient to k), the batch's k-means statistics and, with
+   * dead-code restarts on, the keys endTrainingStep restarts dead codes at.
+   */
   private recordTrainingCall(k: Tensor4D, codebook: Tensor): void {
     this.dropPending();
     const [B, H, T, dk] = k.shape;
@@ -228,17 +279,26 @@ export class VqAttention extends MixerLayer<VqState> {
       const loss = mul(sum(square(sub(k, quantised))), this.commitment / (B * T)) as Scalar;
       const counts = sum(oneHot, [0, 2]);
       const sums = constantOf(() => sum(matMul(oneHot, k, true, false), 0));
-      return { loss, counts, sums };
+      return {
+        loss,
+        counts,
+        sums,
+        distances: constantOf(() => sum(square(sub(k, quantised)), -1)),
+      };
     });
+    const candidates =
+      this.deadCodeThreshold > 0 ? restartCandidates(k, pending.distances, S) : null;
     this.pending = {
       loss: keep(pending.loss),
       counts: keep(pending.counts),
       sums: keep(pending.sums),
+      candidates: candidates ? keep(candidates) : null,
     };
+    pending.distances.dispose();
   }
 
   private dropPending(): void {
-    if (this.pending) dispose([this.pending.loss, this.pending.counts, this.pending.sums]);
+    if (this.pending) dispose(Object.values(this.pending).filter((t): t is Tensor => t !== null));
     this.pending = null;
   }
 
@@ -261,12 +321,26 @@ export class VqAttention extends MixerLayer<VqState> {
     this.pending = null;
     if (applied) {
       const g = this.codebookDecay;
+      const threshold = this.deadCodeThreshold;
       tidy(() => {
-        this.codeCounts.write(add(mul(this.codeCounts.read(), g), mul(p.counts, 1 - g)));
-        this.codeSums.write(add(mul(this.codeSums.read(), g), mul(p.sums, 1 - g)));
+        let counts = add(mul(this.codeCounts.read(), g), mul(p.counts, 1 - g));
+        let sums = add(mul(this.codeSums.read(), g), mul(p.sums, 1 - g));
+        if (p.candidates) {
+          // Dead-code restart (vqRestartDeadCodes): codes under the threshold start again at
+          // their candidate key, with size = threshold and sum = threshold·key.
+          const dead = less(counts, threshold);
+          counts = where(dead, fill(counts.shape, threshold), counts);
+          sums = where(
+            broadcastTo(expandDims(dead, -1), sums.shape),
+            mul(p.candidates, threshold),
+            sums,
+          );
+        }
+        this.codeCounts.write(counts);
+        this.codeSums.write(sums);
       });
     }
-    dispose([p.loss, p.counts, p.sums]);
+    dispose(Object.values(p).filter((t): t is Tensor => t !== null));
     return applied;
   }
 
@@ -311,6 +385,7 @@ export class VqAttention extends MixerLayer<VqState> {
       codebookDecay: this.codebookDecay,
       codebookEpsilon: this.codebookEpsilon,
       normalize: this.normalize,
+      deadCodeThreshold: this.deadCodeThreshold,
     };
   }
 

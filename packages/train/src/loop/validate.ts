@@ -53,6 +53,7 @@ const MIXER_OPTION_KEYS = [
   'ovqSpawn',
   'ovqUpdate',
   'vqCodes',
+  'vqDeadCodeThreshold',
   'kvmBudget',
   'decayBiasInit',
 ] as const;
@@ -284,6 +285,12 @@ export function validateTrainConfig(c: TrainConfig): void {
         throw new TrainConfigError(
           `model.mixerOptions.${key}`,
           `got ${describe(value)}; expected a finite number (the decay gate's initial bias, e.g. -3)`,
+        );
+    } else if (key === 'vqDeadCodeThreshold') {
+      if (typeof value !== 'number' || !(value >= 0 && Number.isFinite(value)))
+        throw new TrainConfigError(
+          `model.mixerOptions.${key}`,
+          `got ${describe(value)}; expected a finite number ≥ 0 (keys per step; 0 turns restarts off)`,
         );
     } else if (key === 'ropeBase')
       requirePositive(`model.mixerOptions.${key}`, value, 'a number > 0');

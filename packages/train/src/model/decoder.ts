@@ -40,6 +40,12 @@ export type MixerOptions = {
   ovqSpawn?: OvqConfig['spawn'];
   ovqUpdate?: OvqConfig['update'];
   vqCodes?: number;
+  /**
+   * Transformer-VQ's dead-code restart threshold, in keys per step (@ovq/tfjs VqAttention's
+   * deadCodeThreshold). The trainer's default is 2 (as EnCodec trains its codebooks): with the
+   * paper's recipe (0, no restarts) the codebook of a T = 512 NIAH model collapsed onto one code.
+   */
+  vqDeadCodeThreshold?: number;
   kvmBudget?: number;
   /**
    * Initial bias b of the decay gate of the decay and gdn layers, α = exp(−softplus(x·W + b)):

@@ -11,6 +11,9 @@ import {
 } from '@ovq/tfjs';
 import type { MixerFactory, MixerLayer } from './decoder.js';
 
+/** The trainer's Transformer-VQ dead-code restart threshold (keys per step) when none is set. */
+export const VQ_DEAD_CODE_THRESHOLD = 2;
+
 export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex }, o) => {
   const base = { heads, keyDim: dModel / heads, seed: 1000 + 10 * layerIndex };
   const window = o.window ?? 16;
@@ -47,6 +50,7 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
         ...base,
         codebookSize: o.vqCodes ?? capacity,
         blockLength: o.ovqChunkSize ?? 16,
+        deadCodeThreshold: o.vqDeadCodeThreshold ?? VQ_DEAD_CODE_THRESHOLD,
       });
       break;
     case 'kvm':
