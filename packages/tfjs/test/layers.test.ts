@@ -233,6 +233,9 @@ describe('streaming state and OVQ dictionary health', () => {
     expect(() => new SoftmaxAttention({ heads: 1, keyDim: 3, ropeBase: 10000 })).toThrow(
       /even keyDim/,
     );
+    expect(() => new GatedDeltaNet({ heads: 1, keyDim: 4, writeBiasInit: Number.NaN })).toThrow(
+      /GatedDeltaNet: writeBiasInit: got NaN; expected a finite number/,
+    );
     const a = new LinearAttention({ heads: 1, keyDim: 4 });
     const b = new OvqAttention({ heads: 1, keyDim: 4 });
     const x = tf.zeros([1, 3, D]);

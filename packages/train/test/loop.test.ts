@@ -346,6 +346,9 @@ describe('training loop', () => {
       bad({ ...config, model: { ...config.model, mixerOptions: { decayBiasInit: -7 } } }),
     ).not.toThrow();
     expect(
+      bad({ ...config, model: { ...config.model, mixerOptions: { gdnWriteBiasInit: null } } }),
+    ).toThrow(/^model\.mixerOptions\.gdnWriteBiasInit: got null; expected a finite number/);
+    expect(
       bad({ ...config, model: { ...config.model, mixerOptions: { vqDeadCodeThreshold: -1 } } }),
     ).toThrow(/^model\.mixerOptions\.vqDeadCodeThreshold: got -1; expected a finite number ≥ 0/);
     expect(

@@ -93,6 +93,31 @@ describe('decoder with every @ovq/tfjs mixer', () => {
     }
   });
 
+  it('gdnWriteBiasInit reaches the gdn layer’s writing-strength bias (default 0)', async () => {
+    for (const [init, want] of [
+      [undefined, 0],
+      [-3, -3],
+    ] as const) {
+      const model = new Decoder(
+        {
+          vocabSize: 8,
+          dModel: 8,
+          heads: 2,
+          layers: 1,
+          mixers: 'gdn',
+          mixerOptions: init === undefined ? {} : { gdnWriteBiasInit: init },
+          seed: 1,
+        },
+        createTfjsMixer,
+      );
+      model.build();
+      const bb = [...model.variables].find(([name]) => name.endsWith('.bb'))?.[1];
+      expect(bb, 'gdn has a writing-strength bias').toBeDefined();
+      expect(Array.from(await bb!.data())).toEqual([want, want]);
+      model.dispose();
+    }
+  });
+
   it('vqDeadCodeThreshold reaches the Transformer-VQ layer (the trainer restarts dead codes at 2 keys per step unless told 0)', () => {
     for (const [threshold, want] of [
       [undefined, 2],

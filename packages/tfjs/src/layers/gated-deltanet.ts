@@ -10,6 +10,7 @@ import {
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
 import { add, reshape, serialization, sigmoid, transpose } from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
+import { OvqTfjsInputError } from '../errors.js';
 import type { HeadData } from '../kernels/host-mixer.js';
 import { gatedDeltaNet } from '../ops/baselines.js';
 import { explicitMatMul } from '../ops/matmul.js';
@@ -22,12 +23,24 @@ export type GatedDeltaNetArgs = MixerLayerArgs & {
   scale?: number;
   /** Initial bias of the gate logits (α ≈ exp(−softplus(b))); default −3 (≈ 0.95). */
   decayBiasInit?: number;
+  /** Initial bias of the writing-strength logits (β ≈ sigmoid(b)); default 0 (β ≈ 0.5). */
+  writeBiasInit?: number;
 };
+
+function finiteBias(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw new OvqTfjsInputError(
+      `GatedDeltaNet: ${name}`,
+      `got ${String(value)}; expected a finite number`,
+    );
+  return value;
+}
 
 export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
   static className = 'GatedDeltaNet';
   readonly config: GatedDeltaNetConfig;
   readonly decayBiasInit: number;
+  readonly writeBiasInit: number;
   protected readonly extraKinds: readonly ExtraKind[] = ['perToken', 'perToken'];
   private wa!: LayerVariable;
   private ba!: LayerVariable;
@@ -37,7 +50,8 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
   constructor(args: GatedDeltaNetArgs) {
     super(args);
     this.config = { scale: args.scale ?? 1 / Math.sqrt(this.keyDim) };
-    this.decayBiasInit = args.decayBiasInit ?? -3;
+    this.decayBiasInit = finiteBias('decayBiasInit', args.decayBiasInit ?? -3);
+    this.writeBiasInit = finiteBias('writeBiasInit', args.writeBiasInit ?? 0);
     createGatedDeltaNetState({ keyDim: this.keyDim, valueDim: this.valueDim }, this.config);
   }
 
@@ -51,7 +65,12 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
       initializers.constant({ value: this.decayBiasInit }),
     );
     this.wb = this.addWeight('wb', [d, H], 'float32', this.initializer(6));
-    this.bb = this.addWeight('bb', [H], 'float32', initializers.zeros());
+    this.bb = this.addWeight(
+      'bb',
+      [H],
+      'float32',
+      initializers.constant({ value: this.writeBiasInit }),
+    );
   }
 
   protected extraInputs(x: Tensor3D): Tensor[] {
@@ -82,7 +101,11 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
   }
 
   protected mixerConfig(): serialization.ConfigDict {
-    return { scale: this.config.scale as number, decayBiasInit: this.decayBiasInit };
+    return {
+      scale: this.config.scale as number,
+      decayBiasInit: this.decayBiasInit,
+      writeBiasInit: this.writeBiasInit,
+    };
   }
 }
 serialization.registerClass(GatedDeltaNet);

@@ -56,6 +56,7 @@ const MIXER_OPTION_KEYS = [
   'vqDeadCodeThreshold',
   'kvmBudget',
   'decayBiasInit',
+  'gdnWriteBiasInit',
 ] as const;
 /** MixerOptions fields that are OVQ algorithm choices, checked by @ovq/core (not numbers). */
 const OVQ_AXES = { ovqGrowth: 'growth', ovqSpawn: 'spawn', ovqUpdate: 'update' } as const;
@@ -280,11 +281,11 @@ export function validateTrainConfig(c: TrainConfig): void {
       } catch (e) {
         throw new TrainConfigError(`model.mixerOptions.${key}`, (e as Error).message);
       }
-    } else if (key === 'decayBiasInit') {
+    } else if (key === 'decayBiasInit' || key === 'gdnWriteBiasInit') {
       if (typeof value !== 'number' || !Number.isFinite(value))
         throw new TrainConfigError(
           `model.mixerOptions.${key}`,
-          `got ${describe(value)}; expected a finite number (the decay gate's initial bias, e.g. -3)`,
+          `got ${describe(value)}; expected a finite number (a gate's initial bias, e.g. -3)`,
         );
     } else if (key === 'vqDeadCodeThreshold') {
       if (typeof value !== 'number' || !(value >= 0 && Number.isFinite(value)))

@@ -53,6 +53,11 @@ export type MixerOptions = {
    * α ≈ 0.999 (~1,000 tokens).
    */
   decayBiasInit?: number;
+  /**
+   * Initial bias of the gdn layer's writing strength β = sigmoid(x·W + b): 0 (the layer's
+   * default) writes every token at β ≈ 0.5, −3 at β ≈ 0.05 (old memories erased less).
+   */
+  gdnWriteBiasInit?: number;
 };
 
 /** Anything with the tfjs-layers Layer surface the decoder needs. */

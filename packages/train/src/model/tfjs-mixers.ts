@@ -43,7 +43,11 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
       layer = new DecayLinearAttention({ ...base, decayBiasInit: o.decayBiasInit });
       break;
     case 'gdn':
-      layer = new GatedDeltaNet({ ...base, decayBiasInit: o.decayBiasInit });
+      layer = new GatedDeltaNet({
+        ...base,
+        decayBiasInit: o.decayBiasInit,
+        writeBiasInit: o.gdnWriteBiasInit,
+      });
       break;
     case 'vq':
       layer = new VqAttention({
