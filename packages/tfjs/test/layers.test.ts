@@ -67,6 +67,11 @@ const factories: Factory[] = [
     make: () => new GatedDeltaNet({ heads: 2, keyDim: 4, seed: 6 }) as MixerLayer<unknown>,
   },
   {
+    name: 'GatedDeltaNet (outputNorm)',
+    make: () =>
+      new GatedDeltaNet({ heads: 2, keyDim: 4, seed: 6, outputNorm: true }) as MixerLayer<unknown>,
+  },
+  {
     name: 'VqAttention',
     make: () =>
       new VqAttention({
@@ -212,6 +217,29 @@ describe('streaming state and OVQ dictionary health', () => {
     x.dispose();
   });
 
+  it('GatedDeltaNet outputNorm: the output no longer depends on the scale of the values (it does without)', () => {
+    // S and the read are linear in v, so W_v·10 scales every head's output by 10; RMSNorm undoes
+    // it (compared from W_v·10 to W_v·100, so that the norm's ε 1e-6 is negligible).
+    const x = randomTensor(createRng(12), [B, T, D]);
+    for (const outputNorm of [true, false]) {
+      const layer = new GatedDeltaNet({ heads: 2, keyDim: 4, seed: 6, outputNorm });
+      (layer.apply(x) as tf.Tensor).dispose();
+      const wv = layer.weights.find((w) => w.originalName.endsWith('/wv'))!;
+      wv.write(tf.mul(wv.read(), 10));
+      const y = layer.apply(x) as tf.Tensor;
+      wv.write(tf.mul(wv.read(), 10));
+      const y10 = layer.apply(x) as tf.Tensor;
+      const change = tf.max(tf.abs(tf.sub(y10, y))).dataSync()[0];
+      const size = tf.max(tf.abs(y)).dataSync()[0];
+      if (outputNorm) expect(change / size).toBeLessThan(1e-3);
+      else expect(change / size).toBeGreaterThan(1);
+      expect(layer.weights.some((w) => w.originalName.endsWith('/o_gain'))).toBe(outputNorm);
+      tf.dispose([y, y10]);
+      layer.dispose();
+    }
+    x.dispose();
+  });
+
   it('stateSize follows ALGORITHM.md §6 for the baselines', () => {
     const full = new SoftmaxAttention({ heads: 2, keyDim: 4 });
     const swa = new SoftmaxAttention({ heads: 2, keyDim: 4, window: 16 });
@@ -232,6 +260,9 @@ describe('streaming state and OVQ dictionary health', () => {
     );
     expect(() => new SoftmaxAttention({ heads: 1, keyDim: 3, ropeBase: 10000 })).toThrow(
       /even keyDim/,
+    );
+    expect(() => new GatedDeltaNet({ heads: 1, keyDim: 4, outputNorm: 1 as never })).toThrow(
+      /GatedDeltaNet: outputNorm: got 1; expected true or false/,
     );
     expect(() => new GatedDeltaNet({ heads: 1, keyDim: 4, writeBiasInit: Number.NaN })).toThrow(
       /GatedDeltaNet: writeBiasInit: got NaN; expected a finite number/,

@@ -118,6 +118,26 @@ describe('decoder with every @ovq/tfjs mixer', () => {
     }
   });
 
+  it('gdnOutputNorm gives the gdn layer its output RMSNorm gain (off by default)', () => {
+    for (const on of [undefined, true]) {
+      const model = new Decoder(
+        {
+          vocabSize: 8,
+          dModel: 8,
+          heads: 2,
+          layers: 1,
+          mixers: 'gdn',
+          mixerOptions: on === undefined ? {} : { gdnOutputNorm: on },
+          seed: 1,
+        },
+        createTfjsMixer,
+      );
+      model.build();
+      expect([...model.variables.keys()].some((n) => n.endsWith('.o_gain'))).toBe(on === true);
+      model.dispose();
+    }
+  });
+
   it('vqDeadCodeThreshold reaches the Transformer-VQ layer (the trainer restarts dead codes at 2 keys per step unless told 0)', () => {
     for (const [threshold, want] of [
       [undefined, 2],

@@ -57,6 +57,7 @@ const MIXER_OPTION_KEYS = [
   'kvmBudget',
   'decayBiasInit',
   'gdnWriteBiasInit',
+  'gdnOutputNorm',
 ] as const;
 /** MixerOptions fields that are OVQ algorithm choices, checked by @ovq/core (not numbers). */
 const OVQ_AXES = { ovqGrowth: 'growth', ovqSpawn: 'spawn', ovqUpdate: 'update' } as const;
@@ -286,6 +287,12 @@ export function validateTrainConfig(c: TrainConfig): void {
         throw new TrainConfigError(
           `model.mixerOptions.${key}`,
           `got ${describe(value)}; expected a finite number (a gate's initial bias, e.g. -3)`,
+        );
+    } else if (key === 'gdnOutputNorm') {
+      if (typeof value !== 'boolean')
+        throw new TrainConfigError(
+          `model.mixerOptions.${key}`,
+          `got ${describe(value)}; expected true or false`,
         );
     } else if (key === 'vqDeadCodeThreshold') {
       if (typeof value !== 'number' || !(value >= 0 && Number.isFinite(value)))

@@ -58,6 +58,8 @@ export type MixerOptions = {
    * default) writes every token at β ≈ 0.5, −3 at β ≈ 0.05 (old memories erased less).
    */
   gdnWriteBiasInit?: number;
+  /** RMSNorm each gdn head's output before the output projection, as fla does (default false). */
+  gdnOutputNorm?: boolean;
 };
 
 /** Anything with the tfjs-layers Layer surface the decoder needs. */

@@ -47,6 +47,7 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
         ...base,
         decayBiasInit: o.decayBiasInit,
         writeBiasInit: o.gdnWriteBiasInit,
+        outputNorm: o.gdnOutputNorm,
       });
       break;
     case 'vq':
