@@ -345,6 +345,9 @@ describe('training loop', () => {
     expect(
       bad({ ...config, model: { ...config.model, mixerOptions: { decayBiasInit: -7 } } }),
     ).not.toThrow();
+    expect(bad({ ...config, model: { ...config.model, mixerOptions: { vqBeta: 0 } } })).toThrow(
+      /^model\.mixerOptions\.vqBeta: got 0; expected a number > 0/,
+    );
     expect(
       bad({ ...config, model: { ...config.model, mixerOptions: { gdnOutputNorm: 'yes' } } }),
     ).toThrow(/^model\.mixerOptions\.gdnOutputNorm: got "yes"; expected true or false/);

@@ -151,13 +151,20 @@ describe('decoder with every @ovq/tfjs mixer', () => {
           heads: 2,
           layers: 1,
           mixers: 'vq',
-          mixerOptions: { vqCodes: 4, vqDeadCodeThreshold: threshold },
+          mixerOptions: {
+            vqCodes: 4,
+            vqDeadCodeThreshold: threshold,
+            vqBeta: threshold === 5 ? 0.5 : undefined,
+          },
           seed: 1,
         },
         createTfjsMixer,
       );
       const layer = (model as unknown as { mixers: { deadCodeThreshold?: number }[] }).mixers[0];
       expect(layer.deadCodeThreshold).toBe(want);
+      // vqBeta: the layer's logit scale (its default, 1/√headDim, when unset).
+      const vq = layer as unknown as { config: { beta?: number } };
+      expect(vq.config.beta).toBe(threshold === 5 ? 0.5 : undefined);
       model.dispose();
     }
   });

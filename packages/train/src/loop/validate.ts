@@ -54,6 +54,7 @@ const MIXER_OPTION_KEYS = [
   'ovqUpdate',
   'vqCodes',
   'vqDeadCodeThreshold',
+  'vqBeta',
   'kvmBudget',
   'decayBiasInit',
   'gdnWriteBiasInit',
@@ -300,7 +301,7 @@ export function validateTrainConfig(c: TrainConfig): void {
           `model.mixerOptions.${key}`,
           `got ${describe(value)}; expected a finite number ≥ 0 (keys per step; 0 turns restarts off)`,
         );
-    } else if (key === 'ropeBase')
+    } else if (key === 'ropeBase' || key === 'vqBeta')
       requirePositive(`model.mixerOptions.${key}`, value, 'a number > 0');
     else requireInteger(`model.mixerOptions.${key}`, value, 1);
   }

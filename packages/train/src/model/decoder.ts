@@ -46,6 +46,12 @@ export type MixerOptions = {
    * paper's recipe (0, no restarts) the codebook of a T = 512 NIAH model collapsed onto one code.
    */
   vqDeadCodeThreshold?: number;
+  /**
+   * Transformer-VQ's logit scale β (@ovq/tfjs VqAttention's `beta`); default 1/√headDim. Its
+   * LayerNorm-ed queries and keys have norm √headDim, so logits are at most β·headDim
+   * (≈ 5.7 at head dim 32 with the default).
+   */
+  vqBeta?: number;
   kvmBudget?: number;
   /**
    * Initial bias b of the decay gate of the decay and gdn layers, α = exp(−softplus(x·W + b)):

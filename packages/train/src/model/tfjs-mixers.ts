@@ -56,6 +56,7 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
         codebookSize: o.vqCodes ?? capacity,
         blockLength: o.ovqChunkSize ?? 16,
         deadCodeThreshold: o.vqDeadCodeThreshold ?? VQ_DEAD_CODE_THRESHOLD,
+        beta: o.vqBeta,
       });
       break;
     case 'kvm':
