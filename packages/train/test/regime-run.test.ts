@@ -103,6 +103,31 @@ describe('regime sweep', () => {
     );
   });
 
+  it('model.mixerOptions reach every cell’s training config; the sizes the plan sets are refused there', () => {
+    const withNorm = {
+      ...config,
+      model: { ...config.model, mixerOptions: { gdnOutputNorm: true } },
+    };
+    const cells = planCells(withNorm);
+    expect(cells.length).toBe(planCells(config).length);
+    for (const cell of cells) {
+      const train = cellTrainConfig(withNorm, cell, 1e-3);
+      expect(train.model.mixerOptions?.gdnOutputNorm, cell.id).toBe(true);
+      expect(train.model.mixerOptions?.window, cell.id).toBe(config.model.window);
+    }
+    // Without it a cell's training config is as before (old checkpoints still resume).
+    const plain = planCells(config)[0];
+    expect(cellTrainConfig(config, plain, 1e-3).model.mixerOptions).not.toHaveProperty(
+      'gdnOutputNorm',
+    );
+    expect(() =>
+      planCells({ ...config, model: { ...config.model, mixerOptions: { ovqCapacity: 3 } } }),
+    ).toThrow(/regime config: model\.mixerOptions\.ovqCapacity is set; the plan sets it/);
+    expect(() =>
+      planCells({ ...config, model: { ...config.model, mixerOptions: [] as never } }),
+    ).toThrow(/regime config: model\.mixerOptions is \[\]; expected an object/);
+  });
+
   it('runs, writes rows with commands, and a second pass runs nothing', async () => {
     let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 'test', machine: 'test', rows: [] };
     const cells = planCells({ ...config, tasks: [config.tasks[1]], mixers: ['swa,ovq'] });

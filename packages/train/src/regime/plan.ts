@@ -45,6 +45,11 @@ export type RegimeConfig = {
     /** Window of the SWA layers (and KVM's raw window), OVQ chunk size. */
     window: number;
     chunkSize: number;
+    /**
+     * Further mixer options for every cell (e.g. `{ gdnOutputNorm: true }`); the sizes the plan
+     * sets itself (window, chunk, OVQ capacity, KVM budget, VQ codes) are not allowed here.
+     */
+    mixerOptions?: MixerOptions;
   };
   trainLen: number;
   batchSize: number;
@@ -148,7 +153,7 @@ export function budgetOptions(
 ): { budget: number | null; options: MixerOptions; matches: BudgetMatch[] } {
   const { heads, dModel, layers, window, chunkSize } = config.model;
   const shape = { heads, headDim: dModel / heads, chunkSize, window };
-  const base: MixerOptions = { window, ovqChunkSize: chunkSize };
+  const base: MixerOptions = { ...config.model.mixerOptions, window, ovqChunkSize: chunkSize };
   const kinds = longRangeKinds(pattern, layers);
   const sized = kinds.filter((k) => SIZED.includes(k) || (k === 'swa' && kinds.length === 1));
   if (sized.length === 0)
@@ -162,6 +167,15 @@ export function budgetOptions(
   for (const m of matches) if (m.knob) (options as Record<string, number>)[m.knob] = m.value!;
   return { budget, options, matches };
 }
+
+/** Mixer options the plan derives from the model shape and the budgets. */
+const PLAN_OWNED_OPTIONS = [
+  'window',
+  'ovqChunkSize',
+  'ovqCapacity',
+  'kvmBudget',
+  'vqCodes',
+] as const;
 
 export function validateRegimeConfig(config: RegimeConfig): void {
   const fail = (what: string): never => {
@@ -188,6 +202,16 @@ export function validateRegimeConfig(config: RegimeConfig): void {
     fail(
       `model.dModel ${config.model.dModel} is not a multiple of model.heads ${config.model.heads}`,
     );
+  const extra = config.model.mixerOptions;
+  if (extra !== undefined) {
+    if (typeof extra !== 'object' || extra === null || Array.isArray(extra))
+      fail(`model.mixerOptions is ${JSON.stringify(extra)}; expected an object of mixer options`);
+    for (const key of PLAN_OWNED_OPTIONS)
+      if (key in extra)
+        fail(
+          `model.mixerOptions.${key} is set; the plan sets it (use model.window, model.chunkSize or budgets)`,
+        );
+  }
   for (const key of ['evalMultiples', 'tasks', 'mixers', 'budgets', 'seeds', 'lrs'] as const)
     if (!Array.isArray(config[key]) || config[key].length === 0)
       fail(`${key}: expected a non-empty array`);
