@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   cellTrainConfig,
+  pickedLr,
   createTfjsMixer,
   Decoder,
   mergeResults,
@@ -160,6 +161,14 @@ describe('regime sweep', () => {
     expect(validation.map((r) => r.lr).sort()).toEqual([1e-3, 1e-3, 3e-3, 3e-3]);
     expect(await runRegime(config, cells, options)).toBe(0);
   }, 120_000);
+
+  it('test cells wait for the lr search when it has rates to choose from, not when it has one', () => {
+    const empty: ResultsFile = { schema: RESULTS_SCHEMA, commit: 't', machine: 't', rows: [] };
+    const test = planCells(config).find((c) => c.phase === 'test')!;
+    expect(config.lrs.length).toBeGreaterThan(1);
+    expect(() => pickedLr(empty, config, test)).toThrow(/lr search has no result for lr/);
+    expect(pickedLr(empty, { ...config, lrs: [0.02] }, test)).toBe(0.02);
+  });
 
   it('a stop requested while the results load starts no further cell', async () => {
     const cells = planCells({ ...config, tasks: [config.tasks[1]], mixers: ['swa,ovq'] });

@@ -109,8 +109,13 @@ export async function cellProbes(config: RegimeConfig, cell: RegimeCell): Promis
   return probes;
 }
 
-/** The learning rate the lr search picked for a group (best validation score at trainLen). */
+/**
+ * The learning rate the lr search picked for a group (best validation score at trainLen); the
+ * only rate when `lrs` has one.
+ */
 export function pickedLr(results: ResultsFile, config: RegimeConfig, cell: RegimeCell): number {
+  // One candidate rate: nothing to pick, so test cells need not wait for the validation run.
+  if (config.lrs.length === 1) return config.lrs[0];
   // Test-time capacity cells score the default pattern's model: its search decides.
   const mixers = cell.evalCapacity === undefined ? rowMixers(cell) : cell.mixers;
   const rows = results.rows.filter(
