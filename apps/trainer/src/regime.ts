@@ -96,8 +96,16 @@ function readResults(path: string, machine: string, commit: string): ResultsFile
   return validateResults(JSON.parse(readFileSync(path, 'utf8')), path);
 }
 
-/** The cells `--only` selects: a group (task/mixers/budget) or one cell id, plus its lr search. */
-export function selectCells(cells: RegimeCell[], only: string | undefined): RegimeCell[] {
+/**
+ * The cells `--only` selects: a group (task/mixers/budget) or one cell id, plus the lr search a
+ * test cell needs: to pick among several rates, or (first seed) for the model it reuses. With a
+ * single rate, the other seeds' test cells run alone, so they can run beside the search.
+ */
+export function selectCells(
+  cells: RegimeCell[],
+  only: string | undefined,
+  lrCount = 2,
+): RegimeCell[] {
   if (only === undefined) return cells;
   const target = cells.find((c) => c.id === only || c.group === only);
   if (!target) {
@@ -106,12 +114,11 @@ export function selectCells(cells: RegimeCell[], only: string | undefined): Regi
       `--only: "${only}" is no cell or group of this plan; groups: ${groups.join(', ')}`,
     );
   }
-  return cells.filter(
-    (c) =>
-      c.id === only ||
-      c.group === only ||
-      (target.phase === 'test' && c.group === target.group && c.phase === 'lr-search'),
-  );
+  const search = (c: RegimeCell) => c.group === target.group && c.phase === 'lr-search';
+  const needsSearch =
+    target.phase === 'test' &&
+    (lrCount > 1 || cells.some((c) => search(c) && c.seed === target.seed));
+  return cells.filter((c) => c.id === only || c.group === only || (needsSearch && search(c)));
 }
 
 /** What an ablation cell changes (empty for the main cells). */
@@ -143,7 +150,7 @@ export async function runRegimeSweep(
   const all = planCells(config);
   for (const u of unfitBudgets(config))
     log(`skipped: ${u.mixers} at budget ${u.budget}: ${u.reason}`);
-  let cells = selectCells(all, flags.only);
+  let cells = selectCells(all, flags.only, config.lrs.length);
   if (flags.shard) {
     const { index, count } = parseShard(flags.shard);
     cells = shardCells(cells, index, count);

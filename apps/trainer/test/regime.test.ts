@@ -110,6 +110,14 @@ describe('ovq-train sweep --config <regime file>', () => {
     const bad = await run([...base, '--shard', '2/2']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--shard: got "2\/2"; expected i\/n/);
+    // With one rate, another seed's test cell runs alone (beside the search if need be); the
+    // first seed's still brings the search whose model it reuses.
+    writeFileSync(f.config, JSON.stringify({ ...toy, lrs: [0.003] }));
+    const alone = await run([...base, '--only', 'niah/swa,linear/natural/seed=1']);
+    expect(alone.stderr).toMatch(/1 of 6 cells/);
+    const first = await run([...base, '--only', 'niah/swa,linear/natural/seed=0']);
+    expect(first.stderr).toMatch(/2 of 6 cells/);
+    writeFileSync(f.config, JSON.stringify(toy));
     const none = await run([...base, '--only', 'nosuch']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/--only: "nosuch" is no cell or group/);
