@@ -18,6 +18,23 @@ const stats = (counts: number[], sums: number[], keyDim: number): VqCodebookStat
   sums: Float64Array.from(sums),
 });
 
+/** perBatch keys [perBatch, dk]: key t = centre cluster(t) + 0.05·noise. */
+function clusteredKeys(
+  rng: () => number,
+  centres: Float64Array,
+  dk: number,
+  perBatch: number,
+  cluster: (t: number) => number,
+): Float64Array {
+  const keys = new Float64Array(perBatch * dk);
+  const noise = randn(rng, perBatch * dk);
+  for (let t = 0; t < perBatch; t++) {
+    const c = cluster(t);
+    for (let i = 0; i < dk; i++) keys[t * dk + i] = centres[c * dk + i] + 0.05 * noise[t * dk + i];
+  }
+  return keys;
+}
+
 describe('vqCodebookFromStats', () => {
   it('is m_j / ñ_j with Laplace-smoothed sizes (hand-computed, S2 dk2)', () => {
     // n = [3, 1], N = 4, ε = 0.5: ñ = (n + ε)/(N + 2ε)·N = [3.5, 1.5]·4/5 = [2.8, 1.2].
@@ -70,16 +87,8 @@ describe('vqEmaUpdate', () => {
       const rng = createRng(seed);
       const [S, dk, clusters, perBatch] = [8, 4, 4, 64];
       const centres = randn(rng, clusters * dk).map((x) => 3 * x);
-      const batch = () => {
-        const keys = new Float64Array(perBatch * dk);
-        const noise = randn(rng, perBatch * dk);
-        for (let t = 0; t < perBatch; t++) {
-          const c = Math.floor(rng() * clusters);
-          for (let i = 0; i < dk; i++)
-            keys[t * dk + i] = centres[c * dk + i] + 0.05 * noise[t * dk + i];
-        }
-        return keys;
-      };
+      const batch = () =>
+        clusteredKeys(rng, centres, dk, perBatch, () => Math.floor(rng() * clusters));
       let s = stats(Array(S).fill(1), Array.from(randn(rng, S * dk)), dk);
       const probe = batch();
       const error = () => vqCommitmentLoss(probe, vqCodebookFromStats(s), S, dk).loss / perBatch;
@@ -112,21 +121,12 @@ describe('vqRestartDeadCodes', () => {
     const rng = createRng(31);
     const [S, dk, clusters, perBatch] = [8, 4, 4, 64];
     const centres = randn(rng, clusters * dk).map((x) => 3 * x);
-    const batch = () => {
-      const keys = new Float64Array(perBatch * dk);
-      const noise = randn(rng, perBatch * dk);
-      for (let t = 0; t < perBatch; t++) {
-        const c = t % clusters;
-        for (let i = 0; i < dk; i++)
-          keys[t * dk + i] = centres[c * dk + i] + 0.05 * noise[t * dk + i];
-      }
-      return keys;
-    };
+    const batch = () => clusteredKeys(rng, centres, dk, perBatch, (t) => t % clusters);
     const mean = Array.from({ length: dk }, (_, i) =>
       centres.reduce((a, x, r) => (r % dk === i ? a + x / clusters : a), 0),
     );
     const start = () => {
-      const sums = Array.from({ length: S * dk }, (_, r) => (r % dk === 0 ? -100 : 0));
+      const sums: number[] = Array.from({ length: S * dk }, (_, r) => (r % dk === 0 ? -100 : 0));
       for (let i = 0; i < dk; i++) sums[(S - 1) * dk + i] = 10 * mean[i];
       return stats([...Array(S - 1).fill(1), 10], sums, dk);
     };

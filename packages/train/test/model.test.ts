@@ -2,7 +2,14 @@ import '@tensorflow/tfjs';
 import { assertClose } from '@ovq/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createTfjsMixer, Decoder, MIXER_KINDS, mixerSchedule, sampleBytes } from '../src/index.js';
+import {
+  createTfjsMixer,
+  Decoder,
+  MIXER_KINDS,
+  type MixerOptions,
+  mixerSchedule,
+  sampleBytes,
+} from '../src/index.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -62,30 +69,26 @@ describe('decoder with every @ovq/tfjs mixer', () => {
     });
   }
 
+  /** A one-layer d 8 model of `mixers` with these options, built. */
+  const oneLayer = (mixers: string, mixerOptions: MixerOptions) => {
+    const model = new Decoder(
+      { vocabSize: 8, dModel: 8, heads: 2, layers: 1, mixers, mixerOptions, seed: 1 },
+      createTfjsMixer,
+    );
+    model.build();
+    return model;
+  };
+  const weight = (model: Decoder, suffix: string) =>
+    [...model.variables].find(([name]) => name.endsWith(suffix))?.[1];
+
   it('decayBiasInit reaches the decay gate of the decay and gdn layers (default −3)', async () => {
     for (const kind of ['decay', 'gdn']) {
-      const make = (decayBiasInit?: number) => {
-        const model = new Decoder(
-          {
-            vocabSize: 8,
-            dModel: 8,
-            heads: 2,
-            layers: 1,
-            mixers: kind,
-            mixerOptions: decayBiasInit === undefined ? {} : { decayBiasInit },
-            seed: 1,
-          },
-          createTfjsMixer,
-        );
-        model.build();
-        return model;
-      };
       for (const [init, want] of [
         [undefined, -3],
         [-7, -7],
       ] as const) {
-        const model = make(init);
-        const ba = [...model.variables].find(([name]) => name.endsWith('.ba'))?.[1];
+        const model = oneLayer(kind, init === undefined ? {} : { decayBiasInit: init });
+        const ba = weight(model, '.ba');
         expect(ba, `${kind} has a decay bias`).toBeDefined();
         expect(Array.from(await ba!.data())).toEqual([want, want]);
         model.dispose();
@@ -98,20 +101,8 @@ describe('decoder with every @ovq/tfjs mixer', () => {
       [undefined, 0],
       [-3, -3],
     ] as const) {
-      const model = new Decoder(
-        {
-          vocabSize: 8,
-          dModel: 8,
-          heads: 2,
-          layers: 1,
-          mixers: 'gdn',
-          mixerOptions: init === undefined ? {} : { gdnWriteBiasInit: init },
-          seed: 1,
-        },
-        createTfjsMixer,
-      );
-      model.build();
-      const bb = [...model.variables].find(([name]) => name.endsWith('.bb'))?.[1];
+      const model = oneLayer('gdn', init === undefined ? {} : { gdnWriteBiasInit: init });
+      const bb = weight(model, '.bb');
       expect(bb, 'gdn has a writing-strength bias').toBeDefined();
       expect(Array.from(await bb!.data())).toEqual([want, want]);
       model.dispose();
@@ -120,51 +111,27 @@ describe('decoder with every @ovq/tfjs mixer', () => {
 
   it('gdnOutputNorm gives the gdn layer its output RMSNorm gain (off by default)', () => {
     for (const on of [undefined, true]) {
-      const model = new Decoder(
-        {
-          vocabSize: 8,
-          dModel: 8,
-          heads: 2,
-          layers: 1,
-          mixers: 'gdn',
-          mixerOptions: on === undefined ? {} : { gdnOutputNorm: on },
-          seed: 1,
-        },
-        createTfjsMixer,
-      );
-      model.build();
-      expect([...model.variables.keys()].some((n) => n.endsWith('.o_gain'))).toBe(on === true);
+      const model = oneLayer('gdn', on === undefined ? {} : { gdnOutputNorm: on });
+      expect(weight(model, '.o_gain') !== undefined).toBe(on === true);
       model.dispose();
     }
   });
 
-  it('vqDeadCodeThreshold reaches the Transformer-VQ layer (the trainer restarts dead codes at 2 keys per step unless told 0)', () => {
+  it('vqDeadCodeThreshold and vqBeta reach the Transformer-VQ layer (the trainer restarts dead codes at 2 keys per step unless told 0)', () => {
     for (const [threshold, want] of [
       [undefined, 2],
       [0, 0],
       [5, 5],
     ] as const) {
-      const model = new Decoder(
-        {
-          vocabSize: 8,
-          dModel: 8,
-          heads: 2,
-          layers: 1,
-          mixers: 'vq',
-          mixerOptions: {
-            vqCodes: 4,
-            vqDeadCodeThreshold: threshold,
-            vqBeta: threshold === 5 ? 0.5 : undefined,
-          },
-          seed: 1,
-        },
-        createTfjsMixer,
-      );
-      const layer = (model as unknown as { mixers: { deadCodeThreshold?: number }[] }).mixers[0];
+      const beta = threshold === 5 ? 0.5 : undefined;
+      const model = oneLayer('vq', { vqCodes: 4, vqDeadCodeThreshold: threshold, vqBeta: beta });
+      const layer = model.mixers[0] as unknown as {
+        deadCodeThreshold: number;
+        config: { beta?: number };
+      };
       expect(layer.deadCodeThreshold).toBe(want);
       // vqBeta: the layer's logit scale (its default, 1/√headDim, when unset).
-      const vq = layer as unknown as { config: { beta?: number } };
-      expect(vq.config.beta).toBe(threshold === 5 ? 0.5 : undefined);
+      expect(layer.config.beta).toBe(beta);
       model.dispose();
     }
   });
