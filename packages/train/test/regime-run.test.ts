@@ -8,10 +8,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   cellTrainConfig,
-  pickedLr,
   createTfjsMixer,
   Decoder,
   mergeResults,
+  pickedLr,
   planCells,
   RESULTS_SCHEMA,
   type RegimeConfig,
