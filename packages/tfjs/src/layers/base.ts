@@ -35,6 +35,32 @@ export type MixerLayerArgs = LayerArgs & {
   seed?: number;
 };
 
+/** A number option of `layer` that `ok` accepts, else an OvqTfjsInputError naming it. */
+export function checkNumberArg(
+  layer: string,
+  argument: string,
+  value: unknown,
+  ok: (x: number) => boolean,
+  expected: string,
+): number {
+  if (typeof value !== 'number' || !ok(value))
+    throw new OvqTfjsInputError(
+      `${layer}: ${argument}`,
+      `got ${String(value)}; expected ${expected}`,
+    );
+  return value;
+}
+
+/** A true/false option of `layer`, else an OvqTfjsInputError naming it. */
+export function checkBooleanArg(layer: string, argument: string, value: unknown): boolean {
+  if (typeof value !== 'boolean')
+    throw new OvqTfjsInputError(
+      `${layer}: ${argument}`,
+      `got ${String(value)}; expected true or false`,
+    );
+  return value;
+}
+
 function positiveInteger(layer: string, argument: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
     throw new OvqTfjsInputError(

@@ -20,12 +20,11 @@ import {
   transpose,
 } from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
-import { OvqTfjsInputError } from '../errors.js';
 import type { HeadData } from '../kernels/host-mixer.js';
 import { gatedDeltaNet } from '../ops/baselines.js';
 import { explicitMatMul } from '../ops/matmul.js';
 import type { ExtraKind } from '../streaming/state.js';
-import { MixerLayer, type MixerLayerArgs } from './base.js';
+import { checkBooleanArg, checkNumberArg, MixerLayer, type MixerLayerArgs } from './base.js';
 import { tokenDecay } from './linear.js';
 
 export type GatedDeltaNetArgs = MixerLayerArgs & {
@@ -44,14 +43,7 @@ export type GatedDeltaNetArgs = MixerLayerArgs & {
   outputNorm?: boolean;
 };
 
-function finiteBias(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value))
-    throw new OvqTfjsInputError(
-      `GatedDeltaNet: ${name}`,
-      `got ${String(value)}; expected a finite number`,
-    );
-  return value;
-}
+const finite = (x: number) => Number.isFinite(x);
 
 export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
   static className = 'GatedDeltaNet';
@@ -69,15 +61,12 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
   constructor(args: GatedDeltaNetArgs) {
     super(args);
     this.config = { scale: args.scale ?? 1 / Math.sqrt(this.keyDim) };
-    this.decayBiasInit = finiteBias('decayBiasInit', args.decayBiasInit ?? -3);
-    this.writeBiasInit = finiteBias('writeBiasInit', args.writeBiasInit ?? 0);
-    const outputNorm = args.outputNorm ?? false;
-    if (typeof outputNorm !== 'boolean')
-      throw new OvqTfjsInputError(
-        'GatedDeltaNet: outputNorm',
-        `got ${String(outputNorm)}; expected true or false`,
-      );
-    this.outputNorm = outputNorm;
+    const name = 'GatedDeltaNet';
+    const bias = (arg: string, x: unknown) =>
+      checkNumberArg(name, arg, x, finite, 'a finite number');
+    this.decayBiasInit = bias('decayBiasInit', args.decayBiasInit ?? -3);
+    this.writeBiasInit = bias('writeBiasInit', args.writeBiasInit ?? 0);
+    this.outputNorm = checkBooleanArg(name, 'outputNorm', args.outputNorm ?? false);
     createGatedDeltaNetState({ keyDim: this.keyDim, valueDim: this.valueDim }, this.config);
   }
 

@@ -45,11 +45,10 @@ import {
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
 import { constantOf } from '../compositions/shared.js';
 import { nearestCodeOneHot } from '../compositions/vq.js';
-import { OvqTfjsInputError } from '../errors.js';
 import type { HeadData } from '../kernels/host-mixer.js';
 import { vqAttention } from '../ops/baselines.js';
 import type { ExtraKind } from '../streaming/state.js';
-import { MixerLayer, type MixerLayerArgs } from './base.js';
+import { checkBooleanArg, checkNumberArg, MixerLayer, type MixerLayerArgs } from './base.js';
 
 export type VqAttentionArgs = MixerLayerArgs & {
   /** Number of codes S per head. */
@@ -123,13 +122,7 @@ function restartCandidates(k: Tensor4D, distances: Tensor, S: number): Tensor {
 }
 
 function checkRange(name: string, value: unknown, ok: (x: number) => boolean, expected: string) {
-  if (typeof value !== 'number' || !ok(value)) {
-    throw new OvqTfjsInputError(
-      `VqAttention: ${name}`,
-      `got ${String(value)}; expected ${expected}`,
-    );
-  }
-  return value;
+  return checkNumberArg('VqAttention', name, value, ok, expected);
 }
 
 export class VqAttention extends MixerLayer<VqState> {
@@ -171,14 +164,7 @@ export class VqAttention extends MixerLayer<VqState> {
       (x) => x > 0 && Number.isFinite(x),
       'a finite number > 0',
     );
-    const normalize = args.normalize ?? true;
-    if (typeof normalize !== 'boolean') {
-      throw new OvqTfjsInputError(
-        'VqAttention: normalize',
-        `got ${String(normalize)}; expected true or false`,
-      );
-    }
-    this.normalize = normalize;
+    this.normalize = checkBooleanArg('VqAttention', 'normalize', args.normalize ?? true);
     this.deadCodeThreshold = checkRange(
       'deadCodeThreshold',
       args.deadCodeThreshold ?? 0,
@@ -275,26 +261,21 @@ export class VqAttention extends MixerLayer<VqState> {
       const cb = broadcastTo(expandDims(codebook, 0), [B, H, S, dk]);
       const oneHot = constantOf(() => nearestCodeOneHot(k, cb));
       const quantised = constantOf(() => matMul(oneHot, cb));
+      const residual = square(sub(k, quantised));
       // Σ over heads and key dims, mean over batch and positions (the paper's l_commit).
-      const loss = mul(sum(square(sub(k, quantised))), this.commitment / (B * T)) as Scalar;
+      const loss = mul(sum(residual), this.commitment / (B * T)) as Scalar;
       const counts = sum(oneHot, [0, 2]);
       const sums = constantOf(() => sum(matMul(oneHot, k, true, false), 0));
-      return {
-        loss,
-        counts,
-        sums,
-        distances: constantOf(() => sum(square(sub(k, quantised)), -1)),
-      };
+      if (!(this.deadCodeThreshold > 0)) return { loss, counts, sums };
+      const distances = constantOf(() => sum(residual, -1));
+      return { loss, counts, sums, candidates: restartCandidates(k, distances, S) };
     });
-    const candidates =
-      this.deadCodeThreshold > 0 ? restartCandidates(k, pending.distances, S) : null;
     this.pending = {
       loss: keep(pending.loss),
       counts: keep(pending.counts),
       sums: keep(pending.sums),
-      candidates: candidates ? keep(candidates) : null,
+      candidates: pending.candidates ? keep(pending.candidates) : null,
     };
-    pending.distances.dispose();
   }
 
   private dropPending(): void {
