@@ -13,6 +13,7 @@ import {
 import { randomTensor, tf, useBackend } from './backends.js';
 
 const [B, T, D] = [2, 21, 12];
+const small = { heads: 2, keyDim: 4, seed: 6 };
 
 type Factory = { name: string; make: () => MixerLayer<unknown> };
 
@@ -28,6 +29,20 @@ const factories: Factory[] = [
         capacity: 6,
         outputGate: true,
         seed: 1,
+      }) as MixerLayer<unknown>,
+  },
+  {
+    name: 'OvqAttention (outputNorm and gate)',
+    make: () =>
+      new OvqAttention({
+        heads: 2,
+        keyDim: 4,
+        valueDim: 3,
+        chunkSize: 4,
+        capacity: 6,
+        outputNorm: true,
+        outputGate: true,
+        seed: 11,
       }) as MixerLayer<unknown>,
   },
   {
@@ -217,28 +232,49 @@ describe('streaming state and OVQ dictionary health', () => {
     x.dispose();
   });
 
-  it('GatedDeltaNet outputNorm: the output no longer depends on the scale of the values (it does without)', () => {
-    // S and the read are linear in v, so W_v·10 scales every head's output by 10; RMSNorm undoes
-    // it (compared from W_v·10 to W_v·100, so that the norm's ε 1e-6 is negligible).
-    const x = randomTensor(createRng(12), [B, T, D]);
-    for (const outputNorm of [true, false]) {
-      const layer = new GatedDeltaNet({ heads: 2, keyDim: 4, seed: 6, outputNorm });
-      (layer.apply(x) as tf.Tensor).dispose();
-      const wv = layer.weights.find((w) => w.originalName.endsWith('/wv'))!;
-      wv.write(tf.mul(wv.read(), 10));
-      const y = layer.apply(x) as tf.Tensor;
-      wv.write(tf.mul(wv.read(), 10));
-      const y10 = layer.apply(x) as tf.Tensor;
-      const change = tf.max(tf.abs(tf.sub(y10, y))).dataSync()[0];
-      const size = tf.max(tf.abs(y)).dataSync()[0];
-      if (outputNorm) expect(change / size).toBeLessThan(1e-3);
-      else expect(change / size).toBeGreaterThan(1);
-      expect(layer.weights.some((w) => w.originalName.endsWith('/o_gain'))).toBe(outputNorm);
-      tf.dispose([y, y10]);
-      layer.dispose();
-    }
-    x.dispose();
-  });
+  it.each([
+    ['GatedDeltaNet', (outputNorm: boolean) => new GatedDeltaNet({ ...small, outputNorm })],
+    [
+      'OvqAttention',
+      (outputNorm: boolean) =>
+        new OvqAttention({ ...small, chunkSize: 4, capacity: 3, outputNorm }),
+    ],
+    [
+      'KvmAttention',
+      (outputNorm: boolean) =>
+        new KvmAttention({
+          ...small,
+          window: 4,
+          budget: { kind: 'saturating', rows: 3 },
+          outputNorm,
+        }),
+    ],
+  ] as const)(
+    '%s outputNorm: the output no longer depends on the scale of the values (it does without)',
+    (_, make) => {
+      // Every read is linear in v (a delta-rule state, value means), so W_v·10 scales each head's
+      // output by 10; RMSNorm undoes it (compared from W_v·10 to W_v·100, so that the norm's ε 1e-6
+      // is negligible).
+      const x = randomTensor(createRng(12), [B, T, D]);
+      for (const outputNorm of [true, false]) {
+        const layer = make(outputNorm);
+        (layer.apply(x) as tf.Tensor).dispose();
+        const wv = layer.weights.find((w) => w.originalName.endsWith('/wv'))!;
+        wv.write(tf.mul(wv.read(), 10));
+        const y = layer.apply(x) as tf.Tensor;
+        wv.write(tf.mul(wv.read(), 10));
+        const y10 = layer.apply(x) as tf.Tensor;
+        const change = tf.max(tf.abs(tf.sub(y10, y))).dataSync()[0];
+        const size = tf.max(tf.abs(y)).dataSync()[0];
+        if (outputNorm) expect(change / size).toBeLessThan(1e-3);
+        else expect(change / size).toBeGreaterThan(1);
+        expect(layer.weights.some((w) => w.originalName.endsWith('/o_gain'))).toBe(outputNorm);
+        tf.dispose([y, y10]);
+        layer.dispose();
+      }
+      x.dispose();
+    },
+  );
 
   it('stateSize follows ALGORITHM.md §6 for the baselines', () => {
     const full = new SoftmaxAttention({ heads: 2, keyDim: 4 });
@@ -263,6 +299,9 @@ describe('streaming state and OVQ dictionary health', () => {
     );
     expect(() => new GatedDeltaNet({ heads: 1, keyDim: 4, outputNorm: 1 as never })).toThrow(
       /GatedDeltaNet: outputNorm: got 1; expected true or false/,
+    );
+    expect(() => new OvqAttention({ heads: 1, keyDim: 4, outputGate: 'yes' as never })).toThrow(
+      /OvqAttention: outputGate: got yes; expected true or false/,
     );
     expect(() => new GatedDeltaNet({ heads: 1, keyDim: 4, writeBiasInit: Number.NaN })).toThrow(
       /GatedDeltaNet: writeBiasInit: got NaN; expected a finite number/,

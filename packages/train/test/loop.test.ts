@@ -352,6 +352,9 @@ describe('training loop', () => {
       bad({ ...config, model: { ...config.model, mixerOptions: { gdnOutputNorm: 'yes' } } }),
     ).toThrow(/^model\.mixerOptions\.gdnOutputNorm: got "yes"; expected true or false/);
     expect(
+      bad({ ...config, model: { ...config.model, mixerOptions: { ovqOutputNorm: 1 } } }),
+    ).toThrow(/^model\.mixerOptions\.ovqOutputNorm: got 1; expected true or false/);
+    expect(
       bad({ ...config, model: { ...config.model, mixerOptions: { gdnWriteBiasInit: null } } }),
     ).toThrow(/^model\.mixerOptions\.gdnWriteBiasInit: got null; expected a finite number/);
     expect(

@@ -109,9 +109,13 @@ describe('decoder with every @ovq/tfjs mixer', () => {
     }
   });
 
-  it('gdnOutputNorm gives the gdn layer its output RMSNorm gain (off by default)', () => {
+  it.each([
+    ['gdn', 'gdnOutputNorm'],
+    ['ovq', 'ovqOutputNorm'],
+    ['kvm', 'kvmOutputNorm'],
+  ] as const)('%s: %s gives the layer its output RMSNorm gain (off by default)', (kind, key) => {
     for (const on of [undefined, true]) {
-      const model = oneLayer('gdn', on === undefined ? {} : { gdnOutputNorm: on });
+      const model = oneLayer(kind, on === undefined ? {} : { [key]: on });
       expect(weight(model, '.o_gain') !== undefined).toBe(on === true);
       model.dispose();
     }

@@ -3,11 +3,15 @@
 // projection. Subclasses add their own weights and say how one head mixes.
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
 import {
+  add,
   dispose,
+  mean,
   mul,
   reshape,
+  rsqrt,
   type serialization,
   sigmoid,
+  square,
   tensor,
   tidy,
   transpose,
@@ -31,6 +35,13 @@ export type MixerLayerArgs = LayerArgs & {
   valueDim?: number;
   /** Multiply the mixer output by sigmoid(x·W_g) before the output projection; default false. */
   outputGate?: boolean;
+  /**
+   * RMSNorm (with a learned gain [valueDim], shared by the heads) of each head's output before
+   * the gate and the output projection, as fla's layers do; default false. Reads that average
+   * many values (a delta-rule state, a dictionary row's value mean) come out small next to the
+   * residual stream; the norm gives them unit scale.
+   */
+  outputNorm?: boolean;
   /** Seed of the weight initialisers (glorot-uniform); default unseeded. */
   seed?: number;
 };
@@ -76,6 +87,7 @@ export abstract class MixerLayer<S> extends layers.Layer {
   readonly keyDim: number;
   readonly valueDim: number;
   readonly outputGate: boolean;
+  readonly outputNorm: boolean;
   readonly seed: number | undefined;
   protected modelDim = 0;
   private wq!: LayerVariable;
@@ -83,6 +95,7 @@ export abstract class MixerLayer<S> extends layers.Layer {
   private wv!: LayerVariable;
   private wo!: LayerVariable;
   private wg: LayerVariable | null = null;
+  private outputGain: LayerVariable | null = null;
 
   constructor(args: MixerLayerArgs) {
     super(args);
@@ -93,7 +106,8 @@ export abstract class MixerLayer<S> extends layers.Layer {
     this.heads = positiveInteger(name, 'heads', args.heads);
     this.keyDim = positiveInteger(name, 'keyDim', args.keyDim);
     this.valueDim = positiveInteger(name, 'valueDim', args.valueDim ?? args.keyDim);
-    this.outputGate = args.outputGate ?? false;
+    this.outputGate = checkBooleanArg(name, 'outputGate', args.outputGate ?? false);
+    this.outputNorm = checkBooleanArg(name, 'outputNorm', args.outputNorm ?? false);
     this.seed = args.seed;
   }
 
@@ -145,6 +159,9 @@ export abstract class MixerLayer<S> extends layers.Layer {
     if (this.outputGate)
       this.wg = this.addWeight('wg', [d, H * dv], 'float32', this.initializer(4));
     this.buildMixer(d);
+    // After the subclass's weights, so checkpoints of layers that had it first keep their order.
+    if (this.outputNorm)
+      this.outputGain = this.addWeight('o_gain', [dv], 'float32', initializers.ones());
     this.built = true;
   }
 
@@ -160,10 +177,16 @@ export abstract class MixerLayer<S> extends layers.Layer {
     return transpose(y, [0, 2, 1, 3]) as Tensor4D;
   }
 
-  /** Mixer output [batch, H, seqLen, dv] → gate → output projection → [batch, seqLen, modelDim]. */
-  protected fromHeads(y: Tensor4D, x: Tensor3D): Tensor3D {
-    const [B, , T] = y.shape;
+  /**
+   * Mixer output [batch, H, seqLen, dv] → norm → gate → output projection → [batch, seqLen,
+   * modelDim] (the same for full-sequence and streaming calls).
+   */
+  protected fromHeads(heads: Tensor4D, x: Tensor3D): Tensor3D {
+    const [B, , T] = heads.shape;
     const D = this.modelDim;
+    const y = this.outputGain
+      ? mul(mul(heads, rsqrt(add(mean(square(heads), -1, true), 1e-6))), this.outputGain.read())
+      : heads;
     let flat = reshape(transpose(y, [0, 2, 1, 3]), [B * T, this.heads * this.valueDim]);
     if (this.wg) flat = mul(flat, sigmoid(explicitMatMul(reshape(x, [B * T, D]), this.wg.read())));
     return reshape(explicitMatMul(flat, this.wo.read()), [B, T, D]) as Tensor3D;
@@ -287,6 +310,7 @@ export abstract class MixerLayer<S> extends layers.Layer {
       keyDim: this.keyDim,
       valueDim: this.valueDim,
       outputGate: this.outputGate,
+      outputNorm: this.outputNorm,
     };
     if (this.seed !== undefined) own.seed = this.seed;
     return { ...super.getConfig(), ...own, ...this.mixerConfig() };

@@ -8,23 +8,13 @@ import {
   gatedDeltaNetStateSize,
 } from '@ovq/baselines';
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
-import {
-  add,
-  mean,
-  mul,
-  reshape,
-  rsqrt,
-  serialization,
-  sigmoid,
-  square,
-  transpose,
-} from '@tensorflow/tfjs-core';
+import { add, reshape, serialization, sigmoid, transpose } from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable } from '@tensorflow/tfjs-layers';
 import type { HeadData } from '../kernels/host-mixer.js';
 import { gatedDeltaNet } from '../ops/baselines.js';
 import { explicitMatMul } from '../ops/matmul.js';
 import type { ExtraKind } from '../streaming/state.js';
-import { checkBooleanArg, checkNumberArg, MixerLayer, type MixerLayerArgs } from './base.js';
+import { checkNumberArg, MixerLayer, type MixerLayerArgs } from './base.js';
 import { tokenDecay } from './linear.js';
 
 export type GatedDeltaNetArgs = MixerLayerArgs & {
@@ -34,13 +24,6 @@ export type GatedDeltaNetArgs = MixerLayerArgs & {
   decayBiasInit?: number;
   /** Initial bias of the writing-strength logits (β ≈ sigmoid(b)); default 0 (β ≈ 0.5). */
   writeBiasInit?: number;
-  /**
-   * RMSNorm (with a learned gain [valueDim], shared by the heads) of each head's output before
-   * the output projection, as fla's GatedDeltaNet does; default false. The read S·q̂ of unit
-   * queries is at most |v|·β-sized, so without it the recall signal can stay small next to the
-   * residual stream.
-   */
-  outputNorm?: boolean;
 };
 
 const finite = (x: number) => Number.isFinite(x);
@@ -50,13 +33,11 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
   readonly config: GatedDeltaNetConfig;
   readonly decayBiasInit: number;
   readonly writeBiasInit: number;
-  readonly outputNorm: boolean;
   protected readonly extraKinds: readonly ExtraKind[] = ['perToken', 'perToken'];
   private wa!: LayerVariable;
   private ba!: LayerVariable;
   private wb!: LayerVariable;
   private bb!: LayerVariable;
-  private outputGain: LayerVariable | null = null;
 
   constructor(args: GatedDeltaNetArgs) {
     super(args);
@@ -66,7 +47,6 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
       checkNumberArg(name, arg, x, finite, 'a finite number');
     this.decayBiasInit = bias('decayBiasInit', args.decayBiasInit ?? -3);
     this.writeBiasInit = bias('writeBiasInit', args.writeBiasInit ?? 0);
-    this.outputNorm = checkBooleanArg(name, 'outputNorm', args.outputNorm ?? false);
     createGatedDeltaNetState({ keyDim: this.keyDim, valueDim: this.valueDim }, this.config);
   }
 
@@ -86,16 +66,6 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
       'float32',
       initializers.constant({ value: this.writeBiasInit }),
     );
-    if (this.outputNorm)
-      this.outputGain = this.addWeight('o_gain', [this.valueDim], 'float32', initializers.ones());
-  }
-
-  /** With outputNorm, RMSNorm·gain of each head's output (full-sequence and streaming calls). */
-  protected override fromHeads(y: Tensor4D, x: Tensor3D): Tensor3D {
-    const gain = this.outputGain;
-    if (!gain) return super.fromHeads(y, x);
-    const normed = mul(mul(y, rsqrt(add(mean(square(y), -1, true), 1e-6))), gain.read());
-    return super.fromHeads(normed as Tensor4D, x);
   }
 
   protected extraInputs(x: Tensor3D): Tensor[] {
@@ -130,7 +100,6 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
       scale: this.config.scale as number,
       decayBiasInit: this.decayBiasInit,
       writeBiasInit: this.writeBiasInit,
-      outputNorm: this.outputNorm,
     };
   }
 }

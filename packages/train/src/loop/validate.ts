@@ -59,6 +59,8 @@ const MIXER_OPTION_KEYS = [
   'decayBiasInit',
   'gdnWriteBiasInit',
   'gdnOutputNorm',
+  'ovqOutputNorm',
+  'kvmOutputNorm',
 ] as const;
 /** MixerOptions fields that are OVQ algorithm choices, checked by @ovq/core (not numbers). */
 const OVQ_AXES = { ovqGrowth: 'growth', ovqSpawn: 'spawn', ovqUpdate: 'update' } as const;
@@ -289,7 +291,7 @@ export function validateTrainConfig(c: TrainConfig): void {
           `model.mixerOptions.${key}`,
           `got ${describe(value)}; expected a finite number (a gate's initial bias, e.g. -3)`,
         );
-    } else if (key === 'gdnOutputNorm') {
+    } else if (key === 'gdnOutputNorm' || key === 'ovqOutputNorm' || key === 'kvmOutputNorm') {
       if (typeof value !== 'boolean')
         throw new TrainConfigError(
           `model.mixerOptions.${key}`,

@@ -66,6 +66,13 @@ export type MixerOptions = {
   gdnWriteBiasInit?: number;
   /** RMSNorm each gdn head's output before the output projection, as fla does (default false). */
   gdnOutputNorm?: boolean;
+  /**
+   * The same output RMSNorm on the ovq layer (default false): a dictionary row's value mean
+   * averages many tokens' values, so its read comes out small next to the residual stream.
+   */
+  ovqOutputNorm?: boolean;
+  /** The same output RMSNorm on the kvm layer (default false). */
+  kvmOutputNorm?: boolean;
 };
 
 /** Anything with the tfjs-layers Layer surface the decoder needs. */

@@ -34,6 +34,7 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
         growth: o.ovqGrowth,
         spawn: o.ovqSpawn,
         update: o.ovqUpdate,
+        outputNorm: o.ovqOutputNorm,
       });
       break;
     case 'linear':
@@ -64,6 +65,7 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
         ...base,
         window,
         budget: { kind: 'saturating', rows: o.kvmBudget ?? capacity },
+        outputNorm: o.kvmOutputNorm,
       });
       break;
   }
