@@ -17,34 +17,22 @@ const small = { heads: 2, keyDim: 4, seed: 6 };
 
 type Factory = { name: string; make: () => MixerLayer<unknown> };
 
+/** A small gated OVQ layer; `outputNorm` and the seed vary between the two factories. */
+const gatedOvq = (seed: number, outputNorm: boolean) =>
+  new OvqAttention({
+    heads: 2,
+    keyDim: 4,
+    valueDim: 3,
+    chunkSize: 4,
+    capacity: 6,
+    outputGate: true,
+    outputNorm,
+    seed,
+  }) as MixerLayer<unknown>;
+
 const factories: Factory[] = [
-  {
-    name: 'OvqAttention',
-    make: () =>
-      new OvqAttention({
-        heads: 2,
-        keyDim: 4,
-        valueDim: 3,
-        chunkSize: 4,
-        capacity: 6,
-        outputGate: true,
-        seed: 1,
-      }) as MixerLayer<unknown>,
-  },
-  {
-    name: 'OvqAttention (outputNorm and gate)',
-    make: () =>
-      new OvqAttention({
-        heads: 2,
-        keyDim: 4,
-        valueDim: 3,
-        chunkSize: 4,
-        capacity: 6,
-        outputNorm: true,
-        outputGate: true,
-        seed: 11,
-      }) as MixerLayer<unknown>,
-  },
+  { name: 'OvqAttention', make: () => gatedOvq(1, false) },
+  { name: 'OvqAttention (outputNorm and gate)', make: () => gatedOvq(11, true) },
   {
     name: 'SoftmaxAttention (SWA W4 + RoPE)',
     make: () =>
