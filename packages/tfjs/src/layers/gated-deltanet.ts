@@ -26,8 +26,6 @@ export type GatedDeltaNetArgs = MixerLayerArgs & {
   writeBiasInit?: number;
 };
 
-const finite = (x: number) => Number.isFinite(x);
-
 export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
   static className = 'GatedDeltaNet';
   readonly config: GatedDeltaNetConfig;
@@ -44,7 +42,7 @@ export class GatedDeltaNet extends MixerLayer<GatedDeltaNetState> {
     this.config = { scale: args.scale ?? 1 / Math.sqrt(this.keyDim) };
     const name = 'GatedDeltaNet';
     const bias = (arg: string, x: unknown) =>
-      checkNumberArg(name, arg, x, finite, 'a finite number');
+      checkNumberArg(name, arg, x, Number.isFinite, 'a finite number');
     this.decayBiasInit = bias('decayBiasInit', args.decayBiasInit ?? -3);
     this.writeBiasInit = bias('writeBiasInit', args.writeBiasInit ?? 0);
     createGatedDeltaNetState({ keyDim: this.keyDim, valueDim: this.valueDim }, this.config);

@@ -19,7 +19,7 @@ import {
 } from '../streaming/ovq-gpu.js';
 import { type DictionaryHealth, dictionaryHealth } from '../streaming/ovq-health.js';
 import type { ExtraKind, MixerStreamState } from '../streaming/state.js';
-import { MixerLayer, type MixerLayerArgs } from './base.js';
+import { checkNumberArg, MixerLayer, type MixerLayerArgs } from './base.js';
 
 export type OvqAttentionArgs = MixerLayerArgs &
   Partial<Omit<OvqOpConfig, 'seed'>> & {
@@ -60,14 +60,13 @@ export class OvqAttention extends MixerLayer<OvqState> {
       normalize,
       seed: spawnSeed,
     });
-    const betaInit = args.betaInit ?? 8;
-    if (typeof betaInit !== 'number' || !(betaInit > 0) || !Number.isFinite(betaInit)) {
-      throw new OvqTfjsInputError(
-        'OvqAttention: betaInit',
-        `got ${String(betaInit)}; expected a finite number > 0`,
-      );
-    }
-    this.betaInit = betaInit;
+    this.betaInit = checkNumberArg(
+      'OvqAttention',
+      'betaInit',
+      args.betaInit ?? 8,
+      (x) => x > 0 && Number.isFinite(x),
+      'a finite number > 0',
+    );
   }
 
   protected buildMixer(): void {
