@@ -125,6 +125,8 @@ export function selectCells(
 function ablationText(c: RegimeCell): string {
   if (c.evalCapacity !== undefined)
     return `[scores the default model with OVQ capacity ×${c.evalCapacity} = ${Math.max(1, Math.round((c.mixerOptions.ovqCapacity ?? 0) * c.evalCapacity))}] `;
+  if (c.evalBetaScale !== undefined)
+    return `[scores the default model with every OVQ head's β ×${c.evalBetaScale}] `;
   if (c.variant === undefined) return '';
   const o = c.mixerOptions;
   const axes = [

@@ -1,7 +1,7 @@
 // The regime sweep end to end at toy size: lr search on validation, seeds at the picked rate,
 // rows for every length/pairs/depth, resume skips finished cells, shards split whole groups.
 import '@tensorflow/tfjs';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,6 +10,7 @@ import {
   cellTrainConfig,
   createTfjsMixer,
   Decoder,
+  isTestTimeCell,
   mergeResults,
   pickedLr,
   planCells,
@@ -21,6 +22,7 @@ import {
   unfitBudgets,
   validateResults,
   validateTrainConfig,
+  withOvqBetaScale,
   withOvqCapacity,
 } from '../src/index.js';
 
@@ -300,10 +302,12 @@ describe('regime sweep', () => {
             { name: 'update=ema', update: { kind: 'ema', rate: 0.1 } },
           ],
           evalCapacity: [0.25, 4],
+          evalBetaScale: [2],
         }),
       );
-      // Main: 2 patterns × (2 lrs + 2 seeds); variants: 3 × (2 + 2); capacity: 2 factors × 2 seeds.
-      expect(cells).toHaveLength(8 + 12 + 4);
+      // Main: 2 patterns × (2 lrs + 2 seeds); variants: 3 × (2 + 2); capacity: 2 factors × 2
+      // seeds; β: 1 factor × 2 seeds.
+      expect(cells).toHaveLength(8 + 12 + 4 + 2);
       const main = cells.find((c) => c.id === 'niah/swa,ovq/2048/seed=0')!;
       const log = cells.find((c) => c.id === 'niah/swa,ovq[growth=log]/2048/lr=0.001')!;
       expect(log.group).toBe('niah/swa,ovq[growth=log]/2048');
@@ -325,9 +329,16 @@ describe('regime sweep', () => {
         expect(c.phase).toBe('test');
         expect(c.mixerOptions).toEqual(main.mixerOptions);
       }
-      // Sharding keeps capacity cells with the group whose search and model they use.
+      const sharper = cells.filter((c) => c.evalBetaScale !== undefined);
+      expect(sharper.map((c) => [c.id, c.group, c.phase, c.evalBetaScale])).toEqual([
+        ['niah/swa,ovq[β×2]/2048/seed=0', 'niah/swa,ovq/2048', 'test', 2],
+        ['niah/swa,ovq[β×2]/2048/seed=1', 'niah/swa,ovq/2048', 'test', 2],
+      ]);
+      expect(sharper.every((c) => isTestTimeCell(c) && c.evalCapacity === undefined)).toBe(true);
+      expect(isTestTimeCell(main)).toBe(false);
+      // Sharding keeps test-time cells with the group whose search and model they use.
       for (const shard of [0, 1].map((i) => shardCells(cells, i, 2)))
-        if (shard.some((c) => c.evalCapacity !== undefined))
+        if (shard.some((c) => isTestTimeCell(c)))
           expect(shard.some((c) => c.id === 'niah/swa,ovq/2048/lr=0.001')).toBe(true);
     });
 
@@ -378,6 +389,14 @@ describe('regime sweep', () => {
           /ablations\.variants\[0\]: unknown field read/,
         ],
         [{ evalCapacity: [0] }, /ablations\.evalCapacity\[0\] is 0; expected a positive factor/],
+        [
+          { evalBetaScale: [-1] },
+          /ablations\.evalBetaScale\[0\] is -1; expected a positive factor of the trained β/,
+        ],
+        [
+          { evalCapcity: [2] } as never,
+          /ablations: unknown field evalCapcity \(expected mixers, .*evalBetaScale\)/,
+        ],
         [{ seeds: [] }, /ablations\.seeds is \[\]; expected a non-empty array of seeds/],
         [{ seeds: [0, -1] }, /ablations\.seeds\[1\] is -1; expected a non-negative integer/],
         [{ seeds: [1, 1] }, /ablations\.seeds is \[1,1\]; expected each seed once/],
@@ -444,6 +463,65 @@ describe('regime sweep', () => {
       }
     });
 
+    it('a β-scaled copy shifts every OVQ head log β by ln f and leaves the model as it was', () => {
+      const model = new Decoder(
+        {
+          vocabSize: 32,
+          dModel: 16,
+          heads: 2,
+          layers: 2,
+          mixers: 'swa,ovq',
+          mixerOptions: { window: 8, ovqCapacity: 8, ovqChunkSize: 8 },
+          seed: 1,
+        },
+        createTfjsMixer,
+      );
+      model.build(16);
+      for (const v of model.variables.values())
+        v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.1, 'float32', 7)));
+      const before = Array.from(model.variables.get('block1.ovq.log_beta')!.dataSync());
+      const same = withOvqBetaScale(model, 1, createTfjsMixer);
+      const sharper = withOvqBetaScale(model, 2, createTfjsMixer);
+      try {
+        const scaled = Array.from(sharper.variables.get('block1.ovq.log_beta')!.dataSync());
+        expect(scaled).toHaveLength(2);
+        for (const [h, b] of scaled.entries()) expect(b - before[h]).toBeCloseTo(Math.log(2), 5);
+        // Every other weight is copied unchanged, and the source model keeps its β.
+        for (const [name, v] of model.variables)
+          if (name !== 'block1.ovq.log_beta')
+            expect(Array.from(sharper.variables.get(name)!.dataSync())).toEqual(
+              Array.from(v.dataSync()),
+            );
+        expect(Array.from(model.variables.get('block1.ovq.log_beta')!.dataSync())).toEqual(before);
+        const x = tf.tensor2d(
+          Int32Array.from({ length: 48 }, (_, i) => (i * 5) % 32),
+          [1, 48],
+          'int32',
+        );
+        const [a, b, c] = [model, same, sharper].map((m) => m.forward(x).dataSync());
+        expect(Array.from(b)).toEqual(Array.from(a));
+        expect(Array.from(c)).not.toEqual(Array.from(a));
+        expect(Array.from(c).every(Number.isFinite)).toBe(true);
+      } finally {
+        for (const m of [model, same, sharper]) m.dispose();
+      }
+      expect(() => withOvqBetaScale(model, 0, createTfjsMixer)).toThrow(
+        /evalBetaScale: factor is 0; expected a finite number > 0/,
+      );
+      const noOvq = new Decoder(
+        { vocabSize: 32, dModel: 16, heads: 2, layers: 2, mixers: 'swa,linear', seed: 1 },
+        createTfjsMixer,
+      );
+      noOvq.build(16);
+      try {
+        expect(() => withOvqBetaScale(noOvq, 2, createTfjsMixer)).toThrow(
+          /evalBetaScale: the model has no OVQ layer with a log_beta weight/,
+        );
+      } finally {
+        noOvq.dispose();
+      }
+    });
+
     it('a capacity-scaled copy keeps non-trainable mixer state (a VQ codebook) too', () => {
       const model = new Decoder(
         {
@@ -480,6 +558,7 @@ describe('regime sweep', () => {
         ...ablated({
           variants: [{ name: 'growth=log', growth: { kind: 'log', alpha: 4 } }],
           evalCapacity: [0.25],
+          evalBetaScale: [4],
         }),
         mixers: ['swa,ovq'],
         seeds: [0],
@@ -499,17 +578,24 @@ describe('regime sweep', () => {
         },
         commandFor: (c: { id: string }) => c.id,
       });
-      expect(ran).toBe(5);
+      expect(ran).toBe(6);
       const test = (mixers: string) =>
         file.rows.filter((r) => r.task === 'niah' && r.mixers === mixers);
-      const [plain, log, quarter] = [
+      const [plain, log, quarter, sharper] = [
         'swa,ovq',
         'swa,ovq[growth=log]',
         'swa,ovq[capacity×0.25]',
+        'swa,ovq[β×4]',
       ].map(test);
       expect(plain).toHaveLength(4);
       expect(log).toHaveLength(4);
       expect(quarter).toHaveLength(4);
+      expect(sharper).toHaveLength(4);
+      for (const b of sharper) {
+        const twin = plain.find((p) => p.evalLen === b.evalLen && p.metric === b.metric)!;
+        expect([b.lr, b.stateNumbers, b.seed]).toEqual([twin.lr, twin.stateNumbers, twin.seed]);
+        expect(b.command).toBe('niah/swa,ovq[β×4]/2048/seed=0');
+      }
       const searched = file.rows.filter((r) => r.task === 'niah:validation').map((r) => r.mixers);
       expect(new Set(searched)).toEqual(new Set(['swa,ovq', 'swa,ovq[growth=log]']));
       for (const q of quarter) {
@@ -520,6 +606,7 @@ describe('regime sweep', () => {
       }
       // The capacity cell scored the lr search's finished model: it trained nothing of its own.
       expect(existsSync(join(dir, 'niah_swa,ovq_capacity_0.25_2048_seed=0'))).toBe(false);
+      expect(readdirSync(dir).some((d) => d.includes('_4_2048'))).toBe(false);
       expect(existsSync(join(dir, 'niah_swa,ovq_growth=log_2048_lr=0.003', 'ckpt.bin'))).toBe(true);
     }, 120_000);
   });

@@ -8,8 +8,10 @@ export {
   matchBudget,
 } from './budget.js';
 export {
+  betaScaleVariant,
   budgetOptions,
   capacityVariant,
+  isTestTimeCell,
   type OvqVariant,
   planCells,
   type RegimeAblations,
@@ -46,6 +48,7 @@ export {
   runCell,
   runRegime,
   trainingSpec,
+  withOvqBetaScale,
   withOvqCapacity,
 } from './run.js';
 export { resultTables } from './tables.js';

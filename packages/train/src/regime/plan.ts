@@ -102,6 +102,11 @@ export type RegimeAblations = {
    * seed, scored with every OVQ layer's capacity changed. Rows: `<pattern>[capacity×f]`.
    */
   evalCapacity?: number[];
+  /**
+   * Test-time read sharpness as multiples of the trained β (e.g. [0.5, 2]): the default model of
+   * each seed, scored with every OVQ layer's β multiplied by f. Rows: `<pattern>[β×f]`.
+   */
+  evalBetaScale?: number[];
 };
 
 /** One training run of the plan. `lr` is undefined for test cells until the search has run. */
@@ -126,7 +131,14 @@ export type RegimeCell = {
    * They belong to the default pattern's group (its lr search, its trained model).
    */
   evalCapacity?: number;
+  /** Test-time β cells: the factor applied to every OVQ layer's β at evaluation (as above). */
+  evalBetaScale?: number;
 };
+
+/** Whether a cell scores another cell's trained model with a test-time change (no training). */
+export function isTestTimeCell(cell: Pick<RegimeCell, 'evalCapacity' | 'evalBetaScale'>): boolean {
+  return cell.evalCapacity !== undefined || cell.evalBetaScale !== undefined;
+}
 
 /** The `mixers` field of a cell's rows: the pattern, with the ablation variant in brackets. */
 export function rowMixers(cell: Pick<RegimeCell, 'mixers' | 'variant'>): string {
@@ -135,6 +147,8 @@ export function rowMixers(cell: Pick<RegimeCell, 'mixers' | 'variant'>): string 
 
 /** The name of test-time capacity factor `f` (as it appears in ids and rows). */
 export const capacityVariant = (f: number) => `capacity×${f}`;
+/** The name of test-time β factor `f` (as it appears in ids and rows). */
+export const betaScaleVariant = (f: number) => `β×${f}`;
 
 const SIZED: readonly MixerKind[] = ['ovq', 'kvm', 'vq'];
 
@@ -253,6 +267,18 @@ export function validateRegimeConfig(config: RegimeConfig): void {
 function validateAblations(config: RegimeConfig, fail: (what: string) => never): void {
   const a = config.ablations!;
   if (typeof a !== 'object' || a === null) fail('ablations: expected an object');
+  const fields = [
+    'mixers',
+    'tasks',
+    'budgets',
+    'variants',
+    'seeds',
+    'evalCapacity',
+    'evalBetaScale',
+  ];
+  const unknownField = Object.keys(a).find((k) => !fields.includes(k));
+  if (unknownField !== undefined)
+    fail(`ablations: unknown field ${unknownField} (expected ${fields.join(', ')})`);
   const pattern = a.mixers ?? 'swa,ovq';
   let kinds: string[] = [];
   try {
@@ -321,6 +347,10 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
     if (!(f > 0 && Number.isFinite(f)))
       fail(`ablations.evalCapacity[${i}] is ${f}; expected a positive factor of the trained N`);
   });
+  (a.evalBetaScale ?? []).forEach((f, i) => {
+    if (!(typeof f === 'number' && f > 0 && Number.isFinite(f)))
+      fail(`ablations.evalBetaScale[${i}] is ${f}; expected a positive factor of the trained β`);
+  });
 }
 
 /** Why `pattern` cannot run at `budget` (its fixed part is over it), or undefined if it can. */
@@ -373,7 +403,7 @@ function groupCells(
   ];
 }
 
-/** The ablation cells: trained variants (own lr search and seeds), then test-time capacity. */
+/** The ablation cells: trained variants (own lr search and seeds), then test-time capacity and β. */
 function ablationCells(config: RegimeConfig): RegimeCell[] {
   const a = config.ablations;
   if (!a) return [];
@@ -396,8 +426,17 @@ function ablationCells(config: RegimeConfig): RegimeCell[] {
         const cell = { ...shared, group, mixerOptions, variant: v.name };
         cells.push(...groupCells(config, cell, a.seeds ?? config.seeds));
       }
-      for (const f of a.evalCapacity ?? []) {
-        const variant = capacityVariant(f);
+      const testTime = [
+        ...(a.evalCapacity ?? []).map((f) => ({
+          variant: capacityVariant(f),
+          change: { evalCapacity: f },
+        })),
+        ...(a.evalBetaScale ?? []).map((f) => ({
+          variant: betaScaleVariant(f),
+          change: { evalBetaScale: f },
+        })),
+      ];
+      for (const { variant, change } of testTime) {
         const label = rowMixers({ mixers: pattern, variant });
         for (const seed of config.seeds)
           cells.push({
@@ -406,7 +445,7 @@ function ablationCells(config: RegimeConfig): RegimeCell[] {
             group: base,
             mixerOptions: b.options,
             variant,
-            evalCapacity: f,
+            ...change,
             id: `${task.name}/${label}/${b.budget ?? 'natural'}/seed=${seed}`,
             seed,
             phase: 'test',

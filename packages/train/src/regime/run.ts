@@ -3,14 +3,21 @@
 // each cell, so a killed sweep resumes where it stopped (a cell in flight resumes from its own
 // checkpoint) and several processes can split the plan by group.
 
+import * as tf from '@tensorflow/tfjs-core';
 import type { TaskSpec } from '../loop/task-spec.js';
 import { type EvalResult, evaluate, type TrainConfig, train } from '../loop/train.js';
-import { Decoder, type MixerFactory } from '../model/decoder.js';
+import { Decoder, type MixerFactory, type MixerOptions } from '../model/decoder.js';
 import { mqarTask } from '../tasks/mqar.js';
 import { niahTask } from '../tasks/niah.js';
 import { byteLmTask, loadBrownCorpus, loadTextDocuments, splitDocuments } from '../tasks/text.js';
 import type { Task } from '../tasks/types.js';
-import { type RegimeCell, type RegimeConfig, type RegimeTask, rowMixers } from './plan.js';
+import {
+  isTestTimeCell,
+  type RegimeCell,
+  type RegimeConfig,
+  type RegimeTask,
+  rowMixers,
+} from './plan.js';
 import {
   binPositions,
   type CellKey,
@@ -116,8 +123,8 @@ export async function cellProbes(config: RegimeConfig, cell: RegimeCell): Promis
 export function pickedLr(results: ResultsFile, config: RegimeConfig, cell: RegimeCell): number {
   // One candidate rate: nothing to pick, so test cells need not wait for the validation run.
   if (config.lrs.length === 1) return config.lrs[0];
-  // Test-time capacity cells score the default pattern's model: its search decides.
-  const mixers = cell.evalCapacity === undefined ? rowMixers(cell) : cell.mixers;
+  // Test-time cells score the default pattern's model: its search decides.
+  const mixers = isTestTimeCell(cell) ? cell.mixers : rowMixers(cell);
   const rows = results.rows.filter(
     (r) =>
       r.task === `${cell.task.name}:validation` &&
@@ -200,6 +207,8 @@ export async function runCell(
   try {
     if (cell.evalCapacity !== undefined)
       model = withOvqCapacity(trained, cell.evalCapacity, options.createMixer);
+    if (cell.evalBetaScale !== undefined)
+      model = withOvqBetaScale(trained, cell.evalBetaScale, options.createMixer);
     const key = cellKey(config, cell, lr);
     const sequences =
       cell.phase === 'lr-search' ? config.validationSequences : config.testSequences;
@@ -256,21 +265,50 @@ export function withOvqCapacity(
   if (options.ovqCapacity === undefined)
     throw new Error('evalCapacity: the model has no ovqCapacity to scale (an unsized OVQ layer)');
   const capacity = Math.max(1, Math.round(options.ovqCapacity * factor));
-  const scaled = new Decoder(
-    { ...model.config, mixerOptions: { ...options, ovqCapacity: capacity } },
-    createMixer,
-  );
-  scaled.build(16);
+  return copyModel(model, { ...options, ovqCapacity: capacity }, createMixer, 'evalCapacity');
+}
+
+/**
+ * A copy of `model` whose OVQ layers read with `factor`× their trained β (every head's log β
+ * shifted by ln factor): the test-time sharpness ablation. β > 1× weighs the similarity term
+ * more against the ln-count prior, which grows with the length while the similarity does not.
+ */
+export function withOvqBetaScale(
+  model: Decoder,
+  factor: number,
+  createMixer: MixerFactory,
+): Decoder {
+  if (!(factor > 0 && Number.isFinite(factor)))
+    throw new Error(`evalBetaScale: factor is ${factor}; expected a finite number > 0`);
+  const scaled = copyModel(model, model.config.mixerOptions ?? {}, createMixer, 'evalBetaScale');
+  const logBetas = [...scaled.variables].filter(([name]) => /\.ovq\.log_beta$/.test(name));
+  if (logBetas.length === 0) {
+    scaled.dispose();
+    throw new Error('evalBetaScale: the model has no OVQ layer with a log_beta weight to scale');
+  }
+  for (const [, v] of logBetas) tf.tidy(() => v.assign(tf.add(v, Math.log(factor))));
+  return scaled;
+}
+
+/** A new model built with `mixerOptions`, holding `model`'s weights and mixer buffers. */
+function copyModel(
+  model: Decoder,
+  mixerOptions: MixerOptions,
+  createMixer: MixerFactory,
+  what: string,
+): Decoder {
+  const copy = new Decoder({ ...model.config, mixerOptions }, createMixer);
+  copy.build(16);
   // Trainable weights and non-trainable mixer state (e.g. a VQ codebook's EMA statistics) alike.
   for (const [name, v] of [...model.variables, ...model.buffers]) {
-    const target = scaled.variables.get(name) ?? scaled.buffers.get(name);
+    const target = copy.variables.get(name) ?? copy.buffers.get(name);
     if (!target) {
-      scaled.dispose();
-      throw new Error(`evalCapacity: the rebuilt model has no variable ${name}`);
+      copy.dispose();
+      throw new Error(`${what}: the rebuilt model has no variable ${name}`);
     }
     target.assign(v);
   }
-  return scaled;
+  return copy;
 }
 
 /**
@@ -335,9 +373,9 @@ function checkpointOf(
   checkpointFor: RunRegimeOptions['checkpointFor'],
 ): { path: string; exists: boolean } | undefined {
   if (!checkpointFor) return undefined;
-  if (cell.evalCapacity !== undefined) {
+  if (isTestTimeCell(cell)) {
     // The default pattern's model of this seed, when its own test cell has trained it.
-    const { variant: _v, evalCapacity: _f, ...plain } = cell;
+    const { variant: _v, evalCapacity: _f, evalBetaScale: _b, ...plain } = cell;
     const trained = checkpointFor({ ...plain, id: `${cell.group}/seed=${cell.seed}` });
     if (trained.exists) return trained;
   }
