@@ -61,6 +61,115 @@ describe('vqAttentionBlocked = vqAttention (outputs, state, gradients)', () => {
   });
 });
 
+describe('cacheKeyGradient: cached keys share the logit gradient of their row', () => {
+  /**
+   * The definition, written out: every key is its code plus a free offset δ_s (zero here), and a
+   * cache row's key is its code plus the mean offset of the keys it holds. ∂/∂δ is the gradient
+   * the option gives the keys; at δ = 0 the output is plain VQ-attention.
+   */
+  function offsetForward(
+    seq: ReturnType<typeof vqSeq>,
+    S: number,
+    L: number,
+    beta: number,
+    delta: Float64Array,
+  ): Float64Array {
+    const { seqLen: T, keyDim: dk, valueDim: dv, q, k, v, codebook: cb } = seq;
+    const z = Array.from({ length: T }, (_, t) => {
+      let best = 0;
+      let bestD = Number.POSITIVE_INFINITY;
+      for (let j = 0; j < S; j++) {
+        let d = 0;
+        for (let i = 0; i < dk; i++) d += (k[t * dk + i] - cb[j * dk + i]) ** 2;
+        if (d < bestD) [best, bestD] = [j, d];
+      }
+      return best;
+    });
+    const out = new Float64Array(T * dv);
+    for (let t = 0; t < T; t++) {
+      const cacheEnd = Math.max(0, (Math.floor(t / L) - 1) * L);
+      const items: { key: Float64Array; value: Float64Array; bias: number }[] = [];
+      for (let j = 0; j < S; j++) {
+        const members = [...Array(cacheEnd).keys()].filter((s) => z[s] === j);
+        if (members.length === 0) continue;
+        const key = cb.slice(j * dk, (j + 1) * dk);
+        const value = new Float64Array(dv);
+        for (const s of members) {
+          for (let i = 0; i < dk; i++) key[i] += delta[s * dk + i] / members.length;
+          for (let i = 0; i < dv; i++) value[i] += v[s * dv + i] / members.length;
+        }
+        items.push({ key, value, bias: Math.log(members.length) });
+      }
+      for (let s = cacheEnd; s <= t; s++) {
+        const key = cb.slice(z[s] * dk, (z[s] + 1) * dk);
+        for (let i = 0; i < dk; i++) key[i] += delta[s * dk + i];
+        items.push({ key, value: v.slice(s * dv, (s + 1) * dv), bias: 0 });
+      }
+      const logits = items.map(
+        (it) => beta * it.key.reduce((a, x, i) => a + x * q[t * dk + i], 0) + it.bias,
+      );
+      const m = Math.max(...logits);
+      const w = logits.map((l) => Math.exp(l - m));
+      const total = w.reduce((a, b) => a + b, 0);
+      items.forEach((it, n) => {
+        for (let i = 0; i < dv; i++) out[t * dv + i] += (w[n] / total) * it.value[i];
+      });
+    }
+    return out;
+  }
+
+  it('dk matches float64 central differences of the row-mean definition (T20-d4-S3-L3)', () => {
+    const seq = vqSeq(57, 20, 4, 3, 3);
+    const cfg: VqConfig = { codebookSize: 3, blockLength: 3, beta: 0.9, cacheKeyGradient: true };
+    const dOut = randn(createRng(11), 20 * 3);
+    const delta = new Float64Array(20 * 4);
+    const f = () => offsetForward(seq, 3, 3, 0.9, delta);
+    assertClose('output at δ = 0', vqAttention(seq, cfg).output, f(), 1e-12);
+    const on = vqAttentionBackward(seq, cfg, dOut);
+    checkGradient('dk', f, dOut, delta, on.dk);
+    // Only the keys that were ever cached gain anything, and the gains of a code's keys add up to
+    // the gradient its cache row gave the codebook.
+    const off = vqAttentionBackward(seq, { ...cfg, cacheKeyGradient: false }, dOut);
+    assertClose('dq', off.dq, on.dq, 0);
+    assertClose('dv', off.dv, on.dv, 0);
+    assertClose('dCodebook', off.dCodebook, on.dCodebook, 0);
+    const gain = on.dk.map((x, i) => x - off.dk[i]);
+    // The last query (t = 19, block 6) reads tokens < 15 from the cache; 15–19 are never cached.
+    expect(gain.slice(15 * 4).every((x) => x === 0)).toBe(true);
+    expect(Math.hypot(...gain.slice(0, 15 * 4))).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['T63-d60-S32-L16', 63, 60, 60, 32, 16],
+    ['T500-d64-S64-L64', 500, 64, 64, 64, 64],
+  ])('blocked = reference (%s)', (_id, T, dk, dv, S, L) => {
+    const seq = roundedF64(vqSeq(T + dk + 1, T, dk, dv, S));
+    const config: VqConfig = { codebookSize: S, blockLength: L, beta: 0.3, cacheKeyGradient: true };
+    const dOut = randn(createRng(T + 1), T * dv);
+    const g = vqAttentionBackward(seq, config, dOut);
+    const gf = vqAttentionBlockedBackward(toF32(seq), config, Float32Array.from(dOut));
+    for (const name of ['dq', 'dk', 'dv', 'dCodebook'] as const)
+      assertClose(name, g[name], gf[name], TOL);
+    const plain = vqAttentionBlockedBackward(
+      toF32(seq),
+      { ...config, cacheKeyGradient: false },
+      Float32Array.from(dOut),
+    );
+    expect(Math.hypot(...gf.dk.map((x, i) => x - plain.dk[i]))).toBeGreaterThan(0);
+  });
+
+  it('refuses a non-boolean and leaves states as they were', () => {
+    const seq = vqSeq(58, 8, 4, 3, 3);
+    expect(() =>
+      vqAttention(seq, { codebookSize: 3, cacheKeyGradient: 1 as unknown as boolean }),
+    ).toThrow(/config\.cacheKeyGradient.*true or false/);
+    const on = vqAttention(seq, { codebookSize: 3, blockLength: 2, cacheKeyGradient: true });
+    const off = vqAttention(seq, { codebookSize: 3, blockLength: 2 });
+    expect(on.state.config).toEqual(off.state.config);
+    assertClose('output', off.output, on.output, 0);
+  });
+});
+
 describe('VQ-attention against independent definitions', () => {
   it('codebook = all keys gives causal softmax attention (T40-d8-L8)', () => {
     const seq = randomSeq(51, 40, 8, 5);

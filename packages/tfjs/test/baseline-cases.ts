@@ -25,6 +25,9 @@ export type Case = Omit<
 export function cases(rng: () => number, seqLen = T): Case[] {
   const swa = { window: 5, rope: { base: 10000 }, normalize: true, beta: 2 };
   const vq = { codebookSize: 4, blockLength: 8 };
+  // Blocks of 4 in 37 tokens: most keys are read from the cache, where this option gives them
+  // their share of the row's gradient.
+  const vqCacheKeys = { codebookSize: 4, blockLength: 4, cacheKeyGradient: true };
   const kvm = {
     window: 8,
     blockSize: 4,
@@ -93,6 +96,16 @@ export function cases(rng: () => number, seqLen = T): Case[] {
       forward: (h) => B.vqAttention({ ...seq(h), codebook: h.extras[0] }, vq).output,
       backward: (h, dy) => {
         const g = B.vqAttentionBackward({ ...seq(h), codebook: h.extras[0] }, vq, dy);
+        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
+      },
+    },
+    {
+      name: 'vq with cacheKeyGradient (S4, L4)',
+      extras: [{ tensor: randomTensor(rng, [H, 4, dk]), kind: 'perHead' }],
+      op: (q, k, v, cb) => vqAttention(q, k, v, cb, vqCacheKeys),
+      forward: (h) => B.vqAttention({ ...seq(h), codebook: h.extras[0] }, vqCacheKeys).output,
+      backward: (h, dy) => {
+        const g = B.vqAttentionBackward({ ...seq(h), codebook: h.extras[0] }, vqCacheKeys, dy);
         return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
       },
     },

@@ -98,6 +98,22 @@ const edgeCases: [string, Dims, Base.VqConfig, ((cb: Float32Array) => void)?][] 
     duplicateCode(40, 3, 33),
   ],
   ['T = 12, L = 1 (every older token cached)', dims(12), { codebookSize: 5, blockLength: 1 }],
+  [
+    'cacheKeyGradient, T = 12, L = 1',
+    dims(12),
+    { codebookSize: 5, blockLength: 1, cacheKeyGradient: true },
+  ],
+  [
+    'cacheKeyGradient, T = 301, L = 16, S = 16, dk 8 ≠ dv 3',
+    dims(301, 8, 3),
+    { codebookSize: 16, blockLength: 16, cacheKeyGradient: true },
+  ],
+  [
+    'cacheKeyGradient, T = 70, S = 8 with codes 3…6 never used',
+    dims(70, 4, 6),
+    { codebookSize: 8, blockLength: 5, beta: 1.5, cacheKeyGradient: true },
+    farCodes(8, 4, 3, 7),
+  ],
 ];
 
 describe('vq composition on cpu (the webgpu route)', () => {

@@ -86,6 +86,18 @@ const factories: Factory[] = [
       }) as MixerLayer<unknown>,
   },
   {
+    name: 'VqAttention (cacheKeyGradient)',
+    make: () =>
+      new VqAttention({
+        heads: 2,
+        keyDim: 4,
+        codebookSize: 5,
+        blockLength: 2,
+        cacheKeyGradient: true,
+        seed: 7,
+      }) as MixerLayer<unknown>,
+  },
+  {
     name: 'KvmAttention',
     make: () =>
       new KvmAttention({
@@ -291,6 +303,9 @@ describe('streaming state and OVQ dictionary health', () => {
     expect(() => new OvqAttention({ heads: 1, keyDim: 4, outputGate: 'yes' as never })).toThrow(
       /OvqAttention: outputGate: got yes; expected true or false/,
     );
+    expect(
+      () => new VqAttention({ heads: 1, keyDim: 4, codebookSize: 2, cacheKeyGradient: 1 as never }),
+    ).toThrow(/VqAttention: cacheKeyGradient: got 1; expected true or false/);
     expect(() => new GatedDeltaNet({ heads: 1, keyDim: 4, writeBiasInit: Number.NaN })).toThrow(
       /GatedDeltaNet: writeBiasInit: got NaN; expected a finite number/,
     );

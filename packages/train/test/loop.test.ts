@@ -355,6 +355,9 @@ describe('training loop', () => {
       bad({ ...config, model: { ...config.model, mixerOptions: { ovqOutputNorm: 1 } } }),
     ).toThrow(/^model\.mixerOptions\.ovqOutputNorm: got 1; expected true or false/);
     expect(
+      bad({ ...config, model: { ...config.model, mixerOptions: { vqCacheKeyGradient: 'on' } } }),
+    ).toThrow(/^model\.mixerOptions\.vqCacheKeyGradient: got "on"; expected true or false/);
+    expect(
       bad({ ...config, model: { ...config.model, mixerOptions: { gdnWriteBiasInit: null } } }),
     ).toThrow(/^model\.mixerOptions\.gdnWriteBiasInit: got null; expected a finite number/);
     expect(

@@ -138,6 +138,12 @@ describe('decoder with every @ovq/tfjs mixer', () => {
       expect(layer.config.beta).toBe(beta);
       model.dispose();
     }
+    for (const on of [undefined, false, true]) {
+      const model = oneLayer('vq', { vqCodes: 4, vqCacheKeyGradient: on });
+      const layer = model.mixers[0] as unknown as { config: { cacheKeyGradient?: boolean } };
+      expect(layer.config.cacheKeyGradient === true).toBe(on === true);
+      model.dispose();
+    }
   });
 
   it('the OVQ layer state stays bounded while softmax grows with T', () => {

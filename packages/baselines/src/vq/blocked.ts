@@ -201,6 +201,9 @@ export function vqAttentionBlockedBackward(
     dCodebook: new Float32Array(S * dk),
   };
   const prefix = new Float32Array(S * dv); // P_j = Σ_{queries so far} p_j/n_j · dy
+  // With cacheKeyGradient: K_j = Σ_{queries so far} ds_j/n_j · q, handed out as P_j is.
+  const cacheKeys = config.cacheKeyGradient === true;
+  const prefixKey = new Float32Array(cacheKeys ? S * dk : 0);
   const qc = new Float32Array(S);
   const pCode = new Float32Array(S);
   const pTok = new Float32Array(2 * L);
@@ -209,6 +212,7 @@ export function vqAttentionBlockedBackward(
   const onEnter = (r: number) => {
     const z = w.codes[r];
     for (let j = 0; j < dv; j++) g.dv[r * dv + j] -= prefix[z * dv + j];
+    if (cacheKeys) for (let i = 0; i < dk; i++) g.dk[r * dk + i] -= prefixKey[z * dk + i];
   };
   for (let t = 0; t < T; t++) {
     fillCache(w, Math.max(0, (Math.floor(t / L) - 1) * L), dv, onEnter);
@@ -229,6 +233,7 @@ export function vqAttentionBlockedBackward(
       const ds = beta * pCode[s] * (dp - D);
       coef[s] += ds;
       for (let i = 0; i < dk; i++) g.dCodebook[s * dk + i] += ds * q[t * dk + i];
+      if (cacheKeys) for (let i = 0; i < dk; i++) prefixKey[s * dk + i] += ds * inv * q[t * dk + i];
     }
     for (let r = r0; r <= t; r++) {
       const p = pTok[r - r0];
@@ -250,6 +255,7 @@ export function vqAttentionBlockedBackward(
   for (let r = 0; r < w.logNext; r++) {
     const z = w.codes[r];
     for (let j = 0; j < dv; j++) g.dv[r * dv + j] += prefix[z * dv + j];
+    if (cacheKeys) for (let i = 0; i < dk; i++) g.dk[r * dk + i] += prefixKey[z * dk + i];
   }
   checkFiniteArrays('seq', g, 'Float32');
   return g;

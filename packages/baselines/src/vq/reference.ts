@@ -105,7 +105,9 @@ export type VqGradients<A> = { dq: A; dk: A; dv: A; dCodebook: A };
  * previous block) keys are straight-through estimates k + sg(c_z − k): their logit gradient goes to
  * dk. The per-code cache rows use the codebook itself: their logit gradient goes to dCodebook, and
  * the value sums pass p/n·dy to every cached value. The total derivative with respect to the
- * codebook (keys held fixed) is therefore dCodebook + Σ_{s: z_s = j} dk_s.
+ * codebook (keys held fixed) is therefore dCodebook + Σ_{s: z_s = j} dk_s. With
+ * `config.cacheKeyGradient`, each cache row's logit gradient also goes, split equally, to the keys
+ * it holds (dk_s += ds_j/n_j · q_t for every cached s with z_s = j).
  */
 export function vqAttentionBackward(
   seq: VqSeq,
@@ -130,6 +132,8 @@ export function vqAttentionBackward(
   const codeLogit = new Float64Array(S);
   const pCode = new Float64Array(S);
   const pTok = new Float64Array(T);
+  const dsCode = new Float64Array(S);
+  const cacheKeys = config.cacheKeyGradient === true;
   let cached = 0;
   for (let t = 0; t < T; t++) {
     const cacheEnd = Math.max(0, (Math.floor(t / L) - 1) * L);
@@ -167,6 +171,7 @@ export function vqAttentionBackward(
       let dp = 0;
       for (let j = 0; j < dv; j++) dp += dy[j] * (sums[s * dv + j] / counts[s]);
       const ds = beta * pCode[s] * (dp - D);
+      dsCode[s] = ds;
       for (let i = 0; i < dk; i++) {
         g.dq[t * dk + i] += ds * cb[s * dk + i];
         g.dCodebook[s * dk + i] += ds * q[t * dk + i];
@@ -175,6 +180,9 @@ export function vqAttentionBackward(
     for (let s = 0; s < cacheEnd; s++) {
       const w = pCode[z[s]] / counts[z[s]];
       for (let j = 0; j < dv; j++) g.dv[s * dv + j] += w * dy[j];
+      if (!cacheKeys) continue;
+      const share = dsCode[z[s]] / counts[z[s]];
+      for (let i = 0; i < dk; i++) g.dk[s * dk + i] += share * q[t * dk + i];
     }
     for (let s = cacheEnd; s <= t; s++) {
       let dp = 0;

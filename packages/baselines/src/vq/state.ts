@@ -10,6 +10,7 @@ import {
 } from '../common.js';
 import {
   checkArray,
+  checkBoolean,
   checkDims,
   checkInteger,
   checkLength,
@@ -33,6 +34,14 @@ export type VqConfig = {
   blockLength?: number;
   /** Logit scale β; default 1/√keyDim. */
   beta?: number;
+  /**
+   * Gradient path only (the output is the same): when true, a cache row's logit gradient also
+   * reaches the keys it holds, an equal share each (the row's key is read as
+   * c_j + mean_s k_s − sg(mean_s k_s)), so a key older than the previous block still learns from
+   * the queries that read its row. Default false: the paper's path, where cached keys get no
+   * attention gradient. Not part of a state's config.
+   */
+  cacheKeyGradient?: boolean;
 };
 
 export type ResolvedVqConfig = { codebookSize: number; blockLength: number; beta: number };
@@ -60,7 +69,14 @@ export function resolveVqConfig(
   argument = 'config',
 ): ResolvedVqConfig {
   checkInteger('keyDim', keyDim, 1);
-  const c = readConfig(argument, config, ['codebookSize', 'blockLength', 'beta'], true);
+  const c = readConfig(
+    argument,
+    config,
+    ['codebookSize', 'blockLength', 'beta', 'cacheKeyGradient'],
+    true,
+  );
+  if (c.cacheKeyGradient !== undefined)
+    checkBoolean(`${argument}.cacheKeyGradient`, c.cacheKeyGradient);
   const codebookSize = checkInteger(`${argument}.codebookSize`, c.codebookSize, 1);
   checkLength(`${argument}.codebookSize`, codebookSize * keyDim, 'codebookSize·keyDim');
   return {

@@ -23,6 +23,7 @@ import {
   pad,
   range,
   reshape,
+  reverse,
   scalar,
   slice,
   square,
@@ -54,6 +55,34 @@ const straightThrough = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
   return {
     value: matMul(oneHot, codebook),
     gradFunc: (dy: Tensor) => [dy, zerosLike(oneHot), zerosLike(codebook)],
+  };
+});
+
+/**
+ * The cache rows' keys with `cacheKeyGradient`: forward, the codebook [1, BH, S, dk] for every
+ * block ([blocks, BH, S, dk], blocks first); backward, the codebook gets the blocks' summed
+ * gradient as without the option, and a key s of block b gets its row's gradient divided by the
+ * row's count, summed over the query blocks that read it from the cache (b' ≥ b + 2): the
+ * gradient of a row key c_j + mean(k) − sg(mean(k)). Inputs: keys [BH, blocks, L, dk], the
+ * one-hot codes [BH, blocks, L, S] and the cache counts [BH, blocks, S] (constants).
+ */
+const cacheRowKeys = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
+  const [codebook, keys, oneHot, counts] = args as Tensor[];
+  const [BH, blocks] = keys.shape as number[];
+  return {
+    value: broadcastTo(codebook, [blocks, ...codebook.shape.slice(1)]),
+    gradFunc: (dy: Tensor) => {
+      const [, , S, dk] = dy.shape as number[];
+      // Per query block b': the row gradient over the row's count, [BH, blocks, S, dk].
+      const perRow = div(transpose(dy, [1, 0, 2, 3]), expandDims(maximum(counts, 1), 3));
+      // Key block b gets the sum over b' ≥ b + 2: a reversed cumulative sum, shifted by two.
+      const later = reverse(cumsumAlong(reverse(perRow, 1), 1), 1);
+      const fromTwoOn =
+        blocks > 2
+          ? concat([slice(later, [0, 2, 0, 0], [BH, blocks - 2, S, dk]), zeros([BH, 2, S, dk])], 1)
+          : zeros([BH, blocks, S, dk]);
+      return [sum(dy, 0, true), matMul(oneHot, fromTwoOn), zerosLike(oneHot), zerosLike(counts)];
+    },
   };
 });
 
@@ -158,8 +187,17 @@ export function vqComposite(
         (n) => where(greater(n, 0), log(maximum(n, 1)), scalar(Number.NEGATIVE_INFINITY)),
         cacheCounts,
       );
+      const sharedCodes = reshape(cb, [1, BH, S, dk]);
       segments.push({
-        keys: reshape(cb, [1, BH, S, dk]),
+        keys:
+          config.cacheKeyGradient === true
+            ? cacheRowKeys(
+                sharedCodes,
+                reshape(kp, [BH, blocks, L, dk]),
+                reshape(codeOneHot, [BH, blocks, L, S]),
+                cacheCounts,
+              )
+            : sharedCodes,
         values: blocksFirst(div(cacheSums, expandDims(nonZero, 3))),
         bias: blocksFirst(reshape(logCount, [BH, blocks, 1, S])),
       });

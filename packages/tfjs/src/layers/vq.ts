@@ -59,6 +59,12 @@ export type VqAttentionArgs = MixerLayerArgs & {
   beta?: number | null;
   /** Weight β_c of the commitment loss β_c·‖k − sg(c_z)‖²; default 1e-4 (the paper's). */
   commitment?: number;
+  /**
+   * Let keys older than the previous block learn from the queries that read their cache row (an
+   * equal share of the row's logit gradient each; same outputs). Default false, the paper's
+   * gradient path, in which such keys get no attention gradient. See @ovq/baselines' VqConfig.
+   */
+  cacheKeyGradient?: boolean;
   /** EMA decay γ of the codebook's k-means statistics; default 0.99 (the paper's). */
   codebookDecay?: number;
   /** Laplace smoothing ε of the cluster sizes; default 1e-5. */
@@ -144,6 +150,8 @@ export class VqAttention extends MixerLayer<VqState> {
     const config: VqConfig = { codebookSize: args.codebookSize };
     if (args.blockLength != null) config.blockLength = args.blockLength;
     if (args.beta != null) config.beta = args.beta;
+    if (checkBooleanArg('VqAttention', 'cacheKeyGradient', args.cacheKeyGradient ?? false))
+      config.cacheKeyGradient = true;
     createVqState({ keyDim: this.keyDim, valueDim: this.valueDim }, config);
     this.config = config;
     this.commitment = checkRange(
@@ -362,6 +370,7 @@ export class VqAttention extends MixerLayer<VqState> {
       codebookSize: this.config.codebookSize,
       blockLength: this.config.blockLength ?? 64,
       beta: this.config.beta ?? null,
+      cacheKeyGradient: this.config.cacheKeyGradient ?? false,
       commitment: this.commitment,
       codebookDecay: this.codebookDecay,
       codebookEpsilon: this.codebookEpsilon,

@@ -55,6 +55,7 @@ const MIXER_OPTION_KEYS = [
   'vqCodes',
   'vqDeadCodeThreshold',
   'vqBeta',
+  'vqCacheKeyGradient',
   'kvmBudget',
   'decayBiasInit',
   'gdnWriteBiasInit',
@@ -291,7 +292,12 @@ export function validateTrainConfig(c: TrainConfig): void {
           `model.mixerOptions.${key}`,
           `got ${describe(value)}; expected a finite number (a gate's initial bias, e.g. -3)`,
         );
-    } else if (key === 'gdnOutputNorm' || key === 'ovqOutputNorm' || key === 'kvmOutputNorm') {
+    } else if (
+      key === 'gdnOutputNorm' ||
+      key === 'ovqOutputNorm' ||
+      key === 'kvmOutputNorm' ||
+      key === 'vqCacheKeyGradient'
+    ) {
       if (typeof value !== 'boolean')
         throw new TrainConfigError(
           `model.mixerOptions.${key}`,

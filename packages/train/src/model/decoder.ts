@@ -52,6 +52,11 @@ export type MixerOptions = {
    * (≈ 5.7 at head dim 32 with the default).
    */
   vqBeta?: number;
+  /**
+   * Transformer-VQ's keys older than the previous block learn from the queries that read their
+   * cache row (@ovq/tfjs VqAttention's `cacheKeyGradient`); default false, the paper's path.
+   */
+  vqCacheKeyGradient?: boolean;
   kvmBudget?: number;
   /**
    * Initial bias b of the decay gate of the decay and gdn layers, α = exp(−softplus(x·W + b)):

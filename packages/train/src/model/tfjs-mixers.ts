@@ -58,6 +58,7 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
         blockLength: o.ovqChunkSize ?? 16,
         deadCodeThreshold: o.vqDeadCodeThreshold ?? VQ_DEAD_CODE_THRESHOLD,
         beta: o.vqBeta,
+        cacheKeyGradient: o.vqCacheKeyGradient,
       });
       break;
     case 'kvm':
