@@ -25,6 +25,16 @@ export type Case = Omit<
 export function cases(rng: () => number, seqLen = T): Case[] {
   const swa = { window: 5, rope: { base: 10000 }, normalize: true, beta: 2 };
   const vq = { codebookSize: 4, blockLength: 8 };
+  const vqCase = (name: string, config: B.VqConfig): Case => ({
+    name,
+    extras: [{ tensor: randomTensor(rng, [H, config.codebookSize, dk]), kind: 'perHead' }],
+    op: (q, k, v, cb) => vqAttention(q, k, v, cb, config),
+    forward: (h) => B.vqAttention({ ...seq(h), codebook: h.extras[0] }, config).output,
+    backward: (h, dy) => {
+      const g = B.vqAttentionBackward({ ...seq(h), codebook: h.extras[0] }, config, dy);
+      return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
+    },
+  });
   // Blocks of 4 in 37 tokens: most keys are read from the cache, where this option gives them
   // their share of the row's gradient.
   const vqCacheKeys = { codebookSize: 4, blockLength: 4, cacheKeyGradient: true };
@@ -89,26 +99,8 @@ export function cases(rng: () => number, seqLen = T): Case[] {
         return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dAlpha, g.dBeta] };
       },
     },
-    {
-      name: 'vq (S4, L8)',
-      extras: [{ tensor: randomTensor(rng, [H, 4, dk]), kind: 'perHead' }],
-      op: (q, k, v, cb) => vqAttention(q, k, v, cb, vq),
-      forward: (h) => B.vqAttention({ ...seq(h), codebook: h.extras[0] }, vq).output,
-      backward: (h, dy) => {
-        const g = B.vqAttentionBackward({ ...seq(h), codebook: h.extras[0] }, vq, dy);
-        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
-      },
-    },
-    {
-      name: 'vq with cacheKeyGradient (S4, L4)',
-      extras: [{ tensor: randomTensor(rng, [H, 4, dk]), kind: 'perHead' }],
-      op: (q, k, v, cb) => vqAttention(q, k, v, cb, vqCacheKeys),
-      forward: (h) => B.vqAttention({ ...seq(h), codebook: h.extras[0] }, vqCacheKeys).output,
-      backward: (h, dy) => {
-        const g = B.vqAttentionBackward({ ...seq(h), codebook: h.extras[0] }, vqCacheKeys, dy);
-        return { dq: g.dq, dk: g.dk, dv: g.dv, extras: [g.dCodebook] };
-      },
-    },
+    vqCase('vq (S4, L8)', vq),
+    vqCase('vq with cacheKeyGradient (S4, L4)', vqCacheKeys),
     {
       name: 'kvm (W8, B4, sqrt budget, 2 sinks)',
       extras: [],

@@ -427,7 +427,8 @@ describe('regime sweep', () => {
       );
     });
 
-    it('a capacity-scaled copy keeps every weight (same outputs at factor 1)', () => {
+    /** A built swa,ovq model whose weights the seed alone would not reproduce. */
+    function perturbedOvqModel(): Decoder {
       const model = new Decoder(
         {
           vocabSize: 32,
@@ -441,9 +442,13 @@ describe('regime sweep', () => {
         createTfjsMixer,
       );
       model.build(16);
-      // Weights that the seed alone would not reproduce.
       for (const v of model.variables.values())
         v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.1, 'float32', 7)));
+      return model;
+    }
+
+    it('a capacity-scaled copy keeps every weight (same outputs at factor 1)', () => {
+      const model = perturbedOvqModel();
       const same = withOvqCapacity(model, 1, createTfjsMixer);
       const quarter = withOvqCapacity(model, 0.25, createTfjsMixer);
       try {
@@ -464,21 +469,7 @@ describe('regime sweep', () => {
     });
 
     it('a β-scaled copy shifts every OVQ head log β by ln f and leaves the model as it was', () => {
-      const model = new Decoder(
-        {
-          vocabSize: 32,
-          dModel: 16,
-          heads: 2,
-          layers: 2,
-          mixers: 'swa,ovq',
-          mixerOptions: { window: 8, ovqCapacity: 8, ovqChunkSize: 8 },
-          seed: 1,
-        },
-        createTfjsMixer,
-      );
-      model.build(16);
-      for (const v of model.variables.values())
-        v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.1, 'float32', 7)));
+      const model = perturbedOvqModel();
       const before = Array.from(model.variables.get('block1.ovq.log_beta')!.dataSync());
       const same = withOvqBetaScale(model, 1, createTfjsMixer);
       const sharper = withOvqBetaScale(model, 2, createTfjsMixer);
