@@ -123,9 +123,9 @@ describe.each(HOST_BACKENDS)('OVQ host kernel on the worker pool, %s', (backend)
     expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
   });
 
-  it('baselines (softmax, SWA, linear, decay, GDN, VQ, KVM): no pool, 1 and 2 workers give the same bytes', () => {
+  it('baselines (softmax, SWA, linear, decay, GDN, VQ and VQ with cacheKeyGradient, KVM): no pool, 1 and 2 workers give the same bytes', () => {
     const none = runBaselines(null);
-    expect(none.length).toBe(7);
+    expect(none.length).toBe(8);
     expect(runBaselines(basePools[0])).toEqual(none);
     expect(runBaselines(basePools[1])).toEqual(none);
   });
