@@ -64,7 +64,8 @@ const straightThrough = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
  * gradient as without the option, and a key s of block b gets its row's gradient divided by the
  * row's count, summed over the query blocks that read it from the cache (b' ≥ b + 2): the
  * gradient of a row key c_j + mean(k) − sg(mean(k)). Inputs: keys [BH, blocks, L, dk], the
- * one-hot codes [BH, blocks, L, S] and the cache counts [BH, blocks, S] (constants).
+ * one-hot codes [BH, blocks, L, S] and the cache counts floored at 1 [BH, blocks, S] (constants).
+ * Only built when there is a cache, i.e. blocks > 2.
  */
 const cacheRowKeys = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
   const [codebook, keys, oneHot, counts] = args as Tensor[];
@@ -74,13 +75,13 @@ const cacheRowKeys = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
     gradFunc: (dy: Tensor) => {
       const [, , S, dk] = dy.shape as number[];
       // Per query block b': the row gradient over the row's count, [BH, blocks, S, dk].
-      const perRow = div(transpose(dy, [1, 0, 2, 3]), expandDims(maximum(counts, 1), 3));
+      const perRow = div(transpose(dy, [1, 0, 2, 3]), expandDims(counts, 3));
       // Key block b gets the sum over b' ≥ b + 2: a reversed cumulative sum, shifted by two.
       const later = reverse(cumsumAlong(reverse(perRow, 1), 1), 1);
-      const fromTwoOn =
-        blocks > 2
-          ? concat([slice(later, [0, 2, 0, 0], [BH, blocks - 2, S, dk]), zeros([BH, 2, S, dk])], 1)
-          : zeros([BH, blocks, S, dk]);
+      const fromTwoOn = concat(
+        [slice(later, [0, 2, 0, 0], [BH, blocks - 2, S, dk]), zeros([BH, 2, S, dk])],
+        1,
+      );
       return [sum(dy, 0, true), matMul(oneHot, fromTwoOn), zerosLike(oneHot), zerosLike(counts)];
     },
   };
@@ -195,7 +196,7 @@ export function vqComposite(
                 sharedCodes,
                 reshape(kp, [BH, blocks, L, dk]),
                 reshape(codeOneHot, [BH, blocks, L, S]),
-                cacheCounts,
+                nonZero,
               )
             : sharedCodes,
         values: blocksFirst(div(cacheSums, expandDims(nonZero, 3))),

@@ -343,14 +343,16 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
     if (new Set(a.seeds).size !== a.seeds.length)
       fail(`ablations.seeds is ${JSON.stringify(a.seeds)}; expected each seed once`);
   }
-  (a.evalCapacity ?? []).forEach((f, i) => {
-    if (!(f > 0 && Number.isFinite(f)))
-      fail(`ablations.evalCapacity[${i}] is ${f}; expected a positive factor of the trained N`);
-  });
-  (a.evalBetaScale ?? []).forEach((f, i) => {
-    if (!(typeof f === 'number' && f > 0 && Number.isFinite(f)))
-      fail(`ablations.evalBetaScale[${i}] is ${f}; expected a positive factor of the trained β`);
-  });
+  for (const [field, trained] of [
+    ['evalCapacity', 'N'],
+    ['evalBetaScale', 'β'],
+  ] as const)
+    (a[field] ?? []).forEach((f, i) => {
+      if (!(f > 0 && Number.isFinite(f)))
+        fail(
+          `ablations.${field}[${i}] is ${f}; expected a positive factor of the trained ${trained}`,
+        );
+    });
 }
 
 /** Why `pattern` cannot run at `budget` (its fixed part is over it), or undefined if it can. */
