@@ -1,13 +1,20 @@
 // The work behind each ovq-train command.
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createTasks,
   createTfjsMixer,
   type EvalResult,
   evaluate,
+  evaluationBatch,
   loadTrainedModel,
+  type NeedleHeadTrace,
+  niahSpecVocabulary,
+  summarizeNeedleTraces,
+  type TokenBatch,
   type TrainConfig,
+  traceNeedles,
   train,
 } from '@ovq/train';
 import * as tf from '@tensorflow/tfjs';
@@ -161,6 +168,68 @@ export async function runEval(
         progress.message(describeEval(r));
       }
     }
+  } finally {
+    model.dispose();
+  }
+}
+
+const percent = (x: number) => (Number.isNaN(x) ? '–' : (100 * x).toFixed(1));
+
+/**
+ * `ovq-train needle-trace`: for a NIAH model, where each needle lands in every OVQ head's
+ * dictionary and how much of it the question reads, by length and depth (the evaluation's own
+ * sequences, replayed with @ovq/core's reference). Prints a Markdown table; `out` gets every trace.
+ */
+export async function runNeedleTrace(
+  checkpoint: string,
+  flags: { lengths?: string; batches?: string; depths?: string; out?: string; backend?: string },
+  progress: Progress,
+) {
+  const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 16];
+  const batches = integerFlag('batches', flags.batches, 1) ?? 2;
+  const depths = fractionListFlag('depths', flags.depths) ?? [0, 0.5, 1];
+  const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? DEFAULT_BACKEND;
+  requireCheckpointFile(checkpoint);
+  await useBackend(backend);
+  const { model, config, step } = await loadTrainedModel(checkpoint, createTfjsMixer);
+  try {
+    const task = config.task;
+    if (task.name !== 'niah')
+      throw new UsageError(
+        `--checkpoint: needle-trace needs a niah model; this one was trained on ${task.name}`,
+      );
+    if (!model.mixers.some((m) => m.headInputs))
+      throw new UsageError(
+        `--checkpoint: needle-trace needs an OVQ layer; this model's mixers are ${config.model.mixers}`,
+      );
+    const needleLength = task.needleLength ?? 4;
+    const vocab = niahSpecVocabulary(task);
+    progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on niah`);
+    const lines = [
+      '| length | depth | layer.head | accuracy % | needle tokens seeding a row % | still pending % | rows | count of the needle rows | read weight on them % | needle mass % |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+    ];
+    const all: (NeedleHeadTrace & { seqLen: number; depth: number })[] = [];
+    for (const m of lengths) {
+      const seqLen = config.seqLen * m;
+      for (const depth of depths) {
+        const { evaluation } = await createTasks({ ...task, depth });
+        const traces: NeedleHeadTrace[] = [];
+        for (let i = 0; i < batches; i++) {
+          const batch = evaluationBatch(evaluation, config.evalBatchSize, seqLen, i) as TokenBatch;
+          traces.push(...(await traceNeedles(model, batch, vocab, needleLength)));
+        }
+        all.push(...traces.map((t) => ({ ...t, seqLen, depth })));
+        for (const s of summarizeNeedleTraces(traces)) {
+          lines.push(
+            `| ${seqLen} | ${depth} | ${s.layer}.${s.head} | ${percent(s.correct)} | ${percent(s.seeded)} | ${percent(s.pending)} | ${s.rows.toFixed(1)} | ${Number.isNaN(s.rowCount) ? '–' : s.rowCount.toFixed(1)} | ${percent(s.readWeight)} | ${percent(s.needleMass)} |`,
+          );
+        }
+      }
+    }
+    progress.message(lines.join('\n'));
+    if (flags.out)
+      await writeFile(flags.out, `${JSON.stringify({ checkpoint, step, traces: all })}\n`);
   } finally {
     model.dispose();
   }

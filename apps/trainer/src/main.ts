@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { type ResultsFile, resultTables, validateResults } from '@ovq/train';
 import * as tf from '@tensorflow/tfjs';
 import { BACKEND_HELP } from './backend.js';
-import { runEval, runSample, runTraining } from './commands.js';
+import { runEval, runNeedleTrace, runSample, runTraining } from './commands.js';
 import { buildRunConfig, helpText, RUN_FLAGS } from './config.js';
 import { parseFlags, UsageError } from './flags.js';
 import { Progress } from './progress.js';
@@ -16,9 +16,11 @@ import { runSweep } from './sweep.js';
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 const USAGE = {
-  main: 'usage: ovq-train <run|eval|sample|sweep|table> [options]   (ovq-train <command> --help for its options)',
+  main: 'usage: ovq-train <run|eval|needle-trace|sample|sweep|table> [options]   (ovq-train <command> --help for its options)',
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
   eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1]',
+  'needle-trace':
+    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--out trace.json]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
   table: 'usage: ovq-train table --results results/regime.json [--task niah]',
@@ -63,6 +65,25 @@ const EVAL_FLAGS = {
     description:
       'NIAH models only: score the needle at these depths (fractions of the filler, e.g. 0,0.5,0.9,1), each at every length',
   },
+  backend: { type: 'string', description: BACKEND_HELP },
+  help: { type: 'boolean', description: 'show this help' },
+} as const;
+
+const NEEDLE_TRACE_FLAGS = {
+  checkpoint: { type: 'string', description: 'ckpt.bin of a niah run with an OVQ layer' },
+  lengths: {
+    type: 'string',
+    description: 'lengths as multiples of the training length (default 1,4,16)',
+  },
+  depths: {
+    type: 'string',
+    description: 'needle depths, fractions of the filler (default 0,0.5,1)',
+  },
+  batches: {
+    type: 'string',
+    description: "evaluation batches per length and depth, the evaluation's own (default 2)",
+  },
+  out: { type: 'string', description: 'also write every per-sequence trace to this JSON file' },
   backend: { type: 'string', description: BACKEND_HELP },
   help: { type: 'boolean', description: 'show this help' },
 } as const;
@@ -120,6 +141,14 @@ async function dispatch(argv: string[]): Promise<number> {
     if (!values.checkpoint)
       throw new UsageError('--checkpoint: required; pass the ckpt.bin written by "ovq-train run"');
     await runEval(values.checkpoint, values, progress);
+    return EXIT.ok;
+  }
+  if (command === 'needle-trace') {
+    const values = parseFlags('needle-trace', rest, NEEDLE_TRACE_FLAGS);
+    if (values.help) return print(helpText(USAGE['needle-trace'], NEEDLE_TRACE_FLAGS));
+    if (!values.checkpoint)
+      throw new UsageError('--checkpoint: required; pass the ckpt.bin of a niah run');
+    await runNeedleTrace(values.checkpoint, values, progress);
     return EXIT.ok;
   }
   if (command === 'sample') {

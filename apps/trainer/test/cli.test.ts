@@ -153,6 +153,11 @@ describe('ovq-train', () => {
     expect(refused.stderr).toMatch(
       /--depths: this checkpoint was trained on mqar; depths apply to niah models only/,
     );
+    const noNeedle = await run(['needle-trace', '--checkpoint', join(out, 'ckpt.bin')]);
+    expect(noNeedle.code).toBe(2);
+    expect(noNeedle.stderr).toMatch(
+      /--checkpoint: needle-trace needs a niah model; this one was trained on mqar/,
+    );
     expect(existsSync(join(out, 'config.json'))).toBe(true);
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(metrics.filter((l) => l.includes('"type":"step"'))).toHaveLength(4);
@@ -192,8 +197,43 @@ describe('ovq-train', () => {
       '--batches',
       '1',
     ]);
+    const traceFile = join(out, 'trace.json');
+    const traced = await run([
+      'needle-trace',
+      '--checkpoint',
+      join(out, 'ckpt.bin'),
+      '--depths',
+      '0,1',
+      '--lengths',
+      '1,2',
+      '--batches',
+      '1',
+      '--out',
+      traceFile,
+    ]);
     expect(trained.code).toBe(0);
     expect(scored.code).toBe(0);
+    expect(traced.code).toBe(0);
+    // 2 lengths × 2 depths × (1 OVQ layer × 2 heads) rows.
+    const rows = traced.stdout.match(/^\| (32|64) \| [01] \| 1\.[01] \| .*\|$/gm) ?? [];
+    expect(rows).toHaveLength(8);
+    const saved = JSON.parse(readFileSync(traceFile, 'utf8'));
+    type Saved = { seqLen: number; depth: number; head: number; needleMass: number };
+    const traces: Saved[] = saved.traces;
+    const perCell = (seqLen: number, depth: number) =>
+      traces.filter((t) => t.seqLen === seqLen && t.depth === depth);
+    // Every (length, depth) cell has one trace per evaluated sequence and head.
+    for (const [seqLen, depth] of [
+      [32, 0],
+      [32, 1],
+      [64, 0],
+      [64, 1],
+    ]) {
+      const cell = perCell(seqLen, depth);
+      expect(cell.length).toBe(traces.length / 4);
+      expect(cell.filter((t) => t.head === 0).length).toBe(cell.length / 2);
+    }
+    expect(traces.every((t) => t.needleMass > 0 && t.needleMass <= 1)).toBe(true);
     // One header per depth, each followed by both lengths.
     expect(scored.stdout).toMatch(
       /needle depth 0\n.*?len {4}32 {2}loss.*?len {4}64 {2}loss.*?needle depth 1\n.*?len {4}32 {2}loss.*?len {4}64 {2}loss/s,

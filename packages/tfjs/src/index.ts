@@ -10,7 +10,7 @@ export {
   LinearAttention,
   type LinearAttentionArgs,
 } from './layers/linear.js';
-export { OvqAttention, type OvqAttentionArgs } from './layers/ovq.js';
+export { OvqAttention, type OvqAttentionArgs, type OvqHeadInputs } from './layers/ovq.js';
 export { SoftmaxAttention, type SoftmaxAttentionArgs } from './layers/softmax.js';
 export { VqAttention, type VqAttentionArgs, type VqCodebookHealth } from './layers/vq.js';
 export {

@@ -1,3 +1,4 @@
+import { ovqAttentionReference } from '@ovq/core';
 import { assertClose, createRng } from '@ovq/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -214,6 +215,45 @@ describe('streaming state and OVQ dictionary health', () => {
     expect(layer.stateSize(1_000)).toBe(2 * (10 * 9 + 8 * 8));
     expect(layer.stateSize(1_000_000)).toBe(layer.stateSize(1_000));
     x.dispose();
+  });
+
+  it('OVQ headInputs: the core reference on them rebuilds the layer state, β included', async () => {
+    const layer = new OvqAttention({ heads: 2, keyDim: 4, chunkSize: 4, capacity: 5, seed: 11 });
+    const x = randomTensor(createRng(9), [2, 37, D]);
+    (layer.apply(tf.slice(x, [0, 0, 0], [2, 4, D])) as tf.Tensor).dispose();
+    // A β per head that is not the initial one, so a config that ignored the weight would fail.
+    layer.trainableWeights
+      .find((w) => w.name.endsWith('log_beta'))!
+      .write(tf.tensor1d([Math.log(3), Math.log(11)]));
+    const state = layer.createState(2);
+    layer.step(x, state).dispose();
+    const inputs = await layer.headInputs(x);
+    expect(inputs).toHaveLength(4);
+    inputs.forEach(({ seq, config }, i) => {
+      expect(config.beta).toBeCloseTo(i % 2 === 0 ? 3 : 11, 5);
+      expect([seq.seqLen, seq.keyDim, seq.valueDim]).toEqual([37, 4, 4]);
+      const replay = ovqAttentionReference(seq, config).state;
+      const live = state.perHead[i];
+      expect(replay.size).toBe(live.size);
+      expect(replay.pendingCount).toBe(1);
+      expect(Array.from(replay.counts)).toEqual(Array.from(live.counts));
+      assertClose(`head ${i} keys`, replay.centroidKeys, live.centroidKeys, 1e-6);
+      assertClose(`head ${i} values`, replay.centroidValues, live.centroidValues, 1e-6);
+    });
+    // Different sequences of the batch and different heads give different inputs.
+    expect(Array.from(inputs[0].seq.k)).not.toEqual(Array.from(inputs[2].seq.k));
+    expect(Array.from(inputs[0].seq.k)).not.toEqual(Array.from(inputs[1].seq.k));
+    x.dispose();
+  });
+
+  it('OVQ headInputs refuses an unbuilt layer and a wrong width', async () => {
+    const layer = new OvqAttention({ heads: 1, keyDim: 4, chunkSize: 4, capacity: 5, seed: 1 });
+    const x = randomTensor(createRng(2), [1, 8, D]);
+    await expect(layer.headInputs(x)).rejects.toThrow(/headInputs.*not built/);
+    (layer.apply(x) as tf.Tensor).dispose();
+    const wrong = tf.zeros([1, 8, D + 1]);
+    await expect(layer.headInputs(wrong)).rejects.toThrow(/input.*has shape \[1, 8, 13\]/);
+    tf.dispose([x, wrong]);
   });
 
   it('OVQ test-time capacity: a lowered capacity stops spawning', () => {

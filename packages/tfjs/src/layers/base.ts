@@ -272,13 +272,17 @@ export abstract class MixerLayer<S> extends layers.Layer {
         `has batch ${input.shape[0]}; the state was created for batch ${state.batch}`,
       );
     }
-    const tensors = tidy(() => [
+    return { input, tensors: this.projections(input) };
+  }
+
+  /** q, k [B, H, T, dk], v [B, H, T, dv] and the mixer's extra inputs for x (new tensors). */
+  protected projections(input: Tensor3D): Tensor[] {
+    return tidy(() => [
       this.toHeads(input, this.wq.read(), this.keyDim),
       this.toHeads(input, this.wk.read(), this.keyDim),
       this.toHeads(input, this.wv.read(), this.valueDim),
       ...this.extraInputs(input),
     ]);
-    return { input, tensors };
   }
 
   protected finishStep(

@@ -1,6 +1,14 @@
 // The OVQ-attention layer: projections, per-head learnable β (stored as ln β so it stays > 0),
 // L2-normalised q/k (inside the op), optional output gate, output projection.
-import { createOvqState, type OvqState, ovqAppend, setOvqBeta, setOvqCapacity } from '@ovq/core';
+import {
+  createOvqState,
+  type OvqConfig,
+  type OvqState,
+  ovqAppend,
+  type Seq,
+  setOvqBeta,
+  setOvqCapacity,
+} from '@ovq/core';
 import { createGpuOvqState } from '@ovq/webgpu';
 import type { Tensor, Tensor3D, Tensor4D } from '@tensorflow/tfjs-core';
 import { dispose, engine, exp, getBackend, serialization, tidy } from '@tensorflow/tfjs-core';
@@ -18,7 +26,7 @@ import {
   streamToHost,
 } from '../streaming/ovq-gpu.js';
 import { type DictionaryHealth, dictionaryHealth } from '../streaming/ovq-health.js';
-import type { ExtraKind, MixerStreamState } from '../streaming/state.js';
+import { type ExtraKind, headViews, type MixerStreamState } from '../streaming/state.js';
 import { checkNumberArg, MixerLayer, type MixerLayerArgs } from './base.js';
 
 export type OvqAttentionArgs = MixerLayerArgs &
@@ -30,6 +38,14 @@ export type OvqAttentionArgs = MixerLayerArgs &
   };
 
 const DEFAULTS = { chunkSize: 16, capacity: 64 };
+
+/** What one [batch, head] of the layer hands its OVQ op: a @ovq/core sequence and config. */
+export type OvqHeadInputs = {
+  /** Queries and keys before the op's L2 normalisation, values as projected (float32 copies). */
+  seq: Seq;
+  /** The layer's op config with this head's current β. */
+  config: OvqConfig;
+};
 
 export class OvqAttention extends MixerLayer<OvqState> {
   static className = 'OvqAttention';
@@ -235,6 +251,36 @@ export class OvqAttention extends MixerLayer<OvqState> {
     const state = this.createState(x.shape[0]);
     this.step(x, state).dispose();
     return this.dictionaryHealth(state);
+  }
+
+  /**
+   * What the OVQ op of each [batch, head] reads for x [batch, seqLen, modelDim] (index
+   * b·heads + h). For diagnostics: `ovqAttentionReference(seq, config)` from @ovq/core replays a
+   * head exactly (within float32 rounding of the projections) and returns its trace, the row each
+   * token joined.
+   */
+  async headInputs(x: Tensor): Promise<OvqHeadInputs[]> {
+    if (!this.built) {
+      throw new OvqTfjsInputError(
+        'OvqAttention.headInputs',
+        'the layer is not built; call it (or its model) on an input first',
+      );
+    }
+    const input = this.checkInput(x);
+    const tensors = this.projections(input);
+    const values = await Promise.all(tensors.map((t) => t.data()));
+    const host = headViews(tensors, values as ArrayLike<number>[], this.extraKinds);
+    const out: OvqHeadInputs[] = [];
+    for (let b = 0; b < input.shape[0]; b++) {
+      for (let h = 0; h < this.heads; h++) {
+        const { q, k, v, seqLen, keyDim, valueDim, extras } = host.head(b, h);
+        out.push({
+          seq: { q: q.slice(), k: k.slice(), v: v.slice(), seqLen, keyDim, valueDim },
+          config: { ...this.ovqConfig, beta: extras[0][0] },
+        });
+      }
+    }
+    return out;
   }
 
   protected mixerConfig(): serialization.ConfigDict {

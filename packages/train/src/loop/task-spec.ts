@@ -1,6 +1,6 @@
 // JSON-serialisable task specs (for configs and checkpoints) and their construction.
 import { type MqarSlice, mqarMixtureTask, mqarTask } from '../tasks/mqar.js';
-import { niahTask, niahVocabulary } from '../tasks/niah.js';
+import { type NiahVocabulary, niahTask, niahVocabulary } from '../tasks/niah.js';
 import { basicRecallTask, positionalRecallTask } from '../tasks/recall.js';
 import { linearRegressionTask } from '../tasks/regression.js';
 import { byteLmTask, loadBrownCorpus, loadTextDocuments, splitDocuments } from '../tasks/text.js';
@@ -26,6 +26,11 @@ export type TaskSpec =
       filler?: 'synthetic' | 'corpus';
       depth?: number;
     };
+
+/** The token layout of a NIAH task spec (corpus filler: the 256 byte values). */
+export function niahSpecVocabulary(spec: Extract<TaskSpec, { name: 'niah' }>): NiahVocabulary {
+  return niahVocabulary({ filler: spec.filler === 'corpus' ? [] : 'synthetic' });
+}
 
 export const TASK_NAMES = [
   'mqar',
@@ -106,8 +111,7 @@ export function taskShape(spec: TaskSpec): {
       return { vocabSize: 256 };
     case 'niah':
       return {
-        vocabSize: niahVocabulary({ filler: spec.filler === 'corpus' ? [] : 'synthetic' })
-          .vocabSize,
+        vocabSize: niahSpecVocabulary(spec).vocabSize,
       };
     default:
       return { vocabSize: spec.vocabSize };

@@ -133,6 +133,11 @@ export const DEFAULT_MAX_NON_FINITE_STEPS = 10;
 
 const EVAL_SEED = 0x0e7a1;
 
+/** Batch `i` of an evaluation: the same sequences for every model (and `ovq-train` command). */
+export function evaluationBatch(task: Task, batchSize: number, seqLen: number, i: number): Batch {
+  return task.sample(batchSize, seqLen, itemSeed(EVAL_SEED, i));
+}
+
 export type EvalOptions = {
   /** Also report the loss at each position (token tasks; the output head runs at every position). */
   lossByPosition?: boolean;
@@ -176,7 +181,7 @@ export async function evaluate(
   let health: LayerHealth[] | undefined;
   const codebooks = model.kinds.includes('vq') ? await model.codebookHealth() : undefined;
   for (let i = 0; i < batches; i++) {
-    const batch: Batch = task.sample(batchSize, seqLen, itemSeed(EVAL_SEED, i));
+    const batch = evaluationBatch(task, batchSize, seqLen, i);
     if (i === 0 && model.kinds.includes('ovq') && model.canStream()) {
       const inputs = batchInputs(batch);
       health = await model.dictionaryHealth(inputs);

@@ -1,7 +1,7 @@
 // Decoder-only model: embedding → blocks (RMSNorm → mixer → residual → RMSNorm → SwiGLU →
 // residual) → RMSNorm → tied output. Vector tasks swap the embedding and the tied output for
 // input and output projections. Mixers are tfjs-layers Layers supplied by a factory.
-import type { OvqConfig } from '@ovq/core';
+import type { OvqConfig, Seq } from '@ovq/core';
 import { denseProduct } from '@ovq/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../tasks/random.js';
@@ -103,6 +103,8 @@ export type MixerLayer = {
   codebookHealth?(): Promise<CodebookHealthLike[]>;
   /** OVQ layers: reads a GPU-resident streaming state (webgpu stepAsync) back to the host. */
   moveStateToHost?(state: unknown): Promise<void>;
+  /** OVQ layers: each [batch, head]'s op inputs for x, replayable by @ovq/core's reference. */
+  headInputs?(x: tf.Tensor): Promise<{ seq: Seq; config: OvqConfig }[]>;
 };
 
 /** The dictionary-health fields the decoder averages (see @ovq/tfjs `dictionaryHealth`). */
@@ -256,6 +258,21 @@ export class Decoder {
     for (let l = 0; l < this.kinds.length; l++)
       h = this.afterMixer(l, h, this.mixerCall(l, this.mixerInput(l, h)));
     return h;
+  }
+
+  /**
+   * What the mixer of `layer` reads for `inputs`: the normalised residual stream [B, T, D] of
+   * the blocks before it (a new tensor; for diagnostics such as `traceNeedles`).
+   */
+  layerInput(inputs: tf.Tensor, layer: number): tf.Tensor {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.kinds.length)
+      throw new Error(`layer: got ${layer}; expected an integer in [0, ${this.kinds.length})`);
+    return tf.tidy(() => {
+      let h = this.embed(inputs);
+      for (let l = 0; l < layer; l++)
+        h = this.afterMixer(l, h, this.mixerCall(l, this.mixerInput(l, h)));
+      return this.mixerInput(layer, h);
+    });
   }
 
   /**

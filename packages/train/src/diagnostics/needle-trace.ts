@@ -1,0 +1,236 @@
+// Where a NIAH needle goes in each OVQ head's dictionary, and how much of it the question reads.
+// Each OVQ head is replayed with @ovq/core's float64 reference on the exact op inputs of the
+// trained layer (`OvqAttention.headInputs`), so the row every token joined comes from the
+// reference's trace rather than from a second implementation of the absorb.
+import { type OvqConfig, type OvqState, ovqAttentionReference, type Seq } from '@ovq/core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Decoder } from '../model/decoder.js';
+import type { NiahVocabulary } from '../tasks/niah.js';
+import { IGNORE, type TokenBatch } from '../tasks/types.js';
+
+/** One OVQ head of one sequence at its question. */
+export type NeedleHeadTrace = {
+  layer: number;
+  head: number;
+  /** Sequence index in the batch. */
+  sequence: number;
+  /** Needle span: its NEEDLE marker's position and length (marker, key and k values). */
+  needleAt: number;
+  needleTokens: number;
+  /** Needle-span tokens that seeded a row of their own. */
+  seeded: number;
+  /** Needle-span tokens still in the pending buffer at the first scored position. */
+  pending: number;
+  /** Mean count, at the first scored position, of the rows holding the absorbed needle tokens (NaN if none). */
+  rowCount: number;
+  /** Dictionary rows at the first scored position. */
+  rows: number;
+  /**
+   * Per scored position, averaged: softmax weight on the rows and pending slots that hold needle
+   * tokens, and the needle's share of the read, Σᵢ wᵢ·(needle tokens in i)/cᵢ (a row's value is
+   * the mean of its tokens' values, so this is the weight the needle's own values get).
+   */
+  readWeight: number;
+  needleMass: number;
+  /** Fraction of this sequence's scored tokens the model predicts (argmax). */
+  correct: number;
+};
+
+/**
+ * The softmax weights of the read at token p given the state before p: dictionary rows, pending
+ * tokens, then token p itself (ALGORITHM.md §4.2: p is appended to the pending buffer, then read).
+ */
+export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Array {
+  const { keyDim } = seq;
+  const { beta, read, normalize } = state.config;
+  const unit = (x: ArrayLike<number>, at: number) => {
+    const row = Float64Array.from({ length: keyDim }, (_, d) => x[at + d]);
+    if (!normalize) return row;
+    const norm = Math.max(Math.hypot(...row), 1e-12);
+    return row.map((v) => v / norm);
+  };
+  const q = unit(seq.q, p * keyDim);
+  const logit = (keys: ArrayLike<number>, at: number, logCount: number) => {
+    let dot = 0;
+    let sq = 0;
+    for (let d = 0; d < keyDim; d++) {
+      dot += q[d] * keys[at + d];
+      sq += keys[at + d] * keys[at + d];
+    }
+    return beta * (read === 'gaussian' ? dot - 0.5 * sq : dot) + logCount;
+  };
+  const { size, pendingCount, counts, centroidKeys, pendingKeys } = state;
+  const w = new Float64Array(size + pendingCount + 1);
+  for (let i = 0; i < size; i++) w[i] = logit(centroidKeys, i * keyDim, Math.log(counts[i]));
+  for (let s = 0; s < pendingCount; s++) w[size + s] = logit(pendingKeys, s * keyDim, 0);
+  w[size + pendingCount] = logit(unit(seq.k, p * keyDim), 0, 0);
+  const max = Math.max(...w);
+  let sum = 0;
+  for (let i = 0; i < w.length; i++) sum += w[i] = Math.exp(w[i] - max);
+  for (let i = 0; i < w.length; i++) w[i] /= sum;
+  return w;
+}
+
+/** The first `n` tokens of a head's sequence (views, no copy). */
+function prefix(seq: Seq, n: number): Seq {
+  const { keyDim, valueDim } = seq;
+  return {
+    q: seq.q.subarray(0, n * keyDim),
+    k: seq.k.subarray(0, n * keyDim),
+    v: seq.v.subarray(0, n * valueDim),
+    seqLen: n,
+    keyDim,
+    valueDim,
+  };
+}
+
+/** Needle statistics of one head of one sequence (see NeedleHeadTrace). */
+export function traceHead(
+  seq: Seq,
+  config: OvqConfig,
+  needle: { at: number; tokens: number },
+  scored: number[],
+) {
+  let first: { seeded: number; pending: number; rowCount: number; rows: number } | undefined;
+  let readWeight = 0;
+  let needleMass = 0;
+  for (const p of scored) {
+    if (p < needle.at + needle.tokens)
+      throw new Error(`scored position ${p}: expected it after the needle span`);
+    const { state, trace } = ovqAttentionReference(prefix(seq, p), config);
+    const chunk = state.config.chunkSize;
+    const absorbed = state.tokensAbsorbed;
+    // Needle tokens per dictionary row and per pending slot.
+    const inRow = new Map<number, number>();
+    const pendingSlots: number[] = [];
+    let seeded = 0;
+    for (let t = needle.at; t < needle.at + needle.tokens; t++) {
+      if (t >= absorbed) {
+        pendingSlots.push(t - absorbed);
+        continue;
+      }
+      const record = trace[Math.floor(t / chunk)];
+      const row = record.assignment[t % chunk];
+      inRow.set(row, (inRow.get(row) ?? 0) + 1);
+      if (record.spawned.includes(t % chunk)) seeded++;
+    }
+    const w = readWeightsAt(state, seq, p);
+    let weight = 0;
+    let mass = 0;
+    for (const [row, n] of inRow) {
+      weight += w[row];
+      mass += (w[row] * n) / state.counts[row];
+    }
+    for (const s of pendingSlots) {
+      weight += w[state.size + s];
+      mass += w[state.size + s];
+    }
+    readWeight += weight / scored.length;
+    needleMass += mass / scored.length;
+    if (!first) {
+      let countSum = 0;
+      for (const [row, n] of inRow) countSum += n * state.counts[row];
+      const absorbedTokens = needle.tokens - pendingSlots.length;
+      first = {
+        seeded,
+        pending: pendingSlots.length,
+        rowCount: absorbedTokens > 0 ? countSum / absorbedTokens : Number.NaN,
+        rows: state.size,
+      };
+    }
+  }
+  if (!first) throw new Error('scored: expected at least one position');
+  return { ...first, readWeight, needleMass };
+}
+
+/**
+ * Traces the needle of every sequence of a NIAH batch through every OVQ head of `model`: for
+ * each sequence the needle span is found by its NEEDLE marker and the scored positions by the
+ * targets. Layers whose mixer has no `headInputs` (not OVQ) are skipped.
+ */
+export async function traceNeedles(
+  model: Decoder,
+  batch: TokenBatch,
+  vocab: NiahVocabulary,
+  needleLength: number,
+): Promise<NeedleHeadTrace[]> {
+  const { batch: B, seqLen: T } = batch;
+  const needles: number[] = [];
+  const scored: number[][] = [];
+  for (let b = 0; b < B; b++) {
+    const row = batch.inputs.subarray(b * T, (b + 1) * T);
+    const at = row.indexOf(vocab.needle);
+    if (at < 0) throw new Error(`batch: sequence ${b} has no NEEDLE token (${vocab.needle})`);
+    needles.push(at);
+    const positions: number[] = [];
+    for (let t = 0; t < T; t++) if (batch.targets[b * T + t] !== IGNORE) positions.push(t);
+    if (positions.length === 0) throw new Error(`batch: sequence ${b} has no scored position`);
+    scored.push(positions);
+  }
+  const inputs = tf.tensor2d(batch.inputs, [B, T], 'int32');
+  try {
+    const flat = scored.flatMap((positions, b) => positions.map((t) => b * T + t));
+    const logits = model.forwardAt(inputs, Int32Array.from(flat));
+    const argmax = tf.argMax(logits, -1);
+    const predicted = await argmax.data();
+    tf.dispose([logits, argmax]);
+    const correct: number[] = [];
+    let i = 0;
+    for (const [b, positions] of scored.entries()) {
+      let hits = 0;
+      for (const t of positions) if (predicted[i++] === batch.targets[b * T + t]) hits++;
+      correct.push(hits / positions.length);
+    }
+    const out: NeedleHeadTrace[] = [];
+    for (const [layer, mixer] of model.mixers.entries()) {
+      if (!mixer.headInputs) continue;
+      const x = model.layerInput(inputs, layer);
+      const heads = await mixer.headInputs(x);
+      x.dispose();
+      const H = heads.length / B;
+      heads.forEach(({ seq, config }, bh) => {
+        const b = Math.floor(bh / H);
+        const needle = { at: needles[b], tokens: needleLength + 2 };
+        out.push({
+          layer,
+          head: bh % H,
+          sequence: b,
+          needleAt: needle.at,
+          needleTokens: needle.tokens,
+          ...traceHead(seq, config, needle, scored[b]),
+          correct: correct[b],
+        });
+      });
+    }
+    return out;
+  } finally {
+    inputs.dispose();
+  }
+}
+
+/** Means over sequences per (layer, head); rowCount averages the sequences where it is defined. */
+export function summarizeNeedleTraces(traces: NeedleHeadTrace[]) {
+  const groups = new Map<string, NeedleHeadTrace[]>();
+  for (const t of traces) {
+    const key = `${t.layer}/${t.head}`;
+    groups.set(key, [...(groups.get(key) ?? []), t]);
+  }
+  return [...groups.values()].map((g) => {
+    const mean = (f: (t: NeedleHeadTrace) => number) => {
+      const xs = g.map(f).filter((x) => !Number.isNaN(x));
+      return xs.length ? xs.reduce((a, x) => a + x, 0) / xs.length : Number.NaN;
+    };
+    return {
+      layer: g[0].layer,
+      head: g[0].head,
+      sequences: g.length,
+      seeded: mean((t) => t.seeded / t.needleTokens),
+      pending: mean((t) => t.pending / t.needleTokens),
+      rowCount: mean((t) => t.rowCount),
+      rows: mean((t) => t.rows),
+      readWeight: mean((t) => t.readWeight),
+      needleMass: mean((t) => t.needleMass),
+      correct: mean((t) => t.correct),
+    };
+  });
+}

@@ -1,0 +1,203 @@
+import '@tensorflow/tfjs';
+import { ovqAttentionReference, type Seq } from '@ovq/core';
+import { assertClose, createRng } from '@ovq/core/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTfjsMixer,
+  Decoder,
+  evaluate,
+  evaluationBatch,
+  niahTask,
+  niahVocabulary,
+  readWeightsAt,
+  summarizeNeedleTraces,
+  type TokenBatch,
+  traceHead,
+  traceNeedles,
+} from '../src/index.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function randomSeq(seed: number, seqLen: number, keyDim: number, valueDim: number): Seq {
+  const rng = createRng(seed);
+  const fill = (n: number) => Float64Array.from({ length: n }, () => rng() * 2 - 1);
+  return {
+    q: fill(seqLen * keyDim),
+    k: fill(seqLen * keyDim),
+    v: fill(seqLen * valueDim),
+    seqLen,
+    keyDim,
+    valueDim,
+  };
+}
+
+const prefix = (seq: Seq, n: number): Seq => ({
+  ...seq,
+  q: seq.q.subarray(0, n * seq.keyDim),
+  k: seq.k.subarray(0, n * seq.keyDim),
+  v: seq.v.subarray(0, n * seq.valueDim),
+  seqLen: n,
+});
+
+describe('readWeightsAt', () => {
+  it.each([
+    ['dot', 'saturating'],
+    ['gaussian', 'full'],
+  ] as const)(
+    'the weights it gives read the reference output at every position (%s read, %s growth)',
+    (read, growth) => {
+      const seq = randomSeq(4, 41, 5, 3);
+      const config = { chunkSize: 4, capacity: 6, beta: 3.5, read, growth };
+      const { output } = ovqAttentionReference(seq, config);
+      // Positions in the middle of a chunk and the last token of one (p + 1 ≡ 0 mod 4).
+      for (const p of [0, 2, 3, 17, 19, 40]) {
+        const before = ovqAttentionReference(prefix(seq, p), config).state;
+        const w = readWeightsAt(before, seq, p);
+        expect(w.reduce((a, x) => a + x, 0)).toBeCloseTo(1, 12);
+        const values = [
+          ...Array.from({ length: before.size }, (_, i) =>
+            before.centroidValues.subarray(i * 3, i * 3 + 3),
+          ),
+          ...Array.from({ length: before.pendingCount }, (_, s) =>
+            before.pendingValues.subarray(s * 3, s * 3 + 3),
+          ),
+          seq.v.subarray(p * 3, p * 3 + 3),
+        ];
+        const read = new Float64Array(3);
+        values.forEach((v, i) => {
+          for (let d = 0; d < 3; d++) read[d] += w[i] * v[d];
+        });
+        assertClose(`read at ${p}`, output.subarray(p * 3, p * 3 + 3), read, 1e-12);
+      }
+    },
+  );
+});
+
+describe('traceHead', () => {
+  it('with zero queries every token weighs the same, so the needle mass is needle tokens / (p + 1)', () => {
+    const seq = randomSeq(7, 64, 4, 2);
+    seq.q.fill(0);
+    const needle = { at: 21, tokens: 6 };
+    const scored = [58, 59, 60, 61];
+    const t = traceHead(seq, { chunkSize: 8, capacity: 5, beta: 7 }, needle, scored);
+    const expected = scored.reduce((a, p) => a + 6 / (p + 1), 0) / scored.length;
+    expect(t.needleMass).toBeCloseTo(expected, 12);
+    // The rows holding needle tokens also hold filler: more weight than the needle's share.
+    expect(t.readWeight).toBeGreaterThan(t.needleMass);
+    expect(t.pending).toBe(0);
+    // 56 tokens absorbed at p = 58: saturating growth allows ⌊N·τ/(N + τ)⌋ = ⌊5·56/61⌋ rows.
+    expect(t.rows).toBe(4);
+    expect(t.rowCount).toBeGreaterThan(1);
+  });
+
+  it('a needle along its own direction seeds its rows and the question reads almost only it', () => {
+    // Filler keys along e0, needle keys along e1 (orthogonal), queries along e1, β large.
+    const T = 48;
+    const seq = randomSeq(9, T, 3, 2);
+    const needle = { at: 16, tokens: 4 };
+    for (let t = 0; t < T; t++) {
+      const inNeedle = t >= needle.at && t < needle.at + needle.tokens;
+      seq.k.set(inNeedle ? [0, 1, 0] : [1, 0, 0.01 * (t % 5)], t * 3);
+      seq.q.set([0, 1, 0], t * 3);
+    }
+    const t = traceHead(seq, { chunkSize: 4, capacity: 12, beta: 40 }, needle, [44, 45]);
+    // The needle fills one chunk; the first of its tokens is farthest from every row: a new row.
+    expect(t.seeded).toBeGreaterThanOrEqual(1);
+    expect(t.readWeight).toBeGreaterThan(0.99);
+    expect(t.needleMass).toBeGreaterThan(0.99);
+  });
+
+  it('a still-pending needle is read from its pending slots', () => {
+    const seq = randomSeq(3, 30, 4, 2);
+    seq.q.fill(0);
+    // Chunk 16: tokens 16–29 are pending at p = 29 (the needle at 20–25 among them).
+    const t = traceHead(seq, { chunkSize: 16, capacity: 4, beta: 2 }, { at: 20, tokens: 6 }, [29]);
+    expect(t.pending).toBe(6);
+    expect(Number.isNaN(t.rowCount)).toBe(true);
+    expect(t.needleMass).toBeCloseTo(6 / 30, 12);
+    expect(t.readWeight).toBeCloseTo(t.needleMass, 12);
+  });
+
+  it('refuses a scored position inside the needle and an empty list', () => {
+    const seq = randomSeq(1, 20, 2, 2);
+    const config = { chunkSize: 4, capacity: 4, beta: 1 };
+    expect(() => traceHead(seq, config, { at: 10, tokens: 6 }, [12])).toThrow(
+      /scored position 12.*after the needle/,
+    );
+    expect(() => traceHead(seq, config, { at: 2, tokens: 3 }, [])).toThrow(/at least one/);
+  });
+});
+
+describe('traceNeedles on a decoder', () => {
+  it('traces every OVQ head of every sequence; its accuracy is the evaluation metric on the same batch', async () => {
+    const needleLength = 2;
+    const task = niahTask({ needleLength, depth: 0.5 });
+    const vocab = niahVocabulary({ needleLength });
+    const model = new Decoder(
+      {
+        vocabSize: vocab.vocabSize,
+        dModel: 8,
+        heads: 2,
+        layers: 4,
+        mixers: 'swa,ovq',
+        mixerOptions: { window: 4, ovqCapacity: 5, ovqChunkSize: 4 },
+        seed: 5,
+      },
+      createTfjsMixer,
+    );
+    model.build();
+    const T = 64;
+    const batch = evaluationBatch(task, 3, T, 0) as TokenBatch;
+    const traces = await traceNeedles(model, batch, vocab, needleLength);
+    // Layers 1 and 3 are OVQ: 2 layers × 3 sequences × 2 heads.
+    expect(traces).toHaveLength(12);
+    expect(new Set(traces.map((t) => t.layer))).toEqual(new Set([1, 3]));
+    for (const t of traces) {
+      expect(batch.inputs[t.sequence * T + t.needleAt]).toBe(vocab.needle);
+      expect(t.needleTokens).toBe(needleLength + 2);
+      expect(t.needleMass).toBeGreaterThan(0);
+      expect(t.needleMass).toBeLessThanOrEqual(t.readWeight + 1e-12);
+      expect(t.readWeight).toBeLessThanOrEqual(1 + 1e-12);
+      expect(t.rows).toBeGreaterThan(0);
+      expect(t.rows).toBeLessThanOrEqual(5);
+    }
+    const summary = summarizeNeedleTraces(traces);
+    expect(summary).toHaveLength(4);
+    expect(summary.every((s) => s.sequences === 3)).toBe(true);
+    const evaluation = await evaluate(model, task, T, 1, 3, 0);
+    expect(summary[0].correct).toBeCloseTo(evaluation.metric, 12);
+    model.dispose();
+  });
+
+  it('names a sequence without a needle', async () => {
+    const vocab = niahVocabulary({ needleLength: 2 });
+    const model = new Decoder(
+      {
+        vocabSize: vocab.vocabSize,
+        dModel: 8,
+        heads: 2,
+        layers: 2,
+        mixers: 'swa,ovq',
+        mixerOptions: { window: 4, ovqCapacity: 5, ovqChunkSize: 4 },
+        seed: 5,
+      },
+      createTfjsMixer,
+    );
+    model.build();
+    const batch: TokenBatch = {
+      kind: 'tokens',
+      batch: 1,
+      seqLen: 16,
+      vocabSize: vocab.vocabSize,
+      inputs: new Int32Array(16),
+      targets: new Int32Array(16).fill(-100),
+    };
+    await expect(traceNeedles(model, batch, vocab, 2)).rejects.toThrow(
+      /sequence 0 has no NEEDLE token/,
+    );
+    model.dispose();
+  });
+});
