@@ -16,6 +16,8 @@ import {
   type TrainConfig,
   traceNeedles,
   train,
+  withOvqBetaScale,
+  withOvqCapacity,
 } from '@ovq/train';
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_BACKEND, useBackend } from './backend.js';
@@ -182,17 +184,36 @@ const percent = (x: number) => (Number.isNaN(x) ? '–' : (100 * x).toFixed(1));
  */
 export async function runNeedleTrace(
   checkpoint: string,
-  flags: { lengths?: string; batches?: string; depths?: string; out?: string; backend?: string },
+  flags: {
+    lengths?: string;
+    batches?: string;
+    depths?: string;
+    out?: string;
+    backend?: string;
+    'eval-capacity'?: string;
+    'eval-beta-scale'?: string;
+  },
   progress: Progress,
 ) {
+  const capacityScale = numberFlag('eval-capacity', flags['eval-capacity'], 0);
+  const betaScale = numberFlag('eval-beta-scale', flags['eval-beta-scale'], 0);
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 16];
   const batches = integerFlag('batches', flags.batches, 1) ?? 2;
   const depths = fractionListFlag('depths', flags.depths) ?? [0, 0.5, 1];
   const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? DEFAULT_BACKEND;
   requireCheckpointFile(checkpoint);
   await useBackend(backend);
-  const { model, config, step } = await loadTrainedModel(checkpoint, createTfjsMixer);
+  const trained = await loadTrainedModel(checkpoint, createTfjsMixer);
+  const { config, step } = trained;
+  let model = trained.model;
   try {
+    // Test-time variants of the trained model, as the regime's evalCapacity / evalBetaScale cells.
+    if (capacityScale !== undefined) model = withOvqCapacity(model, capacityScale, createTfjsMixer);
+    if (betaScale !== undefined) {
+      const scaled = withOvqBetaScale(model, betaScale, createTfjsMixer);
+      if (model !== trained.model) model.dispose();
+      model = scaled;
+    }
     const task = config.task;
     if (task.name !== 'niah')
       throw new UsageError(
@@ -204,7 +225,11 @@ export async function runNeedleTrace(
       );
     const needleLength = task.needleLength ?? 4;
     const vocab = niahSpecVocabulary(task);
-    progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on niah`);
+    const variant = [
+      capacityScale === undefined ? '' : `, capacity ×${capacityScale}`,
+      betaScale === undefined ? '' : `, β ×${betaScale}`,
+    ].join('');
+    progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on niah${variant}`);
     const lines = [
       '| length | depth | layer.head | accuracy % | needle tokens seeding a row % | still pending % | rows | count of the needle rows | read weight on them % | needle mass % |',
       '|---|---|---|---|---|---|---|---|---|---|',
@@ -229,9 +254,13 @@ export async function runNeedleTrace(
     }
     progress.message(lines.join('\n'));
     if (flags.out)
-      await writeFile(flags.out, `${JSON.stringify({ checkpoint, step, traces: all })}\n`);
+      await writeFile(
+        flags.out,
+        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, traces: all })}\n`,
+      );
   } finally {
-    model.dispose();
+    if (model !== trained.model) model.dispose();
+    trained.model.dispose();
   }
 }
 

@@ -20,7 +20,7 @@ const USAGE = {
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
   eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1]',
   'needle-trace':
-    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--out trace.json]',
+    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--eval-capacity 4] [--out trace.json]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
   table: 'usage: ovq-train table --results results/regime.json [--task niah]',
@@ -82,6 +82,15 @@ const NEEDLE_TRACE_FLAGS = {
   batches: {
     type: 'string',
     description: "evaluation batches per length and depth, the evaluation's own (default 2)",
+  },
+  'eval-capacity': {
+    type: 'string',
+    description:
+      "trace the model with its OVQ capacity N × this factor (the regime's evalCapacity)",
+  },
+  'eval-beta-scale': {
+    type: 'string',
+    description: "trace the model with every OVQ head's β × this factor (evalBetaScale)",
   },
   out: { type: 'string', description: 'also write every per-sequence trace to this JSON file' },
   backend: { type: 'string', description: BACKEND_HELP },

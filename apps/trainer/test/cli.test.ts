@@ -234,6 +234,31 @@ describe('ovq-train', () => {
       expect(cell.filter((t) => t.head === 0).length).toBe(cell.length / 2);
     }
     expect(traces.every((t) => t.needleMass > 0 && t.needleMass <= 1)).toBe(true);
+    // Test-time capacity ×4: the header says so, the file records it, and no cell has fewer rows.
+    const wider = join(out, 'trace-x4.json');
+    const scaled = await run([
+      'needle-trace',
+      ...['--checkpoint', join(out, 'ckpt.bin'), '--depths', '0,1', '--lengths', '1,2'],
+      ...['--batches', '1', '--eval-capacity', '4', '--out', wider],
+    ]);
+    expect(scaled.code).toBe(0);
+    expect(scaled.stdout).toMatch(/ckpt\.bin: step 2, swa,ovq on niah, capacity ×4/);
+    const x4 = JSON.parse(readFileSync(wider, 'utf8'));
+    expect(x4.capacityScale).toBe(4);
+    const rowsOf = (list: { rows: number }[]) => list.map((t) => t.rows);
+    const before = rowsOf(traces as unknown as { rows: number }[]);
+    rowsOf(x4.traces).forEach((rows, i) => {
+      expect(rows).toBeGreaterThanOrEqual(before[i]);
+    });
+    const bad = await run([
+      'needle-trace',
+      '--checkpoint',
+      join(out, 'ckpt.bin'),
+      '--eval-capacity',
+      '0',
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--eval-capacity: got "0"; expected a finite number > 0/);
     // One header per depth, each followed by both lengths.
     expect(scored.stdout).toMatch(
       /needle depth 0\n.*?len {4}32 {2}loss.*?len {4}64 {2}loss.*?needle depth 1\n.*?len {4}32 {2}loss.*?len {4}64 {2}loss/s,
