@@ -186,31 +186,14 @@ describe('ovq-train', () => {
       '8',
     ];
     const trained = await run(['run', ...args, '--eval-every', '2', '--out', out]);
-    const scored = await run([
-      'eval',
-      '--checkpoint',
-      join(out, 'ckpt.bin'),
-      '--depths',
-      '0,1',
-      '--lengths',
-      '1,2',
-      '--batches',
-      '1',
-    ]);
+    // The same cells for eval and needle-trace: depths 0 and 1 at 32 and 64 tokens, one batch.
+    const cells = [
+      ...['--checkpoint', join(out, 'ckpt.bin')],
+      ...['--depths', '0,1', '--lengths', '1,2', '--batches', '1'],
+    ];
+    const scored = await run(['eval', ...cells]);
     const traceFile = join(out, 'trace.json');
-    const traced = await run([
-      'needle-trace',
-      '--checkpoint',
-      join(out, 'ckpt.bin'),
-      '--depths',
-      '0,1',
-      '--lengths',
-      '1,2',
-      '--batches',
-      '1',
-      '--out',
-      traceFile,
-    ]);
+    const traced = await run(['needle-trace', ...cells, '--out', traceFile]);
     expect(trained.code).toBe(0);
     expect(scored.code).toBe(0);
     expect(traced.code).toBe(0);
@@ -236,11 +219,7 @@ describe('ovq-train', () => {
     expect(traces.every((t) => t.needleMass > 0 && t.needleMass <= 1)).toBe(true);
     // Test-time capacity ×4: the header says so, the file records it, and no cell has fewer rows.
     const wider = join(out, 'trace-x4.json');
-    const scaled = await run([
-      'needle-trace',
-      ...['--checkpoint', join(out, 'ckpt.bin'), '--depths', '0,1', '--lengths', '1,2'],
-      ...['--batches', '1', '--eval-capacity', '4', '--out', wider],
-    ]);
+    const scaled = await run(['needle-trace', ...cells, '--eval-capacity', '4', '--out', wider]);
     expect(scaled.code).toBe(0);
     expect(scaled.stdout).toMatch(/ckpt\.bin: step 2, swa,ovq on niah, capacity ×4/);
     const x4 = JSON.parse(readFileSync(wider, 'utf8'));

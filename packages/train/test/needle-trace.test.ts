@@ -34,6 +34,24 @@ function randomSeq(seed: number, seqLen: number, keyDim: number, valueDim: numbe
   };
 }
 
+/** A built SWA/OVQ decoder small enough for a unit test (OVQ N = 5, chunk 4). */
+function tinyOvqDecoder(vocabSize: number, layers: number): Decoder {
+  const model = new Decoder(
+    {
+      vocabSize,
+      dModel: 8,
+      heads: 2,
+      layers,
+      mixers: 'swa,ovq',
+      mixerOptions: { window: 4, ovqCapacity: 5, ovqChunkSize: 4 },
+      seed: 5,
+    },
+    createTfjsMixer,
+  );
+  model.build();
+  return model;
+}
+
 const prefix = (seq: Seq, n: number): Seq => ({
   ...seq,
   q: seq.q.subarray(0, n * seq.keyDim),
@@ -136,19 +154,7 @@ describe('traceNeedles on a decoder', () => {
     const needleLength = 2;
     const task = niahTask({ needleLength, depth: 0.5 });
     const vocab = niahVocabulary({ needleLength });
-    const model = new Decoder(
-      {
-        vocabSize: vocab.vocabSize,
-        dModel: 8,
-        heads: 2,
-        layers: 4,
-        mixers: 'swa,ovq',
-        mixerOptions: { window: 4, ovqCapacity: 5, ovqChunkSize: 4 },
-        seed: 5,
-      },
-      createTfjsMixer,
-    );
-    model.build();
+    const model = tinyOvqDecoder(vocab.vocabSize, 4);
     const T = 64;
     const batch = evaluationBatch(task, 3, T, 0) as TokenBatch;
     const traces = await traceNeedles(model, batch, vocab, needleLength);
@@ -174,19 +180,7 @@ describe('traceNeedles on a decoder', () => {
 
   it('names a sequence without a needle', async () => {
     const vocab = niahVocabulary({ needleLength: 2 });
-    const model = new Decoder(
-      {
-        vocabSize: vocab.vocabSize,
-        dModel: 8,
-        heads: 2,
-        layers: 2,
-        mixers: 'swa,ovq',
-        mixerOptions: { window: 4, ovqCapacity: 5, ovqChunkSize: 4 },
-        seed: 5,
-      },
-      createTfjsMixer,
-    );
-    model.build();
+    const model = tinyOvqDecoder(vocab.vocabSize, 2);
     const batch: TokenBatch = {
       kind: 'tokens',
       batch: 1,
