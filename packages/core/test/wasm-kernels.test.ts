@@ -3,6 +3,7 @@
 // and with the float64 reference (RMS ratio ≤ 1e-6); the kernel choice is honoured everywhere.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTape, forwardHead, rowsNeeded } from '../src/chunked/forward.js';
 import { HeadWorkspace } from '../src/chunked/head.js';
@@ -24,11 +25,15 @@ const TOL_DBETA = 1e-5;
 afterEach(() => setOvqKernels('auto'));
 
 describe('WASM kernels', () => {
-  it('the committed module is the build of wasm/kernels.ts', () => {
-    const script = fileURLToPath(new URL('../scripts/build-wasm.mjs', import.meta.url));
-    const text = execFileSync(process.execPath, [script, '--check'], { encoding: 'utf8' });
-    expect(text.trim()).toBe('up to date');
-  }, 120_000);
+  it(
+    'the committed module is the build of wasm/kernels.ts',
+    () => {
+      const script = fileURLToPath(new URL('../scripts/build-wasm.mjs', import.meta.url));
+      const text = execFileSync(process.execPath, [script, '--check'], { encoding: 'utf8' });
+      expect(text.trim()).toBe('up to date');
+    },
+    SLOW_TEST_TIMEOUT_MS,
+  );
 
   it('are in use by default here, and setOvqKernels switches and validates', () => {
     expect(ovqKernels()).toBe('wasm');

@@ -17,6 +17,7 @@ import {
 } from '@ovq/core';
 import { assertClose, createRng } from '@ovq/core/testing';
 import { CHROMIUM, CHROMIUM_WEBGPU_ARGS } from '@ovq/vitest-config/chromium';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import { reportUnavailable } from '@ovq/vitest-config/unavailable';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { rolldown } from 'rolldown';
@@ -138,7 +139,7 @@ describe.skipIf(!present)('@ovq/tfjs with @tensorflow/tfjs in headless Chromium'
     noWebGpu = adapter === null ? 'chromium offers no WebGPU adapter' : null;
     if (noWebGpu) unavailable(noWebGpu);
     else console.info(`[ovq/tfjs browser] chromium adapter: ${adapter}`);
-  }, 120_000);
+  }, SLOW_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
     await browser?.close();

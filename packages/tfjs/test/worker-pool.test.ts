@@ -6,6 +6,7 @@
 // and leaves the weights as they were.
 import { ovqAttention as coreOvq, createOvqWorkerPool, type OvqWorkerPool } from '@ovq/core';
 import { createRng } from '@ovq/core/testing';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Test-only fault injection of the pool (not public API): the same module instance @ovq/core's
 // source entry loads.
@@ -37,7 +38,7 @@ beforeAll(async () => {
   pools.push(await createOvqWorkerPool({ threads: 2 }));
   basePools = [await createBaselineWorkerPool({ threads: 1 })];
   basePools.push(await createBaselineWorkerPool({ threads: 2 }));
-}, 120_000);
+}, SLOW_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   setHostWorkerPool(null);

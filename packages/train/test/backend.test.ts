@@ -3,6 +3,7 @@
 // a decoder training step runs no transposed BatchMatMul (tfjs-wasm's slow path).
 import '@tensorflow/tfjs';
 import { baselineWorkerPool, hostWorkerPool } from '@ovq/tfjs';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -100,19 +101,23 @@ describe('startBackend', () => {
     );
   });
 
-  it('training on 1 worker (no pool) and on 2 workers gives byte-identical weights', async () => {
-    const runs: string[][] = [];
-    for (const threads of [1, 2]) {
-      const started: StartedBackend = await startBackend({ threads });
-      try {
-        expect(started.threads).toBe(threads === 1 ? 0 : 2);
-        runs.push(await trainTwoSteps());
-      } finally {
-        await started.dispose();
+  it(
+    'training on 1 worker (no pool) and on 2 workers gives byte-identical weights',
+    async () => {
+      const runs: string[][] = [];
+      for (const threads of [1, 2]) {
+        const started: StartedBackend = await startBackend({ threads });
+        try {
+          expect(started.threads).toBe(threads === 1 ? 0 : 2);
+          runs.push(await trainTwoSteps());
+        } finally {
+          await started.dispose();
+        }
       }
-    }
-    expect(runs[1]).toEqual(runs[0]);
-  }, 120_000);
+      expect(runs[1]).toEqual(runs[0]);
+    },
+    SLOW_TEST_TIMEOUT_MS,
+  );
 
   it('a decoder training step on wasm runs no BatchMatMul with a transposed operand', async () => {
     const started = await startBackend({ threads: 1 });

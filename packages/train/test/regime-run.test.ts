@@ -4,6 +4,7 @@ import '@tensorflow/tfjs';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
@@ -131,38 +132,42 @@ describe('regime sweep', () => {
     ).toThrow(/regime config: model\.mixerOptions is \[\]; expected an object/);
   });
 
-  it('runs, writes rows with commands, and a second pass runs nothing', async () => {
-    let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 'test', machine: 'test', rows: [] };
-    const cells = planCells({ ...config, tasks: [config.tasks[1]], mixers: ['swa,ovq'] });
-    const options = {
-      createMixer: createTfjsMixer,
-      load: async () => file,
-      save: async (rows: ResultsFile['rows']) => {
-        file = mergeResults(file, rows);
-      },
-      commandFor: (c: { id: string }) => `ovq-train sweep --config toy.json --only ${c.id}`,
-    };
-    expect(await runRegime(config, cells, options)).toBe(4);
-    const test = file.rows.filter((r) => r.task === 'niah');
-    // 2 seeds × 2 lengths × 2 depths.
-    expect(test).toHaveLength(8);
-    expect(new Set(test.map((r) => r.metric))).toEqual(
-      new Set(['accuracy@depth=0', 'accuracy@depth=1']),
-    );
-    expect(new Set(test.map((r) => r.evalLen))).toEqual(new Set([32, 64]));
-    for (const r of test) {
-      expect(r.value).toBeGreaterThanOrEqual(0);
-      expect(r.value).toBeLessThanOrEqual(1);
-      expect(r.stateNumbers).toBeGreaterThan(0);
-      expect(config.lrs).toContain(r.lr);
-      expect(r.command).toMatch(
-        /^ovq-train sweep --config toy\.json --only niah\/swa,ovq\/2048\/seed=\d$/,
+  it(
+    'runs, writes rows with commands, and a second pass runs nothing',
+    async () => {
+      let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 'test', machine: 'test', rows: [] };
+      const cells = planCells({ ...config, tasks: [config.tasks[1]], mixers: ['swa,ovq'] });
+      const options = {
+        createMixer: createTfjsMixer,
+        load: async () => file,
+        save: async (rows: ResultsFile['rows']) => {
+          file = mergeResults(file, rows);
+        },
+        commandFor: (c: { id: string }) => `ovq-train sweep --config toy.json --only ${c.id}`,
+      };
+      expect(await runRegime(config, cells, options)).toBe(4);
+      const test = file.rows.filter((r) => r.task === 'niah');
+      // 2 seeds × 2 lengths × 2 depths.
+      expect(test).toHaveLength(8);
+      expect(new Set(test.map((r) => r.metric))).toEqual(
+        new Set(['accuracy@depth=0', 'accuracy@depth=1']),
       );
-    }
-    const validation = file.rows.filter((r) => r.task === 'niah:validation');
-    expect(validation.map((r) => r.lr).sort()).toEqual([1e-3, 1e-3, 3e-3, 3e-3]);
-    expect(await runRegime(config, cells, options)).toBe(0);
-  }, 120_000);
+      expect(new Set(test.map((r) => r.evalLen))).toEqual(new Set([32, 64]));
+      for (const r of test) {
+        expect(r.value).toBeGreaterThanOrEqual(0);
+        expect(r.value).toBeLessThanOrEqual(1);
+        expect(r.stateNumbers).toBeGreaterThan(0);
+        expect(config.lrs).toContain(r.lr);
+        expect(r.command).toMatch(
+          /^ovq-train sweep --config toy\.json --only niah\/swa,ovq\/2048\/seed=\d$/,
+        );
+      }
+      const validation = file.rows.filter((r) => r.task === 'niah:validation');
+      expect(validation.map((r) => r.lr).sort()).toEqual([1e-3, 1e-3, 3e-3, 3e-3]);
+      expect(await runRegime(config, cells, options)).toBe(0);
+    },
+    SLOW_TEST_TIMEOUT_MS,
+  );
 
   it('test cells wait for the lr search when it has rates to choose from, not when it has one', () => {
     const empty: ResultsFile = { schema: RESULTS_SCHEMA, commit: 't', machine: 't', rows: [] };
@@ -234,55 +239,59 @@ describe('regime sweep', () => {
     }
   }, 180_000);
 
-  it('byte-LM: loss rows carry the binned loss by position, plus the loss ratio to 1×', async () => {
-    // A small UTF-8 corpus folder (40 documents: the held-out test split gets 2 of them).
-    const corpus = mkdtempSync(join(tmpdir(), 'ovq-regime-corpus-'));
-    mkdirSync(join(corpus, 'docs'));
-    for (let i = 0; i < 40; i++)
-      writeFileSync(
-        join(corpus, 'docs', `d${String(i).padStart(2, '0')}.txt`),
-        `document ${i}: ${'the cat sat on the mat and looked at the hat. '.repeat(12 + i)}`,
-      );
-    onTestFinished(() => rmSync(corpus, { recursive: true, force: true }));
-    let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 'test', machine: 'test', rows: [] };
-    const byteLm: RegimeConfig = {
-      ...config,
-      tasks: [{ name: 'byte-lm', corpus, evalMultiples: [1, 2, 4] }],
-      mixers: ['swa,ovq'],
-      seeds: [0],
-      lrs: [3e-3],
-    };
-    const ran = await runRegime(byteLm, planCells(byteLm), {
-      createMixer: createTfjsMixer,
-      load: async () => file,
-      save: async (rows: ResultsFile['rows']) => {
-        file = mergeResults(file, rows);
-      },
-      commandFor: (c: { id: string }) => `ovq-train sweep --config toy.json --only ${c.id}`,
-    });
-    expect(ran).toBe(2);
-    // The file (with its new optional field) still validates.
-    validateResults(JSON.parse(JSON.stringify(file)));
-    const loss = file.rows.filter((r) => r.task === 'byte-lm' && r.metric === 'loss');
-    expect(loss.map((r) => r.evalLen).sort((a, b) => a - b)).toEqual([32, 64, 128]);
-    for (const r of loss) {
-      // 32 bins of equal width: their mean is the mean loss over all positions.
-      expect(r.byPosition).toHaveLength(32);
-      const mean = r.byPosition!.reduce((a, b) => a + b, 0) / 32;
-      expect(mean).toBeCloseTo(r.value, 4);
-      expect(Math.max(...r.byPosition!)).toBeGreaterThan(Math.min(...r.byPosition!));
-    }
-    const base = loss.find((r) => r.evalLen === 32)!.value;
-    const ratios = file.rows.filter((r) => r.metric === 'loss-ratio');
-    expect(ratios.map((r) => r.evalLen).sort((a, b) => a - b)).toEqual([64, 128]);
-    for (const r of ratios) {
-      expect(r.value).toBe(loss.find((l) => l.evalLen === r.evalLen)!.value / base);
-      expect(r.byPosition).toBeUndefined();
-    }
-    // The lr search scores the training length only, without a ratio.
-    const validation = file.rows.filter((r) => r.task === 'byte-lm:validation');
-    expect(validation.map((r) => [r.metric, r.evalLen])).toEqual([['loss', 32]]);
-  }, 120_000);
+  it(
+    'byte-LM: loss rows carry the binned loss by position, plus the loss ratio to 1×',
+    async () => {
+      // A small UTF-8 corpus folder (40 documents: the held-out test split gets 2 of them).
+      const corpus = mkdtempSync(join(tmpdir(), 'ovq-regime-corpus-'));
+      mkdirSync(join(corpus, 'docs'));
+      for (let i = 0; i < 40; i++)
+        writeFileSync(
+          join(corpus, 'docs', `d${String(i).padStart(2, '0')}.txt`),
+          `document ${i}: ${'the cat sat on the mat and looked at the hat. '.repeat(12 + i)}`,
+        );
+      onTestFinished(() => rmSync(corpus, { recursive: true, force: true }));
+      let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 'test', machine: 'test', rows: [] };
+      const byteLm: RegimeConfig = {
+        ...config,
+        tasks: [{ name: 'byte-lm', corpus, evalMultiples: [1, 2, 4] }],
+        mixers: ['swa,ovq'],
+        seeds: [0],
+        lrs: [3e-3],
+      };
+      const ran = await runRegime(byteLm, planCells(byteLm), {
+        createMixer: createTfjsMixer,
+        load: async () => file,
+        save: async (rows: ResultsFile['rows']) => {
+          file = mergeResults(file, rows);
+        },
+        commandFor: (c: { id: string }) => `ovq-train sweep --config toy.json --only ${c.id}`,
+      });
+      expect(ran).toBe(2);
+      // The file (with its new optional field) still validates.
+      validateResults(JSON.parse(JSON.stringify(file)));
+      const loss = file.rows.filter((r) => r.task === 'byte-lm' && r.metric === 'loss');
+      expect(loss.map((r) => r.evalLen).sort((a, b) => a - b)).toEqual([32, 64, 128]);
+      for (const r of loss) {
+        // 32 bins of equal width: their mean is the mean loss over all positions.
+        expect(r.byPosition).toHaveLength(32);
+        const mean = r.byPosition!.reduce((a, b) => a + b, 0) / 32;
+        expect(mean).toBeCloseTo(r.value, 4);
+        expect(Math.max(...r.byPosition!)).toBeGreaterThan(Math.min(...r.byPosition!));
+      }
+      const base = loss.find((r) => r.evalLen === 32)!.value;
+      const ratios = file.rows.filter((r) => r.metric === 'loss-ratio');
+      expect(ratios.map((r) => r.evalLen).sort((a, b) => a - b)).toEqual([64, 128]);
+      for (const r of ratios) {
+        expect(r.value).toBe(loss.find((l) => l.evalLen === r.evalLen)!.value / base);
+        expect(r.byPosition).toBeUndefined();
+      }
+      // The lr search scores the training length only, without a ratio.
+      const validation = file.rows.filter((r) => r.task === 'byte-lm:validation');
+      expect(validation.map((r) => [r.metric, r.evalLen])).toEqual([['loss', 32]]);
+    },
+    SLOW_TEST_TIMEOUT_MS,
+  );
 
   describe('ablations', () => {
     const niah = config.tasks[1];
@@ -543,62 +552,68 @@ describe('regime sweep', () => {
       }
     });
 
-    it('runs at toy size: variant rows, and capacity rows from the default model it reuses', async () => {
-      let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 't', machine: 't', rows: [] };
-      const toy: RegimeConfig = {
-        ...ablated({
-          variants: [{ name: 'growth=log', growth: { kind: 'log', alpha: 4 } }],
-          evalCapacity: [0.25],
-          evalBetaScale: [4],
-        }),
-        mixers: ['swa,ovq'],
-        seeds: [0],
-        lrs: [3e-3],
-      };
-      const dir = mkdtempSync(join(tmpdir(), 'regime-ablation-'));
-      onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-      const ran = await runRegime(toy, planCells(toy), {
-        createMixer: createTfjsMixer,
-        load: async () => file,
-        save: async (rows: ResultsFile['rows']) => {
-          file = mergeResults(file, rows);
-        },
-        checkpointFor: (c: { id: string }) => {
-          const path = join(dir, c.id.replace(/[^A-Za-z0-9.=,-]+/g, '_'), 'ckpt.bin');
-          return { path, exists: existsSync(path) };
-        },
-        commandFor: (c: { id: string }) => c.id,
-      });
-      expect(ran).toBe(6);
-      const test = (mixers: string) =>
-        file.rows.filter((r) => r.task === 'niah' && r.mixers === mixers);
-      const [plain, log, quarter, sharper] = [
-        'swa,ovq',
-        'swa,ovq[growth=log]',
-        'swa,ovq[capacity×0.25]',
-        'swa,ovq[β×4]',
-      ].map(test);
-      expect(plain).toHaveLength(4);
-      expect(log).toHaveLength(4);
-      expect(quarter).toHaveLength(4);
-      expect(sharper).toHaveLength(4);
-      for (const b of sharper) {
-        const twin = plain.find((p) => p.evalLen === b.evalLen && p.metric === b.metric)!;
-        expect([b.lr, b.stateNumbers, b.seed]).toEqual([twin.lr, twin.stateNumbers, twin.seed]);
-        expect(b.command).toBe('niah/swa,ovq[β×4]/2048/seed=0');
-      }
-      const searched = file.rows.filter((r) => r.task === 'niah:validation').map((r) => r.mixers);
-      expect(new Set(searched)).toEqual(new Set(['swa,ovq', 'swa,ovq[growth=log]']));
-      for (const q of quarter) {
-        const twin = plain.find((p) => p.evalLen === q.evalLen && p.metric === q.metric)!;
-        expect(q.lr).toBe(twin.lr);
-        expect(q.stateNumbers).toBeLessThan(twin.stateNumbers);
-        expect(q.command).toBe(`niah/swa,ovq[capacity×0.25]/2048/seed=0`);
-      }
-      // The capacity cell scored the lr search's finished model: it trained nothing of its own.
-      expect(existsSync(join(dir, 'niah_swa,ovq_capacity_0.25_2048_seed=0'))).toBe(false);
-      expect(readdirSync(dir).some((d) => d.includes('_4_2048'))).toBe(false);
-      expect(existsSync(join(dir, 'niah_swa,ovq_growth=log_2048_lr=0.003', 'ckpt.bin'))).toBe(true);
-    }, 120_000);
+    it(
+      'runs at toy size: variant rows, and capacity rows from the default model it reuses',
+      async () => {
+        let file: ResultsFile = { schema: RESULTS_SCHEMA, commit: 't', machine: 't', rows: [] };
+        const toy: RegimeConfig = {
+          ...ablated({
+            variants: [{ name: 'growth=log', growth: { kind: 'log', alpha: 4 } }],
+            evalCapacity: [0.25],
+            evalBetaScale: [4],
+          }),
+          mixers: ['swa,ovq'],
+          seeds: [0],
+          lrs: [3e-3],
+        };
+        const dir = mkdtempSync(join(tmpdir(), 'regime-ablation-'));
+        onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+        const ran = await runRegime(toy, planCells(toy), {
+          createMixer: createTfjsMixer,
+          load: async () => file,
+          save: async (rows: ResultsFile['rows']) => {
+            file = mergeResults(file, rows);
+          },
+          checkpointFor: (c: { id: string }) => {
+            const path = join(dir, c.id.replace(/[^A-Za-z0-9.=,-]+/g, '_'), 'ckpt.bin');
+            return { path, exists: existsSync(path) };
+          },
+          commandFor: (c: { id: string }) => c.id,
+        });
+        expect(ran).toBe(6);
+        const test = (mixers: string) =>
+          file.rows.filter((r) => r.task === 'niah' && r.mixers === mixers);
+        const [plain, log, quarter, sharper] = [
+          'swa,ovq',
+          'swa,ovq[growth=log]',
+          'swa,ovq[capacity×0.25]',
+          'swa,ovq[β×4]',
+        ].map(test);
+        expect(plain).toHaveLength(4);
+        expect(log).toHaveLength(4);
+        expect(quarter).toHaveLength(4);
+        expect(sharper).toHaveLength(4);
+        for (const b of sharper) {
+          const twin = plain.find((p) => p.evalLen === b.evalLen && p.metric === b.metric)!;
+          expect([b.lr, b.stateNumbers, b.seed]).toEqual([twin.lr, twin.stateNumbers, twin.seed]);
+          expect(b.command).toBe('niah/swa,ovq[β×4]/2048/seed=0');
+        }
+        const searched = file.rows.filter((r) => r.task === 'niah:validation').map((r) => r.mixers);
+        expect(new Set(searched)).toEqual(new Set(['swa,ovq', 'swa,ovq[growth=log]']));
+        for (const q of quarter) {
+          const twin = plain.find((p) => p.evalLen === q.evalLen && p.metric === q.metric)!;
+          expect(q.lr).toBe(twin.lr);
+          expect(q.stateNumbers).toBeLessThan(twin.stateNumbers);
+          expect(q.command).toBe(`niah/swa,ovq[capacity×0.25]/2048/seed=0`);
+        }
+        // The capacity cell scored the lr search's finished model: it trained nothing of its own.
+        expect(existsSync(join(dir, 'niah_swa,ovq_capacity_0.25_2048_seed=0'))).toBe(false);
+        expect(readdirSync(dir).some((d) => d.includes('_4_2048'))).toBe(false);
+        expect(existsSync(join(dir, 'niah_swa,ovq_growth=log_2048_lr=0.003', 'ckpt.bin'))).toBe(
+          true,
+        );
+      },
+      SLOW_TEST_TIMEOUT_MS,
+    );
   });
 });

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM, CHROMIUM_WEBGPU_ARGS } from '@ovq/vitest-config/chromium';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import { reportUnavailable } from '@ovq/vitest-config/unavailable';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,7 +124,7 @@ suite('in headless Chromium (navigator.gpu)', () => {
     } else {
       console.info(`[webgpu tests] chromium adapter: ${adapter.value}`);
     }
-  }, 120_000);
+  }, SLOW_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
     await browser?.close();

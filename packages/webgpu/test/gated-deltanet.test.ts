@@ -8,6 +8,7 @@ import {
   gatedDeltaNet as referenceForward,
 } from '@ovq/baselines';
 import { assertClose, randomSeq } from '@ovq/core/testing';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import { describe, expect, it } from 'vitest';
 import { TensorScope } from '../src/gpu/tensor.js';
 import {
@@ -140,7 +141,7 @@ for (const adapter of present) {
         assertClose('dAlpha', ref.dAlpha, grads.dAlpha, TOL);
         assertClose('dBeta', ref.dBeta, grads.dBeta, TOL);
       },
-      120_000,
+      SLOW_TEST_TIMEOUT_MS,
     );
 
     it('T = 0 gives empty outputs and a zero state', async () => {

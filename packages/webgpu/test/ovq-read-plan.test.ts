@@ -5,6 +5,7 @@
 // dictionary split across workgroups (flash-decoding partials merged by the combine and the absorb).
 import type { OvqConfig } from '@ovq/core';
 import { assertClose } from '@ovq/core/testing';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import { describe, expect, it } from 'vitest';
 import { TensorScope } from '../src/gpu/tensor.js';
 import { readTiling } from '../src/kernels/ovq/read/tiling.js';
@@ -63,11 +64,15 @@ for (const adapter of present) {
       expect(d.bindGroups).toBeLessThanOrEqual(8 * d.submits);
     });
 
-    it('a dictionary split across workgroups (flash-decoding) matches the reference', async () => {
-      const config: OvqConfig = { chunkSize: 16, capacity: 1100, beta: 6, growth: 'full' };
-      const { plan, size } = await run({ bh: 2, T: 1120, dk: 8, dv: 8, config });
-      // The last chunks read ~1100 rows: more than one split per chunk on every adapter's row.
-      expect(plan.splits(size)).toBeGreaterThan(1);
-    }, 120_000);
+    it(
+      'a dictionary split across workgroups (flash-decoding) matches the reference',
+      async () => {
+        const config: OvqConfig = { chunkSize: 16, capacity: 1100, beta: 6, growth: 'full' };
+        const { plan, size } = await run({ bh: 2, T: 1120, dk: 8, dv: 8, config });
+        // The last chunks read ~1100 rows: more than one split per chunk on every adapter's row.
+        expect(plan.splits(size)).toBeGreaterThan(1);
+      },
+      SLOW_TEST_TIMEOUT_MS,
+    );
   });
 }

@@ -13,6 +13,7 @@ import {
   ovqAttentionReferenceBackward as refBackward,
 } from '@ovq/core';
 import { assertClose, createRng, randn, randomSeq } from '@ovq/core/testing';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import { describe, expect, it } from 'vitest';
 import { ovqAppend, ovqAttention, ovqAttentionBackward } from '../src/ovq/api.js';
 import { readOvqState, uploadOvqState } from '../src/ovq/state.js';
@@ -131,32 +132,36 @@ for (const adapter of present) {
           TOL,
         );
       },
-      120_000,
+      SLOW_TEST_TIMEOUT_MS,
     );
 
-    it('N = 4096: a dictionary 128 rows short of capacity is filled by spawns, then 6 chunks merge into 4096 rows (outputs, decisions, dictionary)', async () => {
-      // Growing 4096 rows from tokens costs O(T²·d) reads (minutes on SwiftShader): the first
-      // 3968 rows are uploaded instead (as a stream would after 3968 tokens of 'fixed' growth).
-      const d = 16;
-      const C = 64;
-      const T = 512;
-      const config: OvqConfig = { chunkSize: C, capacity: 4096, beta: 8, growth: 'fixed' };
-      const cpu = fullState(4096, 4096 - 2 * C, d, config);
-      const seq = { ...randomSeqF32(4097, T, d), seqLen: T, keyDim: d, valueDim: d };
-      const state = uploadOvqState(ctx, [cpu]);
-      try {
-        const gpu = await ovqAppend(state, seq);
-        const ref = refAttention(seq, config, { initialState: cpu });
-        // Every assignment equals float64's own nearest row (no tie at these random keys).
-        expect(gpu.trace[0], 'absorb decisions vs float64').toEqual(ref.trace);
-        assertClose('output', ref.output, gpu.output, TOL);
-        const after = await readOvqState(state);
-        expect(after[0].size).toBe(4096);
-        compareStates([ref.state], after);
-      } finally {
-        state.dispose();
-      }
-    }, 120_000);
+    it(
+      'N = 4096: a dictionary 128 rows short of capacity is filled by spawns, then 6 chunks merge into 4096 rows (outputs, decisions, dictionary)',
+      async () => {
+        // Growing 4096 rows from tokens costs O(T²·d) reads (minutes on SwiftShader): the first
+        // 3968 rows are uploaded instead (as a stream would after 3968 tokens of 'fixed' growth).
+        const d = 16;
+        const C = 64;
+        const T = 512;
+        const config: OvqConfig = { chunkSize: C, capacity: 4096, beta: 8, growth: 'fixed' };
+        const cpu = fullState(4096, 4096 - 2 * C, d, config);
+        const seq = { ...randomSeqF32(4097, T, d), seqLen: T, keyDim: d, valueDim: d };
+        const state = uploadOvqState(ctx, [cpu]);
+        try {
+          const gpu = await ovqAppend(state, seq);
+          const ref = refAttention(seq, config, { initialState: cpu });
+          // Every assignment equals float64's own nearest row (no tie at these random keys).
+          expect(gpu.trace[0], 'absorb decisions vs float64').toEqual(ref.trace);
+          assertClose('output', ref.output, gpu.output, TOL);
+          const after = await readOvqState(state);
+          expect(after[0].size).toBe(4096);
+          compareStates([ref.state], after);
+        } finally {
+          state.dispose();
+        }
+      },
+      SLOW_TEST_TIMEOUT_MS,
+    );
   });
 }
 

@@ -4,6 +4,7 @@
 // float64 near-ties only, NaN-poisoned outputs, one backward. No adapter here has `shader-f16`, so
 // there is no f16 variant to test (README: "Kernel variants").
 import { assertClose } from '@ovq/core/testing';
+import { SLOW_TEST_TIMEOUT_MS } from '@ovq/vitest-config/timeouts';
 import { describe, expect, it } from 'vitest';
 import { chooseVariant } from '../src/device/variants.js';
 import { GpuContext } from '../src/gpu/context.js';
@@ -83,18 +84,22 @@ for (const adapter of present) {
           expect(reads.length).toBeGreaterThan(0);
           expect(reads.every((k) => k.endsWith('-sg') === subgroups)).toBe(true);
         },
-        120_000,
+        SLOW_TEST_TIMEOUT_MS,
       );
 
-      it('backward (which re-runs this forward) matches the reference gradients', async () => {
-        const c = CASES[1];
-        const input = makeInput(410, c);
-        const dOut = Float32Array.from(makeInput(411, c).v);
-        const fwd = await ovqAttention(ctx, input, c.config);
-        const gpu = await ovqAttentionBackward(ctx, input, c.config, dOut);
-        checkDecisions(input, c.config, fwd.trace);
-        compareGradients(input, c.config, dOut, fwd.trace, gpu);
-      }, 120_000);
+      it(
+        'backward (which re-runs this forward) matches the reference gradients',
+        async () => {
+          const c = CASES[1];
+          const input = makeInput(410, c);
+          const dOut = Float32Array.from(makeInput(411, c).v);
+          const fwd = await ovqAttention(ctx, input, c.config);
+          const gpu = await ovqAttentionBackward(ctx, input, c.config, dOut);
+          checkDecisions(input, c.config, fwd.trace);
+          compareGradients(input, c.config, dOut, fwd.trace, gpu);
+        },
+        SLOW_TEST_TIMEOUT_MS,
+      );
 
       it('gives the same bits twice', async () => {
         const c = CASES[1];
