@@ -46,7 +46,8 @@ export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Arra
   const unit = (x: ArrayLike<number>, at: number) => {
     const row = Float64Array.from({ length: keyDim }, (_, d) => x[at + d]);
     if (!normalize) return row;
-    const norm = Math.max(Math.hypot(...row), 1e-12);
+    // max(‖x‖, 1e-12) as @ovq/core's normalizeRow.
+    const norm = Math.max(Math.sqrt(row.reduce((a, v) => a + v * v, 0)), 1e-12);
     return row.map((v) => v / norm);
   };
   const q = unit(seq.q, p * keyDim);
@@ -64,7 +65,9 @@ export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Arra
   for (let i = 0; i < size; i++) w[i] = logit(centroidKeys, i * keyDim, Math.log(counts[i]));
   for (let s = 0; s < pendingCount; s++) w[size + s] = logit(pendingKeys, s * keyDim, 0);
   w[size + pendingCount] = logit(unit(seq.k, p * keyDim), 0, 0);
-  const max = Math.max(...w);
+  // A loop, not Math.max(...w): a large dictionary would overflow the argument list.
+  let max = Number.NEGATIVE_INFINITY;
+  for (const x of w) if (x > max) max = x;
   let sum = 0;
   for (let i = 0; i < w.length; i++) sum += w[i] = Math.exp(w[i] - max);
   for (let i = 0; i < w.length; i++) w[i] /= sum;
