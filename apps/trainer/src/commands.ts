@@ -207,13 +207,7 @@ export async function runNeedleTrace(
   const { config, step } = trained;
   let model = trained.model;
   try {
-    // Test-time variants of the trained model, as the regime's evalCapacity / evalBetaScale cells.
-    if (capacityScale !== undefined) model = withOvqCapacity(model, capacityScale, createTfjsMixer);
-    if (betaScale !== undefined) {
-      const scaled = withOvqBetaScale(model, betaScale, createTfjsMixer);
-      if (model !== trained.model) model.dispose();
-      model = scaled;
-    }
+    // Checked before any variant is built: a variant of a model without OVQ fails less clearly.
     const task = config.task;
     if (task.name !== 'niah')
       throw new UsageError(
@@ -223,6 +217,13 @@ export async function runNeedleTrace(
       throw new UsageError(
         `--checkpoint: needle-trace needs an OVQ layer; this model's mixers are ${config.model.mixers}`,
       );
+    // Test-time variants of the trained model, as the regime's evalCapacity / evalBetaScale cells.
+    if (capacityScale !== undefined) model = withOvqCapacity(model, capacityScale, createTfjsMixer);
+    if (betaScale !== undefined) {
+      const scaled = withOvqBetaScale(model, betaScale, createTfjsMixer);
+      if (model !== trained.model) model.dispose();
+      model = scaled;
+    }
     const needleLength = task.needleLength ?? 4;
     const vocab = niahSpecVocabulary(task);
     const variant = [

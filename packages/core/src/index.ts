@@ -8,7 +8,7 @@ export {
 } from './ovq/backward.js';
 export { absorbPending, farthestPointSpawn, nearestRow, randomSpawn } from './ovq/dictionary.js';
 export { growthTarget, growthValue, spawnCount } from './ovq/growth.js';
-export { readState } from './ovq/read.js';
+export { normalizeRow, readLogit, readState } from './ovq/read.js';
 export { type OvqForwardOptions, ovqAppend, ovqAttentionReference } from './ovq/reference.js';
 export { mulberry32Step } from './ovq/rng.js';
 export {

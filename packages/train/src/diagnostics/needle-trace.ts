@@ -2,7 +2,14 @@
 // Each OVQ head is replayed with @ovq/core's float64 reference on the exact op inputs of the
 // trained layer (`OvqAttention.headInputs`), so the row every token joined comes from the
 // reference's trace rather than from a second implementation of the absorb.
-import { type OvqConfig, type OvqState, ovqAttentionReference, type Seq } from '@ovq/core';
+import {
+  normalizeRow,
+  type OvqConfig,
+  type OvqState,
+  ovqAttentionReference,
+  readLogit,
+  type Seq,
+} from '@ovq/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Decoder } from '../model/decoder.js';
 import type { NiahVocabulary } from '../tasks/niah.js';
@@ -43,28 +50,22 @@ export type NeedleHeadTrace = {
 export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Array {
   const { keyDim } = seq;
   const { beta, read, normalize } = state.config;
-  const unit = (x: ArrayLike<number>, at: number) => {
-    const row = Float64Array.from({ length: keyDim }, (_, d) => x[at + d]);
-    if (!normalize) return row;
-    // max(‖x‖, 1e-12) as @ovq/core's normalizeRow.
-    const norm = Math.max(Math.sqrt(row.reduce((a, v) => a + v * v, 0)), 1e-12);
-    return row.map((v) => v / norm);
+  const gaussian = read === 'gaussian';
+  // The query and token p's key as the op sees them (@ovq/core's own normalisation).
+  const unit = (x: ArrayLike<number>) => {
+    const row = new Float64Array(keyDim);
+    if (normalize) normalizeRow(x, p * keyDim, keyDim, row, 0);
+    else for (let d = 0; d < keyDim; d++) row[d] = x[p * keyDim + d];
+    return row;
   };
-  const q = unit(seq.q, p * keyDim);
-  const logit = (keys: ArrayLike<number>, at: number, logCount: number) => {
-    let dot = 0;
-    let sq = 0;
-    for (let d = 0; d < keyDim; d++) {
-      dot += q[d] * keys[at + d];
-      sq += keys[at + d] * keys[at + d];
-    }
-    return beta * (read === 'gaussian' ? dot - 0.5 * sq : dot) + logCount;
-  };
+  const q = unit(seq.q);
+  const logit = (keys: ArrayLike<number>, at: number, logCount: number) =>
+    readLogit(q, 0, keys, at, keyDim, beta, gaussian, logCount);
   const { size, pendingCount, counts, centroidKeys, pendingKeys } = state;
   const w = new Float64Array(size + pendingCount + 1);
   for (let i = 0; i < size; i++) w[i] = logit(centroidKeys, i * keyDim, Math.log(counts[i]));
   for (let s = 0; s < pendingCount; s++) w[size + s] = logit(pendingKeys, s * keyDim, 0);
-  w[size + pendingCount] = logit(unit(seq.k, p * keyDim), 0, 0);
+  w[size + pendingCount] = logit(unit(seq.k), 0, 0);
   // A loop, not Math.max(...w): a large dictionary would overflow the argument list.
   let max = Number.NEGATIVE_INFINITY;
   for (const x of w) if (x > max) max = x;
