@@ -200,8 +200,21 @@ describe('ovq-train', () => {
     // 2 lengths × 2 depths × (1 OVQ layer × 2 heads) rows.
     const rows = traced.stdout.match(/^\| (32|64) \| [01] \| 1\.[01] \| .*\|$/gm) ?? [];
     expect(rows).toHaveLength(8);
+    // 15 columns, the last five (β … needle key cosine) numbers.
+    for (const row of rows) {
+      const cells = row.split('|').slice(1, -1);
+      expect(cells).toHaveLength(15);
+      for (const cell of cells.slice(10)) expect(Number.isFinite(Number(cell))).toBe(true);
+    }
     const saved = JSON.parse(readFileSync(traceFile, 'utf8'));
-    type Saved = { seqLen: number; depth: number; head: number; needleMass: number };
+    type Saved = {
+      seqLen: number;
+      depth: number;
+      head: number;
+      needleMass: number;
+      similarityMargin: number;
+      beta: number;
+    };
     const traces: Saved[] = saved.traces;
     const perCell = (seqLen: number, depth: number) =>
       traces.filter((t) => t.seqLen === seqLen && t.depth === depth);
@@ -217,6 +230,7 @@ describe('ovq-train', () => {
       expect(cell.filter((t) => t.head === 0).length).toBe(cell.length / 2);
     }
     expect(traces.every((t) => t.needleMass > 0 && t.needleMass <= 1)).toBe(true);
+    expect(traces.every((t) => Number.isFinite(t.similarityMargin) && t.beta > 0)).toBe(true);
     // Test-time capacity ×4: the header says so, the file records it, and no cell has fewer rows.
     const wider = join(out, 'trace-x4.json');
     const scaled = await run(['needle-trace', ...cells, '--eval-capacity', '4', '--out', wider]);

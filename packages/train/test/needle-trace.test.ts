@@ -109,6 +109,11 @@ describe('traceHead', () => {
     // 56 tokens absorbed at p = 58: saturating growth allows ⌊N·τ/(N + τ)⌋ = ⌊5·56/61⌋ rows.
     expect(t.rows).toBe(4);
     expect(t.rowCount).toBeGreaterThan(1);
+    // Every similarity is 0: no margin, no closer slot; the read follows the counts alone.
+    expect(t.similarityMargin).toBe(0);
+    expect(t.similarityRank).toBe(0);
+    expect(t.beta).toBe(7);
+    expect(Number.isFinite(t.priorMargin)).toBe(true);
   });
 
   it('a needle along its own direction seeds its rows and the question reads almost only it', () => {
@@ -121,11 +126,38 @@ describe('traceHead', () => {
       seq.k.set(inNeedle ? [0, 1, 0] : [1, 0, 0.01 * (t % 5)], t * 3);
       seq.q.set([0, 1, 0], t * 3);
     }
-    const t = traceHead(seq, { chunkSize: 4, capacity: 12, beta: 40 }, needle, [44, 45]);
+    const config = { chunkSize: 4, capacity: 12, beta: 40 };
+    const t = traceHead(seq, config, needle, [44, 45]);
     // The needle fills one chunk; the first of its tokens is farthest from every row: a new row.
     expect(t.seeded).toBeGreaterThanOrEqual(1);
     expect(t.readWeight).toBeGreaterThan(0.99);
     expect(t.needleMass).toBeGreaterThan(0.99);
+    // The query points at the needle (s = 1) and at no filler key (s ≈ 0), which it is
+    // orthogonal to; the filler rows outnumber it, so the prior favours them.
+    expect(t.similarityMargin).toBeGreaterThan(0.99);
+    expect(t.similarityRank).toBe(0);
+    expect(t.needleKeyCosine).toBeLessThan(0.01);
+    expect(t.priorMargin).toBeLessThan(0);
+    // The same sequence asked along the filler's direction: every other slot is closer.
+    for (let p = 0; p < T; p++) seq.q.set([1, 0, 0], p * 3);
+    const away = traceHead(seq, config, needle, [44, 45]);
+    expect(away.similarityMargin).toBeLessThan(-0.99);
+    expect(away.similarityRank).toBeGreaterThanOrEqual(2);
+    expect(away.readWeight).toBeLessThan(1e-6);
+    expect(away.needleKeyCosine).toBeCloseTo(t.needleKeyCosine, 12);
+  });
+
+  it('a needle whose key equals a filler key has a key cosine of 1 with that filler row', () => {
+    const T = 40;
+    const seq = randomSeq(11, T, 3, 2);
+    const needle = { at: 12, tokens: 4 };
+    // Filler keys alternate between e0 and e2; the needle's keys are e2 as well.
+    for (let t = 0; t < T; t++) {
+      const inNeedle = t >= needle.at && t < needle.at + needle.tokens;
+      seq.k.set(inNeedle || t % 2 === 1 ? [0, 0, 1] : [1, 0, 0], t * 3);
+    }
+    const t = traceHead(seq, { chunkSize: 4, capacity: 20, beta: 3 }, needle, [38]);
+    expect(t.needleKeyCosine).toBeCloseTo(1, 9);
   });
 
   it('a still-pending needle is read from its pending slots', () => {
@@ -137,6 +169,18 @@ describe('traceHead', () => {
     expect(Number.isNaN(t.rowCount)).toBe(true);
     expect(t.needleMass).toBeCloseTo(6 / 30, 12);
     expect(t.readWeight).toBeCloseTo(t.needleMass, 12);
+    // Pending slots and the question count 1, the rows more: the prior is against the needle.
+    expect(t.priorMargin).toBeLessThan(0);
+  });
+
+  it('has no margins when every dictionary row holds needle tokens', () => {
+    const seq = randomSeq(5, 8, 3, 2);
+    // Chunk 4: at p = 7 only tokens 0–3 are absorbed, all of them needle tokens.
+    const t = traceHead(seq, { chunkSize: 4, capacity: 4, beta: 2 }, { at: 0, tokens: 6 }, [7]);
+    expect(t.rows).toBeGreaterThan(0);
+    expect(t.similarityRank).toBe(0);
+    for (const x of [t.similarityMargin, t.priorMargin, t.needleKeyCosine])
+      expect(Number.isNaN(x)).toBe(true);
   });
 
   it('refuses a scored position inside the needle and an empty list', () => {

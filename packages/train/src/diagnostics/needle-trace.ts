@@ -39,17 +39,36 @@ export type NeedleHeadTrace = {
    */
   readWeight: number;
   needleMass: number;
+  /**
+   * Why the read weighs the needle as it does against the filler, per scored position, averaged.
+   * A slot's logit is β·sᵢ + ln cᵢ (sᵢ the query–key similarity, cᵢ its count). The rivals are
+   * the dictionary rows that hold no needle token (the pending slots and the token itself are
+   * left out: they hold the question, whose key token repeats the needle's). `similarityMargin`:
+   * the closest needle slot's s minus the closest rival's (> 0: the query points at the needle
+   * more than at any filler row). `similarityRank`: rivals closer to the query than every needle
+   * slot. `priorMargin`: ln c of the needle slot with the largest logit minus ln c of the rival
+   * with the largest logit. `needleKeyCosine`: the largest cosine between the key of the needle
+   * slot closest to the query and any rival's key (near 1: no query tells them apart). NaN
+   * (rank 0) where no rival exists.
+   */
+  beta: number;
+  similarityMargin: number;
+  similarityRank: number;
+  priorMargin: number;
+  needleKeyCosine: number;
   /** Fraction of this sequence's scored tokens the model predicts (argmax). */
   correct: number;
 };
 
 /**
- * The softmax weights of the read at token p given the state before p: dictionary rows, pending
- * tokens, then token p itself (ALGORITHM.md §4.2: p is appended to the pending buffer, then read).
+ * The read's slots at token p given the state before p: dictionary rows, pending tokens, then
+ * token p itself (ALGORITHM.md §4.2: p is appended to the pending buffer, then read). For each,
+ * its key (as the op compares it), the query–key similarity s (the logit without β and the prior)
+ * and ln count (0 for pending slots and p).
  */
-export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Array {
+export function readSlotsAt(state: OvqState, seq: Seq, p: number) {
   const { keyDim } = seq;
-  const { beta, read, normalize } = state.config;
+  const { read, normalize } = state.config;
   const gaussian = read === 'gaussian';
   // The query and token p's key as the op sees them (@ovq/core's own normalisation).
   const unit = (x: ArrayLike<number>) => {
@@ -59,13 +78,27 @@ export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Arra
     return row;
   };
   const q = unit(seq.q);
-  const logit = (keys: ArrayLike<number>, at: number, logCount: number) =>
-    readLogit(q, 0, keys, at, keyDim, beta, gaussian, logCount);
   const { size, pendingCount, counts, centroidKeys, pendingKeys } = state;
-  const w = new Float64Array(size + pendingCount + 1);
-  for (let i = 0; i < size; i++) w[i] = logit(centroidKeys, i * keyDim, Math.log(counts[i]));
-  for (let s = 0; s < pendingCount; s++) w[size + s] = logit(pendingKeys, s * keyDim, 0);
-  w[size + pendingCount] = logit(unit(seq.k), 0, 0);
+  const slots = size + pendingCount + 1;
+  const keys: ArrayLike<number>[] = [];
+  const similarity = new Float64Array(slots);
+  const logCount = new Float64Array(slots);
+  for (let i = 0; i < size; i++) keys.push(centroidKeys.subarray(i * keyDim, (i + 1) * keyDim));
+  for (let s = 0; s < pendingCount; s++)
+    keys.push(pendingKeys.subarray(s * keyDim, (s + 1) * keyDim));
+  keys.push(unit(seq.k));
+  keys.forEach((key, j) => {
+    similarity[j] = readLogit(q, 0, key, 0, keyDim, 1, gaussian, 0);
+  });
+  for (let i = 0; i < size; i++) logCount[i] = Math.log(counts[i]);
+  return { keys, similarity, logCount };
+}
+
+/** The softmax weights of the read at token p over `readSlotsAt`'s slots (same order). */
+export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Array {
+  const { similarity, logCount } = readSlotsAt(state, seq, p);
+  const { beta } = state.config;
+  const w = similarity.map((s, j) => beta * s + logCount[j]);
   // A loop, not Math.max(...w): a large dictionary would overflow the argument list.
   let max = Number.NEGATIVE_INFINITY;
   for (const x of w) if (x > max) max = x;
@@ -73,6 +106,57 @@ export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Arra
   for (let i = 0; i < w.length; i++) sum += w[i] = Math.exp(w[i] - max);
   for (let i = 0; i < w.length; i++) w[i] /= sum;
   return w;
+}
+
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let d = 0; d < a.length; d++) {
+    ab += a[d] * b[d];
+    aa += a[d] * a[d];
+    bb += b[d] * b[d];
+  }
+  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
+}
+
+/** The `similarityMargin` … `needleKeyCosine` terms of NeedleHeadTrace at one position. */
+function competition(
+  slots: ReturnType<typeof readSlotsAt>,
+  beta: number,
+  needle: (j: number) => boolean,
+  rival: (j: number) => boolean,
+) {
+  const { keys, similarity, logCount } = slots;
+  const best = (among: (j: number) => boolean, score: (j: number) => number) => {
+    let at = -1;
+    for (let j = 0; j < keys.length; j++) if (among(j) && (at < 0 || score(j) > score(at))) at = j;
+    return at;
+  };
+  const bySimilarity = (j: number) => similarity[j];
+  const byLogit = (j: number) => beta * similarity[j] + logCount[j];
+  const closestNeedle = best(needle, bySimilarity);
+  const closestRival = best(rival, bySimilarity);
+  if (closestRival < 0)
+    return {
+      similarityMargin: Number.NaN,
+      similarityRank: 0,
+      priorMargin: Number.NaN,
+      needleKeyCosine: Number.NaN,
+    };
+  let rank = 0;
+  let keyCosine = Number.NEGATIVE_INFINITY;
+  for (let j = 0; j < keys.length; j++) {
+    if (!rival(j)) continue;
+    if (similarity[j] > similarity[closestNeedle]) rank++;
+    keyCosine = Math.max(keyCosine, cosine(keys[closestNeedle], keys[j]));
+  }
+  return {
+    similarityMargin: similarity[closestNeedle] - similarity[closestRival],
+    similarityRank: rank,
+    priorMargin: logCount[best(needle, byLogit)] - logCount[best(rival, byLogit)],
+    needleKeyCosine: keyCosine,
+  };
 }
 
 /** The first `n` tokens of a head's sequence (views, no copy). */
@@ -98,6 +182,8 @@ export function traceHead(
   let first: { seeded: number; pending: number; rowCount: number; rows: number } | undefined;
   let readWeight = 0;
   let needleMass = 0;
+  const why = { similarityMargin: 0, similarityRank: 0, priorMargin: 0, needleKeyCosine: 0 };
+  let beta = Number.NaN;
   for (const p of scored) {
     if (p < needle.at + needle.tokens)
       throw new Error(`scored position ${p}: expected it after the needle span`);
@@ -119,6 +205,16 @@ export function traceHead(
       if (record.spawned.includes(t % chunk)) seeded++;
     }
     const w = readWeightsAt(state, seq, p);
+    beta = state.config.beta;
+    const needleSlots = new Set([...inRow.keys(), ...pendingSlots.map((s) => state.size + s)]);
+    const terms = competition(
+      readSlotsAt(state, seq, p),
+      beta,
+      (j) => needleSlots.has(j),
+      (j) => j < state.size && !inRow.has(j),
+    );
+    for (const key of Object.keys(why) as (keyof typeof why)[])
+      why[key] += terms[key] / scored.length;
     let weight = 0;
     let mass = 0;
     for (const [row, n] of inRow) {
@@ -144,7 +240,7 @@ export function traceHead(
     }
   }
   if (!first) throw new Error('scored: expected at least one position');
-  return { ...first, readWeight, needleMass };
+  return { ...first, readWeight, needleMass, beta, ...why };
 }
 
 /**
@@ -234,6 +330,11 @@ export function summarizeNeedleTraces(traces: NeedleHeadTrace[]) {
       rows: mean((t) => t.rows),
       readWeight: mean((t) => t.readWeight),
       needleMass: mean((t) => t.needleMass),
+      beta: mean((t) => t.beta),
+      similarityMargin: mean((t) => t.similarityMargin),
+      similarityRank: mean((t) => t.similarityRank),
+      priorMargin: mean((t) => t.priorMargin),
+      needleKeyCosine: mean((t) => t.needleKeyCosine),
       correct: mean((t) => t.correct),
     };
   });
