@@ -173,6 +173,24 @@ describe('traceHead', () => {
     expect(t.priorMargin).toBeLessThan(0);
   });
 
+  it('counts the haystack keys that copy the needle key, and those in the window after it', () => {
+    const T = 40;
+    const seq = randomSeq(13, T, 3, 2);
+    const needle = { at: 10, tokens: 4 };
+    for (let t = 0; t < T; t++) seq.k.set([1, 0, 0.1 * (t % 3)], t * 3);
+    // The needle key (token 11) along e1; three tokens right after the needle and one far
+    // before it repeat it (cosine 1 up to scale); the question (36 on) does too but is not haystack.
+    for (const t of [11, 14, 15, 16, 3, 36, 37]) seq.k.set([0, 2, 0.05], t * 3);
+    const twins = { keyAt: 11, questionAt: 36, window: 6 };
+    const t = traceHead(seq, { chunkSize: 4, capacity: 8, beta: 2 }, needle, [38], twins);
+    expect(t.keyTwins).toBe(4);
+    // 14, 15, 16 lie within 6 tokens after the key token 11; 3 does not.
+    expect(t.keyTwinsInWindow).toBe(3);
+    const withoutTwins = traceHead(seq, { chunkSize: 4, capacity: 8, beta: 2 }, needle, [38]);
+    expect(Number.isNaN(withoutTwins.keyTwins)).toBe(true);
+    expect(withoutTwins.readWeight).toBe(t.readWeight);
+  });
+
   it('has no margins when every dictionary row holds needle tokens', () => {
     const seq = randomSeq(5, 8, 3, 2);
     // Chunk 4: at p = 7 only tokens 0–3 are absorbed, all of them needle tokens.
@@ -213,6 +231,8 @@ describe('traceNeedles on a decoder', () => {
       expect(t.readWeight).toBeLessThanOrEqual(1 + 1e-12);
       expect(t.rows).toBeGreaterThan(0);
       expect(t.rows).toBeLessThanOrEqual(5);
+      expect(t.keyTwinsInWindow).toBeGreaterThanOrEqual(0);
+      expect(t.keyTwinsInWindow).toBeLessThanOrEqual(t.keyTwins);
     }
     const summary = summarizeNeedleTraces(traces);
     expect(summary).toHaveLength(4);
@@ -222,7 +242,7 @@ describe('traceNeedles on a decoder', () => {
     model.dispose();
   });
 
-  it('names a sequence without a needle', async () => {
+  it('names a sequence without a needle or without a question after it', async () => {
     const vocab = niahVocabulary({ needleLength: 2 });
     const model = tinyOvqDecoder(vocab.vocabSize, 2);
     const batch: TokenBatch = {
@@ -235,6 +255,10 @@ describe('traceNeedles on a decoder', () => {
     };
     await expect(traceNeedles(model, batch, vocab, 2)).rejects.toThrow(
       /sequence 0 has no NEEDLE token/,
+    );
+    batch.inputs[3] = vocab.needle;
+    await expect(traceNeedles(model, batch, vocab, 2)).rejects.toThrow(
+      /sequence 0 has no QUERY token \(\d+\) after its needle/,
     );
     model.dispose();
   });

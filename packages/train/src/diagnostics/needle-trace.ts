@@ -12,6 +12,7 @@ import {
 } from '@ovq/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Decoder } from '../model/decoder.js';
+import { DEFAULT_SWA_WINDOW } from '../model/tfjs-mixers.js';
 import type { NiahVocabulary } from '../tasks/niah.js';
 import { IGNORE, type TokenBatch } from '../tasks/types.js';
 
@@ -52,6 +53,15 @@ export type NeedleHeadTrace = {
    * (rank 0) where no rival exists.
    */
   beta: number;
+  /**
+   * Haystack tokens (outside the needle and before the question) whose key has a cosine above
+   * KEY_TWIN_COSINE with the needle's key token's key, and how many of them lie within `window`
+   * tokens after it: a layer below that mixes the needle into its successors (sliding-window
+   * attention) gives them the needle's key, and OVQ files them as the needle. NaN when the trace
+   * was not given the key token and question positions.
+   */
+  keyTwins: number;
+  keyTwinsInWindow: number;
   similarityMargin: number;
   similarityRank: number;
   priorMargin: number;
@@ -172,12 +182,40 @@ function prefix(seq: Seq, n: number): Seq {
   };
 }
 
-/** Needle statistics of one head of one sequence (see NeedleHeadTrace). */
+/** The cosine above which a haystack token's key counts as the needle key's twin. */
+export const KEY_TWIN_COSINE = 0.9;
+
+/** Haystack tokens whose key is the needle key's twin (see NeedleHeadTrace.keyTwins). */
+export function keyTwins(
+  seq: Seq,
+  needle: { at: number; tokens: number },
+  keyAt: number,
+  questionAt: number,
+  window: number,
+) {
+  const { keyDim } = seq;
+  const key = seq.k.subarray(keyAt * keyDim, (keyAt + 1) * keyDim);
+  let twins = 0;
+  let inWindow = 0;
+  for (let t = 0; t < questionAt; t++) {
+    if (t >= needle.at && t < needle.at + needle.tokens) continue;
+    if (cosine(key, seq.k.subarray(t * keyDim, (t + 1) * keyDim)) <= KEY_TWIN_COSINE) continue;
+    twins++;
+    if (t > keyAt && t <= keyAt + window) inWindow++;
+  }
+  return { keyTwins: twins, keyTwinsInWindow: inWindow };
+}
+
+/**
+ * Needle statistics of one head of one sequence (see NeedleHeadTrace). `twins` (the needle's key
+ * token, the question's first token and the window of the layer below) adds the key twins.
+ */
 export function traceHead(
   seq: Seq,
   config: OvqConfig,
   needle: { at: number; tokens: number },
   scored: number[],
+  twins?: { keyAt: number; questionAt: number; window: number },
 ) {
   let first: { seeded: number; pending: number; rowCount: number; rows: number } | undefined;
   let readWeight = 0;
@@ -240,7 +278,10 @@ export function traceHead(
     }
   }
   if (!first) throw new Error('scored: expected at least one position');
-  return { ...first, readWeight, needleMass, beta, ...why };
+  const twinCounts = twins
+    ? keyTwins(seq, needle, twins.keyAt, twins.questionAt, twins.window)
+    : { keyTwins: Number.NaN, keyTwinsInWindow: Number.NaN };
+  return { ...first, readWeight, needleMass, beta, ...twinCounts, ...why };
 }
 
 /**
@@ -256,12 +297,17 @@ export async function traceNeedles(
 ): Promise<NeedleHeadTrace[]> {
   const { batch: B, seqLen: T } = batch;
   const needles: number[] = [];
+  const questions: number[] = [];
   const scored: number[][] = [];
   for (let b = 0; b < B; b++) {
     const row = batch.inputs.subarray(b * T, (b + 1) * T);
     const at = row.indexOf(vocab.needle);
     if (at < 0) throw new Error(`batch: sequence ${b} has no NEEDLE token (${vocab.needle})`);
     needles.push(at);
+    const question = row.lastIndexOf(vocab.query);
+    if (question < at)
+      throw new Error(`batch: sequence ${b} has no QUERY token (${vocab.query}) after its needle`);
+    questions.push(question);
     const positions: number[] = [];
     for (let t = 0; t < T; t++) if (batch.targets[b * T + t] !== IGNORE) positions.push(t);
     if (positions.length === 0) throw new Error(`batch: sequence ${b} has no scored position`);
@@ -281,6 +327,10 @@ export async function traceNeedles(
       for (const t of positions) if (predicted[i++] === batch.targets[b * T + t]) hits++;
       correct.push(hits / positions.length);
     }
+    // Twins are counted against the window of the sliding-window layers, if the model has any.
+    const window = model.kinds.includes('swa')
+      ? (model.config.mixerOptions?.window ?? DEFAULT_SWA_WINDOW)
+      : 0;
     const out: NeedleHeadTrace[] = [];
     for (const [layer, mixer] of model.mixers.entries()) {
       if (!mixer.headInputs) continue;
@@ -297,7 +347,11 @@ export async function traceNeedles(
           sequence: b,
           needleAt: needle.at,
           needleTokens: needle.tokens,
-          ...traceHead(seq, config, needle, scored[b]),
+          ...traceHead(seq, config, needle, scored[b], {
+            keyAt: needle.at + 1,
+            questionAt: questions[b],
+            window,
+          }),
           correct: correct[b],
         });
       });
@@ -330,6 +384,8 @@ export function summarizeNeedleTraces(traces: NeedleHeadTrace[]) {
       rows: mean((t) => t.rows),
       readWeight: mean((t) => t.readWeight),
       needleMass: mean((t) => t.needleMass),
+      keyTwins: mean((t) => t.keyTwins),
+      keyTwinsInWindow: mean((t) => t.keyTwinsInWindow),
       beta: mean((t) => t.beta),
       similarityMargin: mean((t) => t.similarityMargin),
       similarityRank: mean((t) => t.similarityRank),

@@ -14,9 +14,12 @@ import type { MixerFactory, MixerLayer } from './decoder.js';
 /** The trainer's Transformer-VQ dead-code restart threshold (keys per step) when none is set. */
 export const VQ_DEAD_CODE_THRESHOLD = 2;
 
+/** Sliding-window attention's window (tokens) when `mixerOptions.window` is not set. */
+export const DEFAULT_SWA_WINDOW = 16;
+
 export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex }, o) => {
   const base = { heads, keyDim: dModel / heads, seed: 1000 + 10 * layerIndex };
-  const window = o.window ?? 16;
+  const window = o.window ?? DEFAULT_SWA_WINDOW;
   const capacity = o.ovqCapacity ?? 64;
   let layer: unknown;
   switch (kind) {
