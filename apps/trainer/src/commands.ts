@@ -232,8 +232,8 @@ export async function runNeedleTrace(
     ].join('');
     progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on niah${variant}`);
     const lines = [
-      '| length | depth | layer.head | accuracy % | needle tokens seeding a row % | still pending % | rows | count of the needle rows | read weight on them % | needle mass % | haystack keys like the needle key | of them in the window after it | β | similarity margin | slots closer than the needle | ln-count margin | needle key cosine |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| length | depth | layer.head | accuracy % | needle tokens seeding a row % | still pending % | rows | count of the needle rows | read weight on them % | needle mass % | haystack keys like the needle key | of them in the window after it | their mass % | β | similarity margin | slots closer than the needle | ln-count margin | needle key cosine |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ];
     const all: (NeedleHeadTrace & { seqLen: number; depth: number })[] = [];
     for (const m of lengths) {
@@ -248,7 +248,7 @@ export async function runNeedleTrace(
         all.push(...traces.map((t) => ({ ...t, seqLen, depth })));
         for (const s of summarizeNeedleTraces(traces)) {
           lines.push(
-            `| ${seqLen} | ${depth} | ${s.layer}.${s.head} | ${percent(s.correct)} | ${percent(s.seeded)} | ${percent(s.pending)} | ${s.rows.toFixed(1)} | ${Number.isNaN(s.rowCount) ? '–' : s.rowCount.toFixed(1)} | ${percent(s.readWeight)} | ${percent(s.needleMass)} | ${s.keyTwins.toFixed(1)} | ${s.keyTwinsInWindow.toFixed(1)} | ${s.beta.toFixed(2)} | ${s.similarityMargin.toFixed(3)} | ${s.similarityRank.toFixed(1)} | ${s.priorMargin.toFixed(2)} | ${s.needleKeyCosine.toFixed(3)} |`,
+            `| ${seqLen} | ${depth} | ${s.layer}.${s.head} | ${percent(s.correct)} | ${percent(s.seeded)} | ${percent(s.pending)} | ${s.rows.toFixed(1)} | ${Number.isNaN(s.rowCount) ? '–' : s.rowCount.toFixed(1)} | ${percent(s.readWeight)} | ${percent(s.needleMass)} | ${s.keyTwins.toFixed(1)} | ${s.keyTwinsInWindow.toFixed(1)} | ${percent(s.twinMass)} | ${s.beta.toFixed(2)} | ${s.similarityMargin.toFixed(3)} | ${s.similarityRank.toFixed(1)} | ${s.priorMargin.toFixed(2)} | ${s.needleKeyCosine.toFixed(3)} |`,
           );
         }
       }

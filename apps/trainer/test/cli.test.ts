@@ -200,10 +200,10 @@ describe('ovq-train', () => {
     // 2 lengths × 2 depths × (1 OVQ layer × 2 heads) rows.
     const rows = traced.stdout.match(/^\| (32|64) \| [01] \| 1\.[01] \| .*\|$/gm) ?? [];
     expect(rows).toHaveLength(8);
-    // 17 columns, the last seven (key twins … needle key cosine) numbers.
+    // 18 columns, the last eight (key twins … needle key cosine) numbers.
     for (const row of rows) {
       const cells = row.split('|').slice(1, -1);
-      expect(cells).toHaveLength(17);
+      expect(cells).toHaveLength(18);
       for (const cell of cells.slice(10)) expect(Number.isFinite(Number(cell))).toBe(true);
     }
     const saved = JSON.parse(readFileSync(traceFile, 'utf8'));

@@ -188,7 +188,33 @@ describe('traceHead', () => {
     expect(t.keyTwinsInWindow).toBe(3);
     const withoutTwins = traceHead(seq, { chunkSize: 4, capacity: 8, beta: 2 }, needle, [38]);
     expect(Number.isNaN(withoutTwins.keyTwins)).toBe(true);
+    expect(Number.isNaN(withoutTwins.twinMass)).toBe(true);
     expect(withoutTwins.readWeight).toBe(t.readWeight);
+    // With zero queries every token weighs the same: the four twins get 4 / (p + 1) of the read,
+    // whether absorbed into rows or pending (p = 38: tokens 36–38 pending, no twin among them).
+    seq.q.fill(0);
+    const flat = traceHead(seq, { chunkSize: 4, capacity: 8, beta: 2 }, needle, [38, 39], twins);
+    expect(flat.twinMass).toBeCloseTo((4 / 39 + 4 / 40) / 2, 12);
+  });
+
+  it.each([
+    ['absorbed into rows', 20, 4],
+    ['still pending', 36, 2],
+  ])('the twins share of the read is the needle mass of a needle made of them (%s)', (_, at, n) => {
+    const T = 40;
+    const seq = randomSeq(17, T, 3, 2);
+    const needle = { at: 10, tokens: 4 };
+    for (let t = 0; t < T; t++) seq.k.set([1, 0.3 * (t % 4), 0], t * 3);
+    // The needle key (token 11) and its only twins (tokens at … at + n − 1) along e2.
+    for (let t = at; t < at + n; t++) seq.k.set([0, 0, 1], t * 3);
+    seq.k.set([0, 0, 1], 11 * 3);
+    const config = { chunkSize: 4, capacity: 8, beta: 3 };
+    const twins = { keyAt: 11, questionAt: 38, window: 4 };
+    const t = traceHead(seq, config, needle, [38], twins);
+    expect(t.keyTwins).toBe(n);
+    const asNeedle = traceHead(seq, config, { at, tokens: n }, [38]);
+    expect(t.twinMass).toBeGreaterThan(0);
+    expect(t.twinMass).toBeCloseTo(asNeedle.needleMass, 12);
   });
 
   it('has no margins when every dictionary row holds needle tokens', () => {

@@ -62,6 +62,8 @@ export type NeedleHeadTrace = {
    */
   keyTwins: number;
   keyTwinsInWindow: number;
+  /** The twins' share of the read, Σᵢ wᵢ·(twins in i)/cᵢ, averaged like `needleMass`; NaN as above. */
+  twinMass: number;
   similarityMargin: number;
   similarityRank: number;
   priorMargin: number;
@@ -195,15 +197,15 @@ export function keyTwins(
 ) {
   const { keyDim } = seq;
   const key = seq.k.subarray(keyAt * keyDim, (keyAt + 1) * keyDim);
-  let twins = 0;
+  const positions: number[] = [];
   let inWindow = 0;
   for (let t = 0; t < questionAt; t++) {
     if (t >= needle.at && t < needle.at + needle.tokens) continue;
     if (cosine(key, seq.k.subarray(t * keyDim, (t + 1) * keyDim)) <= KEY_TWIN_COSINE) continue;
-    twins++;
+    positions.push(t);
     if (t > keyAt && t <= keyAt + window) inWindow++;
   }
-  return { keyTwins: twins, keyTwinsInWindow: inWindow };
+  return { keyTwins: positions.length, keyTwinsInWindow: inWindow, positions };
 }
 
 /**
@@ -222,6 +224,8 @@ export function traceHead(
   let needleMass = 0;
   const why = { similarityMargin: 0, similarityRank: 0, priorMargin: 0, needleKeyCosine: 0 };
   let beta = Number.NaN;
+  const twinsFound = twins && keyTwins(seq, needle, twins.keyAt, twins.questionAt, twins.window);
+  let twinMass = 0;
   for (const p of scored) {
     if (p < needle.at + needle.tokens)
       throw new Error(`scored position ${p}: expected it after the needle span`);
@@ -265,6 +269,15 @@ export function traceHead(
     }
     readWeight += weight / scored.length;
     needleMass += mass / scored.length;
+    // The twins' own share: a twin in row i weighs wᵢ/cᵢ, a pending twin its slot's weight.
+    for (const t of twinsFound?.positions ?? []) {
+      if (t >= absorbed) {
+        twinMass += w[state.size + t - absorbed] / scored.length;
+        continue;
+      }
+      const row = trace[Math.floor(t / chunk)].assignment[t % chunk];
+      twinMass += w[row] / state.counts[row] / scored.length;
+    }
     if (!first) {
       let countSum = 0;
       for (const [row, n] of inRow) countSum += n * state.counts[row];
@@ -278,10 +291,10 @@ export function traceHead(
     }
   }
   if (!first) throw new Error('scored: expected at least one position');
-  const twinCounts = twins
-    ? keyTwins(seq, needle, twins.keyAt, twins.questionAt, twins.window)
-    : { keyTwins: Number.NaN, keyTwinsInWindow: Number.NaN };
-  return { ...first, readWeight, needleMass, beta, ...twinCounts, ...why };
+  const twinStats = twinsFound
+    ? { keyTwins: twinsFound.keyTwins, keyTwinsInWindow: twinsFound.keyTwinsInWindow, twinMass }
+    : { keyTwins: Number.NaN, keyTwinsInWindow: Number.NaN, twinMass: Number.NaN };
+  return { ...first, readWeight, needleMass, beta, ...twinStats, ...why };
 }
 
 /**
@@ -386,6 +399,7 @@ export function summarizeNeedleTraces(traces: NeedleHeadTrace[]) {
       needleMass: mean((t) => t.needleMass),
       keyTwins: mean((t) => t.keyTwins),
       keyTwinsInWindow: mean((t) => t.keyTwinsInWindow),
+      twinMass: mean((t) => t.twinMass),
       beta: mean((t) => t.beta),
       similarityMargin: mean((t) => t.similarityMargin),
       similarityRank: mean((t) => t.similarityRank),
