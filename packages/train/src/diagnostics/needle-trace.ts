@@ -53,6 +53,10 @@ export type NeedleHeadTrace = {
    * (rank 0) where no rival exists.
    */
   beta: number;
+  similarityMargin: number;
+  similarityRank: number;
+  priorMargin: number;
+  needleKeyCosine: number;
   /**
    * Haystack tokens (outside the needle and before the question) whose key has a cosine above
    * KEY_TWIN_COSINE with the needle's key token's key, and how many of them lie within `window`
@@ -64,10 +68,6 @@ export type NeedleHeadTrace = {
   keyTwinsInWindow: number;
   /** The twins' share of the read, Σᵢ wᵢ·(twins in i)/cᵢ, averaged like `needleMass`; NaN as above. */
   twinMass: number;
-  similarityMargin: number;
-  similarityRank: number;
-  priorMargin: number;
-  needleKeyCosine: number;
   /** Fraction of this sequence's scored tokens the model predicts (argmax). */
   correct: number;
 };
@@ -108,8 +108,11 @@ export function readSlotsAt(state: OvqState, seq: Seq, p: number) {
 
 /** The softmax weights of the read at token p over `readSlotsAt`'s slots (same order). */
 export function readWeightsAt(state: OvqState, seq: Seq, p: number): Float64Array {
-  const { similarity, logCount } = readSlotsAt(state, seq, p);
-  const { beta } = state.config;
+  return slotWeights(readSlotsAt(state, seq, p), state.config.beta);
+}
+
+function slotWeights(slots: ReturnType<typeof readSlotsAt>, beta: number): Float64Array {
+  const { similarity, logCount } = slots;
   const w = similarity.map((s, j) => beta * s + logCount[j]);
   // A loop, not Math.max(...w): a large dictionary would overflow the argument list.
   let max = Number.NEGATIVE_INFINITY;
@@ -246,11 +249,12 @@ export function traceHead(
       inRow.set(row, (inRow.get(row) ?? 0) + 1);
       if (record.spawned.includes(t % chunk)) seeded++;
     }
-    const w = readWeightsAt(state, seq, p);
     beta = state.config.beta;
+    const slots = readSlotsAt(state, seq, p);
+    const w = slotWeights(slots, beta);
     const needleSlots = new Set([...inRow.keys(), ...pendingSlots.map((s) => state.size + s)]);
     const terms = competition(
-      readSlotsAt(state, seq, p),
+      slots,
       beta,
       (j) => needleSlots.has(j),
       (j) => j < state.size && !inRow.has(j),
@@ -271,6 +275,7 @@ export function traceHead(
     needleMass += mass / scored.length;
     // The twins' own share: a twin in row i weighs wᵢ/cᵢ, a pending twin its slot's weight.
     for (const t of twinsFound?.positions ?? []) {
+      if (t >= p) continue; // not read yet (only when questionAt lies past p)
       if (t >= absorbed) {
         twinMass += w[state.size + t - absorbed] / scored.length;
         continue;
