@@ -235,62 +235,43 @@ export function traceHead(
     const { state, trace } = ovqAttentionReference(prefix(seq, p), config);
     const chunk = state.config.chunkSize;
     const absorbed = state.tokensAbsorbed;
-    // Needle tokens per dictionary row and per pending slot.
-    const inRow = new Map<number, number>();
-    const pendingSlots: number[] = [];
-    let seeded = 0;
-    for (let t = needle.at; t < needle.at + needle.tokens; t++) {
-      if (t >= absorbed) {
-        pendingSlots.push(t - absorbed);
-        continue;
-      }
-      const record = trace[Math.floor(t / chunk)];
-      const row = record.assignment[t % chunk];
-      inRow.set(row, (inRow.get(row) ?? 0) + 1);
-      if (record.spawned.includes(t % chunk)) seeded++;
-    }
+    // Token t's read slot: its dictionary row, or its pending slot after the rows.
+    const slotOf = (t: number) =>
+      t >= absorbed
+        ? state.size + t - absorbed
+        : trace[Math.floor(t / chunk)].assignment[t % chunk];
+    const needleTokens = Array.from({ length: needle.tokens }, (_, i) => needle.at + i);
+    const needleSlots = new Set(needleTokens.map(slotOf));
     beta = state.config.beta;
     const slots = readSlotsAt(state, seq, p);
     const w = slotWeights(slots, beta);
-    const needleSlots = new Set([...inRow.keys(), ...pendingSlots.map((s) => state.size + s)]);
+    // A token's own share of the read: its slot's weight over the tokens the slot averages.
+    const share = (t: number) => {
+      const j = slotOf(t);
+      return j < state.size ? w[j] / state.counts[j] : w[j];
+    };
     const terms = competition(
       slots,
       beta,
       (j) => needleSlots.has(j),
-      (j) => j < state.size && !inRow.has(j),
+      (j) => j < state.size && !needleSlots.has(j),
     );
     for (const key of Object.keys(why) as (keyof typeof why)[])
       why[key] += terms[key] / scored.length;
-    let weight = 0;
-    let mass = 0;
-    for (const [row, n] of inRow) {
-      weight += w[row];
-      mass += (w[row] * n) / state.counts[row];
-    }
-    for (const s of pendingSlots) {
-      weight += w[state.size + s];
-      mass += w[state.size + s];
-    }
-    readWeight += weight / scored.length;
-    needleMass += mass / scored.length;
-    // The twins' own share: a twin in row i weighs wᵢ/cᵢ, a pending twin its slot's weight.
-    for (const t of twinsFound?.positions ?? []) {
-      if (t >= p) continue; // not read yet (only when questionAt lies past p)
-      if (t >= absorbed) {
-        twinMass += w[state.size + t - absorbed] / scored.length;
-        continue;
-      }
-      const row = trace[Math.floor(t / chunk)].assignment[t % chunk];
-      twinMass += w[row] / state.counts[row] / scored.length;
-    }
+    for (const j of needleSlots) readWeight += w[j] / scored.length;
+    for (const t of needleTokens) needleMass += share(t) / scored.length;
+    // Twins past p are not read yet (only when the question lies past p).
+    for (const t of twinsFound?.positions ?? []) if (t < p) twinMass += share(t) / scored.length;
     if (!first) {
-      let countSum = 0;
-      for (const [row, n] of inRow) countSum += n * state.counts[row];
-      const absorbedTokens = needle.tokens - pendingSlots.length;
+      const inRows = needleTokens.filter((t) => t < absorbed);
+      const seeded = inRows.filter((t) =>
+        trace[Math.floor(t / chunk)].spawned.includes(t % chunk),
+      ).length;
+      const countSum = inRows.reduce((sum, t) => sum + state.counts[slotOf(t)], 0);
       first = {
         seeded,
-        pending: pendingSlots.length,
-        rowCount: absorbedTokens > 0 ? countSum / absorbedTokens : Number.NaN,
+        pending: needle.tokens - inRows.length,
+        rowCount: inRows.length > 0 ? countSum / inRows.length : Number.NaN,
         rows: state.size,
       };
     }
