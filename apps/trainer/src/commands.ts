@@ -192,9 +192,11 @@ export async function runNeedleTrace(
     backend?: string;
     'eval-capacity'?: string;
     'eval-beta-scale'?: string;
+    'cut-echo'?: boolean;
   },
   progress: Progress,
 ) {
+  const cutEcho = flags['cut-echo'] === true;
   const capacityScale = numberFlag('eval-capacity', flags['eval-capacity'], 0);
   const betaScale = numberFlag('eval-beta-scale', flags['eval-beta-scale'], 0);
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 16];
@@ -229,6 +231,7 @@ export async function runNeedleTrace(
     const variant = [
       capacityScale === undefined ? '' : `, capacity ×${capacityScale}`,
       betaScale === undefined ? '' : `, β ×${betaScale}`,
+      cutEcho ? ', echo cut' : '',
     ].join('');
     progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on niah${variant}`);
     const lines = [
@@ -243,7 +246,7 @@ export async function runNeedleTrace(
         const traces: NeedleHeadTrace[] = [];
         for (let i = 0; i < batches; i++) {
           const batch = evaluationBatch(evaluation, config.evalBatchSize, seqLen, i) as TokenBatch;
-          traces.push(...(await traceNeedles(model, batch, vocab, needleLength)));
+          traces.push(...(await traceNeedles(model, batch, vocab, needleLength, { cutEcho })));
         }
         all.push(...traces.map((t) => ({ ...t, seqLen, depth })));
         for (const s of summarizeNeedleTraces(traces)) {
@@ -257,7 +260,7 @@ export async function runNeedleTrace(
     if (flags.out)
       await writeFile(
         flags.out,
-        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, traces: all })}\n`,
+        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, cutEcho, traces: all })}\n`,
       );
   } finally {
     if (model !== trained.model) model.dispose();

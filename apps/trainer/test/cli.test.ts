@@ -243,6 +243,20 @@ describe('ovq-train', () => {
     rowsOf(x4.traces).forEach((rows, i) => {
       expect(rows).toBeGreaterThanOrEqual(before[i]);
     });
+    // The echo cut: the file records it; at depth 1 the question follows the needle, so nothing
+    // is cut and every trace is the plain one; at depth 0 the haystack after the needle is cut.
+    const cutFile = join(out, 'trace-cut.json');
+    const cut = await run(['needle-trace', ...cells, '--cut-echo', '--out', cutFile]);
+    expect(cut.code).toBe(0);
+    expect(cut.stdout).toMatch(/ckpt\.bin: step 2, swa,ovq on niah, echo cut/);
+    const cutSaved = JSON.parse(readFileSync(cutFile, 'utf8'));
+    expect(cutSaved.cutEcho).toBe(true);
+    expect(saved.cutEcho).toBe(false);
+    const cutTraces: Saved[] = cutSaved.traces;
+    const mass = (list: Saved[], depth: number) =>
+      list.filter((t) => t.depth === depth).map((t) => t.needleMass);
+    expect(mass(cutTraces, 1)).toEqual(mass(traces, 1));
+    expect(mass(cutTraces, 0)).not.toEqual(mass(traces, 0));
     const bad = await run([
       'needle-trace',
       '--checkpoint',

@@ -1,6 +1,7 @@
 // @ovq/train: tasks, hybrid models and the training loop for OVQ-attention experiments.
 export * from './checkpoint/checkpoint.js';
 export * from './checkpoint/crc32.js';
+export * from './diagnostics/echo-cut.js';
 export * from './diagnostics/needle-trace.js';
 export * from './loop/loss.js';
 export * from './loop/sample.js';

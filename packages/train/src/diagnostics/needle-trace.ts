@@ -11,10 +11,11 @@ import {
   type Seq,
 } from '@ovq/core';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Decoder } from '../model/decoder.js';
+import type { Decoder, ResidualPatch } from '../model/decoder.js';
 import { DEFAULT_SWA_WINDOW } from '../model/tfjs-mixers.js';
 import type { NiahVocabulary } from '../tasks/niah.js';
 import { IGNORE, type TokenBatch } from '../tasks/types.js';
+import { echoCut } from './echo-cut.js';
 
 /** One OVQ head of one sequence at its question. */
 export type NeedleHeadTrace = {
@@ -283,6 +284,17 @@ export function traceHead(
   return { ...first, readWeight, needleMass, beta, ...twinStats, ...why };
 }
 
+/** Options of `traceNeedles`. */
+export type NeedleTraceOptions = {
+  /**
+   * Score and trace the model with the echo cut (`echoCut`): the haystack tokens after the
+   * needle lose what the sliding-window blocks below the OVQ layer copied of it. Default false.
+   */
+  cutEcho?: boolean;
+  /** Seed of the filler that stands in for the needle in the cut's source run. Default 0. */
+  cutSeed?: number;
+};
+
 /**
  * Traces the needle of every sequence of a NIAH batch through every OVQ head of `model`: for
  * each sequence the needle span is found by its NEEDLE marker and the scored positions by the
@@ -293,6 +305,7 @@ export async function traceNeedles(
   batch: TokenBatch,
   vocab: NiahVocabulary,
   needleLength: number,
+  options: NeedleTraceOptions = {},
 ): Promise<NeedleHeadTrace[]> {
   const { batch: B, seqLen: T } = batch;
   const needles: number[] = [];
@@ -313,9 +326,17 @@ export async function traceNeedles(
     scored.push(positions);
   }
   const inputs = tf.tensor2d(batch.inputs, [B, T], 'int32');
+  const cut = options.cutEcho
+    ? echoCut(model, batch, vocab, needleLength, { needles, questions }, options.cutSeed)
+    : undefined;
+  const patch: ResidualPatch | undefined = cut && {
+    afterLayer: cut.afterLayer,
+    source: tf.tensor2d(cut.source, [B, T], 'int32'),
+    mask: tf.tensor2d(cut.mask, [B, T]),
+  };
   try {
     const flat = scored.flatMap((positions, b) => positions.map((t) => b * T + t));
-    const logits = model.forwardAt(inputs, Int32Array.from(flat));
+    const logits = tf.tidy(() => model.forwardAt(inputs, Int32Array.from(flat), patch));
     const argmax = tf.argMax(logits, -1);
     const predicted = await argmax.data();
     tf.dispose([logits, argmax]);
@@ -333,7 +354,7 @@ export async function traceNeedles(
     const out: NeedleHeadTrace[] = [];
     for (const [layer, mixer] of model.mixers.entries()) {
       if (!mixer.headInputs) continue;
-      const x = model.layerInput(inputs, layer);
+      const x = model.layerInput(inputs, layer, patch);
       const heads = await mixer.headInputs(x);
       x.dispose();
       const H = heads.length / B;
@@ -358,6 +379,7 @@ export async function traceNeedles(
     return out;
   } finally {
     inputs.dispose();
+    if (patch) tf.dispose([patch.source, patch.mask]);
   }
 }
 

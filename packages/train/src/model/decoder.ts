@@ -80,6 +80,14 @@ export type MixerOptions = {
   kvmOutputNorm?: boolean;
 };
 
+/**
+ * Activation patching (diagnostics): after block `afterLayer`, the residual stream at the
+ * positions where `mask` [B, T] is 1 is replaced by the stream of the same model run on `source`
+ * (token ids shaped like the inputs), and the blocks above read the mixture. With sliding-window
+ * blocks below, this removes what one span of tokens wrote into its neighbours and nothing else.
+ */
+export type ResidualPatch = { afterLayer: number; source: tf.Tensor; mask: tf.Tensor };
+
 /** Anything with the tfjs-layers Layer surface the decoder needs. */
 export type MixerLayer = {
   /** `kwargs.training` is true in training steps (see Decoder.trainingForward). */
@@ -252,36 +260,64 @@ export class Decoder {
     return this.head(this.residualStream(inputs));
   }
 
-  /** The residual stream [B, T, D] after every block (before the final norm and head). */
-  private residualStream(inputs: tf.Tensor): tf.Tensor {
+  /**
+   * The residual stream [B, T, D] after blocks 0 … `upTo` − 1 (every block by default), with
+   * `patch` applied after its block (activation patching).
+   */
+  private residualStream(
+    inputs: tf.Tensor,
+    patch?: ResidualPatch,
+    upTo = this.kinds.length,
+  ): tf.Tensor {
+    if (patch) this.checkPatch(inputs, patch);
     let h = this.embed(inputs);
-    for (let l = 0; l < this.kinds.length; l++)
+    for (let l = 0; l < upTo; l++) {
       h = this.afterMixer(l, h, this.mixerCall(l, this.mixerInput(l, h)));
+      if (patch?.afterLayer === l) {
+        const source = this.residualStream(patch.source, undefined, l + 1);
+        const m = tf.expandDims(tf.cast(patch.mask, 'float32'), -1);
+        h = tf.add(tf.mul(h, tf.sub(1, m)), tf.mul(source, m));
+      }
+    }
     return h;
+  }
+
+  private checkPatch(inputs: tf.Tensor, patch: ResidualPatch): void {
+    const { afterLayer, source, mask } = patch;
+    if (!Number.isInteger(afterLayer) || afterLayer < 0 || afterLayer >= this.kinds.length)
+      throw new Error(
+        `patch.afterLayer: got ${afterLayer}; expected an integer in [0, ${this.kinds.length})`,
+      );
+    const same = (a: number[], b: number[]) =>
+      a.length === b.length && a.every((d, i) => d === b[i]);
+    if (!same(source.shape, inputs.shape))
+      throw new Error(
+        `patch.source: shape [${source.shape}]; expected the inputs' [${inputs.shape}]`,
+      );
+    const bt = inputs.shape.slice(0, 2);
+    if (!same(mask.shape, bt))
+      throw new Error(`patch.mask: shape [${mask.shape}]; expected [batch, time] = [${bt}]`);
   }
 
   /**
    * What the mixer of `layer` reads for `inputs`: the normalised residual stream [B, T, D] of
-   * the blocks before it (a new tensor; for diagnostics such as `traceNeedles`).
+   * the blocks before it (a new tensor; for diagnostics such as `traceNeedles`), with `patch`
+   * applied if it comes after a block below `layer`.
    */
-  layerInput(inputs: tf.Tensor, layer: number): tf.Tensor {
+  layerInput(inputs: tf.Tensor, layer: number, patch?: ResidualPatch): tf.Tensor {
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.kinds.length)
       throw new Error(`layer: got ${layer}; expected an integer in [0, ${this.kinds.length})`);
-    return tf.tidy(() => {
-      let h = this.embed(inputs);
-      for (let l = 0; l < layer; l++)
-        h = this.afterMixer(l, h, this.mixerCall(l, this.mixerInput(l, h)));
-      return this.mixerInput(layer, h);
-    });
+    return tf.tidy(() => this.mixerInput(layer, this.residualStream(inputs, patch, layer)));
   }
 
   /**
    * Logits (or predictions) [S, out] at S flat positions `b·T + t` only. MQAR and NIAH score a
    * few positions per sequence, so skipping the vocabulary-wide head elsewhere is most of a
    * step's work at vocabulary 8,192. Rows are picked by the embedding's gather (`gatherRows`).
+   * `patch` (diagnostics) replaces part of the residual stream after one block.
    */
-  forwardAt(inputs: tf.Tensor, positions: Int32Array): tf.Tensor {
-    const h = this.residualStream(inputs);
+  forwardAt(inputs: tf.Tensor, positions: Int32Array, patch?: ResidualPatch): tf.Tensor {
+    const h = this.residualStream(inputs, patch);
     const rows = (h.shape[0] as number) * (h.shape[1] as number);
     positions.forEach((p, i) => {
       if (!Number.isInteger(p) || p < 0 || p >= rows)

@@ -1,0 +1,67 @@
+// The echo cut: a causal test of whether an OVQ layer finds a NIAH needle through copies of it
+// that the sliding-window blocks below wrote into the haystack tokens after it. The residual
+// stream of those tokens is replaced (activation patching, `ResidualPatch`) by the stream of the
+// same sequence with the needle swapped for filler, so they carry no trace of the needle while
+// the needle's own tokens, everything before it and the question are untouched.
+import type { Decoder } from '../model/decoder.js';
+import { DEFAULT_SWA_WINDOW } from '../model/tfjs-mixers.js';
+import type { NiahVocabulary } from '../tasks/niah.js';
+import { itemSeed, Random } from '../tasks/random.js';
+import type { TokenBatch } from '../tasks/types.js';
+
+/** A `ResidualPatch` for one batch, as host arrays (row-major [batch, seqLen]). */
+export type EchoCut = {
+  /** The block after which the stream is patched: the one just below the first OVQ layer. */
+  afterLayer: number;
+  /** The batch's inputs with each needle span (marker, key and values) replaced by filler. */
+  source: Int32Array;
+  /** 1 at the haystack tokens after each needle whose stream after `afterLayer` saw it. */
+  mask: Float32Array;
+  /** Cut tokens per sequence (fewer than the reach where the question comes sooner). */
+  cut: number[];
+};
+
+/**
+ * The echo cut of a NIAH batch for `model`. Block `afterLayer` and every block below it must be
+ * sliding-window attention (window W): the needle then reaches at most (afterLayer + 1)·(W − 1)
+ * tokens past its last token, and exactly those (up to the question) are cut. `needles[b]` is the
+ * position of sequence b's NEEDLE marker and `questions[b]` that of its QUERY; the replacement
+ * filler is uniform over the filler tokens, drawn from `seed` per sequence.
+ */
+export function echoCut(
+  model: Decoder,
+  batch: TokenBatch,
+  vocab: NiahVocabulary,
+  needleLength: number,
+  where: { needles: number[]; questions: number[] },
+  seed = 0,
+): EchoCut {
+  const firstOvq = model.mixers.findIndex((m) => m.headInputs !== undefined);
+  if (firstOvq < 1)
+    throw new Error(
+      `cutEcho: the model's mixers are ${model.kinds.join(',')}; expected an OVQ layer above a sliding-window block`,
+    );
+  const afterLayer = firstOvq - 1;
+  const below = model.kinds.slice(0, firstOvq);
+  if (below.some((k) => k !== 'swa'))
+    throw new Error(
+      `cutEcho: blocks below the first OVQ layer are ${below.join(',')}; expected only swa (a global mixer below would spread the needle everywhere)`,
+    );
+  const window = model.config.mixerOptions?.window ?? DEFAULT_SWA_WINDOW;
+  const reach = (afterLayer + 1) * (window - 1);
+  const { batch: B, seqLen: T } = batch;
+  const source = Int32Array.from(batch.inputs);
+  const mask = new Float32Array(B * T);
+  const cut: number[] = [];
+  const tokens = needleLength + 2;
+  for (let b = 0; b < B; b++) {
+    const at = where.needles[b];
+    const last = at + tokens - 1;
+    const rng = new Random(itemSeed(seed, b));
+    for (let t = at; t <= last; t++) source[b * T + t] = rng.int(0, vocab.fillerSize);
+    const end = Math.min(last + reach, where.questions[b] - 1);
+    for (let t = last + 1; t <= end; t++) mask[b * T + t] = 1;
+    cut.push(Math.max(0, end - last));
+  }
+  return { afterLayer, source, mask, cut };
+}
