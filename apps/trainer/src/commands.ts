@@ -193,10 +193,14 @@ export async function runNeedleTrace(
     'eval-capacity'?: string;
     'eval-beta-scale'?: string;
     'cut-echo'?: boolean;
+    decoy?: boolean;
   },
   progress: Progress,
 ) {
   const cutEcho = flags['cut-echo'] === true;
+  const decoy = flags.decoy === true;
+  if (decoy && !cutEcho)
+    throw new UsageError('--decoy: a control for --cut-echo; pass both, or neither');
   const capacityScale = numberFlag('eval-capacity', flags['eval-capacity'], 0);
   const betaScale = numberFlag('eval-beta-scale', flags['eval-beta-scale'], 0);
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 16];
@@ -231,7 +235,7 @@ export async function runNeedleTrace(
     const variant = [
       capacityScale === undefined ? '' : `, capacity ×${capacityScale}`,
       betaScale === undefined ? '' : `, β ×${betaScale}`,
-      cutEcho ? ', echo cut' : '',
+      cutEcho ? (decoy ? ", a decoy's echo cut" : ', echo cut') : '',
     ].join('');
     progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on niah${variant}`);
     const lines = [
@@ -246,7 +250,9 @@ export async function runNeedleTrace(
         const traces: NeedleHeadTrace[] = [];
         for (let i = 0; i < batches; i++) {
           const batch = evaluationBatch(evaluation, config.evalBatchSize, seqLen, i) as TokenBatch;
-          traces.push(...(await traceNeedles(model, batch, vocab, needleLength, { cutEcho })));
+          traces.push(
+            ...(await traceNeedles(model, batch, vocab, needleLength, { cutEcho, decoy })),
+          );
         }
         all.push(...traces.map((t) => ({ ...t, seqLen, depth })));
         for (const s of summarizeNeedleTraces(traces)) {
@@ -260,7 +266,7 @@ export async function runNeedleTrace(
     if (flags.out)
       await writeFile(
         flags.out,
-        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, cutEcho, traces: all })}\n`,
+        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, cutEcho, decoy, traces: all })}\n`,
       );
   } finally {
     if (model !== trained.model) model.dispose();

@@ -20,7 +20,7 @@ const USAGE = {
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
   eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1]',
   'needle-trace':
-    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--eval-capacity 4] [--cut-echo] [--out trace.json]',
+    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--eval-capacity 4] [--cut-echo [--decoy]] [--out trace.json]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
   table: 'usage: ovq-train table --results results/regime.json [--task niah]',
@@ -96,6 +96,11 @@ const NEEDLE_TRACE_FLAGS = {
     type: 'boolean',
     description:
       'score and trace with the echo cut: the haystack tokens after the needle lose what the sliding-window block below OVQ copied of it',
+  },
+  decoy: {
+    type: 'boolean',
+    description:
+      "with --cut-echo, the control: cut the echo of a needle-long span of filler between the needle and the question instead of the needle's",
   },
   out: { type: 'string', description: 'also write every per-sequence trace to this JSON file' },
   backend: { type: 'string', description: BACKEND_HELP },

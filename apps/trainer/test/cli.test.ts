@@ -257,6 +257,9 @@ describe('ovq-train', () => {
       list.filter((t) => t.depth === depth).map((t) => t.needleMass);
     expect(mass(cutTraces, 1)).toEqual(mass(traces, 1));
     expect(mass(cutTraces, 0)).not.toEqual(mass(traces, 0));
+    const lonely = await run(['needle-trace', ...cells, '--decoy']);
+    expect(lonely.code).toBe(2);
+    expect(lonely.stderr).toMatch(/--decoy: a control for --cut-echo; pass both, or neither/);
     const bad = await run([
       'needle-trace',
       '--checkpoint',

@@ -95,6 +95,39 @@ describe('echoCut', () => {
     deep.dispose();
   });
 
+  it('the decoy control cuts a needle-long span of filler between the needle and the question, away from both', () => {
+    const model = decoder('swa,ovq', 2, 4);
+    const batch = evaluationBatch(niahTask({ needleLength, depth: 0.2 }), 3, T, 0) as TokenBatch;
+    const where = needlesAndQuestions(batch);
+    const decoy = echoCut(model, batch, vocab, needleLength, where, { decoy: true });
+    expect(decoy.cut).toEqual([3, 3, 3]);
+    for (let b = 0; b < 3; b++) {
+      const needleEnd = where.needles[b] + needleLength + 1;
+      const changed: number[] = [];
+      const masked: number[] = [];
+      for (let t = 0; t < T; t++) {
+        if (decoy.source[b * T + t] !== batch.inputs[b * T + t]) changed.push(t);
+        if (decoy.mask[b * T + t] === 1) masked.push(t);
+      }
+      // The decoy's span lies past the needle's reach; its cut tokens follow it, and end more
+      // than W − 1 tokens before the question (outside every scored position's window).
+      for (const t of changed) {
+        expect(t).toBeGreaterThan(needleEnd + 3);
+        expect(batch.inputs[b * T + t]).toBeLessThan(vocab.fillerSize);
+      }
+      expect(masked[0]).toBe(Math.max(...changed) + 1);
+      expect(Math.max(...masked)).toBeLessThan(where.questions[b] - 3);
+    }
+    // No room between the needle's reach and the question's window: nothing is cut.
+    const late = evaluationBatch(niahTask({ needleLength, depth: 0.9 }), 1, T, 0) as TokenBatch;
+    const none = echoCut(model, late, vocab, needleLength, needlesAndQuestions(late), {
+      decoy: true,
+    });
+    expect(none.cut).toEqual([0]);
+    expect(none.mask.every((m) => m === 0)).toBe(true);
+    model.dispose();
+  });
+
   it('needs sliding-window blocks, and only them, below the first OVQ layer', () => {
     const batch = evaluationBatch(niahTask({ needleLength, depth: 0.5 }), 1, T, 0) as TokenBatch;
     const where = needlesAndQuestions(batch);

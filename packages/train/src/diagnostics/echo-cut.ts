@@ -27,6 +27,10 @@ export type EchoCut = {
  * tokens past its last token, and exactly those (up to the question) are cut. `needles[b]` is the
  * position of sequence b's NEEDLE marker and `questions[b]` that of its QUERY; the replacement
  * filler is uniform over the filler tokens, drawn from `seed` per sequence.
+ *
+ * `decoy`: the control. The same cut for a decoy, a needle-long span of filler halfway between
+ * the needle's reach and the question's window, so the cut tokens lose a context that held no
+ * needle; a sequence with no room for the decoy (haystack too short) is left uncut.
  */
 export function echoCut(
   model: Decoder,
@@ -34,7 +38,7 @@ export function echoCut(
   vocab: NiahVocabulary,
   needleLength: number,
   where: { needles: number[]; questions: number[] },
-  seed = 0,
+  options: { seed?: number; decoy?: boolean } = {},
 ): EchoCut {
   const firstOvq = model.mixers.findIndex((m) => m.headInputs !== undefined);
   if (firstOvq < 1)
@@ -55,11 +59,23 @@ export function echoCut(
   const cut: number[] = [];
   const tokens = needleLength + 2;
   for (let b = 0; b < B; b++) {
-    const at = where.needles[b];
+    let at = where.needles[b];
+    const question = where.questions[b];
+    if (options.decoy) {
+      // Free haystack: after the needle's reach, and far enough from the question that neither
+      // the decoy nor its cut tokens are in the question's window.
+      const from = at + tokens + reach;
+      const to = question - reach - tokens - reach;
+      if (to < from) {
+        cut.push(0);
+        continue;
+      }
+      at = Math.floor((from + to) / 2);
+    }
     const last = at + tokens - 1;
-    const rng = new Random(itemSeed(seed, b));
+    const rng = new Random(itemSeed(options.seed ?? 0, b));
     for (let t = at; t <= last; t++) source[b * T + t] = rng.int(0, vocab.fillerSize);
-    const end = Math.min(last + reach, where.questions[b] - 1);
+    const end = Math.min(last + reach, question - 1);
     for (let t = last + 1; t <= end; t++) mask[b * T + t] = 1;
     cut.push(Math.max(0, end - last));
   }

@@ -291,6 +291,8 @@ export type NeedleTraceOptions = {
    * needle lose what the sliding-window blocks below the OVQ layer copied of it. Default false.
    */
   cutEcho?: boolean;
+  /** With `cutEcho`: cut the echo of a decoy span of filler instead (the control, see `echoCut`). */
+  decoy?: boolean;
   /** Seed of the filler that stands in for the needle in the cut's source run. Default 0. */
   cutSeed?: number;
 };
@@ -327,7 +329,14 @@ export async function traceNeedles(
   }
   const inputs = tf.tensor2d(batch.inputs, [B, T], 'int32');
   const cut = options.cutEcho
-    ? echoCut(model, batch, vocab, needleLength, { needles, questions }, options.cutSeed)
+    ? echoCut(
+        model,
+        batch,
+        vocab,
+        needleLength,
+        { needles, questions },
+        { seed: options.cutSeed, decoy: options.decoy },
+      )
     : undefined;
   const patch: ResidualPatch | undefined = cut && {
     afterLayer: cut.afterLayer,
