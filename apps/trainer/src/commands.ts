@@ -10,6 +10,7 @@ import {
   evaluationBatch,
   loadTrainedModel,
   type NeedleHeadTrace,
+  needleAccuracy,
   niahSpecVocabulary,
   summarizeNeedleTraces,
   type TokenBatch,
@@ -139,11 +140,24 @@ function requireCheckpointFile(path: string): void {
     );
 }
 
+const percent = (x: number) => (Number.isNaN(x) ? '–' : (100 * x).toFixed(1));
+
 export async function runEval(
   checkpoint: string,
-  flags: { lengths?: string; batches?: string; depths?: string; backend?: string },
+  flags: {
+    lengths?: string;
+    batches?: string;
+    depths?: string;
+    backend?: string;
+    'cut-echo'?: boolean;
+    decoy?: boolean;
+  },
   progress: Progress,
 ) {
+  const cutEcho = flags['cut-echo'] === true;
+  const decoy = flags.decoy === true;
+  if (decoy && !cutEcho)
+    throw new UsageError('--decoy: a control for --cut-echo; pass both, or neither');
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 8];
   const batches = integerFlag('batches', flags.batches, 1) ?? 4;
   const depths = fractionListFlag('depths', flags.depths);
@@ -157,6 +171,10 @@ export async function runEval(
       throw new UsageError(
         `--depths: this checkpoint was trained on ${task.name}; depths apply to niah models only`,
       );
+    if (cutEcho && task.name !== 'niah')
+      throw new UsageError(
+        `--cut-echo: this checkpoint was trained on ${task.name}; the echo cut applies to niah models only`,
+      );
     progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on ${task.name}`);
     // Without --depths: the task as trained (NIAH: a random depth per sequence).
     for (const depth of depths ?? [undefined]) {
@@ -166,6 +184,29 @@ export async function runEval(
       if (depth !== undefined) progress.message(`needle depth ${depth}`);
       for (const m of lengths) {
         const seqLen = config.seqLen * m;
+        if (cutEcho && task.name === 'niah') {
+          // Accuracy only: the cut runs the model's forward with a residual patch.
+          const correct: number[] = [];
+          const vocab = niahSpecVocabulary(task);
+          for (let i = 0; i < batches; i++) {
+            const batch = evaluationBatch(
+              evaluation,
+              config.evalBatchSize,
+              seqLen,
+              i,
+            ) as TokenBatch;
+            const options = { cutEcho, decoy };
+            correct.push(
+              ...(await needleAccuracy(model, batch, vocab, task.needleLength ?? 4, options)),
+            );
+          }
+          const accuracy = correct.reduce((a, x) => a + x, 0) / correct.length;
+          const what = decoy ? "a decoy's echo cut" : 'echo cut';
+          progress.message(
+            `len ${String(seqLen).padStart(5)}  accuracy ${percent(accuracy)}% (${what}, ${correct.length} sequences)`,
+          );
+          continue;
+        }
         const r = await evaluate(model, evaluation, seqLen, batches, config.evalBatchSize, step);
         progress.message(describeEval(r));
       }
@@ -174,8 +215,6 @@ export async function runEval(
     model.dispose();
   }
 }
-
-const percent = (x: number) => (Number.isNaN(x) ? '–' : (100 * x).toFixed(1));
 
 /**
  * `ovq-train needle-trace`: for a NIAH model, where each needle lands in every OVQ head's

@@ -18,7 +18,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 const USAGE = {
   main: 'usage: ovq-train <run|eval|needle-trace|sample|sweep|table> [options]   (ovq-train <command> --help for its options)',
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
-  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1]',
+  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1] [--cut-echo [--decoy]]',
   'needle-trace':
     'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--eval-capacity 4] [--cut-echo [--decoy]] [--out trace.json]',
   sample:
@@ -64,6 +64,15 @@ const EVAL_FLAGS = {
     type: 'string',
     description:
       'NIAH models only: score the needle at these depths (fractions of the filler, e.g. 0,0.5,0.9,1), each at every length',
+  },
+  'cut-echo': {
+    type: 'boolean',
+    description:
+      'NIAH models only: score with the echo cut (see needle-trace --cut-echo); any long-range mixer above the sliding window',
+  },
+  decoy: {
+    type: 'boolean',
+    description: "with --cut-echo, cut a decoy's echo instead (the control)",
   },
   backend: { type: 'string', description: BACKEND_HELP },
   help: { type: 'boolean', description: 'show this help' },

@@ -257,6 +257,24 @@ describe('ovq-train', () => {
       list.filter((t) => t.depth === depth).map((t) => t.needleMass);
     expect(mass(cutTraces, 1)).toEqual(mass(traces, 1));
     expect(mass(cutTraces, 0)).not.toEqual(mass(traces, 0));
+    // eval --cut-echo scores the same cut: its accuracy is the trace's, per length and depth.
+    const cutScore = await run(['eval', ...cells, '--cut-echo']);
+    expect(cutScore.code).toBe(0);
+    const cutLines = [
+      ...cutScore.stdout.matchAll(
+        /len +(\d+) {2}accuracy (\d+\.\d)% \(echo cut, (\d+) sequences\)/g,
+      ),
+    ];
+    expect(cutLines).toHaveLength(4);
+    // Printed depth by depth (0, then 1), each at both lengths.
+    for (const [i, [, seqLen, accuracy]] of cutLines.entries()) {
+      const depth = i < 2 ? 0 : 1;
+      const heads0 = (cutSaved.traces as (Saved & { correct: number })[]).filter(
+        (t) => t.seqLen === Number(seqLen) && t.depth === depth && t.head === 0,
+      );
+      const want = heads0.reduce((a, t) => a + t.correct, 0) / heads0.length;
+      expect(accuracy).toBe((100 * want).toFixed(1));
+    }
     const lonely = await run(['needle-trace', ...cells, '--decoy']);
     expect(lonely.code).toBe(2);
     expect(lonely.stderr).toMatch(/--decoy: a control for --cut-echo; pass both, or neither/);

@@ -5,7 +5,9 @@ import {
   createTfjsMixer,
   Decoder,
   echoCut,
+  evaluate,
   evaluationBatch,
+  needleAccuracy,
   niahTask,
   niahVocabulary,
   type TokenBatch,
@@ -128,19 +130,19 @@ describe('echoCut', () => {
     model.dispose();
   });
 
-  it('needs sliding-window blocks, and only them, below the first OVQ layer', () => {
+  it('cuts after the sliding-window blocks below the first long-range mixer, and needs one', () => {
     const batch = evaluationBatch(niahTask({ needleLength, depth: 0.5 }), 1, T, 0) as TokenBatch;
     const where = needlesAndQuestions(batch);
-    const top = decoder('ovq,swa', 2);
-    expect(() => echoCut(top, batch, vocab, needleLength, where)).toThrow(
-      /mixers are ovq,swa; expected an OVQ layer above a sliding-window block/,
-    );
-    top.dispose();
-    const global = decoder('swa,decay,ovq', 3);
-    expect(() => echoCut(global, batch, vocab, needleLength, where)).toThrow(
-      /below the first OVQ layer are swa,decay; expected only swa/,
-    );
-    global.dispose();
+    for (const mixers of ['ovq,swa', 'swa']) {
+      const model = decoder(mixers, 2);
+      expect(() => echoCut(model, batch, vocab, needleLength, where)).toThrow(
+        /expected a long-range mixer above one or more swa blocks/,
+      );
+      model.dispose();
+    }
+    const gdn = decoder('swa,gdn,ovq', 3);
+    expect(echoCut(gdn, batch, vocab, needleLength, where).afterLayer).toBe(0);
+    gdn.dispose();
   });
 
   it('leaves the OVQ layer reading the needle-free run at every haystack token after the needle, and the real run before it', () => {
@@ -214,5 +216,25 @@ describe('traceNeedles with cutEcho', () => {
     // The needle's own tokens are untouched: the rows they seeded are the same.
     expect(after.map((t) => t.seeded)).toEqual(before.map((t) => t.seeded));
     model.dispose();
+  });
+});
+
+describe('needleAccuracy', () => {
+  it('is the evaluation metric on the batch for any long-range mixer, and the trace accuracy under the cut', async () => {
+    const task = niahTask({ needleLength, depth: 0.5 });
+    const batch = evaluationBatch(task, 3, T, 0) as TokenBatch;
+    const gdn = decoder('swa,gdn', 2);
+    const plain = await needleAccuracy(gdn, batch, vocab, needleLength);
+    const evaluation = await evaluate(gdn, task, T, 1, 3, 0);
+    expect(plain.reduce((a, x) => a + x, 0) / 3).toBeCloseTo(evaluation.metric, 12);
+    // A Gated DeltaNet model can be cut too (traceNeedles needs OVQ; the accuracy does not).
+    const cut = await needleAccuracy(gdn, batch, vocab, needleLength, { cutEcho: true });
+    expect(cut).toHaveLength(3);
+    gdn.dispose();
+    const ovq = decoder('swa,ovq', 2);
+    const traced = await traceNeedles(ovq, batch, vocab, needleLength, { cutEcho: true });
+    const scored = await needleAccuracy(ovq, batch, vocab, needleLength, { cutEcho: true });
+    expect(traced.filter((t) => t.head === 0).map((t) => t.correct)).toEqual(scored);
+    ovq.dispose();
   });
 });

@@ -1,4 +1,4 @@
-// The echo cut: a causal test of whether an OVQ layer finds a NIAH needle through copies of it
+// The echo cut: a causal test of whether a long-range layer (OVQ, or any other mixer) finds a NIAH needle through copies of it
 // that the sliding-window blocks below wrote into the haystack tokens after it. The residual
 // stream of those tokens is replaced (activation patching, `ResidualPatch`) by the stream of the
 // same sequence with the needle swapped for filler, so they carry no trace of the needle while
@@ -11,7 +11,7 @@ import type { TokenBatch } from '../tasks/types.js';
 
 /** A `ResidualPatch` for one batch, as host arrays (row-major [batch, seqLen]). */
 export type EchoCut = {
-  /** The block after which the stream is patched: the one just below the first OVQ layer. */
+  /** The block after which the stream is patched: the one just below the first long-range mixer. */
   afterLayer: number;
   /** The batch's inputs with each needle span (marker, key and values) replaced by filler. */
   source: Int32Array;
@@ -22,9 +22,10 @@ export type EchoCut = {
 };
 
 /**
- * The echo cut of a NIAH batch for `model`. Block `afterLayer` and every block below it must be
- * sliding-window attention (window W): the needle then reaches at most (afterLayer + 1)·(W − 1)
- * tokens past its last token, and exactly those (up to the question) are cut. `needles[b]` is the
+ * The echo cut of a NIAH batch for `model`, after the sliding-window blocks (window W) below its
+ * first long-range mixer (OVQ, Gated DeltaNet, …): the needle then reaches at most
+ * (afterLayer + 1)·(W − 1) tokens past its last token, and exactly those (up to the question) are
+ * cut. `needles[b]` is the
  * position of sequence b's NEEDLE marker and `questions[b]` that of its QUERY; the replacement
  * filler is uniform over the filler tokens, drawn from `seed` per sequence.
  *
@@ -40,17 +41,14 @@ export function echoCut(
   where: { needles: number[]; questions: number[] },
   options: { seed?: number; decoy?: boolean } = {},
 ): EchoCut {
-  const firstOvq = model.mixers.findIndex((m) => m.headInputs !== undefined);
-  if (firstOvq < 1)
+  // The first long-range mixer: every block below it must be a sliding window, so the needle
+  // reaches a bounded number of tokens before it.
+  const firstLongRange = model.kinds.findIndex((k) => k !== 'swa');
+  if (firstLongRange < 1)
     throw new Error(
-      `cutEcho: the model's mixers are ${model.kinds.join(',')}; expected an OVQ layer above a sliding-window block`,
+      `cutEcho: the model's mixers are ${model.kinds.join(',')}; expected a long-range mixer above one or more swa blocks`,
     );
-  const afterLayer = firstOvq - 1;
-  const below = model.kinds.slice(0, firstOvq);
-  if (below.some((k) => k !== 'swa'))
-    throw new Error(
-      `cutEcho: blocks below the first OVQ layer are ${below.join(',')}; expected only swa (a global mixer below would spread the needle everywhere)`,
-    );
+  const afterLayer = firstLongRange - 1;
   const window = model.config.mixerOptions?.window ?? DEFAULT_SWA_WINDOW;
   const reach = (afterLayer + 1) * (window - 1);
   const { batch: B, seqLen: T } = batch;

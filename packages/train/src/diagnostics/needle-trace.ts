@@ -310,52 +310,11 @@ export async function traceNeedles(
   options: NeedleTraceOptions = {},
 ): Promise<NeedleHeadTrace[]> {
   const { batch: B, seqLen: T } = batch;
-  const needles: number[] = [];
-  const questions: number[] = [];
-  const scored: number[][] = [];
-  for (let b = 0; b < B; b++) {
-    const row = batch.inputs.subarray(b * T, (b + 1) * T);
-    const at = row.indexOf(vocab.needle);
-    if (at < 0) throw new Error(`batch: sequence ${b} has no NEEDLE token (${vocab.needle})`);
-    needles.push(at);
-    const question = row.lastIndexOf(vocab.query);
-    if (question < at)
-      throw new Error(`batch: sequence ${b} has no QUERY token (${vocab.query}) after its needle`);
-    questions.push(question);
-    const positions: number[] = [];
-    for (let t = 0; t < T; t++) if (batch.targets[b * T + t] !== IGNORE) positions.push(t);
-    if (positions.length === 0) throw new Error(`batch: sequence ${b} has no scored position`);
-    scored.push(positions);
-  }
+  const { needles, questions, scored } = locateNeedles(batch, vocab);
   const inputs = tf.tensor2d(batch.inputs, [B, T], 'int32');
-  const cut = options.cutEcho
-    ? echoCut(
-        model,
-        batch,
-        vocab,
-        needleLength,
-        { needles, questions },
-        { seed: options.cutSeed, decoy: options.decoy },
-      )
-    : undefined;
-  const patch: ResidualPatch | undefined = cut && {
-    afterLayer: cut.afterLayer,
-    source: tf.tensor2d(cut.source, [B, T], 'int32'),
-    mask: tf.tensor2d(cut.mask, [B, T]),
-  };
+  const patch = cutPatch(model, batch, vocab, needleLength, { needles, questions }, options);
   try {
-    const flat = scored.flatMap((positions, b) => positions.map((t) => b * T + t));
-    const logits = tf.tidy(() => model.forwardAt(inputs, Int32Array.from(flat), patch));
-    const argmax = tf.argMax(logits, -1);
-    const predicted = await argmax.data();
-    tf.dispose([logits, argmax]);
-    const correct: number[] = [];
-    let i = 0;
-    for (const [b, positions] of scored.entries()) {
-      let hits = 0;
-      for (const t of positions) if (predicted[i++] === batch.targets[b * T + t]) hits++;
-      correct.push(hits / positions.length);
-    }
+    const correct = await scoredAccuracy(model, batch, inputs, scored, patch);
     // Twins are counted against the window of the sliding-window layers, if the model has any.
     const window = model.kinds.includes('swa')
       ? (model.config.mixerOptions?.window ?? DEFAULT_SWA_WINDOW)
@@ -390,6 +349,97 @@ export async function traceNeedles(
     inputs.dispose();
     if (patch) tf.dispose([patch.source, patch.mask]);
   }
+}
+
+/** Each sequence's NEEDLE marker, QUERY and scored positions; names a sequence that lacks one. */
+export function locateNeedles(batch: TokenBatch, vocab: NiahVocabulary) {
+  const { batch: B, seqLen: T } = batch;
+  const needles: number[] = [];
+  const questions: number[] = [];
+  const scored: number[][] = [];
+  for (let b = 0; b < B; b++) {
+    const row = batch.inputs.subarray(b * T, (b + 1) * T);
+    const at = row.indexOf(vocab.needle);
+    if (at < 0) throw new Error(`batch: sequence ${b} has no NEEDLE token (${vocab.needle})`);
+    needles.push(at);
+    const question = row.lastIndexOf(vocab.query);
+    if (question < at)
+      throw new Error(`batch: sequence ${b} has no QUERY token (${vocab.query}) after its needle`);
+    questions.push(question);
+    const positions: number[] = [];
+    for (let t = 0; t < T; t++) if (batch.targets[b * T + t] !== IGNORE) positions.push(t);
+    if (positions.length === 0) throw new Error(`batch: sequence ${b} has no scored position`);
+    scored.push(positions);
+  }
+  return { needles, questions, scored };
+}
+
+/**
+ * Per sequence of a NIAH batch, the fraction of its scored tokens the model predicts (argmax),
+ * with the echo cut when `options.cutEcho` is set. Unlike `traceNeedles` it needs no OVQ layer:
+ * any model with a long-range mixer above sliding-window blocks can be cut.
+ */
+export async function needleAccuracy(
+  model: Decoder,
+  batch: TokenBatch,
+  vocab: NiahVocabulary,
+  needleLength: number,
+  options: NeedleTraceOptions = {},
+): Promise<number[]> {
+  const { needles, questions, scored } = locateNeedles(batch, vocab);
+  const inputs = tf.tensor2d(batch.inputs, [batch.batch, batch.seqLen], 'int32');
+  const patch = cutPatch(model, batch, vocab, needleLength, { needles, questions }, options);
+  try {
+    return await scoredAccuracy(model, batch, inputs, scored, patch);
+  } finally {
+    inputs.dispose();
+    if (patch) tf.dispose([patch.source, patch.mask]);
+  }
+}
+
+function cutPatch(
+  model: Decoder,
+  batch: TokenBatch,
+  vocab: NiahVocabulary,
+  needleLength: number,
+  where: { needles: number[]; questions: number[] },
+  options: NeedleTraceOptions,
+): ResidualPatch | undefined {
+  if (!options.cutEcho) return undefined;
+  const cut = echoCut(model, batch, vocab, needleLength, where, {
+    seed: options.cutSeed,
+    decoy: options.decoy,
+  });
+  const shape: [number, number] = [batch.batch, batch.seqLen];
+  return {
+    afterLayer: cut.afterLayer,
+    source: tf.tensor2d(cut.source, shape, 'int32'),
+    mask: tf.tensor2d(cut.mask, shape),
+  };
+}
+
+async function scoredAccuracy(
+  model: Decoder,
+  batch: TokenBatch,
+  inputs: tf.Tensor,
+  scored: number[][],
+  patch: ResidualPatch | undefined,
+): Promise<number[]> {
+  const T = batch.seqLen;
+  const flat = scored.flatMap((positions, b) => positions.map((t) => b * T + t));
+  const argmax = tf.tidy(() =>
+    tf.argMax(model.forwardAt(inputs, Int32Array.from(flat), patch), -1),
+  );
+  const predicted = await argmax.data();
+  argmax.dispose();
+  const correct: number[] = [];
+  let i = 0;
+  for (const [b, positions] of scored.entries()) {
+    let hits = 0;
+    for (const t of positions) if (predicted[i++] === batch.targets[b * T + t]) hits++;
+    correct.push(hits / positions.length);
+  }
+  return correct;
 }
 
 /** Means over sequences per (layer, head); rowCount averages the sequences where it is defined. */
