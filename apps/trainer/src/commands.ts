@@ -142,6 +142,15 @@ function requireCheckpointFile(path: string): void {
 
 const percent = (x: number) => (Number.isNaN(x) ? '–' : (100 * x).toFixed(1));
 
+/** `--cut-echo` and its control `--decoy`, shared by eval and needle-trace. */
+function cutFlags(flags: { 'cut-echo'?: boolean; decoy?: boolean }) {
+  const cutEcho = flags['cut-echo'] === true;
+  const decoy = flags.decoy === true;
+  if (decoy && !cutEcho)
+    throw new UsageError('--decoy: a control for --cut-echo; pass both, or neither');
+  return { cutEcho, decoy };
+}
+
 export async function runEval(
   checkpoint: string,
   flags: {
@@ -154,10 +163,7 @@ export async function runEval(
   },
   progress: Progress,
 ) {
-  const cutEcho = flags['cut-echo'] === true;
-  const decoy = flags.decoy === true;
-  if (decoy && !cutEcho)
-    throw new UsageError('--decoy: a control for --cut-echo; pass both, or neither');
+  const { cutEcho, decoy } = cutFlags(flags);
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 8];
   const batches = integerFlag('batches', flags.batches, 1) ?? 4;
   const depths = fractionListFlag('depths', flags.depths);
@@ -186,19 +192,20 @@ export async function runEval(
         const seqLen = config.seqLen * m;
         if (cutEcho && task.name === 'niah') {
           // Accuracy only: the cut runs the model's forward with a residual patch.
-          const correct: number[] = [];
           const vocab = niahSpecVocabulary(task);
+          const correct: number[] = [];
           for (let i = 0; i < batches; i++) {
-            const batch = evaluationBatch(
-              evaluation,
-              config.evalBatchSize,
-              seqLen,
-              i,
-            ) as TokenBatch;
+            const batch = evaluationBatch(evaluation, config.evalBatchSize, seqLen, i);
             const options = { cutEcho, decoy };
-            correct.push(
-              ...(await needleAccuracy(model, batch, vocab, task.needleLength ?? 4, options)),
+            const needleLength = task.needleLength ?? 4;
+            const scored = await needleAccuracy(
+              model,
+              batch as TokenBatch,
+              vocab,
+              needleLength,
+              options,
             );
+            correct.push(...scored);
           }
           const accuracy = correct.reduce((a, x) => a + x, 0) / correct.length;
           const what = decoy ? "a decoy's echo cut" : 'echo cut';
@@ -236,10 +243,7 @@ export async function runNeedleTrace(
   },
   progress: Progress,
 ) {
-  const cutEcho = flags['cut-echo'] === true;
-  const decoy = flags.decoy === true;
-  if (decoy && !cutEcho)
-    throw new UsageError('--decoy: a control for --cut-echo; pass both, or neither');
+  const { cutEcho, decoy } = cutFlags(flags);
   const capacityScale = numberFlag('eval-capacity', flags['eval-capacity'], 0);
   const betaScale = numberFlag('eval-beta-scale', flags['eval-beta-scale'], 0);
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 16];

@@ -1,8 +1,9 @@
-// The echo cut: a causal test of whether a long-range layer (OVQ, or any other mixer) finds a NIAH needle through copies of it
-// that the sliding-window blocks below wrote into the haystack tokens after it. The residual
-// stream of those tokens is replaced (activation patching, `ResidualPatch`) by the stream of the
-// same sequence with the needle swapped for filler, so they carry no trace of the needle while
-// the needle's own tokens, everything before it and the question are untouched.
+// The echo cut: a causal test of whether a long-range layer (OVQ, KVM, Gated DeltaNet, …) finds a
+// NIAH needle through copies of it that the sliding-window blocks below wrote into the haystack
+// tokens after it. The residual stream of those tokens is replaced (activation patching,
+// `ResidualPatch`) by the stream of the same sequence with the needle swapped for filler, so they
+// carry no trace of the needle while the needle's own tokens, everything before it and the
+// question are untouched.
 import type { Decoder } from '../model/decoder.js';
 import { DEFAULT_SWA_WINDOW } from '../model/tfjs-mixers.js';
 import type { NiahVocabulary } from '../tasks/niah.js';
