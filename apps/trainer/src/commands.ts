@@ -193,19 +193,18 @@ export async function runEval(
         if (cutEcho && task.name === 'niah') {
           // Accuracy only: the cut runs the model's forward with a residual patch.
           const vocab = niahSpecVocabulary(task);
+          const needleLength = task.needleLength ?? 4;
           const correct: number[] = [];
           for (let i = 0; i < batches; i++) {
-            const batch = evaluationBatch(evaluation, config.evalBatchSize, seqLen, i);
-            const options = { cutEcho, decoy };
-            const needleLength = task.needleLength ?? 4;
-            const scored = await needleAccuracy(
-              model,
-              batch as TokenBatch,
-              vocab,
-              needleLength,
-              options,
+            const batch = evaluationBatch(
+              evaluation,
+              config.evalBatchSize,
+              seqLen,
+              i,
+            ) as TokenBatch;
+            correct.push(
+              ...(await needleAccuracy(model, batch, vocab, needleLength, { cutEcho, decoy })),
             );
-            correct.push(...scored);
           }
           const accuracy = correct.reduce((a, x) => a + x, 0) / correct.length;
           const what = decoy ? "a decoy's echo cut" : 'echo cut';

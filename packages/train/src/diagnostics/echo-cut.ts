@@ -5,7 +5,7 @@
 // carry no trace of the needle while the needle's own tokens, everything before it and the
 // question are untouched.
 import type { Decoder } from '../model/decoder.js';
-import { DEFAULT_SWA_WINDOW } from '../model/tfjs-mixers.js';
+import { swaWindow } from '../model/tfjs-mixers.js';
 import type { NiahVocabulary } from '../tasks/niah.js';
 import { itemSeed, Random } from '../tasks/random.js';
 import type { TokenBatch } from '../tasks/types.js';
@@ -26,9 +26,9 @@ export type EchoCut = {
  * The echo cut of a NIAH batch for `model`, after the sliding-window blocks (window W) below its
  * first long-range mixer (OVQ, Gated DeltaNet, …): the needle then reaches at most
  * (afterLayer + 1)·(W − 1) tokens past its last token, and exactly those (up to the question) are
- * cut. `needles[b]` is the
- * position of sequence b's NEEDLE marker and `questions[b]` that of its QUERY; the replacement
- * filler is uniform over the filler tokens, drawn from `seed` per sequence.
+ * cut. `where.needles[b]` is the position of sequence b's NEEDLE marker and `where.questions[b]`
+ * that of its QUERY (see `locateNeedles`); the replacement filler is uniform over the filler
+ * tokens, drawn from `seed` per sequence.
  *
  * `decoy`: the control. The same cut for a decoy, a needle-long span of filler halfway between
  * the needle's reach and the question's window, so the cut tokens lose a context that held no
@@ -50,7 +50,7 @@ export function echoCut(
       `cutEcho: the model's mixers are ${model.kinds.join(',')}; expected a long-range mixer above one or more swa blocks`,
     );
   const afterLayer = firstLongRange - 1;
-  const window = model.config.mixerOptions?.window ?? DEFAULT_SWA_WINDOW;
+  const window = swaWindow(model.config.mixerOptions);
   const reach = (afterLayer + 1) * (window - 1);
   const { batch: B, seqLen: T } = batch;
   const source = Int32Array.from(batch.inputs);

@@ -12,7 +12,7 @@ import {
 } from '@ovq/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Decoder, ResidualPatch } from '../model/decoder.js';
-import { DEFAULT_SWA_WINDOW } from '../model/tfjs-mixers.js';
+import { swaWindow } from '../model/tfjs-mixers.js';
 import type { NiahVocabulary } from '../tasks/niah.js';
 import { IGNORE, type TokenBatch } from '../tasks/types.js';
 import { echoCut } from './echo-cut.js';
@@ -309,16 +309,12 @@ export async function traceNeedles(
   needleLength: number,
   options: NeedleTraceOptions = {},
 ): Promise<NeedleHeadTrace[]> {
-  const { batch: B, seqLen: T } = batch;
-  const { needles, questions, scored } = locateNeedles(batch, vocab);
-  const inputs = tf.tensor2d(batch.inputs, [B, T], 'int32');
-  const patch = cutPatch(model, batch, vocab, needleLength, { needles, questions }, options);
-  try {
+  const B = batch.batch;
+  return onNeedleBatch(model, batch, vocab, needleLength, options, async (where, inputs, patch) => {
+    const { needles, questions, scored } = where;
     const correct = await scoredAccuracy(model, batch, inputs, scored, patch);
     // Twins are counted against the window of the sliding-window layers, if the model has any.
-    const window = model.kinds.includes('swa')
-      ? (model.config.mixerOptions?.window ?? DEFAULT_SWA_WINDOW)
-      : 0;
+    const window = model.kinds.includes('swa') ? swaWindow(model.config.mixerOptions) : 0;
     const out: NeedleHeadTrace[] = [];
     for (const [layer, mixer] of model.mixers.entries()) {
       if (!mixer.headInputs) continue;
@@ -345,10 +341,7 @@ export async function traceNeedles(
       });
     }
     return out;
-  } finally {
-    inputs.dispose();
-    if (patch) tf.dispose([patch.source, patch.mask]);
-  }
+  });
 }
 
 /** Each sequence's NEEDLE marker, QUERY and scored positions; names a sequence that lacks one. */
@@ -386,11 +379,32 @@ export async function needleAccuracy(
   needleLength: number,
   options: NeedleTraceOptions = {},
 ): Promise<number[]> {
-  const { needles, questions, scored } = locateNeedles(batch, vocab);
+  return onNeedleBatch(model, batch, vocab, needleLength, options, ({ scored }, inputs, patch) =>
+    scoredAccuracy(model, batch, inputs, scored, patch),
+  );
+}
+
+/**
+ * Runs `f` on a NIAH batch's located needles, its inputs as a tensor and the echo cut's patch (when
+ * `options.cutEcho`), and frees both tensors afterwards.
+ */
+async function onNeedleBatch<R>(
+  model: Decoder,
+  batch: TokenBatch,
+  vocab: NiahVocabulary,
+  needleLength: number,
+  options: NeedleTraceOptions,
+  f: (
+    where: ReturnType<typeof locateNeedles>,
+    inputs: tf.Tensor,
+    patch: ResidualPatch | undefined,
+  ) => Promise<R>,
+): Promise<R> {
+  const where = locateNeedles(batch, vocab);
   const inputs = tf.tensor2d(batch.inputs, [batch.batch, batch.seqLen], 'int32');
-  const patch = cutPatch(model, batch, vocab, needleLength, { needles, questions }, options);
+  const patch = cutPatch(model, batch, vocab, needleLength, where, options);
   try {
-    return await scoredAccuracy(model, batch, inputs, scored, patch);
+    return await f(where, inputs, patch);
   } finally {
     inputs.dispose();
     if (patch) tf.dispose([patch.source, patch.mask]);

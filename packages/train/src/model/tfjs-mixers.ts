@@ -9,7 +9,7 @@ import {
   SoftmaxAttention,
   VqAttention,
 } from '@ovq/tfjs';
-import type { MixerFactory, MixerLayer } from './decoder.js';
+import type { MixerFactory, MixerLayer, MixerOptions } from './decoder.js';
 
 /** The trainer's Transformer-VQ dead-code restart threshold (keys per step) when none is set. */
 export const VQ_DEAD_CODE_THRESHOLD = 2;
@@ -17,9 +17,12 @@ export const VQ_DEAD_CODE_THRESHOLD = 2;
 /** Sliding-window attention's window (tokens) when `mixerOptions.window` is not set. */
 export const DEFAULT_SWA_WINDOW = 16;
 
+/** The window the trainer's sliding-window layers use for these mixer options. */
+export const swaWindow = (options: MixerOptions = {}) => options.window ?? DEFAULT_SWA_WINDOW;
+
 export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex }, o) => {
   const base = { heads, keyDim: dModel / heads, seed: 1000 + 10 * layerIndex };
-  const window = o.window ?? DEFAULT_SWA_WINDOW;
+  const window = swaWindow(o);
   const capacity = o.ovqCapacity ?? 64;
   let layer: unknown;
   switch (kind) {
