@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   createTasks,
   createTfjsMixer,
+  type Decoder,
   type EvalResult,
   evaluate,
   evaluationBatch,
@@ -19,6 +20,7 @@ import {
   train,
   withOvqBetaScale,
   withOvqCapacity,
+  withOvqSpawnDistance,
 } from '@ovq/train';
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_BACKEND, useBackend } from './backend.js';
@@ -151,6 +153,45 @@ function cutFlags(flags: { 'cut-echo'?: boolean; decoy?: boolean }) {
   return { cutEcho, decoy };
 }
 
+/** Test-time variant flags shared by eval and needle-trace (the regime's ablation cells). */
+type VariantFlags = {
+  'eval-capacity'?: string;
+  'eval-beta-scale'?: string;
+  'eval-spawn-distance'?: string;
+};
+
+/**
+ * The trained model, or a copy with its OVQ layers changed at test time as the flags ask
+ * (capacity × factor, β × factor, novelty spawn at a distance), and a label naming the change.
+ * Every flag is parsed before the first copy is made. The caller disposes `model` when it is not
+ * `trained`.
+ */
+function testTimeVariant(trained: Decoder, flags: VariantFlags) {
+  const capacityScale = numberFlag('eval-capacity', flags['eval-capacity'], 0);
+  const betaScale = numberFlag('eval-beta-scale', flags['eval-beta-scale'], 0);
+  const spawnDistance = numberFlag('eval-spawn-distance', flags['eval-spawn-distance'], 0);
+  const asked = [capacityScale, betaScale, spawnDistance].some((x) => x !== undefined);
+  if (asked && !trained.kinds.includes('ovq'))
+    throw new UsageError(
+      `--eval-capacity, --eval-beta-scale, --eval-spawn-distance: change OVQ layers; this model's mixers are ${trained.config.mixers}`,
+    );
+  let model = trained;
+  const swap = (next: Decoder) => {
+    if (model !== trained) model.dispose();
+    model = next;
+  };
+  if (capacityScale !== undefined) swap(withOvqCapacity(model, capacityScale, createTfjsMixer));
+  if (betaScale !== undefined) swap(withOvqBetaScale(model, betaScale, createTfjsMixer));
+  if (spawnDistance !== undefined)
+    swap(withOvqSpawnDistance(model, spawnDistance, createTfjsMixer));
+  const label = [
+    capacityScale === undefined ? '' : `, capacity ×${capacityScale}`,
+    betaScale === undefined ? '' : `, β ×${betaScale}`,
+    spawnDistance === undefined ? '' : `, novelty spawn at ${spawnDistance}`,
+  ].join('');
+  return { model, label, capacityScale, betaScale, spawnDistance };
+}
+
 export async function runEval(
   checkpoint: string,
   flags: {
@@ -160,7 +201,7 @@ export async function runEval(
     backend?: string;
     'cut-echo'?: boolean;
     decoy?: boolean;
-  },
+  } & VariantFlags,
   progress: Progress,
 ) {
   const { cutEcho, decoy } = cutFlags(flags);
@@ -170,8 +211,12 @@ export async function runEval(
   const backend = choiceFlag('backend', flags.backend, BACKENDS) ?? DEFAULT_BACKEND;
   requireCheckpointFile(checkpoint);
   await useBackend(backend);
-  const { model, config, step } = await loadTrainedModel(checkpoint, createTfjsMixer);
+  const trained = await loadTrainedModel(checkpoint, createTfjsMixer);
+  const { config, step } = trained;
+  let model = trained.model;
   try {
+    const variant = testTimeVariant(trained.model, flags);
+    model = variant.model;
     const task = config.task;
     if (depths && task.name !== 'niah')
       throw new UsageError(
@@ -181,7 +226,9 @@ export async function runEval(
       throw new UsageError(
         `--cut-echo: this checkpoint was trained on ${task.name}; the echo cut applies to niah models only`,
       );
-    progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on ${task.name}`);
+    progress.message(
+      `${checkpoint}: step ${step}, ${config.model.mixers} on ${task.name}${variant.label}`,
+    );
     // Without --depths: the task as trained (NIAH: a random depth per sequence).
     for (const depth of depths ?? [undefined]) {
       const { evaluation } = await createTasks(
@@ -218,7 +265,8 @@ export async function runEval(
       }
     }
   } finally {
-    model.dispose();
+    if (model !== trained.model) model.dispose();
+    trained.model.dispose();
   }
 }
 
@@ -235,16 +283,12 @@ export async function runNeedleTrace(
     depths?: string;
     out?: string;
     backend?: string;
-    'eval-capacity'?: string;
-    'eval-beta-scale'?: string;
     'cut-echo'?: boolean;
     decoy?: boolean;
-  },
+  } & VariantFlags,
   progress: Progress,
 ) {
   const { cutEcho, decoy } = cutFlags(flags);
-  const capacityScale = numberFlag('eval-capacity', flags['eval-capacity'], 0);
-  const betaScale = numberFlag('eval-beta-scale', flags['eval-beta-scale'], 0);
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 16];
   const batches = integerFlag('batches', flags.batches, 1) ?? 2;
   const depths = fractionListFlag('depths', flags.depths) ?? [0, 0.5, 1];
@@ -266,20 +310,15 @@ export async function runNeedleTrace(
         `--checkpoint: needle-trace needs an OVQ layer; this model's mixers are ${config.model.mixers}`,
       );
     // Test-time variants of the trained model, as the regime's evalCapacity / evalBetaScale cells.
-    if (capacityScale !== undefined) model = withOvqCapacity(model, capacityScale, createTfjsMixer);
-    if (betaScale !== undefined) {
-      const scaled = withOvqBetaScale(model, betaScale, createTfjsMixer);
-      if (model !== trained.model) model.dispose();
-      model = scaled;
-    }
+    const variant = testTimeVariant(trained.model, flags);
+    model = variant.model;
+    const { capacityScale, betaScale, spawnDistance } = variant;
     const needleLength = task.needleLength ?? 4;
     const vocab = niahSpecVocabulary(task);
-    const variant = [
-      capacityScale === undefined ? '' : `, capacity ×${capacityScale}`,
-      betaScale === undefined ? '' : `, β ×${betaScale}`,
-      cutEcho ? (decoy ? ", a decoy's echo cut" : ', echo cut') : '',
-    ].join('');
-    progress.message(`${checkpoint}: step ${step}, ${config.model.mixers} on niah${variant}`);
+    const cut = cutEcho ? (decoy ? ", a decoy's echo cut" : ', echo cut') : '';
+    progress.message(
+      `${checkpoint}: step ${step}, ${config.model.mixers} on niah${variant.label}${cut}`,
+    );
     const lines = [
       '| length | depth | layer.head | accuracy % | needle tokens seeding a row % | still pending % | rows | count of the needle rows | read weight on them % | needle mass % | haystack keys like the needle key | of them in the window after it | their mass % | β | similarity margin | slots closer than the needle | ln-count margin | needle key cosine |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -308,7 +347,7 @@ export async function runNeedleTrace(
     if (flags.out)
       await writeFile(
         flags.out,
-        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, cutEcho, decoy, traces: all })}\n`,
+        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, spawnDistance, cutEcho, decoy, traces: all })}\n`,
       );
   } finally {
     if (model !== trained.model) model.dispose();

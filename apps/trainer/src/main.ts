@@ -18,9 +18,9 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 const USAGE = {
   main: 'usage: ovq-train <run|eval|needle-trace|sample|sweep|table> [options]   (ovq-train <command> --help for its options)',
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
-  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1] [--cut-echo [--decoy]]',
+  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1] [--cut-echo [--decoy]] [--eval-capacity 4] [--eval-spawn-distance 1]',
   'needle-trace':
-    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--eval-capacity 4] [--cut-echo [--decoy]] [--out trace.json]',
+    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--eval-capacity 4] [--eval-spawn-distance 1] [--cut-echo [--decoy]] [--out trace.json]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
   table: 'usage: ovq-train table --results results/regime.json [--task niah]',
@@ -53,6 +53,23 @@ const SWEEP_FLAGS = {
   help: { type: 'boolean', description: 'show this help' },
 } as const;
 
+/** Test-time variants of a trained OVQ model, shared by eval and needle-trace. */
+const TEST_TIME_FLAGS = {
+  'eval-capacity': {
+    type: 'string',
+    description: "use the model with its OVQ capacity N × this factor (the regime's evalCapacity)",
+  },
+  'eval-beta-scale': {
+    type: 'string',
+    description: "use the model with every OVQ head's β × this factor (evalBetaScale)",
+  },
+  'eval-spawn-distance': {
+    type: 'string',
+    description:
+      'use the model with novelty spawn (@ovq/core spawnDistance): a token farther than this squared distance from every row seeds a row while the capacity allows',
+  },
+} as const;
+
 const EVAL_FLAGS = {
   checkpoint: { type: 'string', description: 'ckpt.bin written by "ovq-train run"' },
   lengths: {
@@ -74,6 +91,7 @@ const EVAL_FLAGS = {
     type: 'boolean',
     description: "with --cut-echo, cut a decoy's echo instead (the control)",
   },
+  ...TEST_TIME_FLAGS,
   backend: { type: 'string', description: BACKEND_HELP },
   help: { type: 'boolean', description: 'show this help' },
 } as const;
@@ -92,15 +110,7 @@ const NEEDLE_TRACE_FLAGS = {
     type: 'string',
     description: "evaluation batches per length and depth, the evaluation's own (default 2)",
   },
-  'eval-capacity': {
-    type: 'string',
-    description:
-      "trace the model with its OVQ capacity N × this factor (the regime's evalCapacity)",
-  },
-  'eval-beta-scale': {
-    type: 'string',
-    description: "trace the model with every OVQ head's β × this factor (evalBetaScale)",
-  },
+  ...TEST_TIME_FLAGS,
   'cut-echo': {
     type: 'boolean',
     description:

@@ -127,12 +127,15 @@ function ablationText(c: RegimeCell): string {
     return `[scores the default model with OVQ capacity ×${c.evalCapacity} = ${Math.max(1, Math.round((c.mixerOptions.ovqCapacity ?? 0) * c.evalCapacity))}] `;
   if (c.evalBetaScale !== undefined)
     return `[scores the default model with every OVQ head's β ×${c.evalBetaScale}] `;
+  if (c.evalSpawnDistance !== undefined)
+    return `[scores the default model with novelty spawn beyond squared distance ${c.evalSpawnDistance}] `;
   if (c.variant === undefined) return '';
   const o = c.mixerOptions;
   const axes = [
     o.ovqGrowth === undefined ? '' : `growth ${JSON.stringify(o.ovqGrowth)}`,
     o.ovqSpawn === undefined ? '' : `spawn ${JSON.stringify(o.ovqSpawn)}`,
     o.ovqUpdate === undefined ? '' : `update ${JSON.stringify(o.ovqUpdate)}`,
+    o.ovqSpawnDistance === undefined ? '' : `novelty spawn beyond ${o.ovqSpawnDistance}`,
   ].filter(Boolean);
   return `[trains OVQ with ${axes.join(', ') || 'the defaults'}] `;
 }

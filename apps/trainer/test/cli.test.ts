@@ -275,6 +275,30 @@ describe('ovq-train', () => {
       const want = heads0.reduce((a, t) => a + t.correct, 0) / heads0.length;
       expect(accuracy).toBe((100 * want).toFixed(1));
     }
+    // Novelty spawn at test time: λ = 4 (beyond any squared distance of unit keys) scores as the
+    // plain model; a tiny λ fills the capacity, so no traced cell holds fewer rows.
+    const never = await run(['eval', ...cells, '--eval-spawn-distance', '4']);
+    expect(never.code).toBe(0);
+    expect(never.stdout).toMatch(/ckpt\.bin: step 2, swa,ovq on niah, novelty spawn at 4/);
+    const scores = (text: string) => [...text.matchAll(/len +\d+ {2}loss \S+ {2}accuracy \S+/g)];
+    expect(scores(never.stdout).map(String)).toEqual(scores(scored.stdout).map(String));
+    expect(scores(never.stdout)).toHaveLength(4);
+    const novelFile = join(out, 'trace-novelty.json');
+    const novel = await run([
+      'needle-trace',
+      ...cells,
+      '--eval-spawn-distance',
+      '1e-6',
+      '--out',
+      novelFile,
+    ]);
+    expect(novel.code).toBe(0);
+    const novelSaved = JSON.parse(readFileSync(novelFile, 'utf8'));
+    expect(novelSaved.spawnDistance).toBe(1e-6);
+    rowsOf(novelSaved.traces).forEach((rows, i) => {
+      expect(rows).toBeGreaterThanOrEqual(before[i]);
+    });
+    expect(rowsOf(novelSaved.traces)).not.toEqual(before);
     const lonely = await run(['needle-trace', ...cells, '--decoy']);
     expect(lonely.code).toBe(2);
     expect(lonely.stderr).toMatch(/--decoy: a control for --cut-echo; pass both, or neither/);

@@ -6,7 +6,13 @@ export {
   type OvqReferenceBackwardOptions,
   ovqAttentionReferenceBackward,
 } from './ovq/backward.js';
-export { absorbPending, farthestPointSpawn, nearestRow, randomSpawn } from './ovq/dictionary.js';
+export {
+  absorbPending,
+  farthestPointSpawn,
+  nearestRow,
+  noveltySpawn,
+  randomSpawn,
+} from './ovq/dictionary.js';
 export { growthTarget, growthValue, spawnCount } from './ovq/growth.js';
 export { normalizeRow, readLogit, readState } from './ovq/read.js';
 export { type OvqForwardOptions, ovqAppend, ovqAttentionReference } from './ovq/reference.js';

@@ -156,6 +156,7 @@ const CONFIG_KEYS = [
   'beta',
   'growth',
   'spawn',
+  'spawnDistance',
   'read',
   'update',
   'normalize',
@@ -173,6 +174,16 @@ export function resolveOvqConfig(config: OvqConfig): ResolvedOvqConfig {
     throw new OvqInputError(
       'config.spawn',
       `got ${describe(spawn)}; expected 'farthest', 'first' or 'random'`,
+    );
+  }
+  const spawnDistance = config.spawnDistance;
+  if (
+    spawnDistance !== undefined &&
+    !(typeof spawnDistance === 'number' && spawnDistance > 0 && !Number.isNaN(spawnDistance))
+  ) {
+    throw new OvqInputError(
+      'config.spawnDistance',
+      `got ${describe(spawnDistance)}; expected a number > 0 (a squared key distance; Infinity or absent turns novelty spawn off)`,
     );
   }
   const read = config.read ?? 'dot';
@@ -196,6 +207,9 @@ export function resolveOvqConfig(config: OvqConfig): ResolvedOvqConfig {
     beta: requirePositiveFinite('config.beta', config.beta),
     growth: resolveGrowth(config.growth),
     spawn,
+    ...(spawnDistance === undefined || spawnDistance === Number.POSITIVE_INFINITY
+      ? {}
+      : { spawnDistance }),
     read,
     update: resolveUpdate(config.update),
     normalize,

@@ -88,7 +88,7 @@ describe('chunked backward = reference for every option', () => {
 
 describe('chunked backward = central differences of the reference forward', () => {
   for (const [name, options] of OPTION_CASES.filter(([n]) =>
-    ['default', 'gaussian', 'ema0.3', 'raw'].includes(n),
+    ['default', 'gaussian', 'ema0.3', 'raw', 'novelty'].includes(n),
   )) {
     it(`${name}-T20-d4-C3`, () => {
       const seq = randomSeq(99, 20, 4, 3);

@@ -131,4 +131,15 @@ export const OPTION_CASES: [string, Partial<OvqConfig>][] = [
   ['full', { growth: 'full' }],
   ['saturating-object', { growth: { kind: 'saturating' } }],
   ['raw', { normalize: false, beta: 0.5 }],
+  ['novelty', { spawnDistance: 1.2 }],
+  [
+    'novelty-random-ema-log',
+    {
+      spawnDistance: 0.8,
+      spawn: 'random',
+      seed: 5,
+      update: { kind: 'ema', rate: 0.5 },
+      growth: { kind: 'log', alpha: 2 },
+    },
+  ],
 ];

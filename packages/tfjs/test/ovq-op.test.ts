@@ -9,6 +9,32 @@ import { HOST_BACKENDS, randomTensor, tf, useBackend } from './backends.js';
 import { checkMixer } from './mixer-check.js';
 
 const config = { chunkSize: 8, capacity: 12 } as const;
+/** A spawnDistance that the random keys below exceed after the schedule's spawns (checked). */
+const NOVELTY = 1;
+
+describe('the novelty case is not vacuous', () => {
+  it("the op test's first head seeds rows beyond the growth schedule in @ovq/core", () => {
+    // The same draws as the op test below: q, then k, then v, [2, 3, 37, 5 | 6].
+    const rng = createRng(7);
+    const [B, H, T, dk, dv] = [2, 3, 37, 5, 6];
+    const draw = (d: number) => randomTensor(rng, [B, H, T, d]);
+    const [q, k, v] = [draw(dk), draw(dk), draw(dv)];
+    const head = (x: tf.Tensor, d: number) =>
+      Float64Array.from((x.dataSync() as Float32Array).subarray(0, T * d));
+    const seq = {
+      q: head(q, dk),
+      k: head(k, dk),
+      v: head(v, dv),
+      seqLen: T,
+      keyDim: dk,
+      valueDim: dv,
+    };
+    const plain = coreOvq(seq, { ...config, beta: 1 }).state.size;
+    const novel = coreOvq(seq, { ...config, beta: 1, spawnDistance: NOVELTY }).state.size;
+    expect(novel).toBeGreaterThan(plain);
+    tf.dispose([q, k, v]);
+  });
+});
 
 describe.each(HOST_BACKENDS)('ovqAttention op on %s', (backend) => {
   afterAll(() => tf.setBackend('cpu'));
@@ -32,6 +58,7 @@ describe.each(HOST_BACKENDS)('ovqAttention op on %s', (backend) => {
       'first spawn, sqrt growth, capacity reached',
       { spawn: 'first', growth: { kind: 'sqrt', scale: 2 }, capacity: 4 },
     ],
+    ['novelty spawn', { spawnDistance: NOVELTY }],
   ] as const) {
     it(`matches @ovq/core (outputs, tf.grad for q, k, v, β), no leaks — ${name} B2-H3-T37-dk5-dv6`, async () => {
       await useBackend(backend);

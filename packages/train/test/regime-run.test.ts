@@ -25,6 +25,7 @@ import {
   validateTrainConfig,
   withOvqBetaScale,
   withOvqCapacity,
+  withOvqSpawnDistance,
 } from '../src/index.js';
 
 beforeAll(async () => {
@@ -309,14 +310,16 @@ describe('regime sweep', () => {
             { name: 'growth=log', growth: { kind: 'log', alpha: 4 } },
             { name: 'spawn=random', spawn: 'random' },
             { name: 'update=ema', update: { kind: 'ema', rate: 0.1 } },
+            { name: 'spawnDistance=1', spawnDistance: 1 },
           ],
           evalCapacity: [0.25, 4],
           evalBetaScale: [2],
+          evalSpawnDistance: [1],
         }),
       );
-      // Main: 2 patterns × (2 lrs + 2 seeds); variants: 3 × (2 + 2); capacity: 2 factors × 2
-      // seeds; β: 1 factor × 2 seeds.
-      expect(cells).toHaveLength(8 + 12 + 4 + 2);
+      // Main: 2 patterns × (2 lrs + 2 seeds); variants: 4 × (2 + 2); capacity: 2 factors × 2
+      // seeds; β: 1 factor × 2 seeds; novelty spawn: 1 distance × 2 seeds.
+      expect(cells).toHaveLength(8 + 16 + 4 + 2 + 2);
       const main = cells.find((c) => c.id === 'niah/swa,ovq/2048/seed=0')!;
       const log = cells.find((c) => c.id === 'niah/swa,ovq[growth=log]/2048/lr=0.001')!;
       expect(log.group).toBe('niah/swa,ovq[growth=log]/2048');
@@ -328,6 +331,9 @@ describe('regime sweep', () => {
       expect(
         cells.find((c) => c.id === 'niah/swa,ovq[update=ema]/2048/seed=1')!.mixerOptions,
       ).toMatchObject({ ovqUpdate: { kind: 'ema', rate: 0.1 } });
+      expect(
+        cells.find((c) => c.id === 'niah/swa,ovq[spawnDistance=1]/2048/lr=0.001')!.mixerOptions,
+      ).toEqual({ ...main.mixerOptions, ovqSpawnDistance: 1 });
       const quarter = cells.filter((c) => c.evalCapacity === 0.25);
       expect(quarter.map((c) => c.id)).toEqual([
         'niah/swa,ovq[capacity×0.25]/2048/seed=0',
@@ -344,6 +350,13 @@ describe('regime sweep', () => {
         ['niah/swa,ovq[β×2]/2048/seed=1', 'niah/swa,ovq/2048', 'test', 2],
       ]);
       expect(sharper.every((c) => isTestTimeCell(c) && c.evalCapacity === undefined)).toBe(true);
+      const novelty = cells.filter((c) => c.evalSpawnDistance !== undefined);
+      expect(novelty.map((c) => [c.id, c.group, c.phase, c.evalSpawnDistance])).toEqual([
+        ['niah/swa,ovq[novelty>1]/2048/seed=0', 'niah/swa,ovq/2048', 'test', 1],
+        ['niah/swa,ovq[novelty>1]/2048/seed=1', 'niah/swa,ovq/2048', 'test', 1],
+      ]);
+      expect(novelty.every((c) => isTestTimeCell(c) && c.evalBetaScale === undefined)).toBe(true);
+      for (const c of novelty) expect(c.mixerOptions).toEqual(main.mixerOptions);
       expect(isTestTimeCell(main)).toBe(false);
       // Sharding keeps test-time cells with the group whose search and model they use.
       for (const shard of [0, 1].map((i) => shardCells(cells, i, 2)))
@@ -403,8 +416,16 @@ describe('regime sweep', () => {
           /ablations\.evalBetaScale\[0\] is -1; expected a positive factor of the trained β/,
         ],
         [
+          { variants: [{ name: 'n', spawnDistance: -1 }] },
+          /ablations\.variants\[0\] \(n\): config\.spawnDistance: got -1/,
+        ],
+        [
+          { evalSpawnDistance: [0] },
+          /ablations\.evalSpawnDistance\[0\] is 0; expected a squared key distance > 0/,
+        ],
+        [
           { evalCapcity: [2] } as never,
-          /ablations: unknown field evalCapcity \(expected mixers, .*evalBetaScale\)/,
+          /ablations: unknown field evalCapcity \(expected mixers, .*evalSpawnDistance\)/,
         ],
         [{ seeds: [] }, /ablations\.seeds is \[\]; expected a non-empty array of seeds/],
         [{ seeds: [0, -1] }, /ablations\.seeds\[1\] is -1; expected a non-negative integer/],
@@ -433,6 +454,10 @@ describe('regime sweep', () => {
       );
       expect(() => validateTrainConfig(withAxis('ovqUpdate', { kind: 'ema', rate: 2 }))).toThrow(
         /model\.mixerOptions\.ovqUpdate: .*rate/,
+      );
+      expect(() => validateTrainConfig(withAxis('ovqSpawnDistance', 1))).not.toThrow();
+      expect(() => validateTrainConfig(withAxis('ovqSpawnDistance', 0))).toThrow(
+        /model\.mixerOptions\.ovqSpawnDistance: config\.spawnDistance: got 0; expected a number > 0/,
       );
     });
 
@@ -475,6 +500,34 @@ describe('regime sweep', () => {
       } finally {
         for (const m of [model, same, quarter]) m.dispose();
       }
+    });
+
+    it('a novelty-spawn copy keeps every weight and changes only how the dictionary files tokens', () => {
+      const model = perturbedOvqModel();
+      // Normalised keys are at most squared distance 4 apart: λ = 4 never spawns, λ = 1e-6 spawns
+      // every distinct key up to the capacity (8 rows where the schedule holds 6 after 48 tokens).
+      const never = withOvqSpawnDistance(model, 4, createTfjsMixer);
+      const always = withOvqSpawnDistance(model, 1e-6, createTfjsMixer);
+      try {
+        expect(always.config.mixerOptions!.ovqSpawnDistance).toBe(1e-6);
+        expect(model.config.mixerOptions!.ovqSpawnDistance).toBeUndefined();
+        const x = tf.tensor2d(
+          Int32Array.from({ length: 48 }, (_, i) => (i * 7) % 32),
+          [1, 48],
+          'int32',
+        );
+        const [a, b, c] = [model, never, always].map((m) => m.forward(x).dataSync());
+        expect(Array.from(b)).toEqual(Array.from(a));
+        expect(Array.from(c)).not.toEqual(Array.from(a));
+        expect(Array.from(c).every(Number.isFinite)).toBe(true);
+        // The state budget is the capacity's, unchanged.
+        expect(always.stateSize(48)).toEqual(model.stateSize(48));
+      } finally {
+        for (const m of [model, never, always]) m.dispose();
+      }
+      expect(() => withOvqSpawnDistance(model, 0, createTfjsMixer)).toThrow(
+        /evalSpawnDistance: distance is 0; expected a number > 0/,
+      );
     });
 
     it('a β-scaled copy shifts every OVQ head log β by ln f and leaves the model as it was', () => {
@@ -561,6 +614,7 @@ describe('regime sweep', () => {
             variants: [{ name: 'growth=log', growth: { kind: 'log', alpha: 4 } }],
             evalCapacity: [0.25],
             evalBetaScale: [4],
+            evalSpawnDistance: [0.5],
           }),
           mixers: ['swa,ovq'],
           seeds: [0],
@@ -580,23 +634,30 @@ describe('regime sweep', () => {
           },
           commandFor: (c: { id: string }) => c.id,
         });
-        expect(ran).toBe(6);
+        expect(ran).toBe(7);
         const test = (mixers: string) =>
           file.rows.filter((r) => r.task === 'niah' && r.mixers === mixers);
-        const [plain, log, quarter, sharper] = [
+        const [plain, log, quarter, sharper, novelty] = [
           'swa,ovq',
           'swa,ovq[growth=log]',
           'swa,ovq[capacity×0.25]',
           'swa,ovq[β×4]',
+          'swa,ovq[novelty>0.5]',
         ].map(test);
         expect(plain).toHaveLength(4);
         expect(log).toHaveLength(4);
         expect(quarter).toHaveLength(4);
         expect(sharper).toHaveLength(4);
-        for (const b of sharper) {
-          const twin = plain.find((p) => p.evalLen === b.evalLen && p.metric === b.metric)!;
-          expect([b.lr, b.stateNumbers, b.seed]).toEqual([twin.lr, twin.stateNumbers, twin.seed]);
-          expect(b.command).toBe('niah/swa,ovq[β×4]/2048/seed=0');
+        expect(novelty).toHaveLength(4);
+        for (const [rows, id] of [
+          [sharper, 'niah/swa,ovq[β×4]/2048/seed=0'],
+          [novelty, 'niah/swa,ovq[novelty>0.5]/2048/seed=0'],
+        ] as const) {
+          for (const b of rows) {
+            const twin = plain.find((p) => p.evalLen === b.evalLen && p.metric === b.metric)!;
+            expect([b.lr, b.stateNumbers, b.seed]).toEqual([twin.lr, twin.stateNumbers, twin.seed]);
+            expect(b.command).toBe(id);
+          }
         }
         const searched = file.rows.filter((r) => r.task === 'niah:validation').map((r) => r.mixers);
         expect(new Set(searched)).toEqual(new Set(['swa,ovq', 'swa,ovq[growth=log]']));
@@ -609,6 +670,7 @@ describe('regime sweep', () => {
         // The capacity cell scored the lr search's finished model: it trained nothing of its own.
         expect(existsSync(join(dir, 'niah_swa,ovq_capacity_0.25_2048_seed=0'))).toBe(false);
         expect(readdirSync(dir).some((d) => d.includes('_4_2048'))).toBe(false);
+        expect(readdirSync(dir).some((d) => d.includes('novelty'))).toBe(false);
         expect(existsSync(join(dir, 'niah_swa,ovq_growth=log_2048_lr=0.003', 'ckpt.bin'))).toBe(
           true,
         );

@@ -38,6 +38,15 @@ for (const adapter of present) {
       );
     });
 
+    it('refuses novelty spawn (spawnDistance), which only @ovq/core implements', async () => {
+      await expect(ovqAttention(ctx, input(), { ...config, spawnDistance: 1 })).rejects.toThrow(
+        /config\.spawnDistance: got 1; novelty spawn runs on @ovq\/core \(CPU\) only/,
+      );
+      expect(() => createGpuOvqState(ctx, dims, { ...config, spawnDistance: 0.5 })).toThrow(
+        /config\.spawnDistance/,
+      );
+    });
+
     it('rejects wrong tensor shapes at the GPU level', () => {
       const state = createGpuOvqState(ctx, dims, config);
       const q = ctx.tensor([3, 10, 8]);

@@ -10,6 +10,7 @@ import {
   checkStateGradient,
   finalShape,
   type OvqStateGradient,
+  refuseDataDependentShape,
   type TbpttOptions,
 } from '../tbptt/state-gradient.js';
 import { requireFiniteArray, resolveOvqConfig, validateSeq } from '../validate.js';
@@ -426,6 +427,7 @@ export function ovqAttentionBackward(
   const { seqLen: T, keyDim, valueDim } = validateSeq(seq);
   requireFiniteArray('dOutput', dOutput, T * valueDim, 'seqLen*valueDim');
   const init = resolveInitialState(options, resolved, keyDim, valueDim);
+  refuseDataDependentShape(resolved, options.dFinalState);
   const dFinal = checkStateGradient(
     'options.dFinalState',
     options.dFinalState,

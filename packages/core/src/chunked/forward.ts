@@ -123,17 +123,24 @@ export function forwardHead(
 }
 
 /**
- * Rows a call will need: dictionary sizes follow the growth schedule alone (not the data), so
- * replaying spawnCount over the call's absorbs gives the exact final size.
+ * Rows a call will need: without novelty spawn, dictionary sizes follow the growth schedule alone
+ * (not the data), so replaying spawnCount over the call's absorbs gives the exact final size; with
+ * it, every absorbed token may seed a row up to the capacity, which bounds the size instead.
  */
 export function rowsNeeded(config: ResolvedOvqConfig, T: number, state?: OvqState): number {
   const C = config.chunkSize;
   let n = state ? state.size : 0;
   let seen = state ? state.tokensSeen : 0;
   let fill = C - (state ? state.pendingCount : 0);
+  let absorbed = 0;
   for (let left = T; left >= fill; left -= fill, fill = C) {
     seen += fill;
+    absorbed += C;
     n += spawnCount(config.growth, config.capacity, seen, n, C);
+  }
+  if (config.spawnDistance !== undefined) {
+    const start = state ? state.size : 0;
+    n = Math.max(n, Math.min(config.capacity, start + absorbed));
   }
   return Math.max(1, n);
 }
@@ -158,7 +165,15 @@ export function checkContinuable(
       `has keyDim ${state.keyDim}, valueDim ${state.valueDim}; the sequence has keyDim ${keyDim}, valueDim ${valueDim}`,
     );
   }
-  for (const key of ['chunkSize', 'beta', 'spawn', 'read', 'normalize', 'seed'] as const) {
+  for (const key of [
+    'chunkSize',
+    'beta',
+    'spawn',
+    'spawnDistance',
+    'read',
+    'normalize',
+    'seed',
+  ] as const) {
     if (state.config[key] !== config[key]) {
       throw new OvqInputError(
         `config.${key}`,

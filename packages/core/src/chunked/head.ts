@@ -370,20 +370,10 @@ export class HeadWorkspace {
         picks,
       );
     if (inWasm) for (let s = 0; s < m; s++) tape[at + picks[s]] = ~(n + s);
-    for (let s = 0; s < (inWasm ? 0 : m); s++) {
-      let pick: number;
-      if (cfg.spawn === 'farthest') {
-        pick = -1;
-        for (let j = 0; j < P; j++) {
-          if (!picked[j] && (pick < 0 || bestDist[j] > bestDist[pick])) pick = j;
-        }
-      } else {
-        pick = randomPicks ? randomPicks[s] : s;
-      }
+    // Seeds row `row` with pending token `pick`: a later (higher) row wins only when strictly nearer.
+    const seed = (pick: number, row: number) => {
       picked[pick] = 1;
-      const row = n + s;
       tape[at + pick] = ~row;
-      // Distances to the new row: a later (higher) row wins only when strictly nearer.
       const pb = pick * dk;
       for (let j = 0; j < P; j++) {
         const jb = j * dk;
@@ -396,6 +386,30 @@ export class HeadWorkspace {
           bestDist[j] = dist;
           bestRow[j] = row;
         }
+      }
+    };
+    for (let s = 0; s < (inWasm ? 0 : m); s++) {
+      let pick: number;
+      if (cfg.spawn === 'farthest') {
+        pick = -1;
+        for (let j = 0; j < P; j++) {
+          if (!picked[j] && (pick < 0 || bestDist[j] > bestDist[pick])) pick = j;
+        }
+      } else {
+        pick = randomPicks ? randomPicks[s] : s;
+      }
+      seed(pick, n + s);
+    }
+    // Novelty spawn: the farthest token still beyond spawnDistance seeds a row, up to capacity.
+    if (cfg.spawnDistance !== undefined) {
+      const room = Math.max(0, Math.min(cfg.capacity - n - m, P - m));
+      for (let s = 0; s < room; s++) {
+        let pick = -1;
+        for (let j = 0; j < P; j++) {
+          if (!picked[j] && (pick < 0 || bestDist[j] > bestDist[pick])) pick = j;
+        }
+        if (pick < 0 || !(bestDist[pick] > cfg.spawnDistance)) break;
+        seed(pick, n + m + s);
       }
     }
     for (let j = 0; j < P; j++) if (!picked[j]) tape[at + j] = bestRow[j];

@@ -7,6 +7,7 @@ import {
   checkStateGradient,
   finalShape,
   type OvqStateGradient,
+  refuseDataDependentShape,
   type TbpttOptions,
 } from '../tbptt/state-gradient.js';
 import { requireFiniteArray, resolveOvqConfig, validateSeq } from '../validate.js';
@@ -104,6 +105,7 @@ export function ovqAttentionReferenceBackward(
   const { seqLen: T, keyDim, valueDim } = validateSeq(seq);
   requireFiniteArray('dOutput', dOutput, T * valueDim, 'seqLen*valueDim');
   const state = startState(options, resolved, keyDim, valueDim);
+  refuseDataDependentShape(resolved, options.dFinalState);
   const dFinal = checkStateGradient(
     'options.dFinalState',
     options.dFinalState,

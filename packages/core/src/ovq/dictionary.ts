@@ -61,6 +61,53 @@ export function farthestPointSpawn(
   return order;
 }
 
+/**
+ * Novelty spawn (`spawnDistance`): after the scheduled picks, keep picking the farthest unpicked
+ * pending key while its squared distance to every row (old rows and the keys already picked)
+ * exceeds `distance`, at most `room` times. Returns the extra picks in order.
+ */
+export function noveltySpawn(
+  pendingKeys: ArrayLike<number>,
+  count: number,
+  rowKeys: ArrayLike<number>,
+  rows: number,
+  dim: number,
+  picked: readonly number[],
+  distance: number,
+  room: number,
+): number[] {
+  const dist = new Float64Array(count);
+  const taken = new Uint8Array(count);
+  for (const p of picked) taken[p] = 1;
+  for (let j = 0; j < count; j++) {
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < rows; i++) {
+      best = Math.min(best, squaredDistance(pendingKeys, j * dim, rowKeys, i * dim, dim));
+    }
+    for (const p of picked) {
+      best = Math.min(best, squaredDistance(pendingKeys, j * dim, pendingKeys, p * dim, dim));
+    }
+    dist[j] = best;
+  }
+  const extra: number[] = [];
+  while (extra.length < room) {
+    let pick = -1;
+    for (let j = 0; j < count; j++) {
+      if (!taken[j] && (pick < 0 || dist[j] > dist[pick])) pick = j;
+    }
+    if (pick < 0 || !(dist[pick] > distance)) break;
+    taken[pick] = 1;
+    extra.push(pick);
+    for (let j = 0; j < count; j++) {
+      dist[j] = Math.min(
+        dist[j],
+        squaredDistance(pendingKeys, j * dim, pendingKeys, pick * dim, dim),
+      );
+    }
+  }
+  return extra;
+}
+
 /** Seeded choice of m of `count` indices (partial Fisher–Yates); returns picks and the new RNG state. */
 export function randomSpawn(
   count: number,
@@ -98,17 +145,25 @@ export function nearestRow(
   return arg;
 }
 
-function checkReplay(record: AbsorbRecord, size: number, pending: number, m: number): void {
+function checkReplay(
+  record: AbsorbRecord,
+  size: number,
+  pending: number,
+  m: number,
+  room: number,
+): void {
   if (record.sizeBefore !== size) {
     throw new OvqInputError(
       'options.replay',
       `absorb record has sizeBefore ${record.sizeBefore}; the dictionary has ${size} rows`,
     );
   }
-  if (record.spawned.length !== m) {
+  if (record.spawned.length < m || record.spawned.length > m + room) {
     throw new OvqInputError(
       'options.replay',
-      `absorb record spawns ${record.spawned.length} rows; the growth schedule asks for ${m}`,
+      room === 0
+        ? `absorb record spawns ${record.spawned.length} rows; the growth schedule asks for ${m}`
+        : `absorb record spawns ${record.spawned.length} rows; the growth schedule asks for ${m} and novelty spawn allows ${room} more`,
     );
   }
   if (record.assignment.length !== pending) {
@@ -131,10 +186,15 @@ export function absorbPending(view: OvqState, replay?: AbsorbRecord): AbsorbReco
   const pv = state.pendingValues;
   const sizeBefore = state.size;
   const m = spawnCount(config.growth, config.capacity, state.tokensSeen, sizeBefore, pending);
+  // Rows novelty spawn may add beyond the schedule's m (never past the capacity).
+  const room =
+    config.spawnDistance === undefined
+      ? 0
+      : Math.max(0, Math.min(config.capacity - sizeBefore - m, pending - m));
 
   let spawned: number[];
   if (replay) {
-    checkReplay(replay, sizeBefore, pending, m);
+    checkReplay(replay, sizeBefore, pending, m, room);
     spawned = replay.spawned.slice();
     // Keep the RNG stream where an un-replayed run would leave it.
     if (config.spawn === 'random')
@@ -147,6 +207,19 @@ export function absorbPending(view: OvqState, replay?: AbsorbRecord): AbsorbReco
     const r = randomSpawn(pending, m, state.rngState);
     spawned = r.picks;
     state.rngState = r.rngState;
+  }
+  if (!replay && room > 0 && config.spawnDistance !== undefined) {
+    const extra = noveltySpawn(
+      pk,
+      pending,
+      state.centroidKeys,
+      sizeBefore,
+      keyDim,
+      spawned,
+      config.spawnDistance,
+      room,
+    );
+    spawned = spawned.concat(extra);
   }
 
   const assignment = new Array<number>(pending).fill(-1);

@@ -31,6 +31,13 @@ export type OvqConfig = {
   growth?: Growth;
   /** How new centroids are chosen from a full chunk; default 'farthest'. */
   spawn?: 'farthest' | 'first' | 'random';
+  /**
+   * Novelty spawn (an extension, not in the paper): at each absorb, after the growth schedule's
+   * spawns, any pending token whose squared distance to its nearest row still exceeds this seeds
+   * a row of its own (farthest first), while fewer than `capacity` rows exist. Keys are compared
+   * after normalisation, so 0 < spawnDistance ≤ 4 is the useful range. Default: off.
+   */
+  spawnDistance?: number;
   /** Read logit; default 'dot' (β q·μ + ln c); 'gaussian' subtracts β‖μ‖²/2 (exact GMR). */
   read?: 'dot' | 'gaussian';
   /** Centroid update; default 'mean' (step 1/count); 'ema' uses a constant rate (ablation). */
@@ -57,6 +64,8 @@ export type ResolvedOvqConfig = {
   beta: number;
   growth: ResolvedGrowth;
   spawn: 'farthest' | 'first' | 'random';
+  /** Absent when novelty spawn is off (so saved states stay plain JSON). */
+  spawnDistance?: number;
   read: 'dot' | 'gaussian';
   update: { kind: 'mean' } | { kind: 'ema'; rate: number };
   normalize: boolean;

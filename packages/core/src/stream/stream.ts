@@ -96,7 +96,10 @@ class Stream implements OvqStream {
     const ws = this.live();
     const { chunkSize: C, growth, capacity } = this.config;
     if (ws.pendingCount + rows < C) return ws;
-    const need = ws.size + spawnCount(growth, capacity, ws.tokensSeen + rows, ws.size, C);
+    let need = ws.size + spawnCount(growth, capacity, ws.tokensSeen + rows, ws.size, C);
+    // Novelty spawn may seed any of the chunk's tokens, up to the capacity.
+    if (this.config.spawnDistance !== undefined)
+      need = Math.max(need, Math.min(capacity, ws.size + C));
     if (need <= ws.rowsCap) return ws;
     const next = Math.max(need, 2 * ws.rowsCap);
     const grown = new HeadWorkspace(this.keyDim, this.valueDim, this.config, next);

@@ -52,6 +52,19 @@ export function shapeOf(state: OvqState | undefined, keyDim: number, valueDim: n
 }
 
 /**
+ * With novelty spawn (`spawnDistance`) the final size depends on the data, so a gradient with
+ * respect to the final state cannot be checked (or meant) before the forward runs: refused.
+ */
+export function refuseDataDependentShape(config: ResolvedOvqConfig, dFinalState: unknown): void {
+  if (dFinalState !== undefined && config.spawnDistance !== undefined) {
+    throw new OvqInputError(
+      'options.dFinalState',
+      `is not supported with config.spawnDistance ${config.spawnDistance} (the final dictionary size depends on the data); omit one of them`,
+    );
+  }
+}
+
+/**
  * The shape of the state after `T` more tokens. Sizes follow the growth schedule alone (not the
  * data), so replaying spawnCount over the absorbs gives it exactly, before any work is done.
  */

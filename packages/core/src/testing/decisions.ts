@@ -72,34 +72,53 @@ export function verifyDecisions(seq: Seq, config: OvqConfig, trace: OvqTrace): D
     if (record.sizeBefore !== n)
       fail(a, `sizeBefore ${record.sizeBefore}; the dictionary has ${n}`);
     const m = spawnCount(cfg.growth, cfg.capacity, state.tokensSeen, n, C);
-    if (record.spawned.length !== m)
-      fail(a, `spawns ${record.spawned.length}; the schedule says ${m}`);
+    // Novelty spawn (spawnDistance) may add up to `room` rows after the schedule's m.
+    const lambda = cfg.spawnDistance;
+    const room = lambda === undefined ? 0 : Math.max(0, Math.min(cfg.capacity - n - m, C - m));
+    const total = record.spawned.length;
+    if (total < m || total > m + room)
+      fail(
+        a,
+        room === 0
+          ? `spawns ${total}; the schedule says ${m}`
+          : `spawns ${total}; the schedule says ${m} and novelty spawn allows ${room} more`,
+      );
     const keyNorm = (j: number) => squaredDistance(pk, j * dk, new Float64Array(dk), 0, dk);
-    if (cfg.spawn === 'farthest') {
-      const dist = new Float64Array(C).fill(Number.POSITIVE_INFINITY);
-      for (let j = 0; j < C; j++) {
-        for (let i = 0; i < n; i++)
-          dist[j] = Math.min(dist[j], squaredDistance(pk, j * dk, rows, i * dk, dk));
+    // Each token's distance to its nearest row, shrunk by every pick (farthest and novelty rank it).
+    const dist = new Float64Array(C).fill(Number.POSITIVE_INFINITY);
+    for (let j = 0; j < C; j++) {
+      for (let i = 0; i < n; i++)
+        dist[j] = Math.min(dist[j], squaredDistance(pk, j * dk, rows, i * dk, dk));
+    }
+    const picked = new Uint8Array(C);
+    const take = (pick: number) => {
+      picked[pick] = 1;
+      for (let j = 0; j < C; j++)
+        dist[j] = Math.min(dist[j], squaredDistance(pk, j * dk, pk, pick * dk, dk));
+    };
+    const farthestLeft = () => {
+      let far = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j < C; j++) if (!picked[j]) far = Math.max(far, dist[j]);
+      return far;
+    };
+    const checkFarthest = (s: number, pick: number, what: string) => {
+      if (!(pick >= 0 && pick < C) || picked[pick]) fail(a, `${what} ${s} picks token ${pick}`);
+      const far = farthestLeft();
+      if (far === Number.POSITIVE_INFINITY) {
+        // No rows yet: every unpicked token is at +∞ and the spec takes the lowest index.
+        let lowest = 0;
+        while (picked[lowest]) lowest++;
+        stats.decisions++;
+        if (pick !== lowest)
+          fail(a, `${what} ${s} picks token ${pick}; with no rows the first unpicked is ${lowest}`);
+      } else {
+        judge(a, `${what} ${s} (token ${pick})`, dist[pick], far, keyNorm(pick));
       }
-      const picked = new Uint8Array(C);
+    };
+    if (cfg.spawn === 'farthest') {
       for (let s = 0; s < m; s++) {
-        const pick = record.spawned[s];
-        if (!(pick >= 0 && pick < C) || picked[pick]) fail(a, `spawn ${s} picks token ${pick}`);
-        let far = Number.NEGATIVE_INFINITY;
-        for (let j = 0; j < C; j++) if (!picked[j]) far = Math.max(far, dist[j]);
-        if (far === Number.POSITIVE_INFINITY) {
-          // No rows yet: every unpicked token is at +∞ and the spec takes the lowest index.
-          let lowest = 0;
-          while (picked[lowest]) lowest++;
-          stats.decisions++;
-          if (pick !== lowest)
-            fail(a, `spawn ${s} picks token ${pick}; with no rows the first unpicked is ${lowest}`);
-        } else {
-          judge(a, `spawn ${s} (token ${pick})`, dist[pick], far, keyNorm(pick));
-        }
-        picked[pick] = 1;
-        for (let j = 0; j < C; j++)
-          dist[j] = Math.min(dist[j], squaredDistance(pk, j * dk, pk, pick * dk, dk));
+        checkFarthest(s, record.spawned[s], 'spawn');
+        take(record.spawned[s]);
       }
     } else {
       const expected =
@@ -107,7 +126,28 @@ export function verifyDecisions(seq: Seq, config: OvqConfig, trace: OvqTrace): D
           ? Array.from({ length: m }, (_, j) => j)
           : randomSpawn(C, m, state.rngState).picks;
       if (expected.some((j, s) => record.spawned[s] !== j)) {
-        fail(a, `spawned ${record.spawned}; '${cfg.spawn}' spawn takes ${expected}`);
+        fail(a, `spawned ${record.spawned.slice(0, m)}; '${cfg.spawn}' spawn takes ${expected}`);
+      }
+      for (let s = 0; s < m; s++) take(record.spawned[s]);
+    }
+    if (lambda !== undefined) {
+      // A novelty pick is the farthest token left and lies beyond λ; the picks stop when the
+      // farthest left is within λ or the room is used (each comparison up to a tie).
+      const tieWith = (j: number, d: number) =>
+        DECISION_EPS * Math.sqrt(keyNorm(j)) * (Math.sqrt(d) + Math.sqrt(lambda)) + 1e-12;
+      for (let s = m; s < total; s++) {
+        const pick = record.spawned[s];
+        checkFarthest(s, pick, 'novelty spawn');
+        stats.decisions++;
+        if (!(dist[pick] > lambda - tieWith(pick, dist[pick])))
+          fail(a, `novelty spawn ${s} (token ${pick}) at distance ${dist[pick]} ≤ λ = ${lambda}`);
+        take(pick);
+      }
+      if (total < m + room) {
+        for (let j = 0; j < C; j++) {
+          if (picked[j] || dist[j] <= lambda + tieWith(j, dist[j])) continue;
+          fail(a, `token ${j} at distance ${dist[j]} > λ = ${lambda} seeded no row (room left)`);
+        }
       }
     }
     // Nearest row over the rows before this absorb's merges plus the new seeds.
@@ -122,10 +162,10 @@ export function verifyDecisions(seq: Seq, config: OvqConfig, trace: OvqTrace): D
           fail(a, `seed token ${j} joins row ${taken}, not its own ${seedRow}`);
         continue;
       }
-      if (!(Number.isInteger(taken) && taken >= 0 && taken < n + m))
+      if (!(Number.isInteger(taken) && taken >= 0 && taken < n + total))
         fail(a, `token ${j} joins row ${taken}`);
       let best = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < n + m; i++) {
+      for (let i = 0; i < n + total; i++) {
         const [src, off] = rowKey(i);
         best = Math.min(best, squaredDistance(pk, j * dk, src, off, dk));
       }

@@ -29,7 +29,7 @@ export function resolveOvqOpConfig(config: OvqOpConfig): OvqOpConfig {
  * v [batch, heads, seqLen, valueDim]; `beta` is the inverse temperature per head, shape [heads],
  * every value > 0. Returns [batch, heads, seqLen, valueDim]. Each sequence starts from an empty
  * dictionary. Differentiable in q, k, v and β (the discrete absorb decisions are constants).
- * Backends: cpu, wasm and webgpu, every option.
+ * Backends: cpu, wasm and webgpu, every option but `spawnDistance` (cpu and wasm only).
  */
 export function ovqAttention(
   q: Tensor,

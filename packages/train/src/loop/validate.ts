@@ -52,6 +52,7 @@ const MIXER_OPTION_KEYS = [
   'ovqGrowth',
   'ovqSpawn',
   'ovqUpdate',
+  'ovqSpawnDistance',
   'vqCodes',
   'vqDeadCodeThreshold',
   'vqBeta',
@@ -64,7 +65,12 @@ const MIXER_OPTION_KEYS = [
   'kvmOutputNorm',
 ] as const;
 /** MixerOptions fields that are OVQ algorithm choices, checked by @ovq/core (not numbers). */
-const OVQ_AXES = { ovqGrowth: 'growth', ovqSpawn: 'spawn', ovqUpdate: 'update' } as const;
+const OVQ_AXES = {
+  ovqGrowth: 'growth',
+  ovqSpawn: 'spawn',
+  ovqUpdate: 'update',
+  ovqSpawnDistance: 'spawnDistance',
+} as const;
 // The key lists must name every field of their types: a field added to TrainConfig, the model
 // config or MixerOptions without being listed here fails to compile instead of being refused.
 type Missing<T, K extends readonly unknown[]> = Exclude<keyof T, K[number]>;

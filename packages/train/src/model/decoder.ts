@@ -39,6 +39,8 @@ export type MixerOptions = {
   ovqGrowth?: OvqConfig['growth'];
   ovqSpawn?: OvqConfig['spawn'];
   ovqUpdate?: OvqConfig['update'];
+  /** OVQ's novelty spawn (@ovq/core `spawnDistance`, an extension); off when absent. */
+  ovqSpawnDistance?: OvqConfig['spawnDistance'];
   vqCodes?: number;
   /**
    * Transformer-VQ's dead-code restart threshold, in keys per step (@ovq/tfjs VqAttention's

@@ -40,6 +40,7 @@ export const createTfjsMixer: MixerFactory = (kind, { dModel, heads, layerIndex 
         growth: o.ovqGrowth,
         spawn: o.ovqSpawn,
         update: o.ovqUpdate,
+        spawnDistance: o.ovqSpawnDistance,
         outputNorm: o.ovqOutputNorm,
       });
       break;

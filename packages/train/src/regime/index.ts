@@ -20,6 +20,7 @@ export {
   type RegimeTask,
   rowMixers,
   shardCells,
+  spawnDistanceVariant,
   unfitBudgets,
   validateRegimeConfig,
 } from './plan.js';
@@ -50,5 +51,6 @@ export {
   trainingSpec,
   withOvqBetaScale,
   withOvqCapacity,
+  withOvqSpawnDistance,
 } from './run.js';
 export { resultTables } from './tables.js';

@@ -81,6 +81,8 @@ export type OvqVariant = {
   growth?: MixerOptions['ovqGrowth'];
   spawn?: MixerOptions['ovqSpawn'];
   update?: MixerOptions['ovqUpdate'];
+  /** Novelty spawn while training (@ovq/core `spawnDistance`, an extension). */
+  spawnDistance?: MixerOptions['ovqSpawnDistance'];
 };
 
 export type RegimeAblations = {
@@ -107,6 +109,12 @@ export type RegimeAblations = {
    * each seed, scored with every OVQ layer's β multiplied by f. Rows: `<pattern>[β×f]`.
    */
   evalBetaScale?: number[];
+  /**
+   * Test-time novelty spawn (@ovq/core `spawnDistance`, an extension): the default model of each
+   * seed, scored with every OVQ layer seeding a row for any token farther than λ from every row
+   * while its capacity allows. Rows: `<pattern>[novelty>λ]`.
+   */
+  evalSpawnDistance?: number[];
 };
 
 /** One training run of the plan. `lr` is undefined for test cells until the search has run. */
@@ -133,11 +141,19 @@ export type RegimeCell = {
   evalCapacity?: number;
   /** Test-time β cells: the factor applied to every OVQ layer's β at evaluation (as above). */
   evalBetaScale?: number;
+  /** Test-time novelty-spawn cells: the spawnDistance every OVQ layer uses at evaluation. */
+  evalSpawnDistance?: number;
 };
 
 /** Whether a cell scores another cell's trained model with a test-time change (no training). */
-export function isTestTimeCell(cell: Pick<RegimeCell, 'evalCapacity' | 'evalBetaScale'>): boolean {
-  return cell.evalCapacity !== undefined || cell.evalBetaScale !== undefined;
+export function isTestTimeCell(
+  cell: Pick<RegimeCell, 'evalCapacity' | 'evalBetaScale' | 'evalSpawnDistance'>,
+): boolean {
+  return (
+    cell.evalCapacity !== undefined ||
+    cell.evalBetaScale !== undefined ||
+    cell.evalSpawnDistance !== undefined
+  );
 }
 
 /** The `mixers` field of a cell's rows: the pattern, with the ablation variant in brackets. */
@@ -149,6 +165,8 @@ export function rowMixers(cell: Pick<RegimeCell, 'mixers' | 'variant'>): string 
 export const capacityVariant = (f: number) => `capacity×${f}`;
 /** The name of test-time β factor `f` (as it appears in ids and rows). */
 export const betaScaleVariant = (f: number) => `β×${f}`;
+/** The variant name of a test-time novelty-spawn cell. */
+export const spawnDistanceVariant = (d: number) => `novelty>${d}`;
 
 const SIZED: readonly MixerKind[] = ['ovq', 'kvm', 'vq'];
 
@@ -275,6 +293,7 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
     'seeds',
     'evalCapacity',
     'evalBetaScale',
+    'evalSpawnDistance',
   ];
   const unknownField = Object.keys(a).find((k) => !fields.includes(k));
   if (unknownField !== undefined)
@@ -310,11 +329,11 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
     if (names.has(v.name)) fail(`ablations.variants[${i}].name "${v.name}" is used twice`);
     names.add(v.name);
     const unknown = Object.keys(v).filter(
-      (k) => !['name', 'growth', 'spawn', 'update'].includes(k),
+      (k) => !['name', 'growth', 'spawn', 'update', 'spawnDistance'].includes(k),
     );
     if (unknown.length)
       fail(
-        `ablations.variants[${i}]: unknown field ${unknown[0]} (expected growth, spawn, update)`,
+        `ablations.variants[${i}]: unknown field ${unknown[0]} (expected growth, spawn, update, spawnDistance)`,
       );
     try {
       // @ovq/core checks the axes exactly as the layer will.
@@ -325,6 +344,7 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
         growth: v.growth,
         spawn: v.spawn,
         update: v.update,
+        spawnDistance: v.spawnDistance,
       });
     } catch (e) {
       fail(`ablations.variants[${i}] (${v.name}): ${(e as Error).message}`);
@@ -343,6 +363,12 @@ function validateAblations(config: RegimeConfig, fail: (what: string) => never):
     if (new Set(a.seeds).size !== a.seeds.length)
       fail(`ablations.seeds is ${JSON.stringify(a.seeds)}; expected each seed once`);
   }
+  (a.evalSpawnDistance ?? []).forEach((d, i) => {
+    if (!(d > 0 && Number.isFinite(d)))
+      fail(
+        `ablations.evalSpawnDistance[${i}] is ${d}; expected a squared key distance > 0 (the useful range is up to 4)`,
+      );
+  });
   for (const [field, trained] of [
     ['evalCapacity', 'N'],
     ['evalBetaScale', 'β'],
@@ -405,7 +431,10 @@ function groupCells(
   ];
 }
 
-/** The ablation cells: trained variants (own lr search and seeds), then test-time capacity and β. */
+/**
+ * The ablation cells: trained variants (own lr search and seeds), then test-time capacity, β and
+ * novelty spawn.
+ */
 function ablationCells(config: RegimeConfig): RegimeCell[] {
   const a = config.ablations;
   if (!a) return [];
@@ -424,6 +453,7 @@ function ablationCells(config: RegimeConfig): RegimeCell[] {
           ...(v.growth === undefined ? {} : { ovqGrowth: v.growth }),
           ...(v.spawn === undefined ? {} : { ovqSpawn: v.spawn }),
           ...(v.update === undefined ? {} : { ovqUpdate: v.update }),
+          ...(v.spawnDistance === undefined ? {} : { ovqSpawnDistance: v.spawnDistance }),
         };
         const cell = { ...shared, group, mixerOptions, variant: v.name };
         cells.push(...groupCells(config, cell, a.seeds ?? config.seeds));
@@ -436,6 +466,10 @@ function ablationCells(config: RegimeConfig): RegimeCell[] {
         ...(a.evalBetaScale ?? []).map((f) => ({
           variant: betaScaleVariant(f),
           change: { evalBetaScale: f },
+        })),
+        ...(a.evalSpawnDistance ?? []).map((d) => ({
+          variant: spawnDistanceVariant(d),
+          change: { evalSpawnDistance: d },
         })),
       ];
       for (const { variant, change } of testTime) {

@@ -209,6 +209,8 @@ export async function runCell(
       model = withOvqCapacity(trained, cell.evalCapacity, options.createMixer);
     if (cell.evalBetaScale !== undefined)
       model = withOvqBetaScale(trained, cell.evalBetaScale, options.createMixer);
+    if (cell.evalSpawnDistance !== undefined)
+      model = withOvqSpawnDistance(trained, cell.evalSpawnDistance, options.createMixer);
     const key = cellKey(config, cell, lr);
     const sequences =
       cell.phase === 'lr-search' ? config.validationSequences : config.testSequences;
@@ -266,6 +268,24 @@ export function withOvqCapacity(
     throw new Error('evalCapacity: the model has no ovqCapacity to scale (an unsized OVQ layer)');
   const capacity = Math.max(1, Math.round(options.ovqCapacity * factor));
   return copyModel(model, { ...options, ovqCapacity: capacity }, createMixer, 'evalCapacity');
+}
+
+/**
+ * A copy of `model` (same weights) whose OVQ layers use novelty spawn with `distance`
+ * (@ovq/core `spawnDistance`): a pending token farther than that from every row seeds a row of
+ * its own while the capacity allows. A test-time variant; `Infinity` turns it off.
+ */
+export function withOvqSpawnDistance(
+  model: Decoder,
+  distance: number,
+  createMixer: MixerFactory,
+): Decoder {
+  if (!(distance > 0))
+    throw new Error(`evalSpawnDistance: distance is ${distance}; expected a number > 0`);
+  if (!model.kinds.includes('ovq'))
+    throw new Error(`evalSpawnDistance: the model has no OVQ layer (mixers ${model.kinds})`);
+  const options = { ...(model.config.mixerOptions ?? {}), ovqSpawnDistance: distance };
+  return copyModel(model, options, createMixer, 'evalSpawnDistance');
 }
 
 /**
@@ -375,7 +395,13 @@ function checkpointOf(
   if (!checkpointFor) return undefined;
   if (isTestTimeCell(cell)) {
     // The default pattern's model of this seed, when its own test cell has trained it.
-    const { variant: _v, evalCapacity: _f, evalBetaScale: _b, ...plain } = cell;
+    const {
+      variant: _v,
+      evalCapacity: _f,
+      evalBetaScale: _b,
+      evalSpawnDistance: _d,
+      ...plain
+    } = cell;
     const trained = checkpointFor({ ...plain, id: `${cell.group}/seed=${cell.seed}` });
     if (trained.exists) return trained;
   }

@@ -47,6 +47,13 @@ export class GpuOvqState {
     this.keyDim = requirePositiveInt('dims.keyDim', dims.keyDim);
     this.valueDim = requirePositiveInt('dims.valueDim', dims.valueDim);
     this.config = resolveOvqConfig(config);
+    if (this.config.spawnDistance !== undefined) {
+      // The GPU absorb kernels implement the growth schedule's spawns only.
+      throw new WebGpuError(
+        'config.spawnDistance',
+        `got ${this.config.spawnDistance}; novelty spawn runs on @ovq/core (CPU) only, not on the WebGPU kernels: omit it here`,
+      );
+    }
     this.rngState = this.config.seed >>> 0;
     const { chunkSize: C } = this.config;
     const made: GpuTensor[] = [];
