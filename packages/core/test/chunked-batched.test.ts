@@ -50,7 +50,7 @@ function headOf(x: BatchedSeq, index: number): Seq {
 
 describe('batched = per-head loop', () => {
   for (const [name, options] of OPTION_CASES.filter(([n]) =>
-    ['default', 'ema0.3', 'random-gaussian-ema'].includes(n),
+    ['default', 'ema0.3', 'random-gaussian-ema', 'novelty'].includes(n),
   )) {
     it(`${name}-B2-H3-T100-dk12-dv5-C16`, () => {
       const x = randomBatch(1, 2, 3, 100, 12, 5);
