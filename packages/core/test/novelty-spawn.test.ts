@@ -11,6 +11,7 @@ import {
   ovqAppend,
   ovqAttentionReference,
   serializeOvqState,
+  setOvqKernels,
   spawnCount,
 } from '../src/index.js';
 import { ovqAttentionReferenceBackward } from '../src/ovq/backward.js';
@@ -114,6 +115,21 @@ describe('novelty spawn: chunked path', () => {
       assertClose('output', ref.output, run.output, 1e-5);
     });
   }
+  it('the JS kernels decide as the WASM kernels do (the novelty loop follows either spawn kernel)', () => {
+    const seq = randomSeq(9, 300, 12, 5);
+    const config: OvqConfig = { chunkSize: 16, capacity: 24, beta: 3, spawnDistance: 1.2 };
+    const runs = (['wasm', 'js'] as const).map((kernels) => {
+      setOvqKernels(kernels);
+      try {
+        return ovqAttention(seq, config);
+      } finally {
+        setOvqKernels('auto');
+      }
+    });
+    expect(noveltySpawns(config, runs[0].trace)).toBeGreaterThan(0);
+    expect(runs[1].trace).toEqual(runs[0].trace);
+    assertClose('output', runs[0].output, runs[1].output, 1e-6);
+  });
   it('the verifier rejects a dropped novelty spawn and a spawn within λ', () => {
     const seq = randomSeq(5, 200, 6, 5);
     const config: OvqConfig = { chunkSize: 8, capacity: 40, beta: 3, spawnDistance: 0.6 };

@@ -108,7 +108,7 @@ describe('both kernels: the resident WASM reader and the JS path', () => {
   const config = { chunkSize: 8, capacity: 20, beta: 3 };
   for (const kernels of ['wasm', 'js'] as const) {
     for (const [name, options] of OPTION_CASES.filter(([n]) =>
-      ['default', 'gaussian', 'ema0.3', 'raw'].includes(n),
+      ['default', 'gaussian', 'ema0.3', 'raw', 'novelty'].includes(n),
     )) {
       it(`${kernels}, ${name}: token by token, then pieces, then tokens`, () => {
         setOvqKernels(kernels);
