@@ -35,6 +35,18 @@ const factories: Factory[] = [
   { name: 'OvqAttention', make: () => gatedOvq(1, false) },
   { name: 'OvqAttention (outputNorm and gate)', make: () => gatedOvq(11, true) },
   {
+    name: 'OvqAttention (novelty spawn)',
+    make: () =>
+      new OvqAttention({
+        heads: 2,
+        keyDim: 4,
+        chunkSize: 4,
+        capacity: 6,
+        spawnDistance: 0.5,
+        seed: 12,
+      }) as MixerLayer<unknown>,
+  },
+  {
     name: 'SoftmaxAttention (SWA W4 + RoPE)',
     make: () =>
       new SoftmaxAttention({
