@@ -179,7 +179,7 @@ export function resolveOvqConfig(config: OvqConfig): ResolvedOvqConfig {
   const spawnDistance = config.spawnDistance;
   if (
     spawnDistance !== undefined &&
-    !(typeof spawnDistance === 'number' && spawnDistance > 0 && !Number.isNaN(spawnDistance))
+    !(typeof spawnDistance === 'number' && spawnDistance > 0) // NaN fails `> 0` too
   ) {
     throw new OvqInputError(
       'config.spawnDistance',

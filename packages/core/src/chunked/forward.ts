@@ -129,7 +129,8 @@ export function forwardHead(
  */
 export function rowsNeeded(config: ResolvedOvqConfig, T: number, state?: OvqState): number {
   const C = config.chunkSize;
-  let n = state ? state.size : 0;
+  const start = state ? state.size : 0;
+  let n = start;
   let seen = state ? state.tokensSeen : 0;
   let fill = C - (state ? state.pendingCount : 0);
   let absorbed = 0;
@@ -138,10 +139,8 @@ export function rowsNeeded(config: ResolvedOvqConfig, T: number, state?: OvqStat
     absorbed += C;
     n += spawnCount(config.growth, config.capacity, seen, n, C);
   }
-  if (config.spawnDistance !== undefined) {
-    const start = state ? state.size : 0;
+  if (config.spawnDistance !== undefined)
     n = Math.max(n, Math.min(config.capacity, start + absorbed));
-  }
   return Math.max(1, n);
 }
 

@@ -4,7 +4,7 @@
 // sequence length.
 
 import { randomSpawn } from '../ovq/dictionary.js';
-import { spawnCount } from '../ovq/growth.js';
+import { noveltyRoom, spawnCount } from '../ovq/growth.js';
 import { OvqState, STORAGE } from '../ovq/state.js';
 import type { ResolvedOvqConfig } from '../ovq/types.js';
 import { wasmKernels } from '../wasm/simd.js';
@@ -388,29 +388,25 @@ export class HeadWorkspace {
         }
       }
     };
-    for (let s = 0; s < (inWasm ? 0 : m); s++) {
-      let pick: number;
-      if (cfg.spawn === 'farthest') {
-        pick = -1;
-        for (let j = 0; j < P; j++) {
-          if (!picked[j] && (pick < 0 || bestDist[j] > bestDist[pick])) pick = j;
-        }
-      } else {
-        pick = randomPicks ? randomPicks[s] : s;
+    // The unpicked token farthest from every row (ties: lowest index), or −1.
+    const farthestUnpicked = () => {
+      let pick = -1;
+      for (let j = 0; j < P; j++) {
+        if (!picked[j] && (pick < 0 || bestDist[j] > bestDist[pick])) pick = j;
       }
+      return pick;
+    };
+    for (let s = 0; s < (inWasm ? 0 : m); s++) {
+      const pick = cfg.spawn === 'farthest' ? farthestUnpicked() : randomPicks ? randomPicks[s] : s;
       seed(pick, n + s);
     }
     // Novelty spawn: the farthest token still beyond spawnDistance seeds a row, up to capacity.
-    if (cfg.spawnDistance !== undefined) {
-      const room = Math.max(0, Math.min(cfg.capacity - n - m, P - m));
-      for (let s = 0; s < room; s++) {
-        let pick = -1;
-        for (let j = 0; j < P; j++) {
-          if (!picked[j] && (pick < 0 || bestDist[j] > bestDist[pick])) pick = j;
-        }
-        if (pick < 0 || !(bestDist[pick] > cfg.spawnDistance)) break;
-        seed(pick, n + m + s);
-      }
+    const room = noveltyRoom(cfg.spawnDistance, cfg.capacity, n, m, P);
+    const lambda = cfg.spawnDistance ?? Number.POSITIVE_INFINITY; // room is 0 when it is off
+    for (let s = 0; s < room; s++) {
+      const pick = farthestUnpicked();
+      if (pick < 0 || !(bestDist[pick] > lambda)) break;
+      seed(pick, n + m + s);
     }
     for (let j = 0; j < P; j++) if (!picked[j]) tape[at + j] = bestRow[j];
   }

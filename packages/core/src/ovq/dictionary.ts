@@ -1,7 +1,7 @@
 // The absorb step of ALGORITHM.md §4.3 in float64: spawn new centroids from the pending buffer,
 // assign the rest to their nearest row (batch E-step), then update the rows (batch M-step).
 import { OvqInputError } from '../validate.js';
-import { spawnCount } from './growth.js';
+import { noveltyRoom, spawnCount } from './growth.js';
 import { mulberry32Step } from './rng.js';
 import { type OvqState, STORAGE } from './state.js';
 import type { AbsorbRecord } from './types.js';
@@ -186,11 +186,7 @@ export function absorbPending(view: OvqState, replay?: AbsorbRecord): AbsorbReco
   const pv = state.pendingValues;
   const sizeBefore = state.size;
   const m = spawnCount(config.growth, config.capacity, state.tokensSeen, sizeBefore, pending);
-  // Rows novelty spawn may add beyond the schedule's m (never past the capacity).
-  const room =
-    config.spawnDistance === undefined
-      ? 0
-      : Math.max(0, Math.min(config.capacity - sizeBefore - m, pending - m));
+  const room = noveltyRoom(config.spawnDistance, config.capacity, sizeBefore, m, pending);
 
   let spawned: number[];
   if (replay) {

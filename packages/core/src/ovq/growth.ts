@@ -36,3 +36,18 @@ export function spawnCount(
 ): number {
   return Math.max(0, Math.min(growthTarget(growth, capacity, tau) - size, pending));
 }
+
+/**
+ * Rows novelty spawn (`spawnDistance`) may add at an absorb after the schedule's `scheduled`
+ * spawns: clamp(N − n − m, 0, |P| − m); 0 when the option is off.
+ */
+export function noveltyRoom(
+  spawnDistance: number | undefined,
+  capacity: number,
+  size: number,
+  scheduled: number,
+  pending: number,
+): number {
+  if (spawnDistance === undefined) return 0;
+  return Math.max(0, Math.min(capacity - size - scheduled, pending - scheduled));
+}

@@ -4,7 +4,7 @@
 // DECISION_EPS. A decision that differs from the reference's own choice is thus allowed only on
 // a genuine tie; anything else (a wrong distance, a skipped row) fails with the token named.
 import { absorbPending, randomSpawn, squaredDistance } from '../ovq/dictionary.js';
-import { spawnCount } from '../ovq/growth.js';
+import { noveltyRoom, spawnCount } from '../ovq/growth.js';
 import { normalizeRow } from '../ovq/read.js';
 import { createOvqState, STORAGE } from '../ovq/state.js';
 import type { OvqConfig, OvqTrace, Seq } from '../ovq/types.js';
@@ -74,7 +74,7 @@ export function verifyDecisions(seq: Seq, config: OvqConfig, trace: OvqTrace): D
     const m = spawnCount(cfg.growth, cfg.capacity, state.tokensSeen, n, C);
     // Novelty spawn (spawnDistance) may add up to `room` rows after the schedule's m.
     const lambda = cfg.spawnDistance;
-    const room = lambda === undefined ? 0 : Math.max(0, Math.min(cfg.capacity - n - m, C - m));
+    const room = noveltyRoom(lambda, cfg.capacity, n, m, C);
     const total = record.spawned.length;
     if (total < m || total > m + room)
       fail(
