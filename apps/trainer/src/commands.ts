@@ -143,6 +143,7 @@ function requireCheckpointFile(path: string): void {
 }
 
 const percent = (x: number) => (Number.isNaN(x) ? '–' : (100 * x).toFixed(1));
+const distance = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
 
 /** `--cut-echo` and its control `--decoy`, shared by eval and needle-trace. */
 function cutFlags(flags: { 'cut-echo'?: boolean; decoy?: boolean }) {
@@ -320,8 +321,8 @@ export async function runNeedleTrace(
       `${checkpoint}: step ${step}, ${config.model.mixers} on niah${variant.label}${cut}`,
     );
     const lines = [
-      '| length | depth | layer.head | accuracy % | needle tokens seeding a row % | still pending % | rows | count of the needle rows | read weight on them % | needle mass % | haystack keys like the needle key | of them in the window after it | their mass % | β | similarity margin | slots closer than the needle | ln-count margin | needle key cosine |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| length | depth | layer.head | accuracy % | needle tokens seeding a row % | still pending % | rows | count of the needle rows | read weight on them % | needle mass % | haystack keys like the needle key | of them in the window after it | their mass % | copies: squared distance to the nearest row at absorb (median) | filler after them (median / max) | β | similarity margin | slots closer than the needle | ln-count margin | needle key cosine |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ];
     const all: (NeedleHeadTrace & { seqLen: number; depth: number })[] = [];
     for (const m of lengths) {
@@ -338,7 +339,7 @@ export async function runNeedleTrace(
         all.push(...traces.map((t) => ({ ...t, seqLen, depth })));
         for (const s of summarizeNeedleTraces(traces)) {
           lines.push(
-            `| ${seqLen} | ${depth} | ${s.layer}.${s.head} | ${percent(s.correct)} | ${percent(s.seeded)} | ${percent(s.pending)} | ${s.rows.toFixed(1)} | ${Number.isNaN(s.rowCount) ? '–' : s.rowCount.toFixed(1)} | ${percent(s.readWeight)} | ${percent(s.needleMass)} | ${s.keyTwins.toFixed(1)} | ${s.keyTwinsInWindow.toFixed(1)} | ${percent(s.twinMass)} | ${s.beta.toFixed(2)} | ${s.similarityMargin.toFixed(3)} | ${s.similarityRank.toFixed(1)} | ${s.priorMargin.toFixed(2)} | ${s.needleKeyCosine.toFixed(3)} |`,
+            `| ${seqLen} | ${depth} | ${s.layer}.${s.head} | ${percent(s.correct)} | ${percent(s.seeded)} | ${percent(s.pending)} | ${s.rows.toFixed(1)} | ${Number.isNaN(s.rowCount) ? '–' : s.rowCount.toFixed(1)} | ${percent(s.readWeight)} | ${percent(s.needleMass)} | ${s.keyTwins.toFixed(1)} | ${s.keyTwinsInWindow.toFixed(1)} | ${percent(s.twinMass)} | ${distance(s.copyDistance)} | ${distance(s.fillerDistance)} / ${distance(s.fillerDistanceMax)} | ${s.beta.toFixed(2)} | ${s.similarityMargin.toFixed(3)} | ${s.similarityRank.toFixed(1)} | ${s.priorMargin.toFixed(2)} | ${s.needleKeyCosine.toFixed(3)} |`,
           );
         }
       }

@@ -200,11 +200,15 @@ describe('ovq-train', () => {
     // 2 lengths × 2 depths × (1 OVQ layer × 2 heads) rows.
     const rows = traced.stdout.match(/^\| (32|64) \| [01] \| 1\.[01] \| .*\|$/gm) ?? [];
     expect(rows).toHaveLength(8);
-    // 18 columns, the last eight (key twins … needle key cosine) numbers.
+    // 20 columns: key twins … their mass numbers, the copies' and filler's distances numbers or
+    // '–' (none absorbed), β … needle key cosine numbers.
     for (const row of rows) {
       const cells = row.split('|').slice(1, -1);
-      expect(cells).toHaveLength(18);
-      for (const cell of cells.slice(10)) expect(Number.isFinite(Number(cell))).toBe(true);
+      expect(cells).toHaveLength(20);
+      for (const cell of [...cells.slice(10, 13), ...cells.slice(15)])
+        expect(Number.isFinite(Number(cell))).toBe(true);
+      expect(cells[13].trim()).toMatch(/^(–|\d+\.\d{3})$/);
+      expect(cells[14].trim()).toMatch(/^(–|\d+\.\d{3}) \/ (–|\d+\.\d{3})$/);
     }
     const saved = JSON.parse(readFileSync(traceFile, 'utf8'));
     type Saved = {
@@ -214,6 +218,7 @@ describe('ovq-train', () => {
       needleMass: number;
       similarityMargin: number;
       beta: number;
+      copyDistance: number | null;
     };
     const traces: Saved[] = saved.traces;
     const perCell = (seqLen: number, depth: number) =>
@@ -231,6 +236,11 @@ describe('ovq-train', () => {
     }
     expect(traces.every((t) => t.needleMass > 0 && t.needleMass <= 1)).toBe(true);
     expect(traces.every((t) => Number.isFinite(t.similarityMargin) && t.beta > 0)).toBe(true);
+    // The needle's copies: at depth 0 of 64 tokens, tokens 16–17 are absorbed (chunk 16) into a
+    // dictionary that has rows (a distance ≥ 0); at depth 1 the question follows the needle, so
+    // there are none (NaN, saved as null).
+    for (const t of perCell(64, 0)) expect(t.copyDistance).toBeGreaterThanOrEqual(0);
+    for (const t of traces.filter((t) => t.depth === 1)) expect(t.copyDistance).toBeNull();
     // Test-time capacity ×4: the header says so, the file records it, and no cell has fewer rows.
     const wider = join(out, 'trace-x4.json');
     const scaled = await run(['needle-trace', ...cells, '--eval-capacity', '4', '--out', wider]);

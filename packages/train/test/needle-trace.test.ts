@@ -4,6 +4,8 @@ import { assertClose, createRng } from '@ovq/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  absorbDistances,
+  copyNovelty,
   createTfjsMixer,
   Decoder,
   evaluate,
@@ -234,6 +236,84 @@ describe('traceHead', () => {
       /scored position 12.*after the needle/,
     );
     expect(() => traceHead(seq, config, { at: 2, tokens: 3 }, [])).toThrow(/at least one/);
+  });
+});
+
+describe('absorbDistances', () => {
+  it.each([
+    ['saturating growth', { chunkSize: 4, capacity: 6, beta: 2 }],
+    [
+      'log growth, novelty spawn',
+      { chunkSize: 5, capacity: 9, beta: 2, growth: 'full', spawnDistance: 0.8 },
+    ],
+    ['raw keys', { chunkSize: 4, capacity: 5, beta: 2, normalize: false }],
+  ] as const)(
+    'is the squared distance to the nearest row of the dictionary before each absorb (%s)',
+    (_, config) => {
+      const seq = randomSeq(21, 43, 3, 2);
+      // Keys of several lengths: where the config normalises, distances are between unit keys.
+      for (let i = 0; i < seq.k.length; i++) seq.k[i] *= 1 + (i % 5);
+      const C = config.chunkSize;
+      const distances = absorbDistances(seq, config);
+      expect(distances).toHaveLength(43);
+      const normalize = !('normalize' in config);
+      let checked = 0;
+      for (let t = 0; t < 43; t++) {
+        const start = Math.floor(t / C) * C;
+        // The rows as the reference has them after the chunks before t's, by a separate replay.
+        const rows = ovqAttentionReference(prefix(seq, start), config).state;
+        if (start + C > 43 || rows.size === 0) {
+          expect(Number.isNaN(distances[t]), `token ${t}`).toBe(true);
+          continue;
+        }
+        const k = Array.from(seq.k.subarray(t * 3, t * 3 + 3));
+        const norm = normalize ? Math.hypot(...k) : 1;
+        let nearest = Number.POSITIVE_INFINITY;
+        for (let i = 0; i < rows.size; i++) {
+          let d2 = 0;
+          for (let d = 0; d < 3; d++) d2 += (k[d] / norm - rows.centroidKeys[i * 3 + d]) ** 2;
+          nearest = Math.min(nearest, d2);
+        }
+        expect(distances[t]).toBeCloseTo(nearest, 12);
+        checked++;
+      }
+      // Every token from the second chunk to the last whole chunk was checked.
+      expect(checked).toBe(Math.floor(43 / C) * C - C);
+    },
+  );
+
+  it('finds the copies of a needle far from filler rows, and novelty spawn beyond them gives them a row', () => {
+    const T = 64;
+    const seq = randomSeq(31, T, 3, 2);
+    // Filler keys near e1, the needle span (32–35) too; its copies (36–41, within 8 tokens after
+    // its key token 33) along e2. Saturating growth makes no row after token 32 here.
+    for (let t = 0; t < T; t++) seq.k.set([1, 0.05 * (t % 3), 0.05 * (t % 2)], t * 3);
+    for (let t = 36; t <= 41; t++) seq.k.set([0.02, 1, 0], t * 3);
+    const needle = { at: 32, tokens: 4 };
+    const config = { chunkSize: 4, capacity: 6, beta: 2 };
+    const novelty = copyNovelty(absorbDistances(seq, config), needle, 33, 60, 8);
+    // Unit keys: e1 against e2 is a squared distance near 2; filler lies within 0.01 of a row.
+    expect(novelty.copyDistance).toBeGreaterThan(1.5);
+    expect(novelty.fillerDistanceMax).toBeLessThan(0.05);
+    expect(novelty.fillerDistance).toBeLessThanOrEqual(novelty.fillerDistanceMax);
+    // Only tokens 36–41 (after the needle, within 8 of its key) are copies; 42–59 are filler.
+    const traced = traceHead(seq, config, needle, [61], { keyAt: 33, questionAt: 60, window: 8 });
+    expect(traced.copyDistance).toBe(novelty.copyDistance);
+    expect(traced.fillerDistanceMax).toBe(novelty.fillerDistanceMax);
+    expect(Number.isNaN(traceHead(seq, config, needle, [61]).copyDistance)).toBe(true);
+    // A threshold between the two files the copies in a row of their own, one beyond both does not.
+    const spawned = (spawnDistance: number) =>
+      ovqAttentionReference(seq, { ...config, spawnDistance }).trace.some(
+        (r, j) => j * 4 === 36 && r.spawned.length > 0,
+      );
+    expect(spawned(1)).toBe(true);
+    expect(spawned(3)).toBe(false);
+  });
+
+  it('is NaN where nothing qualifies', () => {
+    const distances = Float64Array.from({ length: 20 }, () => Number.NaN);
+    const none = copyNovelty(distances, { at: 2, tokens: 3 }, 3, 18, 4);
+    for (const x of Object.values(none)) expect(Number.isNaN(x)).toBe(true);
   });
 });
 

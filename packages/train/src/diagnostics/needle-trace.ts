@@ -3,11 +3,14 @@
 // trained layer (`OvqAttention.headInputs`), so the row every token joined comes from the
 // reference's trace rather than from a second implementation of the absorb.
 import {
+  createOvqState,
   normalizeRow,
   type OvqConfig,
   type OvqState,
+  ovqAppend,
   ovqAttentionReference,
   readLogit,
+  resolveOvqConfig,
   type Seq,
 } from '@ovq/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -69,6 +72,20 @@ export type NeedleHeadTrace = {
   keyTwinsInWindow: number;
   /** The twins' share of the read, Σᵢ wᵢ·(twins in i)/cᵢ, averaged like `needleMass`; NaN as above. */
   twinMass: number;
+  /**
+   * How novel the needle's copies were when the dictionary took them (`absorbDistances`: squared
+   * distance of a token's key to the nearest row at its absorb, keys as the op compares them).
+   * `copyDistance`: median over the haystack tokens in the window after the needle's key token
+   * (where a sliding-window layer below copies the needle). `fillerDistance` and
+   * `fillerDistanceMax`: median and largest over the haystack tokens after that window and before
+   * the question (the filler absorbed alongside the copies). NaN where no such token was absorbed
+   * into a non-empty dictionary before the first scored position, or without the key token and
+   * question positions. Novelty spawn with threshold λ (`spawnDistance`) gives a row to tokens
+   * beyond λ, so these say which λ separates the copies from the filler.
+   */
+  copyDistance: number;
+  fillerDistance: number;
+  fillerDistanceMax: number;
   /** Fraction of this sequence's scored tokens the model predicts (argmax). */
   correct: number;
 };
@@ -188,6 +205,72 @@ function prefix(seq: Seq, n: number): Seq {
   };
 }
 
+/**
+ * Each token's squared distance to the nearest dictionary row when its chunk was absorbed, its key
+ * as the op compares it (unit length where the config normalises keys), against the rows as they
+ * stood before that absorb (not this absorb's own spawns). NaN for tokens absorbed into an empty
+ * dictionary and for tokens still pending at the end. The stream is replayed chunk by chunk with
+ * @ovq/core's float64 reference, so the rows are the reference's own.
+ */
+export function absorbDistances(seq: Seq, config: OvqConfig): Float64Array {
+  const { seqLen, keyDim, valueDim } = seq;
+  const state = createOvqState({ keyDim, valueDim }, config);
+  const C = resolveOvqConfig(config).chunkSize;
+  const normalize = state.config.normalize;
+  const out = new Float64Array(seqLen).fill(Number.NaN);
+  const key = new Float64Array(keyDim);
+  for (let start = 0; start + C <= seqLen; start += C) {
+    const rows = state.centroidKeys;
+    for (let t = start; t < start + C && state.size > 0; t++) {
+      if (normalize) normalizeRow(seq.k, t * keyDim, keyDim, key, 0);
+      else key.set(seq.k.subarray(t * keyDim, (t + 1) * keyDim));
+      let nearest = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < state.size; i++) {
+        let d2 = 0;
+        for (let d = 0; d < keyDim; d++) d2 += (key[d] - rows[i * keyDim + d]) ** 2;
+        if (d2 < nearest) nearest = d2;
+      }
+      out[t] = nearest;
+    }
+    ovqAppend(state, {
+      q: seq.q.subarray(start * keyDim, (start + C) * keyDim),
+      k: seq.k.subarray(start * keyDim, (start + C) * keyDim),
+      v: seq.v.subarray(start * valueDim, (start + C) * valueDim),
+      seqLen: C,
+    });
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The `copyDistance` … `fillerDistanceMax` terms of NeedleHeadTrace. */
+export function copyNovelty(
+  distances: Float64Array,
+  needle: { at: number; tokens: number },
+  keyAt: number,
+  questionAt: number,
+  window: number,
+) {
+  const copies: number[] = [];
+  const filler: number[] = [];
+  const end = Math.min(questionAt, distances.length);
+  for (let t = needle.at + needle.tokens; t < end; t++) {
+    if (Number.isNaN(distances[t])) continue;
+    (t <= keyAt + window ? copies : filler).push(distances[t]);
+  }
+  return {
+    copyDistance: median(copies),
+    fillerDistance: median(filler),
+    fillerDistanceMax: filler.length ? Math.max(...filler) : Number.NaN,
+  };
+}
+
 /** The cosine above which a haystack token's key counts as the needle key's twin. */
 export const KEY_TWIN_COSINE = 0.9;
 
@@ -281,7 +364,17 @@ export function traceHead(
   const twinStats = twinsFound
     ? { keyTwins: twinsFound.keyTwins, keyTwinsInWindow: twinsFound.keyTwinsInWindow, twinMass }
     : { keyTwins: Number.NaN, keyTwinsInWindow: Number.NaN, twinMass: Number.NaN };
-  return { ...first, readWeight, needleMass, beta, ...twinStats, ...why };
+  // Novelty of the copies, over what the dictionary had absorbed by the first scored position.
+  const novelty = twins
+    ? copyNovelty(
+        absorbDistances(prefix(seq, scored[0]), config),
+        needle,
+        twins.keyAt,
+        twins.questionAt,
+        twins.window,
+      )
+    : { copyDistance: Number.NaN, fillerDistance: Number.NaN, fillerDistanceMax: Number.NaN };
+  return { ...first, readWeight, needleMass, beta, ...twinStats, ...novelty, ...why };
 }
 
 /** Options of `traceNeedles`. */
@@ -481,6 +574,9 @@ export function summarizeNeedleTraces(traces: NeedleHeadTrace[]) {
       keyTwins: mean((t) => t.keyTwins),
       keyTwinsInWindow: mean((t) => t.keyTwinsInWindow),
       twinMass: mean((t) => t.twinMass),
+      copyDistance: mean((t) => t.copyDistance),
+      fillerDistance: mean((t) => t.fillerDistance),
+      fillerDistanceMax: mean((t) => t.fillerDistanceMax),
       beta: mean((t) => t.beta),
       similarityMargin: mean((t) => t.similarityMargin),
       similarityRank: mean((t) => t.similarityRank),
