@@ -14,6 +14,7 @@ import {
   needleAccuracy,
   niahSpecVocabulary,
   summarizeNeedleTraces,
+  type TaskSpec,
   type TokenBatch,
   type TrainConfig,
   traceNeedles,
@@ -193,12 +194,26 @@ function testTimeVariant(trained: Decoder, flags: VariantFlags) {
   return { model, label, capacityScale, betaScale, spawnDistance };
 }
 
+/**
+ * The trained task with `--needles` distractors (NIAH-MK: several needles, one asked for); a
+ * model trained on anything but niah is refused by name.
+ */
+function withNeedles(task: TaskSpec, needles: number | undefined): TaskSpec {
+  if (needles === undefined) return task;
+  if (task.name !== 'niah')
+    throw new UsageError(
+      `--needles: this checkpoint was trained on ${task.name}; needles apply to niah models only`,
+    );
+  return { ...task, needles };
+}
+
 export async function runEval(
   checkpoint: string,
   flags: {
     lengths?: string;
     batches?: string;
     depths?: string;
+    needles?: string;
     backend?: string;
     'cut-echo'?: boolean;
     decoy?: boolean;
@@ -206,6 +221,7 @@ export async function runEval(
   progress: Progress,
 ) {
   const { cutEcho, decoy } = cutFlags(flags);
+  const needles = integerFlag('needles', flags.needles, 1);
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 8];
   const batches = integerFlag('batches', flags.batches, 1) ?? 4;
   const depths = fractionListFlag('depths', flags.depths);
@@ -218,7 +234,7 @@ export async function runEval(
   try {
     const variant = testTimeVariant(trained.model, flags);
     model = variant.model;
-    const task = config.task;
+    const task = withNeedles(config.task, needles);
     if (depths && task.name !== 'niah')
       throw new UsageError(
         `--depths: this checkpoint was trained on ${task.name}; depths apply to niah models only`,
@@ -228,7 +244,7 @@ export async function runEval(
         `--cut-echo: this checkpoint was trained on ${task.name}; the echo cut applies to niah models only`,
       );
     progress.message(
-      `${checkpoint}: step ${step}, ${config.model.mixers} on ${task.name}${variant.label}`,
+      `${checkpoint}: step ${step}, ${config.model.mixers} on ${task.name}${needles === undefined ? '' : ` with ${needles} needles`}${variant.label}`,
     );
     // Without --depths: the task as trained (NIAH: a random depth per sequence).
     for (const depth of depths ?? [undefined]) {
@@ -282,6 +298,7 @@ export async function runNeedleTrace(
     lengths?: string;
     batches?: string;
     depths?: string;
+    needles?: string;
     out?: string;
     backend?: string;
     'cut-echo'?: boolean;
@@ -290,6 +307,7 @@ export async function runNeedleTrace(
   progress: Progress,
 ) {
   const { cutEcho, decoy } = cutFlags(flags);
+  const needles = integerFlag('needles', flags.needles, 1);
   const lengths = integerListFlag('lengths', flags.lengths) ?? [1, 4, 16];
   const batches = integerFlag('batches', flags.batches, 1) ?? 2;
   const depths = fractionListFlag('depths', flags.depths) ?? [0, 0.5, 1];
@@ -301,7 +319,7 @@ export async function runNeedleTrace(
   let model = trained.model;
   try {
     // Checked before any variant is built: a variant of a model without OVQ fails less clearly.
-    const task = config.task;
+    const task = withNeedles(config.task, needles);
     if (task.name !== 'niah')
       throw new UsageError(
         `--checkpoint: needle-trace needs a niah model; this one was trained on ${task.name}`,
@@ -318,7 +336,7 @@ export async function runNeedleTrace(
     const vocab = niahSpecVocabulary(task);
     const cut = cutEcho ? (decoy ? ", a decoy's echo cut" : ', echo cut') : '';
     progress.message(
-      `${checkpoint}: step ${step}, ${config.model.mixers} on niah${variant.label}${cut}`,
+      `${checkpoint}: step ${step}, ${config.model.mixers} on niah${needles === undefined ? '' : ` with ${needles} needles`}${variant.label}${cut}`,
     );
     const lines = [
       '| length | depth | layer.head | accuracy % | needle tokens seeding a row % | still pending % | rows | count of the needle rows | read weight on them % | needle mass % | haystack keys like the needle key | of them in the window after it | their mass % | copies: squared distance to the nearest row at absorb (median) | filler after them (median / max) | β | similarity margin | slots closer than the needle | ln-count margin | needle key cosine |',

@@ -18,9 +18,9 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 const USAGE = {
   main: 'usage: ovq-train <run|eval|needle-trace|sample|sweep|table> [options]   (ovq-train <command> --help for its options)',
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
-  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1] [--cut-echo [--decoy]] [--eval-capacity 4] [--eval-spawn-distance 1]',
+  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1] [--needles 4] [--cut-echo [--decoy]] [--eval-capacity 4] [--eval-spawn-distance 1]',
   'needle-trace':
-    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--batches 2] [--eval-capacity 4] [--eval-spawn-distance 1] [--cut-echo [--decoy]] [--out trace.json]',
+    'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--needles 4] [--batches 2] [--eval-capacity 4] [--eval-spawn-distance 1] [--cut-echo [--decoy]] [--out trace.json]',
   sample:
     'usage: ovq-train sample --checkpoint runs/latest/ckpt.bin [--prompt "The "] [--tokens 200]',
   table: 'usage: ovq-train table --results results/regime.json [--task niah]',
@@ -70,6 +70,15 @@ const TEST_TIME_FLAGS = {
   },
 } as const;
 
+/** NIAH-MK at test time, shared by eval and needle-trace. */
+const NEEDLES_FLAG = {
+  needles: {
+    type: 'string',
+    description:
+      'NIAH models only: hide this many needles under distinct keys and ask for the one at the depth (NIAH-MK; default: as trained)',
+  },
+} as const;
+
 const EVAL_FLAGS = {
   checkpoint: { type: 'string', description: 'ckpt.bin written by "ovq-train run"' },
   lengths: {
@@ -82,6 +91,7 @@ const EVAL_FLAGS = {
     description:
       'NIAH models only: score the needle at these depths (fractions of the filler, e.g. 0,0.5,0.9,1), each at every length',
   },
+  ...NEEDLES_FLAG,
   'cut-echo': {
     type: 'boolean',
     description:
@@ -106,6 +116,7 @@ const NEEDLE_TRACE_FLAGS = {
     type: 'string',
     description: 'needle depths, fractions of the filler (default 0,0.5,1)',
   },
+  ...NEEDLES_FLAG,
   batches: {
     type: 'string',
     description: "evaluation batches per length and depth, the evaluation's own (default 2)",

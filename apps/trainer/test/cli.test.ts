@@ -153,6 +153,11 @@ describe('ovq-train', () => {
     expect(refused.stderr).toMatch(
       /--depths: this checkpoint was trained on mqar; depths apply to niah models only/,
     );
+    const needles = await run(['eval', '--checkpoint', join(out, 'ckpt.bin'), '--needles', '2']);
+    expect(needles.code).toBe(2);
+    expect(needles.stderr).toMatch(
+      /--needles: this checkpoint was trained on mqar; needles apply to niah models only/,
+    );
     const noNeedle = await run(['needle-trace', '--checkpoint', join(out, 'ckpt.bin')]);
     expect(noNeedle.code).toBe(2);
     expect(noNeedle.stderr).toMatch(
@@ -192,6 +197,14 @@ describe('ovq-train', () => {
       ...['--depths', '0,1', '--lengths', '1,2', '--batches', '1'],
     ];
     const scored = await run(['eval', ...cells]);
+    // NIAH-MK at test time: three needles, the asked one at each depth; 0 needles is refused.
+    const several = await run(['eval', ...cells, '--needles', '3']);
+    expect(several.code).toBe(0);
+    expect(several.stdout).toMatch(/ckpt\.bin: step 2, swa,ovq on niah with 3 needles/);
+    expect(several.stdout.match(/^ *len +(32|64) +loss .*accuracy/gm)).toHaveLength(4);
+    const none = await run(['eval', ...cells, '--needles', '0']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--needles/);
     const traceFile = join(out, 'trace.json');
     const traced = await run(['needle-trace', ...cells, '--out', traceFile]);
     expect(trained.code).toBe(0);

@@ -1,4 +1,5 @@
 // The long-context tasks of the regime experiment: zoology's MQAR training mixture and NIAH-S1.
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { IGNORE, mqarMixtureTask, mqarTask, niahTask, niahVocabulary } from '../src/index.js';
 
@@ -129,7 +130,66 @@ describe('niah', () => {
     expect(text.length).toBeGreaterThan(10);
   });
 
+  it('draws the same single-needle sequences as the generator behind the committed results', () => {
+    // Fingerprints of batches from the generator before it learned several needles (every NIAH
+    // number in apps/trainer/RESULTS.md was scored on its sequences); one needle must not change them.
+    const fingerprint = (options: Parameters<typeof niahTask>[0], T: number) => {
+      const b = niahTask(options).sample(16, T, 9);
+      return createHash('sha256')
+        .update(Buffer.from(b.inputs.buffer))
+        .update(Buffer.from(b.targets.buffer))
+        .digest('hex')
+        .slice(0, 16);
+    };
+    expect(fingerprint({}, 200)).toBe('c7e8dbc57aaff51e');
+    expect(fingerprint({ depth: 0.5, needles: 1 }, 412)).toBe('1d76f072e50a3145');
+    expect(fingerprint({ depth: 1, needleLength: 2 }, 64)).toBe('07ae1df9b0331a14');
+  });
+
+  it('hides several needles under distinct keys and asks for the one at the depth (NIAH-MK)', () => {
+    const T = 300;
+    const span = 6;
+    for (const depth of [0, 0.5, 1, undefined]) {
+      const b = niahTask({ needles: 4, depth }).sample(40, T, 5);
+      for (let s = 0; s < 40; s++) {
+        const row = b.inputs.subarray(s * T, (s + 1) * T);
+        const target = b.targets.subarray(s * T, (s + 1) * T);
+        const q = T - span;
+        const markers = [...row.keys()].filter((t) => row[t] === vocab.needle);
+        expect(markers).toHaveLength(4);
+        // Whole spans, none overlapping another or the question; filler everywhere else.
+        markers.forEach((at, j) => {
+          if (j > 0) expect(at - markers[j - 1]).toBeGreaterThanOrEqual(span);
+          expect(at + span).toBeLessThanOrEqual(q);
+          expect(row[at + 1]).toBeGreaterThanOrEqual(vocab.keyBase);
+          expect(row[at + 1]).toBeLessThan(vocab.valueBase);
+        });
+        const keys = markers.map((at) => row[at + 1]);
+        expect(new Set(keys).size).toBe(4);
+        // The question's key is one needle's; its value is what is scored.
+        const asked = markers.filter((at) => row[at + 1] === row[q + 1]);
+        expect(asked).toHaveLength(1);
+        const value = [...row.subarray(asked[0] + 2, asked[0] + span)];
+        const scored = [...target.keys()].filter((t) => target[t] !== IGNORE);
+        expect(scored.map((t) => target[t])).toEqual(value);
+        for (let t = 0; t < q; t++)
+          if (!markers.some((at) => t >= at && t < at + span))
+            expect(row[t]).toBeLessThan(vocab.fillerSize);
+        if (depth === 0) expect(asked[0]).toBe(0);
+        if (depth === 1) expect(asked[0]).toBe(q - span);
+      }
+    }
+  });
+
   it('rejects bad options with their names', () => {
+    expect(() => niahTask({ needles: 0 })).toThrow(
+      /needles is 0; expected an integer in \[1, 256\]/,
+    );
+    expect(() => niahTask({ needles: 1.5 })).toThrow(/needles is 1.5/);
+    expect(() => niahTask({ needles: 257 })).toThrow(/needles is 257/);
+    expect(() => niahTask({ needles: 3 }).sample(1, 24, 0)).toThrow(
+      /seqLen is 24; expected an integer ≥ 25/,
+    );
     expect(() => niahTask({ depth: 1.5 })).toThrow(/depth is 1.5/);
     expect(() => niahTask({ needleLength: 0 })).toThrow(/needleLength is 0/);
     expect(() => niahTask().sample(1, 10, 0)).toThrow(/seqLen is 10/);

@@ -445,12 +445,18 @@ export function locateNeedles(batch: TokenBatch, vocab: NiahVocabulary) {
   const scored: number[][] = [];
   for (let b = 0; b < B; b++) {
     const row = batch.inputs.subarray(b * T, (b + 1) * T);
-    const at = row.indexOf(vocab.needle);
-    if (at < 0) throw new Error(`batch: sequence ${b} has no NEEDLE token (${vocab.needle})`);
-    needles.push(at);
     const question = row.lastIndexOf(vocab.query);
-    if (question < at)
-      throw new Error(`batch: sequence ${b} has no QUERY token (${vocab.query}) after its needle`);
+    if (question < 0) throw new Error(`batch: sequence ${b} has no QUERY token (${vocab.query})`);
+    // The asked needle: the NEEDLE marker before the question followed by the question's key
+    // (with several needles, the others are distractors).
+    let at = -1;
+    for (let t = 0; t + 1 < question && at < 0; t++)
+      if (row[t] === vocab.needle && row[t + 1] === row[question + 1]) at = t;
+    if (at < 0)
+      throw new Error(
+        `batch: sequence ${b} has no NEEDLE token (${vocab.needle}) under the asked key before its question`,
+      );
+    needles.push(at);
     questions.push(question);
     const positions: number[] = [];
     for (let t = 0; t < T; t++) if (batch.targets[b * T + t] !== IGNORE) positions.push(t);

@@ -25,6 +25,8 @@ export type TaskSpec =
       /** Synthetic filler tokens, or bytes of the default corpus (train/validation documents). */
       filler?: 'synthetic' | 'corpus';
       depth?: number;
+      /** Needles per sequence, one asked for (NIAH-MK); default 1. */
+      needles?: number;
     };
 
 /** The token layout of a NIAH task spec (corpus filler: the 256 byte values). */
@@ -55,7 +57,11 @@ export function createTasksSync(spec: Exclude<TaskSpec, { name: 'byte-lm' }>): T
     case 'niah':
       if (spec.filler === 'corpus')
         throw new Error('task.filler: corpus filler loads asynchronously; use createTasks');
-      return niahTask({ needleLength: spec.needleLength, depth: spec.depth });
+      return niahTask({
+        needleLength: spec.needleLength,
+        depth: spec.depth,
+        needles: spec.needles,
+      });
     case 'mqar':
       return mqarTask(spec);
     case 'basic-recall':
@@ -75,7 +81,7 @@ export function createTasksSync(spec: Exclude<TaskSpec, { name: 'byte-lm' }>): T
 export async function createTasks(spec: TaskSpec): Promise<{ train: Task; evaluation: Task }> {
   if (spec.name === 'niah' && spec.filler === 'corpus') {
     const { train, validation } = splitDocuments(await loadBrownCorpus(), 0.1);
-    const options = { needleLength: spec.needleLength, depth: spec.depth };
+    const options = { needleLength: spec.needleLength, depth: spec.depth, needles: spec.needles };
     return {
       train: niahTask({ ...options, filler: train }),
       evaluation: niahTask({ ...options, filler: validation }),

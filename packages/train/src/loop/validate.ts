@@ -90,7 +90,7 @@ const TASK_KEYS: Record<TaskSpec['name'], readonly string[]> = {
   'linear-regression': ['name', 'functions', 'inputDim', 'outputDim', 'noise'],
   'byte-lm': ['name', 'corpus', 'validationFraction'],
   'mqar-mixture': ['name', 'vocabSize', 'slices', 'powerA'],
-  niah: ['name', 'needleLength', 'filler', 'depth'],
+  niah: ['name', 'needleLength', 'filler', 'depth', 'needles'],
 };
 
 /** Every known path, for suggestions across levels (a top-level "window" means the mixer's). */

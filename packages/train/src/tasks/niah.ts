@@ -25,6 +25,12 @@ export type NiahOptions = {
   values?: number;
   /** Filler tokens for synthetic filler. Default 512. */
   fillerTokens?: number;
+  /**
+   * Needles per sequence (RULER's NIAH-MK): each under its own key, one of them asked for (the one
+   * at `depth`); the others sit at uniform random places in the filler. A model that copies
+   * whatever follows a NEEDLE marker, without matching the key, scores about 1/needles. Default 1.
+   */
+  needles?: number;
 };
 
 /** Token layout of a NIAH vocabulary: [filler | NEEDLE | QUERY | keys | values]. */
@@ -68,6 +74,11 @@ export function niahTask(options: NiahOptions = {}): Task<TokenBatch> {
     throw new RangeError(`niah: depth is ${depth}; expected a number in [0, 1] or undefined`);
   const vocab = niahVocabulary(options);
   const keyCount = vocab.valueBase - vocab.keyBase;
+  const needles = options.needles ?? 1;
+  if (!Number.isInteger(needles) || needles < 1 || needles > keyCount)
+    throw new RangeError(
+      `niah: needles is ${needles}; expected an integer in [1, ${keyCount}] (one distinct key each)`,
+    );
   const valueCount = vocab.vocabSize - vocab.valueBase;
   const documents = Array.isArray(options.filler) ? options.filler : undefined;
   let stream: Uint8Array | undefined;
@@ -82,19 +93,30 @@ export function niahTask(options: NiahOptions = {}): Task<TokenBatch> {
       at += d.bytes.length + 1;
     }
   }
+  // A needle's key (distinct from `taken`) and value, at filler offset `offset`.
+  const drawNeedle = (rng: Random, offset: number, taken: number[]) => {
+    let key = vocab.keyBase + rng.int(0, keyCount);
+    while (taken.includes(key)) key = vocab.keyBase + rng.int(0, keyCount);
+    const value: number[] = [];
+    for (let i = 0; i < k; i++) value.push(vocab.valueBase + rng.int(0, valueCount));
+    return { offset, key, value };
+  };
   // needle span: NEEDLE key v1..vk ; question: QUERY key v1..vk (the last value is not an input
   // that is scored, but keeps the question the same shape as the needle).
   const span = k + 2;
   return {
     name: 'niah',
-    description: `NIAH-S1: a ${k}-token value under a marked key at ${depth === undefined ? 'a random depth' : `depth ${depth}`} of ${documents ? 'corpus' : 'synthetic'} filler, asked for at the end (vocab ${vocab.vocabSize})`,
+    description: `${needles === 1 ? 'NIAH-S1: a' : `NIAH-MK: ${needles} needles, each a`} ${k}-token value under a marked key, ${needles === 1 ? '' : 'the one '}at ${depth === undefined ? 'a random depth' : `depth ${depth}`} of ${documents ? 'corpus' : 'synthetic'} filler asked for at the end (vocab ${vocab.vocabSize})`,
     metric: 'accuracy',
     sample(batch, seqLen, seed) {
-      if (!Number.isInteger(seqLen) || seqLen < 2 * span + 1)
-        throw new RangeError(`niah: seqLen is ${seqLen}; expected an integer ≥ ${2 * span + 1}`);
+      const shortest = (needles + 1) * span + 1;
+      if (!Number.isInteger(seqLen) || seqLen < shortest)
+        throw new RangeError(`niah: seqLen is ${seqLen}; expected an integer ≥ ${shortest}`);
       const inputs = new Int32Array(batch * seqLen);
       const targets = new Int32Array(batch * seqLen).fill(IGNORE);
-      const fillerLength = seqLen - 2 * span;
+      // Filler tokens around the needles: a needle at offset o (in [0, fillerLength]) has o
+      // filler tokens before it.
+      const fillerLength = seqLen - (needles + 1) * span;
       for (let b = 0; b < batch; b++) {
         const rng = new Random(itemSeed(seed, b));
         const row = inputs.subarray(b * seqLen, (b + 1) * seqLen);
@@ -106,13 +128,32 @@ export function niahTask(options: NiahOptions = {}): Task<TokenBatch> {
         } else {
           for (let t = 0; t < seqLen; t++) row[t] = rng.int(0, vocab.fillerSize);
         }
-        const at = Math.round((depth ?? rng.next()) * fillerLength);
-        const key = vocab.keyBase + rng.int(0, keyCount);
-        const value: number[] = [];
-        for (let i = 0; i < k; i++) value.push(vocab.valueBase + rng.int(0, valueCount));
-        row[at] = vocab.needle;
-        row[at + 1] = key;
-        for (let i = 0; i < k; i++) row[at + 2 + i] = value[i];
+        // The asked needle first (with one needle, the same draws as ever), then the others.
+        const asked = drawNeedle(rng, Math.round((depth ?? rng.next()) * fillerLength), []);
+        const placed = [asked];
+        for (let n = 1; n < needles; n++)
+          placed.push(
+            drawNeedle(
+              rng,
+              rng.int(0, fillerLength + 1),
+              placed.map((p) => p.key),
+            ),
+          );
+        // Spans in offset order; on a tie the asked needle goes first below depth 0.5 and last
+        // from it, so depths 0 and 1 keep it at the very start or just before the question.
+        const late = (depth ?? 0.5) >= 0.5;
+        placed.sort(
+          (a, b) =>
+            a.offset - b.offset ||
+            (a === asked ? (late ? 1 : -1) : b === asked ? (late ? -1 : 1) : 0),
+        );
+        placed.forEach(({ offset, key, value }, j) => {
+          const at = offset + j * span;
+          row[at] = vocab.needle;
+          row[at + 1] = key;
+          for (let i = 0; i < k; i++) row[at + 2 + i] = value[i];
+        });
+        const { key, value } = asked;
         const q = seqLen - span;
         row[q] = vocab.query;
         row[q + 1] = key;
