@@ -103,7 +103,13 @@ function resolveGrowth(growth: Growth | undefined): ResolvedGrowth {
     );
   }
   switch (growth.kind) {
-    case 'saturating':
+    case 'saturating': {
+      rejectUnknownKeys('config.growth', growth, ['kind', 'rows']);
+      const rows = (growth as { rows?: unknown }).rows;
+      return rows === undefined
+        ? { kind: 'saturating' }
+        : { kind: 'saturating', rows: requirePositiveInteger('config.growth.rows', rows) };
+    }
     case 'fixed':
     case 'full':
       rejectUnknownKeys('config.growth', growth, ['kind']);

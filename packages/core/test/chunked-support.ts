@@ -132,6 +132,7 @@ export const OPTION_CASES: [string, Partial<OvqConfig>][] = [
   ['saturating-object', { growth: { kind: 'saturating' } }],
   ['raw', { normalize: false, beta: 0.5 }],
   ['novelty', { spawnDistance: 1.2 }],
+  ['novelty-reserve', { spawnDistance: 1.2, growth: { kind: 'saturating', rows: 3 } }],
   [
     'novelty-random-ema-log',
     {

@@ -7,6 +7,7 @@ import { ovqAttention, ovqAttentionBackward } from '../src/chunked/index.js';
 import {
   createOvqState,
   deserializeOvqState,
+  growthTarget,
   OvqInputError,
   ovqAppend,
   ovqAttentionReference,
@@ -227,5 +228,102 @@ describe('novelty spawn: input checks and saved state', () => {
     expect(() =>
       ovqAttentionReference(rest, { ...config, spawnDistance: 1 }, { initialState: state }),
     ).toThrow(/config\.spawnDistance/);
+  });
+});
+
+describe('a reserve for novelty spawn: saturating growth toward R < N rows', () => {
+  it('the schedule saturates toward R (R ≥ N is the paper schedule)', () => {
+    const at = (rows: number | undefined, tau: number) =>
+      growthTarget(
+        resolveOvqConfig({
+          chunkSize: 4,
+          capacity: 10,
+          beta: 1,
+          growth: { kind: 'saturating', rows },
+        }).growth,
+        10,
+        tau,
+      );
+    for (const tau of [1, 7, 40, 1000, 1e6]) {
+      expect(at(undefined, tau)).toBe(
+        Math.max(1, Math.min(tau, Math.floor((10 * tau) / (10 + tau)))),
+      );
+      expect(at(10, tau)).toBe(at(undefined, tau));
+      expect(at(25, tau)).toBe(at(undefined, tau));
+      expect(at(6, tau)).toBe(Math.max(1, Math.min(tau, Math.floor((6 * tau) / (6 + tau)))));
+      expect(at(6, tau)).toBeLessThan(6);
+    }
+  });
+
+  it('one free row files one late novel span; a reserve of three files three', () => {
+    // Filler near two directions; three late spans along three other directions, each after the
+    // schedule has stopped (capacity 8: ⌊8τ/(8+τ)⌋ = 7 from τ = 56 on; with rows 5, 4 from τ = 20).
+    const d = 8;
+    const T = 600;
+    const rng = createRng(9);
+    const seq = randomSeq(6, T, d, 3);
+    for (let t = 0; t < T; t++) {
+      const noise = randn(rng, d);
+      for (let i = 0; i < d; i++) seq.k[t * d + i] = (i === t % 2 ? 1 : 0) + 0.05 * noise[i];
+    }
+    const spans = [300, 400, 500];
+    spans.forEach((at, s) => {
+      for (let t = at; t < at + 4; t++)
+        for (let i = 0; i < d; i++) seq.k[t * d + i] = i === 3 + s ? 1 : 0;
+    });
+    const base = { chunkSize: 10, capacity: 8, beta: 4, spawnDistance: 1 };
+    // Spans that got a row of their own (seeded by one of their tokens, joined by the rest).
+    const filed = (config: OvqConfig) => {
+      const { state, trace } = ovqAttentionReference(seq, config);
+      return spans.filter((at) => {
+        const record = trace[Math.floor(at / 10)];
+        const j = at % 10;
+        return record.spawned.includes(j) && state.counts[record.assignment[j]] === 4;
+      }).length;
+    };
+    expect(filed(base)).toBe(1);
+    expect(filed({ ...base, growth: { kind: 'saturating', rows: 5 } })).toBe(3);
+    // Without novelty spawn the reserve stays empty: rows are left unused, nothing is filed.
+    const unused = ovqAttentionReference(seq, {
+      ...base,
+      spawnDistance: undefined,
+      growth: { kind: 'saturating', rows: 5 },
+    });
+    expect(unused.state.size).toBe(4);
+  });
+
+  it('bad rows are refused by name; a saved state keeps them and refuses others', () => {
+    for (const rows of [0, -2, 1.5, Number.NaN, '4']) {
+      expect(() =>
+        ovqAttentionReference(randomSeq(1, 8, 2, 2), {
+          chunkSize: 4,
+          capacity: 4,
+          beta: 1,
+          growth: { kind: 'saturating', rows } as OvqConfig['growth'],
+        }),
+      ).toThrow(/config\.growth\.rows.*expected a positive integer/);
+    }
+    expect(() =>
+      resolveOvqConfig({
+        chunkSize: 4,
+        capacity: 4,
+        beta: 1,
+        growth: { kind: 'saturating', rows: 2, alpha: 1 } as OvqConfig['growth'],
+      }),
+    ).toThrow(/config\.growth.*alpha/);
+    const config: OvqConfig = {
+      chunkSize: 4,
+      capacity: 9,
+      beta: 2,
+      spawnDistance: 0.5,
+      growth: { kind: 'saturating', rows: 4 },
+    };
+    const seq = randomSeq(3, 40, 4, 2);
+    const { state } = ovqAttentionReference(seq, config);
+    const restored = deserializeOvqState(serializeOvqState(state));
+    expect(restored.config.growth).toEqual({ kind: 'saturating', rows: 4 });
+    expect(() =>
+      ovqAttentionReference(seq, { ...config, growth: 'saturating' }, { initialState: restored }),
+    ).toThrow(/config\.growth/);
   });
 });

@@ -59,6 +59,10 @@ describe.each(HOST_BACKENDS)('ovqAttention op on %s', (backend) => {
       { spawn: 'first', growth: { kind: 'sqrt', scale: 2 }, capacity: 4 },
     ],
     ['novelty spawn', { spawnDistance: NOVELTY }],
+    [
+      'novelty spawn with a reserve (saturating toward 2 rows)',
+      { spawnDistance: NOVELTY, growth: { kind: 'saturating', rows: 2 } },
+    ],
   ] as const) {
     it(`matches @ovq/core (outputs, tf.grad for q, k, v, β), no leaks — ${name} B2-H3-T37-dk5-dv6`, async () => {
       await useBackend(backend);

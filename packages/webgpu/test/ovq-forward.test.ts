@@ -52,6 +52,14 @@ const CASES: Case[] = [
     dv: 64,
     config: { chunkSize: 7, capacity: 64, beta: 8, spawn: 'first', growth: 'full' },
   },
+  {
+    bh: 2,
+    T: 300,
+    dk: 32,
+    dv: 16,
+    // Saturating toward 6 of 20 rows: the schedule stops early and the rows above stay unused.
+    config: { chunkSize: 8, capacity: 20, beta: 4, growth: { kind: 'saturating', rows: 6 } },
+  },
 ];
 
 for (const adapter of present) {

@@ -3,8 +3,11 @@ import type { ResolvedGrowth } from './types.js';
 /** G(τ): the schedule value before flooring (ALGORITHM.md §4, "Growth schedules"). */
 export function growthValue(growth: ResolvedGrowth, capacity: number, tau: number): number {
   switch (growth.kind) {
-    case 'saturating':
-      return (capacity * tau) / (capacity + tau);
+    case 'saturating': {
+      // A saturation level below N leaves the rows above it to novelty spawn.
+      const rows = Math.min(growth.rows ?? capacity, capacity);
+      return (rows * tau) / (rows + tau);
+    }
     case 'log':
       return growth.alpha * Math.log1p(tau / growth.alpha);
     case 'sqrt':

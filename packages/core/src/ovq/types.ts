@@ -13,7 +13,12 @@ export type Growth =
   | 'saturating'
   | 'fixed'
   | 'full'
-  | { kind: 'saturating' }
+  /**
+   * `rows` R (default N): the schedule saturates toward R instead of N, R·τ/(R+τ), leaving the
+   * rows above it to novelty spawn (`spawnDistance`) — a reserve for late novel keys. An
+   * extension of ours; R ≥ N is the paper's schedule.
+   */
+  | { kind: 'saturating'; rows?: number }
   | { kind: 'fixed' }
   | { kind: 'full' }
   | { kind: 'log'; alpha: number }
@@ -50,7 +55,7 @@ export type OvqConfig = {
 
 /** Growth with defaults filled in and string shorthands expanded. */
 export type ResolvedGrowth =
-  | { kind: 'saturating' }
+  | { kind: 'saturating'; rows?: number }
   | { kind: 'fixed' }
   | { kind: 'full' }
   | { kind: 'log'; alpha: number }
