@@ -21,6 +21,7 @@ import {
   train,
   withOvqBetaScale,
   withOvqCapacity,
+  withOvqReserve,
   withOvqSpawnDistance,
 } from '@ovq/train';
 import * as tf from '@tensorflow/tfjs';
@@ -160,6 +161,7 @@ type VariantFlags = {
   'eval-capacity'?: string;
   'eval-beta-scale'?: string;
   'eval-spawn-distance'?: string;
+  'eval-reserve'?: string;
 };
 
 /**
@@ -172,10 +174,16 @@ function testTimeVariant(trained: Decoder, flags: VariantFlags) {
   const capacityScale = numberFlag('eval-capacity', flags['eval-capacity'], 0);
   const betaScale = numberFlag('eval-beta-scale', flags['eval-beta-scale'], 0);
   const spawnDistance = numberFlag('eval-spawn-distance', flags['eval-spawn-distance'], 0);
-  const asked = [capacityScale, betaScale, spawnDistance].some((x) => x !== undefined);
+  const reserve = integerFlag('eval-reserve', flags['eval-reserve'], 1);
+  const asked = [capacityScale, betaScale, spawnDistance, reserve].some((x) => x !== undefined);
   if (asked && !trained.kinds.includes('ovq'))
     throw new UsageError(
-      `--eval-capacity, --eval-beta-scale, --eval-spawn-distance: change OVQ layers; this model's mixers are ${trained.config.mixers}`,
+      `--eval-capacity, --eval-beta-scale, --eval-spawn-distance, --eval-reserve: change OVQ layers; this model's mixers are ${trained.config.mixers}`,
+    );
+  const novelty = spawnDistance ?? trained.config.mixerOptions?.ovqSpawnDistance;
+  if (reserve !== undefined && novelty === undefined)
+    throw new UsageError(
+      '--eval-reserve: reserved rows are filled only by novelty spawn; this model was trained without it, so add --eval-spawn-distance',
     );
   let model = trained;
   const swap = (next: Decoder) => {
@@ -186,12 +194,23 @@ function testTimeVariant(trained: Decoder, flags: VariantFlags) {
   if (betaScale !== undefined) swap(withOvqBetaScale(model, betaScale, createTfjsMixer));
   if (spawnDistance !== undefined)
     swap(withOvqSpawnDistance(model, spawnDistance, createTfjsMixer));
+  if (reserve !== undefined) {
+    const capacity = model.config.mixerOptions?.ovqCapacity ?? 0;
+    if (reserve >= capacity) {
+      if (model !== trained) model.dispose();
+      throw new UsageError(
+        `--eval-reserve: got ${reserve}; expected fewer rows than the OVQ capacity ${capacity}`,
+      );
+    }
+    swap(withOvqReserve(model, reserve, createTfjsMixer));
+  }
   const label = [
     capacityScale === undefined ? '' : `, capacity ×${capacityScale}`,
     betaScale === undefined ? '' : `, β ×${betaScale}`,
     spawnDistance === undefined ? '' : `, novelty spawn at ${spawnDistance}`,
+    reserve === undefined ? '' : `, ${reserve} rows reserved for it`,
   ].join('');
-  return { model, label, capacityScale, betaScale, spawnDistance };
+  return { model, label, capacityScale, betaScale, spawnDistance, reserve };
 }
 
 /**
@@ -331,7 +350,7 @@ export async function runNeedleTrace(
     // Test-time variants of the trained model, as the regime's evalCapacity / evalBetaScale cells.
     const variant = testTimeVariant(trained.model, flags);
     model = variant.model;
-    const { capacityScale, betaScale, spawnDistance } = variant;
+    const { capacityScale, betaScale, spawnDistance, reserve } = variant;
     const needleLength = task.needleLength ?? 4;
     const vocab = niahSpecVocabulary(task);
     const cut = cutEcho ? (decoy ? ", a decoy's echo cut" : ', echo cut') : '';
@@ -366,7 +385,7 @@ export async function runNeedleTrace(
     if (flags.out)
       await writeFile(
         flags.out,
-        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, spawnDistance, cutEcho, decoy, traces: all })}\n`,
+        `${JSON.stringify({ checkpoint, step, capacityScale, betaScale, spawnDistance, reserve, needles, cutEcho, decoy, traces: all })}\n`,
       );
   } finally {
     if (model !== trained.model) model.dispose();

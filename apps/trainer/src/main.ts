@@ -18,7 +18,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 const USAGE = {
   main: 'usage: ovq-train <run|eval|needle-trace|sample|sweep|table> [options]   (ovq-train <command> --help for its options)',
   run: 'usage: ovq-train run [--task mqar] [--mixers swa,ovq] [--len 64] … | --config run.json',
-  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1] [--needles 4] [--cut-echo [--decoy]] [--eval-capacity 4] [--eval-spawn-distance 1]',
+  eval: 'usage: ovq-train eval --checkpoint runs/latest/ckpt.bin [--lengths 1,4,8] [--batches 4] [--depths 0,0.5,1] [--needles 4] [--cut-echo [--decoy]] [--eval-capacity 4] [--eval-spawn-distance 1 [--eval-reserve 4]]',
   'needle-trace':
     'usage: ovq-train needle-trace --checkpoint runs/niah/ckpt.bin [--lengths 1,4,16] [--depths 0,0.5,1] [--needles 4] [--batches 2] [--eval-capacity 4] [--eval-spawn-distance 1] [--cut-echo [--decoy]] [--out trace.json]',
   sample:
@@ -67,6 +67,11 @@ const TEST_TIME_FLAGS = {
     type: 'string',
     description:
       'use the model with novelty spawn (@ovq/core spawnDistance): a token farther than this squared distance from every row seeds a row while the capacity allows',
+  },
+  'eval-reserve': {
+    type: 'string',
+    description:
+      'keep this many OVQ rows for novelty spawn: saturating growth toward capacity − this (@ovq/core growth.rows); needs novelty spawn, trained or --eval-spawn-distance',
   },
 } as const;
 

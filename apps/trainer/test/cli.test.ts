@@ -322,6 +322,37 @@ describe('ovq-train', () => {
       expect(rows).toBeGreaterThanOrEqual(before[i]);
     });
     expect(rowsOf(novelSaved.traces)).not.toEqual(before);
+    // A reserve: saturating growth toward 64 − 60 = 4 rows; λ = 4 never fills the rest, so no
+    // traced cell holds more than 3 rows (⌊4τ/(4 + τ)⌋ < 4). It needs novelty spawn.
+    const reservedFile = join(out, 'trace-reserve.json');
+    const reserved = await run([
+      'needle-trace',
+      ...cells,
+      ...['--eval-spawn-distance', '4', '--eval-reserve', '60', '--out', reservedFile],
+    ]);
+    expect(reserved.code).toBe(0);
+    expect(reserved.stdout).toMatch(/novelty spawn at 4, 60 rows reserved for it/);
+    const reservedSaved = JSON.parse(readFileSync(reservedFile, 'utf8'));
+    expect(reservedSaved.reserve).toBe(60);
+    expect(Math.max(...rowsOf(reservedSaved.traces))).toBeLessThanOrEqual(3);
+    expect(Math.max(...before)).toBeGreaterThan(3);
+    const unfilled = await run(['eval', ...cells, '--eval-reserve', '2']);
+    expect(unfilled.code).toBe(2);
+    expect(unfilled.stderr).toMatch(
+      /--eval-reserve: reserved rows are filled only by novelty spawn/,
+    );
+    const whole = await run([
+      'eval',
+      ...cells,
+      '--eval-spawn-distance',
+      '1',
+      '--eval-reserve',
+      '64',
+    ]);
+    expect(whole.code).toBe(2);
+    expect(whole.stderr).toMatch(
+      /--eval-reserve: got 64; expected fewer rows than the OVQ capacity 64/,
+    );
     const lonely = await run(['needle-trace', ...cells, '--decoy']);
     expect(lonely.code).toBe(2);
     expect(lonely.stderr).toMatch(/--decoy: a control for --cut-echo; pass both, or neither/);

@@ -25,6 +25,7 @@ import {
   validateTrainConfig,
   withOvqBetaScale,
   withOvqCapacity,
+  withOvqReserve,
   withOvqSpawnDistance,
 } from '../src/index.js';
 
@@ -528,6 +529,62 @@ describe('regime sweep', () => {
       expect(() => withOvqSpawnDistance(model, 0, createTfjsMixer)).toThrow(
         /evalSpawnDistance: distance is 0; expected a number > 0/,
       );
+    });
+
+    it('a reserve copy grows toward N − reserve rows and leaves the rest to novelty spawn', async () => {
+      const model = perturbedOvqModel();
+      const x = tf.tensor2d(
+        Int32Array.from({ length: 48 }, (_, i) => (i * 7) % 32),
+        [1, 48],
+        'int32',
+      );
+      // λ = 4 never spawns and λ = 1e-6 always does (see above); capacity 8, 48 tokens.
+      const never = withOvqSpawnDistance(model, 4, createTfjsMixer);
+      const always = withOvqSpawnDistance(model, 1e-6, createTfjsMixer);
+      const copies = [
+        withOvqReserve(never, 4, createTfjsMixer),
+        withOvqReserve(always, 4, createTfjsMixer),
+      ];
+      try {
+        expect(copies[0].config.mixerOptions!.ovqGrowth).toEqual({ kind: 'saturating', rows: 4 });
+        const size = async (m: Decoder) => (await m.dictionaryHealth(x))[0].size;
+        // The schedule alone: ⌊8·48/56⌋ = 6 rows; toward 4: ⌊4·48/52⌋ = 3; novelty fills all 8.
+        expect(await size(never)).toBe(6);
+        expect(await size(copies[0])).toBe(3);
+        expect(await size(copies[1])).toBe(8);
+        expect(Array.from(copies[0].forward(x).dataSync())).not.toEqual(
+          Array.from(never.forward(x).dataSync()),
+        );
+        expect(copies[0].stateSize(48)).toEqual(model.stateSize(48));
+      } finally {
+        for (const m of [model, never, always, ...copies]) m.dispose();
+        x.dispose();
+      }
+      const plain = perturbedOvqModel();
+      const novel = withOvqSpawnDistance(plain, 1, createTfjsMixer);
+      try {
+        expect(() => withOvqReserve(plain, 2, createTfjsMixer)).toThrow(
+          /evalReserve: the model has no novelty spawn/,
+        );
+        for (const bad of [0, 8, 2.5])
+          expect(() => withOvqReserve(novel, bad, createTfjsMixer)).toThrow(
+            new RegExp(`evalReserve: reserve is ${bad}; expected an integer in \\[1, 7\\]`),
+          );
+        const logGrowth = new Decoder(
+          {
+            ...novel.config,
+            mixerOptions: { ...novel.config.mixerOptions, ovqGrowth: { kind: 'log', alpha: 2 } },
+          },
+          createTfjsMixer,
+        );
+        expect(() => withOvqReserve(logGrowth, 2, createTfjsMixer)).toThrow(
+          /a reserve applies to saturating growth/,
+        );
+        logGrowth.dispose();
+      } finally {
+        plain.dispose();
+        novel.dispose();
+      }
     });
 
     it('a β-scaled copy shifts every OVQ head log β by ln f and leaves the model as it was', () => {

@@ -51,6 +51,7 @@ export {
   trainingSpec,
   withOvqBetaScale,
   withOvqCapacity,
+  withOvqReserve,
   withOvqSpawnDistance,
 } from './run.js';
 export { resultTables } from './tables.js';

@@ -289,6 +289,48 @@ export function withOvqSpawnDistance(
 }
 
 /**
+ * A copy of `model` (same weights) whose OVQ layers keep `reserve` rows for novelty spawn: the
+ * saturating schedule grows toward N − reserve rows (@ovq/core `growth: {kind: 'saturating',
+ * rows}`), so several late novel spans can each get a row. Needs novelty spawn (trained with it,
+ * or `withOvqSpawnDistance` first): without it the reserved rows would stay empty.
+ */
+export function withOvqReserve(
+  model: Decoder,
+  reserve: number,
+  createMixer: MixerFactory,
+): Decoder {
+  const options = model.config.mixerOptions ?? {};
+  const capacity = options.ovqCapacity;
+  if (capacity === undefined || !model.kinds.includes('ovq'))
+    throw new Error(
+      'evalReserve: the model has no sized OVQ layer (ovqCapacity) to reserve rows in',
+    );
+  if (!(Number.isInteger(reserve) && reserve >= 1 && reserve < capacity))
+    throw new Error(
+      `evalReserve: reserve is ${reserve}; expected an integer in [1, ${capacity - 1}] (the OVQ capacity is ${capacity})`,
+    );
+  if (options.ovqSpawnDistance === undefined)
+    throw new Error(
+      'evalReserve: the model has no novelty spawn (ovqSpawnDistance), which alone fills reserved rows; add it first',
+    );
+  const growth = options.ovqGrowth;
+  const saturating =
+    growth === undefined ||
+    growth === 'saturating' ||
+    (typeof growth === 'object' && growth.kind === 'saturating');
+  if (!saturating)
+    throw new Error(
+      `evalReserve: the model grows by ${JSON.stringify(growth)}; a reserve applies to saturating growth`,
+    );
+  return copyModel(
+    model,
+    { ...options, ovqGrowth: { kind: 'saturating', rows: capacity - reserve } },
+    createMixer,
+    'evalReserve',
+  );
+}
+
+/**
  * A copy of `model` whose OVQ layers read with `factor`× their trained β (every head's log β
  * shifted by ln factor): the test-time sharpness ablation. β > 1× weighs the similarity term
  * more against the ln-count prior, which grows with the length while the similarity does not.
