@@ -43,18 +43,27 @@ function noveltySpawns(config: OvqConfig, trace: OvqTrace): number {
 }
 
 /**
- * A haystack of keys near two directions with one far-off needle key at `needleAt`, written after
- * the saturating schedule has stopped spawning (capacity 5: ⌊5τ/(5+τ)⌋ = 4 rows from τ = 20 on).
+ * A haystack of 8-dimensional keys near two directions with far-off needle spans: `needles` as
+ * [start, length, axis] put `length` keys along axis `axis` (2–7) from `start`. The default, one
+ * key at `needleAt` along axis 5, is written after the saturating schedule has stopped spawning
+ * (capacity 5: ⌊5τ/(5+τ)⌋ = 4 rows from τ = 20 on).
  */
-function haystack(T: number, needleAt: number): Seq {
+function haystack(
+  T: number,
+  needleAt: number,
+  needles: [number, number, number][] = [[needleAt, 1, 5]],
+  seeds = [4, 3],
+): Seq {
   const d = 8;
-  const rng = createRng(3);
-  const seq = randomSeq(4, T, d, 3);
+  const rng = createRng(seeds[1]);
+  const seq = randomSeq(seeds[0], T, d, 3);
   for (let t = 0; t < T; t++) {
     const noise = randn(rng, d);
     for (let i = 0; i < d; i++) seq.k[t * d + i] = (i === t % 2 ? 1 : 0) + 0.05 * noise[i];
   }
-  for (let i = 0; i < d; i++) seq.k[needleAt * d + i] = i === 5 ? 1 : 0;
+  for (const [start, length, axis] of needles)
+    for (let t = start; t < start + length; t++)
+      for (let i = 0; i < d; i++) seq.k[t * d + i] = i === axis ? 1 : 0;
   return seq;
 }
 
@@ -258,19 +267,13 @@ describe('a reserve for novelty spawn: saturating growth toward R < N rows', () 
   it('one free row files one late novel span; a reserve of three files three', () => {
     // Filler near two directions; three late spans along three other directions, each after the
     // schedule has stopped (capacity 8: ⌊8τ/(8+τ)⌋ = 7 from τ = 56 on; with rows 5, 4 from τ = 20).
-    const d = 8;
-    const T = 600;
-    const rng = createRng(9);
-    const seq = randomSeq(6, T, d, 3);
-    for (let t = 0; t < T; t++) {
-      const noise = randn(rng, d);
-      for (let i = 0; i < d; i++) seq.k[t * d + i] = (i === t % 2 ? 1 : 0) + 0.05 * noise[i];
-    }
     const spans = [300, 400, 500];
-    spans.forEach((at, s) => {
-      for (let t = at; t < at + 4; t++)
-        for (let i = 0; i < d; i++) seq.k[t * d + i] = i === 3 + s ? 1 : 0;
-    });
+    const seq = haystack(
+      600,
+      spans[0],
+      spans.map((at, s) => [at, 4, 3 + s]),
+      [6, 9],
+    );
     const base = { chunkSize: 10, capacity: 8, beta: 4, spawnDistance: 1 };
     // Spans that got a row of their own (seeded by one of their tokens, joined by the rest).
     const filed = (config: OvqConfig) => {
