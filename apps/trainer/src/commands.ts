@@ -12,6 +12,7 @@ import {
   loadTrainedModel,
   type NeedleHeadTrace,
   needleAccuracy,
+  needleAnswers,
   niahSpecVocabulary,
   summarizeNeedleTraces,
   type TaskSpec,
@@ -298,6 +299,22 @@ export async function runEval(
         }
         const r = await evaluate(model, evaluation, seqLen, batches, config.evalBatchSize, step);
         progress.message(describeEval(r));
+        if (task.name === 'niah' && (task.needles ?? 1) > 1) {
+          // Whose value it answers: the asked needle's, or (without matching the key) another's.
+          const vocab = niahSpecVocabulary(task);
+          const answers: { asked: number; other: number }[] = [];
+          for (let i = 0; i < batches; i++) {
+            const batch = evaluationBatch(evaluation, config.evalBatchSize, seqLen, i);
+            answers.push(
+              ...(await needleAnswers(model, batch as TokenBatch, vocab, task.needleLength ?? 4)),
+            );
+          }
+          const mean = (f: (a: { asked: number; other: number }) => number) =>
+            answers.reduce((sum, a) => sum + f(a), 0) / answers.length;
+          progress.message(
+            `    answer tokens from the asked needle ${percent(mean((a) => a.asked))}%, from the other needle most like the answer ${percent(mean((a) => a.other))}%`,
+          );
+        }
       }
     }
   } finally {

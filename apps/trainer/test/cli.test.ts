@@ -202,6 +202,11 @@ describe('ovq-train', () => {
     expect(several.code).toBe(0);
     expect(several.stdout).toMatch(/ckpt\.bin: step 2, swa,ovq on niah with 3 needles/);
     expect(several.stdout.match(/^ *len +(32|64) +loss .*accuracy/gm)).toHaveLength(4);
+    expect(
+      several.stdout.match(
+        /^ +answer tokens from the asked needle \d+\.\d%, from the other needle most like the answer \d+\.\d%$/gm,
+      ),
+    ).toHaveLength(4);
     const none = await run(['eval', ...cells, '--needles', '0']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/--needles/);

@@ -10,6 +10,8 @@ import {
   Decoder,
   evaluate,
   evaluationBatch,
+  needleAccuracy,
+  needleAnswers,
   niahTask,
   niahVocabulary,
   readWeightsAt,
@@ -370,6 +372,69 @@ describe('traceNeedles on a decoder', () => {
     // At depth 0.9 the asked needle mostly follows a distractor: the first marker is not it.
     expect(afterAnother).toBeGreaterThan(0);
     model.dispose();
+  });
+
+  it('needleAnswers tells an answer from the asked needle from one copied from another', async () => {
+    const needleLength = 2;
+    const vocab = niahVocabulary({ needleLength });
+    const T = 64;
+    const batch = evaluationBatch(
+      niahTask({ needleLength, depth: 0.5, needles: 3 }),
+      4,
+      T,
+      0,
+    ) as TokenBatch;
+    const markers = (b: number) => {
+      const row = batch.inputs.subarray(b * T, (b + 1) * T);
+      const q = row.lastIndexOf(vocab.query);
+      const all = [...row.keys()].filter((t) => t < q && row[t] === vocab.needle);
+      const asked = all.find((t) => row[t + 1] === row[q + 1])!;
+      return { row, asked, others: all.filter((t) => t !== asked) };
+    };
+    // A stand-in model whose argmax at scored token j of sequence b is value token j of the
+    // needle `pick(b)` chooses (a Decoder needs only forwardAt here).
+    const answering = (pick: (b: number) => number) =>
+      ({
+        forwardAt: (_inputs: tf.Tensor, positions: Int32Array) => {
+          const tokens = Array.from(positions, (p) => {
+            const b = Math.floor(p / T);
+            const j = (p % T) - (markers(b).row.lastIndexOf(vocab.query) + 1);
+            return markers(b).row[pick(b) + 2 + j];
+          });
+          return tf.oneHot(tf.tensor1d(tokens, 'int32'), vocab.vocabSize).toFloat();
+        },
+      }) as unknown as Decoder;
+    const agree = (b: number, a: number, c: number) => {
+      const { row } = markers(b);
+      return [0, 1].filter((j) => row[a + 2 + j] === row[c + 2 + j]).length / 2;
+    };
+    const keyed = await needleAnswers(
+      answering((b) => markers(b).asked),
+      batch,
+      vocab,
+      needleLength,
+    );
+    const copied = await needleAnswers(
+      answering((b) => markers(b).others[0]),
+      batch,
+      vocab,
+      needleLength,
+    );
+    for (let b = 0; b < 4; b++) {
+      const { asked, others } = markers(b);
+      expect(keyed[b].asked).toBe(1);
+      expect(keyed[b].other).toBe(Math.max(...others.map((o) => agree(b, asked, o))));
+      expect(copied[b].other).toBe(1);
+      expect(copied[b].asked).toBe(agree(b, asked, others[0]));
+    }
+    // `asked` is the accuracy needleAccuracy reports.
+    const accuracy = await needleAccuracy(
+      answering((b) => markers(b).others[0]),
+      batch,
+      vocab,
+      needleLength,
+    );
+    expect(copied.map((a) => a.asked)).toEqual(accuracy);
   });
 
   it('names a sequence without a question, or without a needle under the asked key before it', async () => {

@@ -531,6 +531,25 @@ function cutPatch(
   };
 }
 
+/** The model's argmax token at each sequence's scored positions. */
+async function scoredPredictions(
+  model: Decoder,
+  batch: TokenBatch,
+  inputs: tf.Tensor,
+  scored: number[][],
+  patch: ResidualPatch | undefined,
+): Promise<number[][]> {
+  const T = batch.seqLen;
+  const flat = scored.flatMap((positions, b) => positions.map((t) => b * T + t));
+  const argmax = tf.tidy(() =>
+    tf.argMax(model.forwardAt(inputs, Int32Array.from(flat), patch), -1),
+  );
+  const predicted = await argmax.data();
+  argmax.dispose();
+  let i = 0;
+  return scored.map((positions) => positions.map(() => predicted[i++]));
+}
+
 async function scoredAccuracy(
   model: Decoder,
   batch: TokenBatch,
@@ -539,20 +558,41 @@ async function scoredAccuracy(
   patch: ResidualPatch | undefined,
 ): Promise<number[]> {
   const T = batch.seqLen;
-  const flat = scored.flatMap((positions, b) => positions.map((t) => b * T + t));
-  const argmax = tf.tidy(() =>
-    tf.argMax(model.forwardAt(inputs, Int32Array.from(flat), patch), -1),
-  );
-  const predicted = await argmax.data();
-  argmax.dispose();
-  const correct: number[] = [];
-  let i = 0;
-  for (const [b, positions] of scored.entries()) {
-    let hits = 0;
-    for (const t of positions) if (predicted[i++] === batch.targets[b * T + t]) hits++;
-    correct.push(hits / positions.length);
-  }
-  return correct;
+  const predicted = await scoredPredictions(model, batch, inputs, scored, patch);
+  return scored.map((positions, b) => {
+    const hits = positions.filter((t, j) => predicted[b][j] === batch.targets[b * T + t]).length;
+    return hits / positions.length;
+  });
+}
+
+/**
+ * With several needles (NIAH-MK), whose value the model answers, per sequence: `asked`, the
+ * fraction of scored tokens equal to the asked needle's value (the accuracy), and `other`, the
+ * largest such fraction over the other needles (token j of the answer against value token j of
+ * that needle). A model that matches the key has asked ≈ 1, other ≈ 0; one that copies a needle
+ * without matching the key has other > 0; one that blends them may match neither.
+ */
+export async function needleAnswers(
+  model: Decoder,
+  batch: TokenBatch,
+  vocab: NiahVocabulary,
+  needleLength: number,
+): Promise<{ asked: number; other: number }[]> {
+  return onNeedleBatch(model, batch, vocab, needleLength, {}, async (where, inputs) => {
+    const T = batch.seqLen;
+    const predicted = await scoredPredictions(model, batch, inputs, where.scored, undefined);
+    return where.scored.map((positions, b) => {
+      const row = batch.inputs.subarray(b * T, (b + 1) * T);
+      // Value token j of the needle at `at` is at + 2 + j; the answer's token j is the j-th scored.
+      const agreement = (at: number) =>
+        positions.filter((_, j) => predicted[b][j] === row[at + 2 + j]).length / positions.length;
+      let other = 0;
+      for (let t = 0; t < where.questions[b]; t++)
+        if (row[t] === vocab.needle && t !== where.needles[b])
+          other = Math.max(other, agreement(t));
+      return { asked: agreement(where.needles[b]), other };
+    });
+  });
 }
 
 /** Means over sequences per (layer, head); rowCount averages the sequences where it is defined. */
