@@ -104,9 +104,14 @@ export function niahTask(options: NiahOptions = {}): Task<TokenBatch> {
   // needle span: NEEDLE key v1..vk ; question: QUERY key v1..vk (the last value is not an input
   // that is scored, but keeps the question the same shape as the needle).
   const span = k + 2;
+  const where = depth === undefined ? 'a random depth' : `depth ${depth}`;
+  const fillerName = documents ? 'corpus' : 'synthetic';
   return {
     name: 'niah',
-    description: `${needles === 1 ? 'NIAH-S1: a' : `NIAH-MK: ${needles} needles, each a`} ${k}-token value under a marked key, ${needles === 1 ? '' : 'the one '}at ${depth === undefined ? 'a random depth' : `depth ${depth}`} of ${documents ? 'corpus' : 'synthetic'} filler asked for at the end (vocab ${vocab.vocabSize})`,
+    description:
+      needles === 1
+        ? `NIAH-S1: a ${k}-token value under a marked key at ${where} of ${fillerName} filler, asked for at the end (vocab ${vocab.vocabSize})`
+        : `NIAH-MK: ${needles} ${k}-token values under distinct marked keys in ${fillerName} filler, the one at ${where} asked for at the end (vocab ${vocab.vocabSize})`,
     metric: 'accuracy',
     sample(batch, seqLen, seed) {
       const shortest = (needles + 1) * span + 1;
