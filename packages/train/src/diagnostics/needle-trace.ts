@@ -10,7 +10,6 @@ import {
   ovqAppend,
   ovqAttentionReference,
   readLogit,
-  resolveOvqConfig,
   type Seq,
 } from '@ovq/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -215,8 +214,7 @@ function prefix(seq: Seq, n: number): Seq {
 export function absorbDistances(seq: Seq, config: OvqConfig): Float64Array {
   const { seqLen, keyDim, valueDim } = seq;
   const state = createOvqState({ keyDim, valueDim }, config);
-  const C = resolveOvqConfig(config).chunkSize;
-  const normalize = state.config.normalize;
+  const { chunkSize: C, normalize } = state.config;
   const out = new Float64Array(seqLen).fill(Number.NaN);
   const key = new Float64Array(keyDim);
   for (let start = 0; start + C <= seqLen; start += C) {
@@ -267,7 +265,8 @@ export function copyNovelty(
   return {
     copyDistance: median(copies),
     fillerDistance: median(filler),
-    fillerDistanceMax: filler.length ? Math.max(...filler) : Number.NaN,
+    // A reduce, not Math.max(...filler): a long haystack would overflow the argument list.
+    fillerDistanceMax: filler.length ? filler.reduce((a, x) => Math.max(a, x)) : Number.NaN,
   };
 }
 
